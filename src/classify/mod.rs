@@ -1,0 +1,400 @@
+//! Classification: the one decision, made once per outcome, that drives everything else.
+//!
+//! Every outcome of an attempt, `Ok(response)` or `Err(error)`, is given to a [`Classify`]
+//! implementation, which answers with a [`Classification`]: success, retryable (with a
+//! [`Reason`] and an optional server hint of how long to wait), or fatal. The retry loop, the
+//! error that reaches the caller and the events that operators read are all derived from that
+//! answer, so changing behaviour means changing the classifier, never the loop.
+//!
+//! Classifiers see the request as well as the outcome, because whether a failure may be retried
+//! often depends on what was asked (an HTTP `POST` is not retried where a `GET` is).
+//!
+//! ```
+//! use std::io;
+//! use tower_tenacity::BoxError;
+//! use tower_tenacity::classify::{classify_fn, Classification, Classify, Reason};
+//!
+//! // "Not found" is an answer, not a failure; "busy" is worth another try.
+//! let classifier = classify_fn(|_req: &String, outcome: Result<&u16, &BoxError>| match outcome {
+//!     Ok(200 | 404) => Classification::Success,
+//!     Ok(503) => Classification::retryable(Reason::Status(503)),
+//!     Ok(code) => Classification::fatal(Reason::Status(*code)),
+//!     Err(err) => tower_tenacity::classify::classify_error(err.as_ref()),
+//! });
+//! let req = "GET /".to_string();
+//! assert!(classifier.classify(&req, Ok(&503)).is_retryable());
+//! let refused: BoxError = io::Error::from(io::ErrorKind::ConnectionRefused).into();
+//! assert_eq!(classifier.classify(&req, Err(&refused)).reason(), Some(Reason::Connect));
+//! ```
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::io;
+use std::iter;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{BoxError, Error, ErrorKind, TimeoutScope};
+
+/// The verdict on one outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Classification {
+    /// The call did what was asked: return it.
+    Success,
+    /// The call failed in a way that another attempt may fix.
+    Retryable {
+        /// Why it failed.
+        reason: Reason,
+        /// How long the server asked the client to wait (`Retry-After`, gRPC pushback). When
+        /// present it replaces the computed backoff, within `max_retry_after`.
+        after: Option<Duration>,
+    },
+    /// The call failed and another attempt would fail the same way.
+    Fatal {
+        /// Why it failed.
+        reason: Reason,
+    },
+}
+
+impl Classification {
+    /// A retryable failure with no server hint.
+    pub const fn retryable(reason: Reason) -> Self {
+        Classification::Retryable {
+            reason,
+            after: None,
+        }
+    }
+
+    /// A retryable failure for which the server asked to wait `after`.
+    pub const fn retry_after(reason: Reason, after: Duration) -> Self {
+        Classification::Retryable {
+            reason,
+            after: Some(after),
+        }
+    }
+
+    /// A failure that is not worth retrying.
+    pub const fn fatal(reason: Reason) -> Self {
+        Classification::Fatal { reason }
+    }
+
+    /// `true` for [`Classification::Success`].
+    pub const fn is_success(&self) -> bool {
+        matches!(self, Classification::Success)
+    }
+
+    /// `true` for [`Classification::Retryable`].
+    pub const fn is_retryable(&self) -> bool {
+        matches!(self, Classification::Retryable { .. })
+    }
+
+    /// `true` for [`Classification::Fatal`].
+    pub const fn is_fatal(&self) -> bool {
+        matches!(self, Classification::Fatal { .. })
+    }
+
+    /// Why the outcome failed; `None` on success.
+    pub const fn reason(&self) -> Option<Reason> {
+        match self {
+            Classification::Success => None,
+            Classification::Retryable { reason, .. } | Classification::Fatal { reason } => {
+                Some(*reason)
+            }
+        }
+    }
+}
+
+impl fmt::Display for Classification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Classification::Success => f.write_str("success"),
+            Classification::Retryable {
+                reason,
+                after: Some(after),
+            } => write!(f, "retryable ({reason}; server asked to wait {after:?})"),
+            Classification::Retryable { reason, after: None } => write!(f, "retryable ({reason})"),
+            Classification::Fatal { reason } => write!(f, "fatal ({reason})"),
+        }
+    }
+}
+
+/// Why an outcome was a failure.
+///
+/// `Display` gives a short phrase ("connection refused", "HTTP status 503") that suits both log
+/// lines and the keys of a metrics table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// One of this crate's timeouts fired.
+    Timeout(TimeoutScope),
+    /// The connection could not be made (refused, unreachable): the request never left.
+    Connect,
+    /// The connection broke while the request was in flight (reset, aborted, broken pipe).
+    Reset,
+    /// Another I/O error, by kind.
+    Io(io::ErrorKind),
+    /// An HTTP response status.
+    Status(u16),
+    /// The server said it is overloaded or rate limiting.
+    Throttled,
+    /// The request was provably not sent, so retrying it is safe whatever it is.
+    NeverSent,
+    /// Anything else; the text names it.
+    Other(&'static str),
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Timeout(TimeoutScope::Attempt) => f.write_str("attempt timed out"),
+            Reason::Timeout(TimeoutScope::Total) => f.write_str("deadline exceeded"),
+            Reason::Connect => f.write_str("connection refused"),
+            Reason::Reset => f.write_str("connection reset"),
+            Reason::Io(kind) => write!(f, "I/O error: {kind}"),
+            Reason::Status(code) => write!(f, "HTTP status {code}"),
+            Reason::Throttled => f.write_str("throttled"),
+            Reason::NeverSent => f.write_str("request never sent"),
+            Reason::Other(text) => f.write_str(text),
+        }
+    }
+}
+
+/// Decides what one outcome means.
+///
+/// `request` is the request as it was sent (the copy that retry keeps), `outcome` what the
+/// service answered. Implementations must be cheap and must not panic: they run on every call.
+pub trait Classify<Req, Res, E> {
+    /// Classifies one outcome of `request`.
+    fn classify(&self, request: &Req, outcome: Result<&Res, &E>) -> Classification;
+}
+
+impl<Req, Res, E, C> Classify<Req, Res, E> for Arc<C>
+where
+    C: Classify<Req, Res, E> + ?Sized,
+{
+    fn classify(&self, request: &Req, outcome: Result<&Res, &E>) -> Classification {
+        (**self).classify(request, outcome)
+    }
+}
+
+impl<Req, Res, E, C> Classify<Req, Res, E> for &C
+where
+    C: Classify<Req, Res, E> + ?Sized,
+{
+    fn classify(&self, request: &Req, outcome: Result<&Res, &E>) -> Classification {
+        (**self).classify(request, outcome)
+    }
+}
+
+/// A classifier made of a closure; see [`classify_fn`].
+#[derive(Clone, Copy)]
+pub struct ClassifyFn<F>(F);
+
+/// Makes a classifier of a closure `Fn(&Req, Result<&Res, &E>) -> Classification`.
+pub fn classify_fn<F>(f: F) -> ClassifyFn<F> {
+    ClassifyFn(f)
+}
+
+impl<F> fmt::Debug for ClassifyFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClassifyFn").finish_non_exhaustive()
+    }
+}
+
+impl<Req, Res, E, F> Classify<Req, Res, E> for ClassifyFn<F>
+where
+    F: Fn(&Req, Result<&Res, &E>) -> Classification,
+{
+    fn classify(&self, request: &Req, outcome: Result<&Res, &E>) -> Classification {
+        (self.0)(request, outcome)
+    }
+}
+
+/// The classifier for any service: every `Ok` is a success; an error is retryable when
+/// [`classify_error`] finds a transient cause in it, fatal otherwise.
+///
+/// It works with any error type that can be seen as a `dyn Error` (see [`AsDynError`]), which
+/// includes the `BoxError` that every layer of this crate returns.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefaultClassifier;
+
+impl<Req, Res, E: AsDynError> Classify<Req, Res, E> for DefaultClassifier {
+    fn classify(&self, _request: &Req, outcome: Result<&Res, &E>) -> Classification {
+        match outcome {
+            Ok(_) => Classification::Success,
+            Err(err) => classify_error(err.as_dyn_error()),
+        }
+    }
+}
+
+/// Classifies an error by the first cause in its chain that says something:
+///
+/// * this crate's per-attempt timeout is retryable ([`Reason::Timeout`]); a total-deadline
+///   timeout is fatal, since no time is left to retry in;
+/// * an [`io::Error`] of a transient kind is retryable: `ConnectionRefused` as
+///   [`Reason::Connect`], `ConnectionReset`, `ConnectionAborted` and `BrokenPipe` as
+///   [`Reason::Reset`], `TimedOut`, `NotConnected` and `UnexpectedEof` as [`Reason::Io`];
+/// * anything else is fatal ([`Reason::Io`] for other I/O errors, [`Reason::Other`] beyond).
+pub fn classify_error(err: &(dyn StdError + 'static)) -> Classification {
+    for cause in causes(err) {
+        if let Some(ours) = cause.downcast_ref::<Error>() {
+            match ours.kind() {
+                ErrorKind::Timeout {
+                    scope: TimeoutScope::Attempt,
+                    ..
+                } => return Classification::retryable(Reason::Timeout(TimeoutScope::Attempt)),
+                ErrorKind::Timeout {
+                    scope: TimeoutScope::Total,
+                    ..
+                } => return Classification::fatal(Reason::Timeout(TimeoutScope::Total)),
+                // Retries that already ran out below us are final here too.
+                _ => return Classification::fatal(ours.reason().unwrap_or(Reason::Other("error"))),
+            }
+        }
+        if let Some(io) = cause.downcast_ref::<io::Error>() {
+            return classify_io(io.kind());
+        }
+    }
+    Classification::fatal(Reason::Other("error"))
+}
+
+/// Classifies an I/O error kind as [`classify_error`] does.
+pub fn classify_io(kind: io::ErrorKind) -> Classification {
+    use io::ErrorKind as K;
+    match kind {
+        K::ConnectionRefused => Classification::retryable(Reason::Connect),
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => {
+            Classification::retryable(Reason::Reset)
+        }
+        K::TimedOut | K::NotConnected | K::UnexpectedEof => {
+            Classification::retryable(Reason::Io(kind))
+        }
+        other => Classification::fatal(Reason::Io(other)),
+    }
+}
+
+/// Iterates over `err` and its chain of [`source`](StdError::source)s.
+pub fn causes<'a>(
+    err: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    iter::successors(Some(err), |&e| e.source())
+}
+
+/// The first error of type `T` in `err`'s cause chain, `err` itself included.
+///
+/// ```
+/// use std::io;
+/// use tower_tenacity::BoxError;
+/// use tower_tenacity::classify::find_cause;
+///
+/// let err: BoxError = io::Error::new(io::ErrorKind::Other, "wrapped").into();
+/// assert!(find_cause::<io::Error>(err.as_ref()).is_some());
+/// ```
+pub fn find_cause<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    causes(err).find_map(|cause| cause.downcast_ref::<T>())
+}
+
+/// Error types that can be looked at as a `dyn Error`, so that cause-chain classifiers work on
+/// them.
+///
+/// `BoxError` and this crate's errors have it; for a service with a concrete error type, add a
+/// one-line impl or map its error into a `BoxError`.
+pub trait AsDynError {
+    /// This error as a trait object.
+    fn as_dyn_error(&self) -> &(dyn StdError + 'static);
+}
+
+impl AsDynError for BoxError {
+    fn as_dyn_error(&self) -> &(dyn StdError + 'static) {
+        &**self
+    }
+}
+
+impl AsDynError for Box<dyn StdError + Send + 'static> {
+    fn as_dyn_error(&self) -> &(dyn StdError + 'static) {
+        &**self
+    }
+}
+
+impl AsDynError for Box<dyn StdError + 'static> {
+    fn as_dyn_error(&self) -> &(dyn StdError + 'static) {
+        &**self
+    }
+}
+
+macro_rules! as_dyn_error_for {
+    ($($ty:ty),*) => {$(
+        impl AsDynError for $ty {
+            fn as_dyn_error(&self) -> &(dyn StdError + 'static) {
+                self
+            }
+        }
+    )*};
+}
+
+as_dyn_error_for!(io::Error, Error, std::convert::Infallible);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_io_kinds_are_retryable_and_others_fatal() {
+        use io::ErrorKind as K;
+        for kind in [K::ConnectionRefused, K::ConnectionReset, K::ConnectionAborted] {
+            assert!(classify_io(kind).is_retryable(), "{kind:?}");
+        }
+        for kind in [K::BrokenPipe, K::TimedOut, K::NotConnected, K::UnexpectedEof] {
+            assert!(classify_io(kind).is_retryable(), "{kind:?}");
+        }
+        for kind in [K::PermissionDenied, K::NotFound, K::InvalidData, K::Other] {
+            assert_eq!(classify_io(kind), Classification::fatal(Reason::Io(kind)));
+        }
+    }
+
+    #[derive(Debug)]
+    struct Wrapper(io::Error);
+    impl fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("wrapped")
+        }
+    }
+    impl StdError for Wrapper {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn the_cause_chain_is_searched() {
+        let err: BoxError = Box::new(Wrapper(io::ErrorKind::ConnectionReset.into()));
+        assert_eq!(
+            DefaultClassifier.classify(&(), Err::<&(), _>(&err)),
+            Classification::retryable(Reason::Reset)
+        );
+        assert_eq!(causes(err.as_ref()).count(), 2);
+        let plain: BoxError = "no cause".into();
+        assert_eq!(
+            DefaultClassifier.classify(&(), Err::<&(), _>(&plain)),
+            Classification::fatal(Reason::Other("error"))
+        );
+    }
+
+    #[test]
+    fn our_timeouts_are_told_apart() {
+        let attempt: BoxError = Error::timeout(TimeoutScope::Attempt, Duration::from_secs(1)).into();
+        let total: BoxError = Error::timeout(TimeoutScope::Total, Duration::from_secs(1)).into();
+        assert_eq!(
+            classify_error(attempt.as_ref()),
+            Classification::retryable(Reason::Timeout(TimeoutScope::Attempt))
+        );
+        assert!(classify_error(total.as_ref()).is_fatal());
+    }
+
+    #[test]
+    fn ok_is_success() {
+        let ok: Result<&u8, &BoxError> = Ok(&1);
+        assert!(DefaultClassifier.classify(&(), ok).is_success());
+        assert_eq!(Classification::Success.reason(), None);
+    }
+}

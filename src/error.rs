@@ -1,0 +1,370 @@
+//! The one error type that this crate's layers return, and the configuration error.
+//!
+//! Every layer's service has `BoxError` as its error type, so that layers stack with each other
+//! and with tower's own. An error that one of our layers *made* is an [`Error`]: downcast the
+//! `BoxError` to it (or use [`Error::find`], which also looks through wrappers) and ask
+//! [`Error::kind`] what happened. Errors of the wrapped service pass through unchanged, or, when
+//! retry gave up on them, as the [`source`](std::error::Error::source) of an [`Error`] that says
+//! why retrying stopped.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use crate::classify::Reason;
+
+/// A type-erased error, as tower uses it: what every layer of this crate returns.
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// Which of the two timeouts fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimeoutScope {
+    /// One attempt ran longer than the per-attempt timeout ([`TimeoutLayer`](crate::timeout::TimeoutLayer)).
+    Attempt,
+    /// The whole call, attempts and backoff included, ran out of its total budget
+    /// ([`DeadlineLayer`](crate::timeout::DeadlineLayer)).
+    Total,
+}
+
+/// Which limit stopped the retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Limit {
+    /// `max_attempts` attempts were made.
+    Attempts,
+    /// The next attempt would have started after `max_elapsed`.
+    Elapsed,
+    /// The backoff before the next attempt would have reached the total deadline.
+    Deadline,
+    /// The server asked to wait longer than `max_retry_after` allows.
+    RetryAfter {
+        /// What the server asked for.
+        requested: Duration,
+        /// The configured cap.
+        cap: Duration,
+    },
+}
+
+/// What an [`Error`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A timeout fired: `after` is the configured duration of the one that did.
+    Timeout {
+        /// Per attempt or total.
+        scope: TimeoutScope,
+        /// The configured timeout that elapsed.
+        after: Duration,
+    },
+    /// The last attempt failed with a retryable error and a [`Limit`] kept retry from going on.
+    RetriesExhausted {
+        /// Attempts made, the first included.
+        attempts: u32,
+        /// The limit that was reached.
+        limit: Limit,
+    },
+    /// The last attempt failed with a retryable error and the shared
+    /// [`RetryBudget`](crate::retry::RetryBudget) had no retry left to give.
+    BudgetExhausted {
+        /// Attempts made, the first included.
+        attempts: u32,
+    },
+    /// The last attempt failed with a retryable error but the request could not be made again
+    /// (see [`Replay`](crate::retry::Replay)), so it was not retried.
+    NotReplayable {
+        /// Attempts made, the first included.
+        attempts: u32,
+    },
+}
+
+/// The error made by this crate's layers.
+///
+/// `Display` reads as one sentence a user can act on, for example
+/// `request timed out after 2s (attempt 3 of 3)`; [`kind`](Self::kind) says the same as data, and
+/// [`source`](StdError::source) keeps the cause that the last attempt failed with.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_tenacity::{BoxError, Error, ErrorKind, TimeoutScope};
+///
+/// fn describe(err: &BoxError) -> String {
+///     match Error::find(err.as_ref()).map(Error::kind) {
+///         Some(ErrorKind::Timeout { scope: TimeoutScope::Total, after }) => {
+///             format!("gave up: the {after:?} budget is spent")
+///         }
+///         Some(ErrorKind::RetriesExhausted { attempts, .. }) => format!("failed {attempts} times"),
+///         _ => err.to_string(),
+///     }
+/// }
+/// # let err: BoxError = "plain".into();
+/// # assert_eq!(describe(&err), "plain");
+/// ```
+pub struct Error {
+    kind: ErrorKind,
+    attempt: Option<Attempt>,
+    reason: Option<Reason>,
+    subject: Option<Box<str>>,
+    source: Option<BoxError>,
+}
+
+/// "Attempt `number` of `max`": where in the retry loop an error happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Attempt {
+    /// The attempt, counting from 1.
+    pub number: u32,
+    /// How many attempts were allowed.
+    pub max: u32,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind) -> Self {
+        Error {
+            kind,
+            attempt: None,
+            reason: None,
+            subject: None,
+            source: None,
+        }
+    }
+
+    pub(crate) fn timeout(scope: TimeoutScope, after: Duration) -> Self {
+        Error::new(ErrorKind::Timeout { scope, after })
+    }
+
+    pub(crate) fn with_attempt(mut self, attempt: Option<Attempt>) -> Self {
+        self.attempt = attempt;
+        self
+    }
+
+    pub(crate) fn with_reason(mut self, reason: Reason) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+
+    pub(crate) fn with_source(mut self, source: BoxError) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Names what was called in the message, for example `GET http://host/x`, in place of the
+    /// word "request".
+    pub fn with_subject(mut self, subject: impl Into<Box<str>>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// What happened.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The attempt this error is about, when a retry layer was involved.
+    pub fn attempt(&self) -> Option<Attempt> {
+        self.attempt
+    }
+
+    /// How many attempts were made in all, when known.
+    pub fn attempts(&self) -> Option<u32> {
+        match self.kind {
+            ErrorKind::RetriesExhausted { attempts, .. }
+            | ErrorKind::BudgetExhausted { attempts }
+            | ErrorKind::NotReplayable { attempts } => Some(attempts),
+            ErrorKind::Timeout { .. } => self.attempt.map(|a| a.number),
+        }
+    }
+
+    /// Why the classifier called the last outcome a failure, when a retry layer classified it.
+    pub fn reason(&self) -> Option<Reason> {
+        self.reason
+    }
+
+    /// Whether a timeout fired, either directly or as the last cause of retries that ran out.
+    pub fn timeout_scope(&self) -> Option<TimeoutScope> {
+        match self.kind {
+            ErrorKind::Timeout { scope, .. } => Some(scope),
+            _ => self.last_timeout().map(|(scope, _)| scope),
+        }
+    }
+
+    /// The first [`Error`] in `err`'s cause chain, `err` itself included.
+    pub fn find<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a Error> {
+        crate::classify::find_cause::<Error>(err)
+    }
+
+    fn last_timeout(&self) -> Option<(TimeoutScope, Duration)> {
+        let source = self.source.as_deref()?;
+        match source.downcast_ref::<Error>()?.kind {
+            ErrorKind::Timeout { scope, after } => Some((scope, after)),
+            _ => None,
+        }
+    }
+}
+
+impl TryFrom<BoxError> for Error {
+    type Error = BoxError;
+
+    /// Takes the [`Error`] out of a `BoxError` that holds one; gives the box back otherwise.
+    fn try_from(err: BoxError) -> Result<Self, BoxError> {
+        err.downcast::<Error>().map(|boxed| *boxed)
+    }
+}
+
+fn write_timeout(f: &mut fmt::Formatter<'_>, scope: TimeoutScope, after: Duration) -> fmt::Result {
+    match scope {
+        TimeoutScope::Attempt => write!(f, "timed out after {after:?}"),
+        TimeoutScope::Total => write!(f, "exceeded its total deadline of {after:?}"),
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.subject.as_deref().unwrap_or("request"))?;
+        f.write_str(" ")?;
+        match self.kind {
+            ErrorKind::Timeout { scope, after } => write_timeout(f, scope, after)?,
+            _ => match (self.last_timeout(), self.reason) {
+                (Some((scope, after)), _) => write_timeout(f, scope, after)?,
+                (None, Some(reason)) => write!(f, "failed: {reason}")?,
+                (None, None) => f.write_str("failed")?,
+            },
+        }
+        let note = match self.kind {
+            ErrorKind::Timeout { .. } | ErrorKind::RetriesExhausted { limit: Limit::Attempts, .. } => {
+                None
+            }
+            ErrorKind::RetriesExhausted { limit: Limit::Elapsed, .. } => {
+                Some("not retried: the retry time limit was reached".to_owned())
+            }
+            ErrorKind::RetriesExhausted { limit: Limit::Deadline, .. } => {
+                Some("not retried: the backoff would reach the deadline".to_owned())
+            }
+            ErrorKind::RetriesExhausted { limit: Limit::RetryAfter { requested, cap }, .. } => Some(
+                format!("not retried: the server asked to wait {requested:?}, over the {cap:?} cap"),
+            ),
+            ErrorKind::BudgetExhausted { .. } => Some("not retried: retry budget exhausted".to_owned()),
+            ErrorKind::NotReplayable { .. } => {
+                Some("not retried: the request cannot be sent again".to_owned())
+            }
+        };
+        match (self.attempt, note) {
+            (Some(a), Some(note)) => write!(f, " (attempt {} of {}; {note})", a.number, a.max),
+            (Some(a), None) => write!(f, " (attempt {} of {})", a.number, a.max),
+            (None, Some(note)) => write!(f, " ({note})"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.kind);
+        if let Some(attempt) = &self.attempt {
+            d.field("attempt", attempt);
+        }
+        if let Some(reason) = &self.reason {
+            d.field("reason", reason);
+        }
+        if let Some(subject) = &self.subject {
+            d.field("subject", subject);
+        }
+        if let Some(source) = &self.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+/// A configuration that a builder refused: names the field, the value and the bound it broke.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_tenacity::retry::{ExponentialBackoff, RetryLayer};
+///
+/// let err = RetryLayer::builder()
+///     .backoff(ExponentialBackoff::new(Duration::from_secs(10), 2.0, Duration::from_secs(5)))
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(err.field(), "backoff.initial");
+/// assert_eq!(err.to_string(), "invalid configuration: backoff.initial (10s) must not exceed backoff.max (5s)");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    field: &'static str,
+    problem: ConfigProblem,
+}
+
+/// What was wrong with a [`ConfigError`]'s field.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ConfigProblem {
+    /// A number that must be finite was NaN or infinite.
+    NotFinite(f64),
+    /// A number fell outside its range.
+    OutOfRange {
+        /// The value given.
+        value: f64,
+        /// The smallest value allowed.
+        min: f64,
+        /// The largest value allowed.
+        max: f64,
+    },
+    /// A count that must be at least one was zero.
+    Zero,
+    /// A duration that must be positive was zero.
+    ZeroDuration,
+    /// A duration was larger than another that bounds it.
+    Exceeds {
+        /// The value given.
+        value: Duration,
+        /// The name of the bounding field.
+        bound: &'static str,
+        /// The bounding field's value.
+        limit: Duration,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn new(field: &'static str, problem: ConfigProblem) -> Self {
+        ConfigError { field, problem }
+    }
+
+    /// The field that was refused, dotted like `backoff.initial`.
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+
+    /// What was wrong with it.
+    pub fn problem(&self) -> &ConfigProblem {
+        &self.problem
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let field = self.field;
+        write!(f, "invalid configuration: ")?;
+        match &self.problem {
+            ConfigProblem::NotFinite(v) => write!(f, "{field} must be a finite number, got {v}"),
+            ConfigProblem::OutOfRange { value, min, max } if max.is_infinite() => {
+                write!(f, "{field} must be at least {min}, got {value}")
+            }
+            ConfigProblem::OutOfRange { value, min, max } => {
+                write!(f, "{field} must be between {min} and {max}, got {value}")
+            }
+            ConfigProblem::Zero => write!(f, "{field} must be at least 1, got 0"),
+            ConfigProblem::ZeroDuration => write!(f, "{field} must be longer than zero"),
+            ConfigProblem::Exceeds { value, bound, limit } => {
+                write!(f, "{field} ({value:?}) must not exceed {bound} ({limit:?})")
+            }
+        }
+    }
+}
+
+impl StdError for ConfigError {}

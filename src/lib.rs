@@ -1,0 +1,95 @@
+//! Resilience middleware for [tower]: per-attempt timeouts, a total deadline, exponential-backoff
+//! retry, and one classifier that drives them all.
+//!
+//! # One idea
+//!
+//! Every outcome of a call, `Ok(response)` or `Err(error)`, is classified once, by a
+//! [`Classify`](classify::Classify) implementation:
+//!
+//! ```text
+//! Success | Retryable { reason, after: Option<Duration> } | Fatal { reason }
+//! ```
+//!
+//! That one answer decides whether the retry loop goes on, what error the caller sees, and what
+//! the `tracing` events and the [`Observer`](retry::Observer) report. To change what is retried,
+//! change the classifier; the loop stays as it is.
+//!
+//! # The layers
+//!
+//! Outermost first, the recommended order:
+//!
+//! | layer | job |
+//! |---|---|
+//! | [`DeadlineLayer`](timeout::DeadlineLayer) | one budget for the whole call, attempts and backoff included |
+//! | [`RetryLayer`](retry::RetryLayer) | classify, decide, back off, re-issue; attempts, elapsed and budget limits |
+//! | [`TimeoutLayer`](timeout::TimeoutLayer) | bounds one attempt; its expiry is retryable |
+//!
+//! Each works alone and around any [`tower::Service`](tower_service::Service).
+//! [`ResilienceLayer`] builds all three from one validated configuration. Retry inside a
+//! deadline knows the time left and never starts a backoff that would end past it.
+//!
+//! # Quick start
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower::{service_fn, Layer, Service, ServiceExt};
+//! use tower_tenacity::{classify::DefaultClassifier, BoxError, Error, ErrorKind, ResilienceLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), BoxError> {
+//! # tokio::time::pause();
+//! // A service that never answers in time.
+//! let stuck = service_fn(|_: &'static str| async {
+//!     tokio::time::sleep(Duration::from_secs(3600)).await;
+//!     Ok::<_, BoxError>("never")
+//! });
+//! let mut svc = ResilienceLayer::builder(DefaultClassifier)
+//!     .total_timeout(Duration::from_secs(10))
+//!     .attempt_timeout(Duration::from_secs(2))
+//!     .max_attempts(3)
+//!     .build()?
+//!     .layer(stuck);
+//!
+//! let err = svc.ready().await?.call("lookup").await.unwrap_err();
+//! let err = Error::find(err.as_ref()).expect("one of ours");
+//! assert!(matches!(err.kind(), ErrorKind::RetriesExhausted { attempts: 3, .. }));
+//! assert_eq!(err.to_string(), "request timed out after 2s (attempt 3 of 3)");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Errors
+//!
+//! Every layer's error type is [`BoxError`], like tower's own. What a layer of this crate
+//! decided is an [`Error`], with [`kind`](Error::kind) saying which timeout fired or which limit
+//! stopped the retries, after how many attempts, and the last cause as its
+//! [`source`](std::error::Error::source). Bad configuration is a [`ConfigError`] from `build()`,
+//! never a panic.
+//!
+//! # Time
+//!
+//! All time comes from `tokio::time`, so `tokio::time::pause()` makes tests of this crate, and
+//! of code that uses it, deterministic. Jitter is random per request and can be seeded.
+//!
+//! # Features
+//!
+//! * `backoff` (off by default): lets a [`backoff`](https://docs.rs/backoff) crate schedule
+//!   drive the retry delays. That crate is unmaintained (RUSTSEC-2025-0012), which is why it is
+//!   not on by default.
+//!
+//! [tower]: https://docs.rs/tower
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod classify;
+mod error;
+mod preset;
+pub mod retry;
+pub mod timeout;
+
+pub use crate::error::{
+    Attempt, BoxError, ConfigError, ConfigProblem, Error, ErrorKind, Limit, TimeoutScope,
+};
+pub use crate::preset::{ResilienceBuilder, ResilienceLayer};

@@ -1,0 +1,225 @@
+//! A retry budget: retries as a share of recent requests, plus a small floor.
+//!
+//! Per-request limits (attempts, elapsed time) bound what one caller does, but not what a fleet
+//! of callers does to a server that is already failing: with three attempts each, every client
+//! triples its load exactly when the server can least take it, and the retries themselves keep
+//! the server down. A budget bounds retries across *all* requests that share it, so that during
+//! an outage the extra load is a fixed fraction (`ratio`) of the real traffic, as in Finagle's
+//! retry budget and gRPC's retry throttling (gRFC A6).
+//!
+//! Every request deposits `ratio` of a token; every retry withdraws one whole token. A floor of
+//! `floor` retries per `window` lets a service with little traffic still retry the odd failure.
+//! Tokens are "recent" because they halve for every window that passes, and that decay is
+//! applied only when a retry asks, so the success path pays one atomic add and never reads the
+//! clock. Everything is atomics: clones share one budget, with no lock.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::error::{ConfigError, ConfigProblem};
+
+/// Milli-tokens per retry: deposits are fractions of a token, kept as integers.
+const TOKEN: i64 = 1000;
+
+/// Retries allowed as a share of recent requests plus a floor, shared by every clone.
+///
+/// Under a sustained 100% failure the inner service sees at most
+/// `(1 + ratio) × requests + floor × windows` calls, however many attempts each request may
+/// make.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_tenacity::retry::{RetryBudget, RetryLayer};
+///
+/// // At most 10% extra load, and 5 retries a second whatever the traffic.
+/// let budget = RetryBudget::new(0.1, 5, Duration::from_secs(1)).unwrap();
+/// let layer = RetryLayer::builder().budget(budget.clone()).build().unwrap();
+/// # let _ = layer;
+/// assert_eq!(budget.retries_left(), 5);
+/// ```
+#[derive(Clone)]
+pub struct RetryBudget {
+    state: Arc<State>,
+}
+
+struct State {
+    deposit: i64,
+    floor: i64,
+    window: Duration,
+    origin: Instant,
+    /// Milli-tokens earned by requests and not yet spent.
+    earned: AtomicI64,
+    /// Retries left from this window's floor.
+    floor_left: AtomicI64,
+    /// The window (counted from `origin`) that `floor_left` belongs to.
+    current_window: AtomicU64,
+}
+
+impl Default for RetryBudget {
+    /// 20% of recent requests plus 10 retries a second.
+    fn default() -> Self {
+        RetryBudget::build(0.2, 10, Duration::from_secs(1))
+    }
+}
+
+impl RetryBudget {
+    /// A budget of `ratio` retries per request (`0.0..=1000.0`) plus `floor` retries per
+    /// `window` (which must be longer than zero).
+    pub fn new(ratio: f64, floor: u32, window: Duration) -> Result<Self, ConfigError> {
+        if !ratio.is_finite() {
+            return Err(ConfigError::new("budget.ratio", ConfigProblem::NotFinite(ratio)));
+        }
+        if !(0.0..=1000.0).contains(&ratio) {
+            return Err(ConfigError::new(
+                "budget.ratio",
+                ConfigProblem::OutOfRange {
+                    value: ratio,
+                    min: 0.0,
+                    max: 1000.0,
+                },
+            ));
+        }
+        if window.is_zero() {
+            return Err(ConfigError::new("budget.window", ConfigProblem::ZeroDuration));
+        }
+        Ok(RetryBudget::build(ratio, floor, window))
+    }
+
+    fn build(ratio: f64, floor: u32, window: Duration) -> Self {
+        RetryBudget {
+            state: Arc::new(State {
+                deposit: (ratio * TOKEN as f64).round() as i64,
+                floor: i64::from(floor),
+                window,
+                origin: Instant::now(),
+                earned: AtomicI64::new(0),
+                floor_left: AtomicI64::new(i64::from(floor)),
+                current_window: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Records one request. Called by the retry layer for each call, not for each attempt.
+    pub fn deposit(&self) {
+        self.state.earned.fetch_add(self.state.deposit, Ordering::Relaxed);
+    }
+
+    /// Takes one retry from the budget, earned tokens first; `false` when there is none left.
+    /// Reads the clock, to apply the decay of the windows that passed.
+    pub fn withdraw(&self) -> bool {
+        let state = &*self.state;
+        self.roll_window(Instant::now());
+        take(&state.earned, TOKEN) || take(&state.floor_left, 1)
+    }
+
+    /// Whole retries available now, ignoring the decay that the next withdrawal may apply.
+    pub fn retries_left(&self) -> u64 {
+        let earned = self.state.earned.load(Ordering::Relaxed).max(0) / TOKEN;
+        let floor = self.state.floor_left.load(Ordering::Relaxed).max(0);
+        (earned + floor) as u64
+    }
+
+    /// Starts a new window when `now` is past the current one: refills the floor and halves the
+    /// earned tokens once per window that passed.
+    fn roll_window(&self, now: Instant) {
+        let state = &*self.state;
+        let elapsed = now.saturating_duration_since(state.origin).as_nanos();
+        let window = u64::try_from(elapsed / state.window.as_nanos()).unwrap_or(u64::MAX);
+        let seen = state.current_window.load(Ordering::Acquire);
+        if window <= seen
+            || state
+                .current_window
+                .compare_exchange(seen, window, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return;
+        }
+        state.floor_left.store(state.floor, Ordering::Release);
+        let halvings = u32::try_from(window - seen).unwrap_or(u32::MAX).min(63);
+        // The closure always returns Some, so this cannot fail.
+        let _ = state
+            .earned
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |earned| {
+                Some(earned >> halvings)
+            });
+    }
+}
+
+/// Subtracts `amount` from `counter` if it holds at least that much.
+fn take(counter: &AtomicI64, amount: i64) -> bool {
+    counter
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+            (left >= amount).then_some(left - amount)
+        })
+        .is_ok()
+}
+
+impl fmt::Debug for RetryBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryBudget")
+            .field("ratio", &(self.state.deposit as f64 / TOKEN as f64))
+            .field("floor", &self.state.floor)
+            .field("window", &self.state.window)
+            .field("retries_left", &self.retries_left())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_are_a_share_of_requests_plus_the_floor() {
+        let budget = RetryBudget::new(0.5, 2, Duration::from_secs(3600)).unwrap();
+        for _ in 0..10 {
+            budget.deposit();
+        }
+        assert_eq!(budget.retries_left(), 7);
+        let granted = (0..100).filter(|_| budget.withdraw()).count();
+        assert_eq!(granted, 7);
+        assert_eq!(budget.retries_left(), 0);
+    }
+
+    #[test]
+    fn a_zero_ratio_leaves_only_the_floor() {
+        let budget = RetryBudget::new(0.0, 1, Duration::from_secs(3600)).unwrap();
+        budget.deposit();
+        assert!(budget.withdraw());
+        assert!(!budget.withdraw());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_floor_refills_and_earnings_decay_per_window() {
+        let budget = RetryBudget::new(1.0, 1, Duration::from_secs(1)).unwrap();
+        for _ in 0..8 {
+            budget.deposit();
+        }
+        // Spend the floor's retry last: earned tokens go first.
+        assert_eq!((0..9).filter(|_| budget.withdraw()).count(), 9);
+        assert!(!budget.withdraw());
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        assert!(budget.withdraw(), "a new window brings the floor back");
+        assert!(!budget.withdraw());
+        for _ in 0..8 {
+            budget.deposit();
+        }
+        tokio::time::advance(Duration::from_secs(2)).await;
+        // Two windows later the 8 earned tokens are down to 2, plus the floor.
+        assert_eq!((0..10).filter(|_| budget.withdraw()).count(), 3);
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        let err = RetryBudget::new(f64::NAN, 1, Duration::from_secs(1)).unwrap_err();
+        assert_eq!(err.field(), "budget.ratio");
+        let err = RetryBudget::new(-0.1, 1, Duration::from_secs(1)).unwrap_err();
+        assert_eq!(err.field(), "budget.ratio");
+        let err = RetryBudget::new(0.1, 1, Duration::ZERO).unwrap_err();
+        assert_eq!(err.field(), "budget.window");
+    }
+}

@@ -1,0 +1,175 @@
+//! What the retry loop reports: `tracing` events, and the same as data for an [`Observer`].
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::classify::{Classification, Reason};
+use crate::error::{Attempt, Limit};
+
+/// Why the retry loop stopped on a failed outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GiveUp {
+    /// The classifier called the outcome fatal.
+    Fatal,
+    /// A [`Limit`] was reached.
+    Limit(Limit),
+    /// The [`RetryBudget`](super::RetryBudget) had no retry to give.
+    Budget,
+    /// The request could not be made again.
+    NotReplayable,
+}
+
+impl fmt::Display for GiveUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GiveUp::Fatal => f.write_str("fatal failure"),
+            GiveUp::Limit(Limit::Attempts) => f.write_str("attempts exhausted"),
+            GiveUp::Limit(Limit::Elapsed) => f.write_str("retry time limit reached"),
+            GiveUp::Limit(Limit::Deadline) => f.write_str("no time left before the deadline"),
+            GiveUp::Limit(Limit::RetryAfter { .. }) => f.write_str("server hint over the cap"),
+            GiveUp::Budget => f.write_str("retry budget exhausted"),
+            GiveUp::NotReplayable => f.write_str("request cannot be sent again"),
+        }
+    }
+}
+
+/// One thing that happened in a retry loop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// An attempt is being sent.
+    Attempt {
+        /// Which one.
+        attempt: Attempt,
+    },
+    /// An attempt finished and was classified.
+    Outcome {
+        /// Which one.
+        attempt: Attempt,
+        /// What the classifier said.
+        classification: Classification,
+    },
+    /// The attempt failed and another follows after `delay`.
+    Retry {
+        /// The attempt that failed.
+        attempt: Attempt,
+        /// The wait before the next attempt.
+        delay: Duration,
+        /// Why the attempt failed.
+        reason: Reason,
+        /// Whether `delay` came from the server's hint rather than the backoff.
+        hinted: bool,
+    },
+    /// The attempt failed and no other follows.
+    GiveUp {
+        /// The last attempt.
+        attempt: Attempt,
+        /// Why retrying stopped.
+        why: GiveUp,
+        /// Why the last attempt failed, when it was classified.
+        reason: Option<Reason>,
+    },
+}
+
+/// Receives every [`Event`] of a retry layer, for metrics. Set with
+/// [`RetryBuilder::observer`](super::RetryBuilder::observer); without one the events cost
+/// only the `tracing` macros.
+///
+/// Any `Fn(&Event) + Send + Sync` is an observer:
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use tower_tenacity::retry::{Event, RetryLayer};
+///
+/// let retries = Arc::new(AtomicU64::new(0));
+/// let counter = retries.clone();
+/// let layer = RetryLayer::builder()
+///     .observer(move |event: &Event| {
+///         if let Event::Retry { .. } = event {
+///             counter.fetch_add(1, Ordering::Relaxed);
+///         }
+///     })
+///     .build()
+///     .unwrap();
+/// # let _ = layer;
+/// ```
+pub trait Observer: Send + Sync + 'static {
+    /// Called synchronously, on the task that runs the request: keep it short.
+    fn on_event(&self, event: &Event);
+}
+
+impl<F> Observer for F
+where
+    F: Fn(&Event) + Send + Sync + 'static,
+{
+    fn on_event(&self, event: &Event) {
+        self(event)
+    }
+}
+
+/// Sends `event` to `tracing` and to the observer, if any.
+pub(crate) fn emit(observer: Option<&dyn Observer>, event: Event) {
+    match event {
+        Event::Attempt { attempt } => {
+            tracing::trace!(attempt = attempt.number, max_attempts = attempt.max, "attempt");
+        }
+        Event::Outcome {
+            attempt,
+            classification,
+        } => {
+            tracing::debug!(
+                attempt = attempt.number,
+                max_attempts = attempt.max,
+                outcome = %classification,
+                "attempt finished"
+            );
+        }
+        Event::Retry {
+            attempt,
+            delay,
+            reason,
+            hinted,
+        } => {
+            tracing::info!(
+                attempt = attempt.number,
+                max_attempts = attempt.max,
+                delay_ms = delay.as_millis() as u64,
+                %reason,
+                server_hint = hinted,
+                "retrying"
+            );
+        }
+        Event::GiveUp {
+            attempt,
+            why,
+            reason,
+        } if why == GiveUp::Fatal => {
+            // A fatal answer (a 404, say) is the service's verdict, not an incident.
+            tracing::debug!(
+                attempt = attempt.number,
+                max_attempts = attempt.max,
+                why = %why,
+                reason = reason.map(tracing::field::display),
+                "not retrying"
+            );
+        }
+        Event::GiveUp {
+            attempt,
+            why,
+            reason,
+        } => {
+            tracing::warn!(
+                attempt = attempt.number,
+                max_attempts = attempt.max,
+                why = %why,
+                reason = reason.map(tracing::field::display),
+                "giving up"
+            );
+        }
+    }
+    if let Some(observer) = observer {
+        observer.on_event(&event);
+    }
+}

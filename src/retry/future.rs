@@ -1,0 +1,315 @@
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+use tower_service::Service;
+
+use super::{Event, GiveUp, Replay, Schedule, Shared};
+use crate::classify::{Classification, Classify, Reason};
+use crate::error::{Attempt, BoxError, Error, ErrorKind, Limit};
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        // An attempt is in flight.
+        Calling { #[pin] future: F },
+        // Waiting out the delay before the next attempt.
+        Backoff { #[pin] sleep: Sleep },
+        // Waiting for the service to be ready for the next attempt.
+        Readying,
+    }
+}
+
+pin_project! {
+    /// The future of a [`Retry`](super::Retry) call: a state machine over attempts, backoff
+    /// sleeps and readiness.
+    pub struct ResponseFuture<S, Req, C, P>
+    where
+        S: Service<Req>,
+    {
+        #[pin]
+        state: State<S::Future>,
+        service: S,
+        // The copy kept for classification and for making the next attempt's request.
+        kept: Option<Req>,
+        // The request for the next attempt, made before the backoff so that a request that
+        // cannot be replayed is known before waiting for nothing.
+        next: Option<Req>,
+        classifier: C,
+        replay: P,
+        shared: Arc<Shared>,
+        attempt: u32,
+        // When the first attempt was found pending; a call that completes at once reads no clock.
+        started: Option<Instant>,
+        // Per-request backoff state, made at the first retry.
+        backoff: Option<BackoffState>,
+    }
+}
+
+impl<S, Req, C, P> ResponseFuture<S, Req, C, P>
+where
+    S: Service<Req>,
+{
+    pub(crate) fn new(
+        future: S::Future,
+        service: S,
+        kept: Option<Req>,
+        classifier: C,
+        replay: P,
+        shared: Arc<Shared>,
+    ) -> Self {
+        ResponseFuture {
+            state: State::Calling { future },
+            service,
+            kept,
+            next: None,
+            classifier,
+            replay,
+            shared,
+            attempt: 1,
+            started: None,
+            backoff: None,
+        }
+    }
+}
+
+impl<S, Req, C, P> fmt::Debug for ResponseFuture<S, Req, C, P>
+where
+    S: Service<Req>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("attempt", &self.attempt)
+            .field("max_attempts", &self.shared.max_attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The randomness and history one request's backoff needs.
+struct BackoffState {
+    rng: fastrand::Rng,
+    previous: Duration,
+    #[cfg(feature = "backoff")]
+    custom: Option<Box<dyn ::backoff::backoff::Backoff + Send>>,
+}
+
+impl BackoffState {
+    fn new(shared: &Shared) -> Self {
+        BackoffState {
+            rng: shared.rng(),
+            previous: Duration::ZERO,
+            #[cfg(feature = "backoff")]
+            custom: match &shared.schedule {
+                Schedule::Custom(make) => Some(make()),
+                Schedule::Exponential(_) => None,
+            },
+        }
+    }
+
+    /// The delay before retry number `retry`, or `None` when the schedule has ended.
+    fn next_delay(&mut self, schedule: &Schedule, retry: u32) -> Option<Duration> {
+        let delay = match schedule {
+            Schedule::Exponential(backoff) => backoff.delay(retry, self.previous, &mut self.rng),
+            #[cfg(feature = "backoff")]
+            Schedule::Custom(_) => self.custom.as_mut()?.next_backoff()?,
+        };
+        self.previous = delay;
+        Some(delay)
+    }
+}
+
+impl<S, Req, C, P> Future for ResponseFuture<S, Req, C, P>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    C: Classify<Req, S::Response, S::Error>,
+    P: Replay<Req>,
+{
+    type Output = Result<S::Response, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Calling { future } => {
+                    let outcome = match future.poll(cx) {
+                        Poll::Ready(outcome) => outcome,
+                        Poll::Pending => {
+                            if this.started.is_none() {
+                                *this.started = Some(Instant::now());
+                            }
+                            return Poll::Pending;
+                        }
+                    };
+                    let shared: &Shared = this.shared;
+                    let attempt = shared.attempt(*this.attempt);
+                    let Some(kept) = this.kept.as_ref() else {
+                        // Could not be copied before it was sent: nothing to classify it against
+                        // and nothing to retry with.
+                        return Poll::Ready(match outcome {
+                            Ok(response) => Ok(response),
+                            Err(err) => {
+                                shared.emit(Event::GiveUp {
+                                    attempt,
+                                    why: GiveUp::NotReplayable,
+                                    reason: None,
+                                });
+                                Err(give_up(err, attempt, GiveUp::NotReplayable, None))
+                            }
+                        });
+                    };
+                    let classification = this.classifier.classify(kept, outcome.as_ref());
+                    shared.emit(Event::Outcome {
+                        attempt,
+                        classification,
+                    });
+                    let (reason, hint) = match classification {
+                        Classification::Success => {
+                            return Poll::Ready(outcome.map_err(Into::into));
+                        }
+                        Classification::Fatal { reason } => {
+                            shared.emit(Event::GiveUp {
+                                attempt,
+                                why: GiveUp::Fatal,
+                                reason: Some(reason),
+                            });
+                            return Poll::Ready(outcome.map_err(Into::into));
+                        }
+                        Classification::Retryable { reason, after } => (reason, after),
+                    };
+                    let decision = decide(
+                        shared,
+                        attempt,
+                        hint,
+                        *this.started,
+                        this.backoff,
+                        || this.replay.replay(kept),
+                    );
+                    match decision {
+                        Ok((delay, request)) => {
+                            shared.emit(Event::Retry {
+                                attempt,
+                                delay,
+                                reason,
+                                hinted: hint.is_some(),
+                            });
+                            *this.next = Some(request);
+                            if delay.is_zero() {
+                                this.state.set(State::Readying);
+                            } else {
+                                this.state.set(State::Backoff {
+                                    sleep: tokio::time::sleep(delay),
+                                });
+                            }
+                        }
+                        Err(why) => {
+                            shared.emit(Event::GiveUp {
+                                attempt,
+                                why,
+                                reason: Some(reason),
+                            });
+                            return Poll::Ready(match outcome {
+                                Ok(response) => Ok(response),
+                                Err(err) => Err(give_up(err, attempt, why, Some(reason))),
+                            });
+                        }
+                    }
+                }
+                StateProj::Backoff { sleep } => {
+                    ready!(sleep.poll(cx));
+                    this.state.set(State::Readying);
+                }
+                StateProj::Readying => {
+                    if let Err(err) = ready!(this.service.poll_ready(cx)) {
+                        return Poll::Ready(Err(err.into()));
+                    }
+                    let Some(request) = this.next.take() else {
+                        unreachable!("the next request is made before leaving `Calling`");
+                    };
+                    *this.attempt += 1;
+                    this.shared.started(this.shared.attempt(*this.attempt));
+                    let future = this.service.call(request);
+                    this.state.set(State::Calling { future });
+                }
+            }
+        }
+    }
+}
+
+/// Decides whether a retryable failure of `attempt` is retried: the delay and the request for
+/// the next attempt, or why not. The cheap, local checks come first; the budget is asked last,
+/// so that a retry that would not happen anyway does not spend it.
+fn decide<Req>(
+    shared: &Shared,
+    attempt: Attempt,
+    hint: Option<Duration>,
+    started: Option<Instant>,
+    backoff: &mut Option<BackoffState>,
+    replay: impl FnOnce() -> Option<Req>,
+) -> Result<(Duration, Req), GiveUp> {
+    if attempt.number >= attempt.max {
+        return Err(GiveUp::Limit(Limit::Attempts));
+    }
+    let delay = match hint {
+        Some(requested) if requested > shared.max_retry_after => {
+            return Err(GiveUp::Limit(Limit::RetryAfter {
+                requested,
+                cap: shared.max_retry_after,
+            }));
+        }
+        Some(requested) => requested,
+        None => backoff
+            .get_or_insert_with(|| BackoffState::new(shared))
+            .next_delay(&shared.schedule, attempt.number)
+            .ok_or(GiveUp::Limit(Limit::Elapsed))?,
+    };
+    let now = Instant::now();
+    let next_start = now + delay;
+    if let Some(max_elapsed) = shared.max_elapsed
+        && next_start.saturating_duration_since(started.unwrap_or(now)) > max_elapsed
+    {
+        return Err(GiveUp::Limit(Limit::Elapsed));
+    }
+    if crate::timeout::current_deadline(now).is_some_and(|deadline| next_start >= deadline) {
+        return Err(GiveUp::Limit(Limit::Deadline));
+    }
+    let request = replay().ok_or(GiveUp::NotReplayable)?;
+    if let Some(budget) = &shared.budget
+        && !budget.withdraw()
+    {
+        return Err(GiveUp::Budget);
+    }
+    Ok((delay, request))
+}
+
+/// The error the caller gets when retrying stopped on an error.
+fn give_up<E: Into<BoxError>>(
+    err: E,
+    attempt: Attempt,
+    why: GiveUp,
+    reason: Option<Reason>,
+) -> BoxError {
+    let attempts = attempt.number;
+    let kind = match why {
+        GiveUp::Limit(limit) => ErrorKind::RetriesExhausted { attempts, limit },
+        GiveUp::Budget => ErrorKind::BudgetExhausted { attempts },
+        GiveUp::NotReplayable => ErrorKind::NotReplayable { attempts },
+        // Fatal errors are returned as they are and never come here.
+        GiveUp::Fatal => ErrorKind::RetriesExhausted {
+            attempts,
+            limit: Limit::Attempts,
+        },
+    };
+    let mut error = Error::new(kind)
+        .with_attempt(Some(attempt))
+        .with_source(err.into());
+    if let Some(reason) = reason {
+        error = error.with_reason(reason);
+    }
+    error.into()
+}

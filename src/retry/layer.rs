@@ -1,0 +1,276 @@
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use tower_layer::Layer;
+
+use super::{
+    CloneReplay, ExponentialBackoff, Observer, Retry, RetryBudget, Schedule, Shared,
+};
+use crate::classify::DefaultClassifier;
+use crate::error::{ConfigError, ConfigProblem};
+
+/// Wraps services in [`Retry`]. Build it with [`RetryLayer::builder`]; every clone, and every
+/// service it makes, shares one configuration and one [`RetryBudget`].
+pub struct RetryLayer<C = DefaultClassifier, P = CloneReplay> {
+    classifier: C,
+    replay: P,
+    shared: Arc<Shared>,
+}
+
+impl RetryLayer {
+    /// A layer with every default: 3 attempts, the default backoff and budget, the
+    /// [`DefaultClassifier`], requests replayed by `Clone`.
+    pub fn new() -> Self {
+        RetryLayer::builder()
+            .build()
+            .expect("the default retry configuration is valid")
+    }
+
+    /// Starts a configuration from the defaults.
+    pub fn builder() -> RetryBuilder {
+        RetryBuilder::default()
+    }
+}
+
+impl Default for RetryLayer {
+    fn default() -> Self {
+        RetryLayer::new()
+    }
+}
+
+impl<C, P> RetryLayer<C, P> {
+    /// The budget that this layer's services share, if it has one.
+    pub fn budget(&self) -> Option<&RetryBudget> {
+        self.shared.budget.as_ref()
+    }
+
+    /// The number of attempts allowed, the first included.
+    pub fn max_attempts(&self) -> u32 {
+        self.shared.max_attempts
+    }
+}
+
+impl<C: Clone, P: Clone> Clone for RetryLayer<C, P> {
+    fn clone(&self) -> Self {
+        RetryLayer {
+            classifier: self.classifier.clone(),
+            replay: self.replay.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<C: fmt::Debug, P: fmt::Debug> fmt::Debug for RetryLayer<C, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryLayer")
+            .field("classifier", &self.classifier)
+            .field("replay", &self.replay)
+            .field("config", &self.shared)
+            .finish()
+    }
+}
+
+impl<S, C: Clone, P: Clone> Layer<S> for RetryLayer<C, P> {
+    type Service = Retry<S, C, P>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Retry {
+            inner,
+            classifier: self.classifier.clone(),
+            replay: self.replay.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The configuration of a [`RetryLayer`], checked by [`build`](Self::build).
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_tenacity::retry::{ExponentialBackoff, Jitter, RetryLayer};
+///
+/// let layer = RetryLayer::builder()
+///     .max_attempts(5)
+///     .max_elapsed(Duration::from_secs(30))
+///     .backoff(ExponentialBackoff::new(Duration::from_millis(50), 3.0, Duration::from_secs(2))
+///         .with_jitter(Jitter::Equal))
+///     .max_retry_after(Duration::from_secs(10))
+///     .build()
+///     .unwrap();
+/// assert_eq!(layer.max_attempts(), 5);
+/// assert!(RetryLayer::builder().max_attempts(0).build().is_err());
+/// ```
+pub struct RetryBuilder<C = DefaultClassifier, P = CloneReplay> {
+    classifier: C,
+    replay: P,
+    max_attempts: u32,
+    max_elapsed: Option<Duration>,
+    max_retry_after: Duration,
+    schedule: Schedule,
+    budget: Option<RetryBudget>,
+    observer: Option<Arc<dyn Observer>>,
+    seed: Option<u64>,
+}
+
+impl Default for RetryBuilder {
+    fn default() -> Self {
+        RetryBuilder {
+            classifier: DefaultClassifier,
+            replay: CloneReplay,
+            max_attempts: 3,
+            max_elapsed: None,
+            max_retry_after: Duration::from_secs(60),
+            schedule: Schedule::Exponential(ExponentialBackoff::default()),
+            budget: Some(RetryBudget::default()),
+            observer: None,
+            seed: None,
+        }
+    }
+}
+
+impl<C: fmt::Debug, P: fmt::Debug> fmt::Debug for RetryBuilder<C, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryBuilder")
+            .field("classifier", &self.classifier)
+            .field("replay", &self.replay)
+            .field("max_attempts", &self.max_attempts)
+            .field("max_elapsed", &self.max_elapsed)
+            .field("max_retry_after", &self.max_retry_after)
+            .field("schedule", &self.schedule)
+            .field("budget", &self.budget)
+            .field("observer", &self.observer.is_some())
+            .field("seed", &self.seed)
+            .finish()
+    }
+}
+
+impl<C, P> RetryBuilder<C, P> {
+    /// Decides which outcomes are retried (default: [`DefaultClassifier`]).
+    pub fn classifier<C2>(self, classifier: C2) -> RetryBuilder<C2, P> {
+        RetryBuilder {
+            classifier,
+            replay: self.replay,
+            max_attempts: self.max_attempts,
+            max_elapsed: self.max_elapsed,
+            max_retry_after: self.max_retry_after,
+            schedule: self.schedule,
+            budget: self.budget,
+            observer: self.observer,
+            seed: self.seed,
+        }
+    }
+
+    /// Makes requests again for retries (default: [`CloneReplay`]).
+    pub fn replay<P2>(self, replay: P2) -> RetryBuilder<C, P2> {
+        RetryBuilder {
+            classifier: self.classifier,
+            replay,
+            max_attempts: self.max_attempts,
+            max_elapsed: self.max_elapsed,
+            max_retry_after: self.max_retry_after,
+            schedule: self.schedule,
+            budget: self.budget,
+            observer: self.observer,
+            seed: self.seed,
+        }
+    }
+
+    /// Attempts in all, the first included (default 3; at least 1, which disables retries).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// Stops retrying once the next attempt would start more than `elapsed` after the first
+    /// (default: no such limit).
+    pub fn max_elapsed(mut self, elapsed: Duration) -> Self {
+        self.max_elapsed = Some(elapsed);
+        self
+    }
+
+    /// The longest server hint (`Retry-After`, pushback) honoured (default 60 s). A hint longer
+    /// than this ends the retries at once, rather than holding the caller that long.
+    pub fn max_retry_after(mut self, cap: Duration) -> Self {
+        self.max_retry_after = cap;
+        self
+    }
+
+    /// The delays between attempts (default: [`ExponentialBackoff::default`]).
+    pub fn backoff(mut self, backoff: ExponentialBackoff) -> Self {
+        self.schedule = Schedule::Exponential(backoff);
+        self
+    }
+
+    /// Lets a `backoff` crate schedule decide the delays. Each request starts from a clone of
+    /// `backoff`, reset; when it returns `None` retrying stops (as
+    /// [`Limit::Elapsed`](crate::Limit::Elapsed)).
+    #[cfg(feature = "backoff")]
+    pub fn backoff_schedule<B>(mut self, backoff: B) -> Self
+    where
+        B: ::backoff::backoff::Backoff + Clone + Send + Sync + 'static,
+    {
+        self.schedule = Schedule::Custom(Arc::new(move || {
+            let mut fresh = backoff.clone();
+            fresh.reset();
+            Box::new(fresh)
+        }));
+        self
+    }
+
+    /// Shares `budget` across this layer and any other given the same one (default: a new
+    /// [`RetryBudget::default`] per layer).
+    pub fn budget(mut self, budget: RetryBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// Retries without a budget: only the per-request limits apply.
+    pub fn no_budget(mut self) -> Self {
+        self.budget = None;
+        self
+    }
+
+    /// Sends every [`Event`](super::Event) to `observer` as well as to `tracing`.
+    pub fn observer(mut self, observer: impl Observer) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+
+    /// Seeds the jitter, for reproducible tests. Requests still draw different delays from each
+    /// other; the sequence as a whole repeats from run to run.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Checks the configuration and makes the layer.
+    pub fn build(self) -> Result<RetryLayer<C, P>, ConfigError> {
+        if self.max_attempts == 0 {
+            return Err(ConfigError::new("max_attempts", ConfigProblem::Zero));
+        }
+        if self.max_elapsed.is_some_and(|elapsed| elapsed.is_zero()) {
+            return Err(ConfigError::new("max_elapsed", ConfigProblem::ZeroDuration));
+        }
+        match &self.schedule {
+            Schedule::Exponential(backoff) => backoff.validate()?,
+            #[cfg(feature = "backoff")]
+            Schedule::Custom(_) => {}
+        }
+        Ok(RetryLayer {
+            classifier: self.classifier,
+            replay: self.replay,
+            shared: Arc::new(Shared {
+                max_attempts: self.max_attempts,
+                max_elapsed: self.max_elapsed,
+                max_retry_after: self.max_retry_after,
+                schedule: self.schedule,
+                budget: self.budget,
+                observer: self.observer,
+                seed: self.seed,
+                sequence: AtomicU64::new(0),
+            }),
+        })
+    }
+}

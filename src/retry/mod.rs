@@ -1,0 +1,228 @@
+//! Retry: classify each outcome, decide, back off, re-issue.
+//!
+//! [`RetryLayer`] wraps a service so that a call whose outcome the classifier calls
+//! [retryable](crate::classify::Classification::Retryable) is made again, after an
+//! [`ExponentialBackoff`] delay (or the server's own hint), until it succeeds, fails fatally, or
+//! a limit stops it:
+//!
+//! * `max_attempts` attempts in all (3 by default, the first included);
+//! * `max_elapsed`: no attempt starts later than this after the first;
+//! * the enclosing [`DeadlineLayer`](crate::timeout::DeadlineLayer): no backoff that would end
+//!   past it is started;
+//! * `max_retry_after`: a server that asks for a longer wait than this is not retried;
+//! * the [`RetryBudget`], shared by all clones, that caps retries across all requests.
+//!
+//! When retrying stops, the caller gets the last outcome: an `Ok` response as it is (the caller
+//! sees the 503), an error wrapped in an [`Error`](crate::Error) that says how many attempts were
+//! made and which limit stopped them, with the last error as its source. Errors classified as
+//! fatal are returned unchanged.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicU32, Ordering};
+//! use std::time::Duration;
+//! use tower::{service_fn, Layer, Service, ServiceExt};
+//! use tower_tenacity::retry::RetryLayer;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! tokio::time::pause();
+//! let calls = Arc::new(AtomicU32::new(0));
+//! let counter = calls.clone();
+//! let flaky = service_fn(move |name: &'static str| {
+//!     let call = counter.fetch_add(1, Ordering::SeqCst);
+//!     async move {
+//!         if call < 2 {
+//!             Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+//!         } else {
+//!             Ok(format!("hello, {name}"))
+//!         }
+//!     }
+//! });
+//! let mut svc = RetryLayer::builder().max_attempts(3).build().unwrap().layer(flaky);
+//! let reply = svc.ready().await.unwrap().call("world").await.unwrap();
+//! assert_eq!(reply, "hello, world");
+//! assert_eq!(calls.load(Ordering::SeqCst), 3);
+//! # }
+//! ```
+
+mod backoff;
+mod budget;
+mod events;
+mod future;
+mod layer;
+mod replay;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tower_service::Service;
+
+use crate::classify::{Classify, DefaultClassifier};
+use crate::error::{Attempt, BoxError};
+
+pub use self::backoff::{ExponentialBackoff, Jitter};
+pub use self::budget::RetryBudget;
+pub use self::events::{Event, GiveUp, Observer};
+pub use self::future::ResponseFuture;
+pub use self::layer::{RetryBuilder, RetryLayer};
+pub use self::replay::{CloneReplay, NoReplay, Replay, ReplayFn, replay_fn};
+
+/// Retries calls to the inner service as its classifier and limits allow; see [`RetryLayer`].
+pub struct Retry<S, C = DefaultClassifier, P = CloneReplay> {
+    inner: S,
+    classifier: C,
+    replay: P,
+    shared: Arc<Shared>,
+}
+
+impl<S: Clone, C: Clone, P: Clone> Clone for Retry<S, C, P> {
+    fn clone(&self) -> Self {
+        Retry {
+            inner: self.inner.clone(),
+            classifier: self.classifier.clone(),
+            replay: self.replay.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, C: fmt::Debug, P: fmt::Debug> fmt::Debug for Retry<S, C, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retry")
+            .field("inner", &self.inner)
+            .field("classifier", &self.classifier)
+            .field("replay", &self.replay)
+            .field("config", &self.shared)
+            .finish()
+    }
+}
+
+impl<S, C, P> Retry<S, C, P> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, Req, C, P> Service<Req> for Retry<S, C, P>
+where
+    S: Service<Req> + Clone,
+    S::Error: Into<BoxError>,
+    C: Classify<Req, S::Response, S::Error> + Clone,
+    P: Replay<Req> + Clone,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, Req, C, P>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        if let Some(budget) = &self.shared.budget {
+            budget.deposit();
+        }
+        let kept = self.replay.replay(&request);
+        let attempt = self.shared.attempt(1);
+        self.shared.started(attempt);
+        let future = self.inner.call(request);
+        ResponseFuture::new(
+            future,
+            self.inner.clone(),
+            kept,
+            self.classifier.clone(),
+            self.replay.clone(),
+            self.shared.clone(),
+        )
+    }
+}
+
+/// What every clone of a retry layer shares: the validated configuration and the budget.
+pub(crate) struct Shared {
+    pub(crate) max_attempts: u32,
+    pub(crate) max_elapsed: Option<Duration>,
+    pub(crate) max_retry_after: Duration,
+    pub(crate) schedule: Schedule,
+    pub(crate) budget: Option<RetryBudget>,
+    pub(crate) observer: Option<Arc<dyn Observer>>,
+    pub(crate) seed: Option<u64>,
+    /// Counts requests that needed randomness, so seeded ones still differ from each other.
+    pub(crate) sequence: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn attempt(&self, number: u32) -> Attempt {
+        Attempt {
+            number,
+            max: self.max_attempts,
+        }
+    }
+
+    pub(crate) fn emit(&self, event: events::Event) {
+        events::emit(self.observer.as_deref(), event);
+    }
+
+    /// Notes an attempt being sent: for the enclosing deadline's error, and as an event.
+    pub(crate) fn started(&self, attempt: Attempt) {
+        crate::timeout::record_attempt(attempt);
+        self.emit(Event::Attempt { attempt });
+    }
+
+    /// A random source for one request's jitter.
+    pub(crate) fn rng(&self) -> fastrand::Rng {
+        match self.seed {
+            Some(seed) => {
+                let n = self.sequence.fetch_add(1, Ordering::Relaxed);
+                fastrand::Rng::with_seed(seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            }
+            None => fastrand::Rng::new(),
+        }
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryConfig")
+            .field("max_attempts", &self.max_attempts)
+            .field("max_elapsed", &self.max_elapsed)
+            .field("max_retry_after", &self.max_retry_after)
+            .field("schedule", &self.schedule)
+            .field("budget", &self.budget)
+            .field("observer", &self.observer.is_some())
+            .field("seed", &self.seed)
+            .finish()
+    }
+}
+
+/// Where backoff delays come from.
+#[derive(Clone)]
+pub(crate) enum Schedule {
+    Exponential(ExponentialBackoff),
+    #[cfg(feature = "backoff")]
+    Custom(Arc<dyn Fn() -> Box<dyn ::backoff::backoff::Backoff + Send> + Send + Sync>),
+}
+
+impl fmt::Debug for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Schedule::Exponential(backoff) => backoff.fmt(f),
+            #[cfg(feature = "backoff")]
+            Schedule::Custom(_) => f.write_str("Custom(backoff::Backoff)"),
+        }
+    }
+}

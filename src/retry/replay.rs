@@ -1,0 +1,62 @@
+//! How a request is made again for the next attempt.
+//!
+//! A service takes its request by value, so to retry, the retry layer keeps a copy of each
+//! request before sending it and makes a fresh one from that copy for every further attempt.
+//! [`Replay`] is that step. For any `Req: Clone` the default, [`CloneReplay`], clones. A request
+//! that cannot be copied (or can no longer be, like a streamed body that has outgrown its replay
+//! buffer) is not silently dropped from retrying: it is sent once, and both the error and a
+//! give-up event say it could not be retried.
+
+/// Makes the request for another attempt out of the copy that retry keeps.
+pub trait Replay<Req> {
+    /// A request equal to `kept`, to send now; `None` when it cannot be made.
+    ///
+    /// Called once before the first attempt, to take the copy that is kept (the original is
+    /// sent), and once before each retry. When it returns `None` before the first attempt the
+    /// request is sent once, unclassified; before a retry, retrying stops.
+    fn replay(&self, kept: &Req) -> Option<Req>;
+}
+
+/// Replays a request by cloning it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CloneReplay;
+
+impl<Req: Clone> Replay<Req> for CloneReplay {
+    fn replay(&self, kept: &Req) -> Option<Req> {
+        Some(kept.clone())
+    }
+}
+
+/// Never replays: each request is sent once. For request types that cannot be copied at all.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoReplay;
+
+impl<Req> Replay<Req> for NoReplay {
+    fn replay(&self, _kept: &Req) -> Option<Req> {
+        None
+    }
+}
+
+/// Replays with a closure `Fn(&Req) -> Option<Req>`; see [`replay_fn`].
+#[derive(Clone, Copy)]
+pub struct ReplayFn<F>(F);
+
+/// Makes a [`Replay`] of a closure.
+pub fn replay_fn<F>(f: F) -> ReplayFn<F> {
+    ReplayFn(f)
+}
+
+impl<F> std::fmt::Debug for ReplayFn<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplayFn").finish_non_exhaustive()
+    }
+}
+
+impl<Req, F> Replay<Req> for ReplayFn<F>
+where
+    F: Fn(&Req) -> Option<Req>,
+{
+    fn replay(&self, kept: &Req) -> Option<Req> {
+        (self.0)(kept)
+    }
+}

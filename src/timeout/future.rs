@@ -1,0 +1,119 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+
+use super::scope::{Budget, enter};
+use crate::error::{Attempt, BoxError, Error, TimeoutScope};
+
+pin_project! {
+    /// The future of a [`Timeout`](super::Timeout) call.
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        // Armed on the first poll that finds `inner` pending.
+        #[pin]
+        sleep: Option<Sleep>,
+        timeout: Duration,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(inner: F, timeout: Duration) -> Self {
+        ResponseFuture {
+            inner,
+            sleep: None,
+            timeout,
+        }
+    }
+}
+
+impl<F, T, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Poll::Ready(out) = this.inner.poll(cx) {
+            return Poll::Ready(out.map_err(Into::into));
+        }
+        if this.sleep.is_none() {
+            this.sleep.set(Some(tokio::time::sleep(*this.timeout)));
+        }
+        match this.sleep.as_pin_mut().map(|sleep| sleep.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(Error::timeout(
+                TimeoutScope::Attempt,
+                *this.timeout,
+            )
+            .into())),
+            _ => Poll::Pending,
+        }
+    }
+}
+
+pin_project! {
+    /// The future of a [`Deadline`](super::Deadline) call.
+    #[derive(Debug)]
+    pub struct DeadlineFuture<F> {
+        #[pin]
+        inner: F,
+        // Armed on the first poll that finds `inner` pending; its deadline is the call's.
+        #[pin]
+        sleep: Option<Sleep>,
+        budget: Duration,
+        attempt: Option<Attempt>,
+    }
+}
+
+impl<F> DeadlineFuture<F> {
+    pub(crate) fn new(inner: F, budget: Duration, attempt: Option<Attempt>) -> Self {
+        DeadlineFuture {
+            inner,
+            sleep: None,
+            budget,
+            attempt,
+        }
+    }
+}
+
+impl<F, T, E> Future for DeadlineFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let deadline: Option<Instant> = this.sleep.as_ref().as_pin_ref().map(|s| s.deadline());
+        let budget = Budget {
+            fixed: deadline,
+            unstarted: deadline.is_none().then_some(*this.budget),
+            attempt: *this.attempt,
+        };
+        let (polled, seen) = enter(budget, || this.inner.as_mut().poll(cx));
+        *this.attempt = seen.attempt;
+        if let Poll::Ready(out) = polled {
+            return Poll::Ready(out.map_err(Into::into));
+        }
+        if this.sleep.is_none() {
+            this.sleep.set(Some(tokio::time::sleep(*this.budget)));
+        }
+        match this.sleep.as_pin_mut().map(|sleep| sleep.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(Error::timeout(
+                TimeoutScope::Total,
+                *this.budget,
+            )
+            .with_attempt(*this.attempt)
+            .into())),
+            _ => Poll::Pending,
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Time limits: [`TimeoutLayer`] bounds one attempt, [`DeadlineLayer`] bounds the whole call.
+//!
+//! Put the deadline outside a retry layer and the per-attempt timeout inside it:
+//!
+//! ```text
+//! DeadlineLayer (10s for everything) → RetryLayer → TimeoutLayer (2s per attempt) → service
+//! ```
+//!
+//! An attempt that runs out of its time fails with an [`Error`](crate::Error) whose kind is
+//! [`Timeout`](crate::ErrorKind::Timeout) with scope [`Attempt`](crate::TimeoutScope::Attempt),
+//! which the default classifier calls retryable. When the deadline fires it cancels whatever is
+//! in flight, attempt or backoff, and answers with scope [`Total`](crate::TimeoutScope::Total).
+//! A retry layer inside a deadline reads the time left (see [`remaining`]) and never starts a
+//! backoff that would end past it.
+//!
+//! Both timers are armed only when the inner future is pending on its first poll: a call that
+//! is ready at once costs neither a timer nor a clock read.
+
+mod future;
+mod layer;
+mod scope;
+
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tower_service::Service;
+
+use crate::error::BoxError;
+
+pub use self::future::{DeadlineFuture, ResponseFuture};
+pub use self::layer::{DeadlineLayer, TimeoutLayer};
+pub(crate) use self::scope::{Budget, enter, record_attempt};
+pub use self::scope::{current_deadline, remaining};
+
+/// Bounds each call of the inner service by a timeout; see [`TimeoutLayer`].
+#[derive(Debug, Clone)]
+pub struct Timeout<S> {
+    inner: S,
+    timeout: Duration,
+}
+
+impl<S> Timeout<S> {
+    /// Wraps `inner` so that each call fails after `timeout`.
+    pub fn new(inner: S, timeout: Duration) -> Self {
+        Timeout { inner, timeout }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, Req> Service<Req> for Timeout<S>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        ResponseFuture::new(self.inner.call(req), self.timeout)
+    }
+}
+
+/// Bounds a whole call, everything inside it included, by one budget; see [`DeadlineLayer`].
+#[derive(Debug, Clone)]
+pub struct Deadline<S> {
+    inner: S,
+    budget: Duration,
+}
+
+impl<S> Deadline<S> {
+    /// Wraps `inner` so that each call, with all that happens inside it, fails after `budget`.
+    pub fn new(inner: S, budget: Duration) -> Self {
+        Deadline { inner, budget }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, Req> Service<Req> for Deadline<S>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = DeadlineFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        let budget = Budget {
+            unstarted: Some(self.budget),
+            ..Budget::default()
+        };
+        let (future, seen) = enter(budget, || self.inner.call(req));
+        DeadlineFuture::new(future, self.budget, seen.attempt)
+    }
+}
