@@ -186,7 +186,7 @@ where
                         shared,
                         attempt,
                         hint,
-                        *this.started,
+                        this.started,
                         this.backoff,
                         || this.replay.replay(kept),
                     );
@@ -248,7 +248,7 @@ fn decide<Req>(
     shared: &Shared,
     attempt: Attempt,
     hint: Option<Duration>,
-    started: Option<Instant>,
+    started: &mut Option<Instant>,
     backoff: &mut Option<BackoffState>,
     replay: impl FnOnce() -> Option<Req>,
 ) -> Result<(Duration, Req), GiveUp> {
@@ -269,9 +269,11 @@ fn decide<Req>(
             .ok_or(GiveUp::Limit(Limit::Elapsed))?,
     };
     let now = Instant::now();
+    // An attempt that failed without ever being pending started, for all the clock can tell, now.
+    let started = *started.get_or_insert(now);
     let next_start = now + delay;
     if let Some(max_elapsed) = shared.max_elapsed
-        && next_start.saturating_duration_since(started.unwrap_or(now)) > max_elapsed
+        && next_start.saturating_duration_since(started) > max_elapsed
     {
         return Err(GiveUp::Limit(Limit::Elapsed));
     }
