@@ -1,0 +1,84 @@
+//! The retry budget under load: retries stay a share of the traffic, whatever each request's
+//! own attempt limit would allow.
+
+mod common;
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use common::{Script, Step, ms, secs};
+use tower::{Layer, Service, ServiceExt};
+use tower_tenacity::retry::{Event, ExponentialBackoff, GiveUp, RetryBudget, RetryLayer};
+use tower_tenacity::{Error, ErrorKind};
+
+#[tokio::test(start_paused = true)]
+async fn under_total_failure_the_inner_service_sees_at_most_the_budget() {
+    const REQUESTS: usize = 300;
+    const RATIO: f64 = 0.2;
+    const FLOOR: u32 = 5;
+    let budget = RetryBudget::new(RATIO, FLOOR, secs(3600)).unwrap();
+    let give_ups = Arc::new(Mutex::new(0usize));
+    let counter = give_ups.clone();
+    let script = Script::always(Step::Fail(io::ErrorKind::ConnectionRefused));
+    let layer = RetryLayer::builder()
+        .max_attempts(5)
+        .backoff(ExponentialBackoff::new(ms(10), 2.0, ms(100)))
+        .budget(budget.clone())
+        .observer(move |event: &Event| {
+            if let Event::GiveUp {
+                why: GiveUp::Budget,
+                ..
+            } = event
+            {
+                *counter.lock().unwrap() += 1;
+            }
+        })
+        .build()
+        .unwrap();
+    // Clones of the layer's service share the budget, as concurrent callers do.
+    let svc = layer.layer(script.clone());
+    let calls = (0..REQUESTS).map(|_| {
+        let mut svc = svc.clone();
+        async move { ServiceExt::<()>::ready(&mut svc).await?.call(()).await }
+    });
+    let results = futures_util::future::join_all(calls).await;
+
+    let inner_calls = script.calls();
+    let bound = ((1.0 + RATIO) * REQUESTS as f64) as usize + FLOOR as usize;
+    assert!(inner_calls <= bound, "{inner_calls} calls, bound {bound}");
+    // Without a budget, 5 attempts each would have meant 1500 calls; the budget was used fully.
+    assert!(inner_calls >= bound - 1, "{inner_calls} calls: the budget was not spent");
+    let budget_errors = results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .filter(|e| matches!(Error::find(e.as_ref()).map(Error::kind), Some(ErrorKind::BudgetExhausted { .. })))
+        .count();
+    assert!(budget_errors > 0);
+    assert_eq!(budget_errors, *give_ups.lock().unwrap(), "every refusal is an event");
+    assert_eq!(budget.retries_left(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_budget_is_shared_by_every_layer_given_it() {
+    let budget = RetryBudget::new(0.0, 2, secs(3600)).unwrap();
+    let make = || {
+        RetryLayer::builder()
+            .max_attempts(10)
+            .budget(budget.clone())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (Script::always(Step::Fail(io::ErrorKind::ConnectionReset)), Script::always(Step::Fail(io::ErrorKind::ConnectionReset)));
+    let mut first = make().layer(a.clone());
+    let mut second = make().layer(b.clone());
+    let _ = ServiceExt::<()>::ready(&mut first).await.unwrap().call(()).await;
+    let _ = ServiceExt::<()>::ready(&mut second).await.unwrap().call(()).await;
+    assert_eq!(a.calls() + b.calls(), 4, "two requests, two retries from the floor of 2");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_default_layer_has_a_budget_and_no_budget_removes_it() {
+    assert!(RetryLayer::new().budget().is_some());
+    let layer = RetryLayer::builder().no_budget().build().unwrap();
+    assert!(layer.budget().is_none());
+}
