@@ -1,1 +1,172 @@
-fn main(){}
+//! What the layers cost: a bare service, tower 0.5's own `Timeout` + `Retry`
+//! (`ExponentialBackoffMaker` + `TpsBudget`), and this crate's deadline → retry → attempt
+//! timeout, in one run.
+//!
+//! * `success`: an always-ready `service_fn`, polled once with a no-op waker (inside a runtime
+//!   context, which tower's `Timeout` needs to create its timer).
+//! * `retry`: an inner service that fails twice and then succeeds, on a paused-clock runtime so
+//!   that the backoff sleeps cost no wall-clock time.
+//!
+//! `cargo bench --bench overhead`
+
+use std::future::{Future, Ready, ready};
+use std::io;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use tower::retry::backoff::{Backoff, ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
+use tower::retry::budget::{Budget, TpsBudget};
+use tower::retry::{Policy, RetryLayer as TowerRetryLayer};
+use tower::timeout::TimeoutLayer as TowerTimeoutLayer;
+use tower::util::rng::HasherRng;
+use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
+use tower_tenacity::classify::DefaultClassifier;
+use tower_tenacity::{BoxError, ResilienceLayer};
+
+/// A tower retry policy as tower's docs build one: backoff, a budget, an attempt cap.
+#[derive(Clone)]
+struct TowerPolicy {
+    backoff: ExponentialBackoff,
+    budget: Option<Arc<TpsBudget>>,
+    retries_left: u32,
+}
+
+impl TowerPolicy {
+    fn new(budget: bool) -> Self {
+        let mut maker = ExponentialBackoffMaker::new(
+            Duration::from_millis(100),
+            Duration::from_secs(5),
+            1.0,
+            HasherRng::new(),
+        )
+        .expect("valid backoff");
+        TowerPolicy {
+            backoff: maker.make_backoff(),
+            budget: budget.then(|| Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2))),
+            retries_left: 2,
+        }
+    }
+}
+
+impl<Req: Clone, Res, E> Policy<Req, Res, E> for TowerPolicy {
+    type Future = <ExponentialBackoff as Backoff>::Future;
+
+    fn retry(&mut self, _req: &mut Req, result: &mut Result<Res, E>) -> Option<Self::Future> {
+        match result {
+            Ok(_) => {
+                if let Some(budget) = &self.budget {
+                    budget.deposit();
+                }
+                None
+            }
+            Err(_) => {
+                let allowed = self.budget.as_ref().is_none_or(|b| b.withdraw());
+                if self.retries_left == 0 || !allowed {
+                    return None;
+                }
+                self.retries_left -= 1;
+                Some(self.backoff.next_backoff())
+            }
+        }
+    }
+
+    fn clone_request(&mut self, req: &Req) -> Option<Req> {
+        Some(req.clone())
+    }
+}
+
+fn always_ready() -> impl Service<u64, Response = u64, Error = BoxError, Future = Ready<Result<u64, BoxError>>> + Clone {
+    service_fn(|n: u64| ready(Ok::<_, BoxError>(n)))
+}
+
+/// Fails the first two calls of every three.
+fn fails_twice() -> impl Service<u64, Response = u64, Error = BoxError, Future = Ready<Result<u64, BoxError>>> + Clone {
+    let calls = Arc::new(AtomicU32::new(0));
+    service_fn(move |n: u64| {
+        let call = calls.fetch_add(1, Ordering::Relaxed);
+        ready(if call % 3 == 2 {
+            Ok(n)
+        } else {
+            Err(io::Error::from(io::ErrorKind::ConnectionReset).into())
+        })
+    })
+}
+
+fn poll_once<F: Future>(future: F) -> F::Output {
+    let mut cx = Context::from_waker(Waker::noop());
+    match pin!(future).poll(&mut cx) {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("a ready service pended"),
+    }
+}
+
+fn call_ready<S: Service<u64>>(svc: &mut S, n: u64) -> Result<S::Response, S::Error> {
+    let mut cx = Context::from_waker(Waker::noop());
+    match svc.poll_ready(&mut cx) {
+        Poll::Ready(Ok(())) => poll_once(svc.call(n)),
+        _ => panic!("not ready"),
+    }
+}
+
+fn ours(budget: bool) -> ResilienceLayer {
+    let builder = ResilienceLayer::builder(DefaultClassifier)
+        .total_timeout(Duration::from_secs(10))
+        .attempt_timeout(Duration::from_secs(2));
+    let builder = if budget { builder } else { builder.no_budget() };
+    builder.build().expect("valid configuration")
+}
+
+fn tower_stack<S>(inner: S, budget: bool) -> impl Service<u64, Response = u64, Error = BoxError>
+where
+    S: Service<u64, Response = u64, Error = BoxError> + Clone,
+{
+    ServiceBuilder::new()
+        .layer(TowerRetryLayer::new(TowerPolicy::new(budget)))
+        .layer(TowerTimeoutLayer::new(Duration::from_secs(2)))
+        .service(inner)
+}
+
+fn success(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let _context = rt.enter();
+    let mut group = c.benchmark_group("success");
+    let mut bare = always_ready();
+    group.bench_function("bare", |b| b.iter(|| call_ready(&mut bare, std::hint::black_box(7))));
+    let mut tower = tower_stack(always_ready(), true);
+    group.bench_function("tower_timeout_retry", |b| {
+        b.iter(|| call_ready(&mut tower, std::hint::black_box(7)))
+    });
+    let mut tenacity = ours(true).layer(always_ready());
+    group.bench_function("tenacity_deadline_retry_timeout", |b| {
+        b.iter(|| call_ready(&mut tenacity, std::hint::black_box(7)))
+    });
+    group.finish();
+}
+
+fn retry(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("fails_twice_then_succeeds");
+    let mut tower = tower_stack(fails_twice(), false);
+    group.bench_function("tower_timeout_retry", |b| {
+        b.iter(|| rt.block_on(async { tower.ready().await.unwrap().call(7).await.unwrap() }))
+    });
+    let mut tenacity = ours(false).layer(fails_twice());
+    group.bench_function("tenacity_deadline_retry_timeout", |b| {
+        b.iter(|| rt.block_on(async { tenacity.ready().await.unwrap().call(7).await.unwrap() }))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, success, retry);
+criterion_main!(benches);

@@ -9,9 +9,10 @@
 //!
 //! Every request deposits `ratio` of a token; every retry withdraws one whole token. A floor of
 //! `floor` retries per `window` lets a service with little traffic still retry the odd failure.
-//! Tokens are "recent" because they halve for every window that passes, and that decay is
-//! applied only when a retry asks, so the success path pays one atomic add and never reads the
-//! clock. Everything is atomics: clones share one budget, with no lock.
+//! Tokens are "recent" in two ways: at most the deposits of the last 1000 requests are saved,
+//! and they halve for every window that passes. The decay is applied only when a retry asks, and
+//! a full budget takes no deposit, so the success path of a healthy service reads one word and
+//! never the clock. Everything is atomics: clones share one budget, with no lock.
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,6 +25,9 @@ use crate::error::{ConfigError, ConfigProblem};
 
 /// Milli-tokens per retry: deposits are fractions of a token, kept as integers.
 const TOKEN: i64 = 1000;
+
+/// Earned tokens are capped at the deposits of this many requests.
+const SAVED_REQUESTS: i64 = 1000;
 
 /// Retries allowed as a share of recent requests plus a floor, shared by every clone.
 ///
@@ -48,6 +52,8 @@ pub struct RetryBudget {
 
 struct State {
     deposit: i64,
+    /// The most milli-tokens that can be saved up.
+    cap: i64,
     floor: i64,
     window: Duration,
     origin: Instant,
@@ -93,6 +99,7 @@ impl RetryBudget {
         RetryBudget {
             state: Arc::new(State {
                 deposit: (ratio * TOKEN as f64).round() as i64,
+                cap: (ratio * (TOKEN * SAVED_REQUESTS) as f64).round() as i64,
                 floor: i64::from(floor),
                 window,
                 origin: Instant::now(),
@@ -104,8 +111,16 @@ impl RetryBudget {
     }
 
     /// Records one request. Called by the retry layer for each call, not for each attempt.
+    ///
+    /// A budget that is already full (the deposits of the last 1000 requests, unspent) takes
+    /// no more, and finding that out is a plain load: the success path of a healthy service
+    /// pays no atomic read-modify-write for its budget.
+    #[inline]
     pub fn deposit(&self) {
-        self.state.earned.fetch_add(self.state.deposit, Ordering::Relaxed);
+        let state = &*self.state;
+        if state.earned.load(Ordering::Relaxed) < state.cap {
+            state.earned.fetch_add(state.deposit, Ordering::Relaxed);
+        }
     }
 
     /// Takes one retry from the budget, earned tokens first; `false` when there is none left.

@@ -110,6 +110,8 @@ where
 }
 
 /// Sends `event` to `tracing` and to the observer, if any.
+#[cold]
+#[inline(never)]
 pub(crate) fn emit(observer: Option<&dyn Observer>, event: Event) {
     match event {
         Event::Attempt { attempt } => {

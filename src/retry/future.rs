@@ -18,8 +18,8 @@ pin_project! {
     enum State<F> {
         // An attempt is in flight.
         Calling { #[pin] future: F },
-        // Waiting out the delay before the next attempt.
-        Backoff { #[pin] sleep: Sleep },
+        // Waiting out the delay before the next attempt (the timer is in `RetryState`).
+        Backoff,
         // Waiting for the service to be ready for the next attempt.
         Readying,
     }
@@ -46,8 +46,9 @@ pin_project! {
         attempt: u32,
         // When the first attempt was found pending; a call that completes at once reads no clock.
         started: Option<Instant>,
-        // Per-request backoff state, made at the first retry.
-        backoff: Option<BackoffState>,
+        // What only a request that retries needs, timer included: boxed at the first retry so
+        // that the future of a call that succeeds at once stays small.
+        retry: Option<Pin<Box<RetryState>>>,
     }
 }
 
@@ -73,7 +74,7 @@ where
             shared,
             attempt: 1,
             started: None,
-            backoff: None,
+            retry: None,
         }
     }
 }
@@ -90,17 +91,27 @@ where
     }
 }
 
-/// The randomness and history one request's backoff needs.
-struct BackoffState {
-    rng: fastrand::Rng,
-    previous: Duration,
-    #[cfg(feature = "backoff")]
-    custom: Option<Box<dyn ::backoff::backoff::Backoff + Send>>,
+pin_project! {
+    /// The backoff timer, randomness and history of one request that retries.
+    struct RetryState {
+        #[pin]
+        sleep: Sleep,
+        rng: fastrand::Rng,
+        previous: Duration,
+        custom: CustomBackoff,
+    }
 }
 
-impl BackoffState {
+/// The per-request state of a `backoff` crate schedule.
+#[cfg(feature = "backoff")]
+type CustomBackoff = Option<Box<dyn ::backoff::backoff::Backoff + Send>>;
+#[cfg(not(feature = "backoff"))]
+type CustomBackoff = ();
+
+impl RetryState {
     fn new(shared: &Shared) -> Self {
-        BackoffState {
+        RetryState {
+            sleep: tokio::time::sleep(Duration::ZERO),
             rng: shared.rng(),
             previous: Duration::ZERO,
             #[cfg(feature = "backoff")]
@@ -108,17 +119,20 @@ impl BackoffState {
                 Schedule::Custom(make) => Some(make()),
                 Schedule::Exponential(_) => None,
             },
+            #[cfg(not(feature = "backoff"))]
+            custom: (),
         }
     }
 
     /// The delay before retry number `retry`, or `None` when the schedule has ended.
-    fn next_delay(&mut self, schedule: &Schedule, retry: u32) -> Option<Duration> {
+    fn next_delay(self: Pin<&mut Self>, schedule: &Schedule, retry: u32) -> Option<Duration> {
+        let this = self.project();
         let delay = match schedule {
-            Schedule::Exponential(backoff) => backoff.delay(retry, self.previous, &mut self.rng),
+            Schedule::Exponential(backoff) => backoff.delay(retry, *this.previous, this.rng),
             #[cfg(feature = "backoff")]
-            Schedule::Custom(_) => self.custom.as_mut()?.next_backoff()?,
+            Schedule::Custom(_) => this.custom.as_mut()?.next_backoff()?,
         };
-        self.previous = delay;
+        *this.previous = delay;
         Some(delay)
     }
 }
@@ -154,7 +168,7 @@ where
                         return Poll::Ready(match outcome {
                             Ok(response) => Ok(response),
                             Err(err) => {
-                                shared.emit(Event::GiveUp {
+                                shared.emit(|| Event::GiveUp {
                                     attempt,
                                     why: GiveUp::NotReplayable,
                                     reason: None,
@@ -164,7 +178,7 @@ where
                         });
                     };
                     let classification = this.classifier.classify(kept, outcome.as_ref());
-                    shared.emit(Event::Outcome {
+                    shared.emit(|| Event::Outcome {
                         attempt,
                         classification,
                     });
@@ -173,7 +187,7 @@ where
                             return Poll::Ready(outcome.map_err(Into::into));
                         }
                         Classification::Fatal { reason } => {
-                            shared.emit(Event::GiveUp {
+                            shared.emit(|| Event::GiveUp {
                                 attempt,
                                 why: GiveUp::Fatal,
                                 reason: Some(reason),
@@ -187,28 +201,29 @@ where
                         attempt,
                         hint,
                         this.started,
-                        this.backoff,
+                        this.retry,
                         || this.replay.replay(kept),
                     );
                     match decision {
                         Ok((delay, request)) => {
-                            shared.emit(Event::Retry {
+                            shared.emit(|| Event::Retry {
                                 attempt,
                                 delay,
                                 reason,
                                 hinted: hint.is_some(),
                             });
                             *this.next = Some(request);
-                            if delay.is_zero() {
-                                this.state.set(State::Readying);
-                            } else {
-                                this.state.set(State::Backoff {
-                                    sleep: tokio::time::sleep(delay),
-                                });
+                            match this.retry.as_mut() {
+                                Some(retry) if !delay.is_zero() => {
+                                    let wake_at = Instant::now() + delay;
+                                    retry.as_mut().project().sleep.reset(wake_at);
+                                    this.state.set(State::Backoff);
+                                }
+                                _ => this.state.set(State::Readying),
                             }
                         }
                         Err(why) => {
-                            shared.emit(Event::GiveUp {
+                            shared.emit(|| Event::GiveUp {
                                 attempt,
                                 why,
                                 reason: Some(reason),
@@ -220,8 +235,10 @@ where
                         }
                     }
                 }
-                StateProj::Backoff { sleep } => {
-                    ready!(sleep.poll(cx));
+                StateProj::Backoff => {
+                    if let Some(retry) = this.retry.as_mut() {
+                        ready!(retry.as_mut().project().sleep.poll(cx));
+                    }
                     this.state.set(State::Readying);
                 }
                 StateProj::Readying => {
@@ -249,12 +266,13 @@ fn decide<Req>(
     attempt: Attempt,
     hint: Option<Duration>,
     started: &mut Option<Instant>,
-    backoff: &mut Option<BackoffState>,
+    retry: &mut Option<Pin<Box<RetryState>>>,
     replay: impl FnOnce() -> Option<Req>,
 ) -> Result<(Duration, Req), GiveUp> {
     if attempt.number >= attempt.max {
         return Err(GiveUp::Limit(Limit::Attempts));
     }
+    let state = retry.get_or_insert_with(|| Box::pin(RetryState::new(shared)));
     let delay = match hint {
         Some(requested) if requested > shared.max_retry_after => {
             return Err(GiveUp::Limit(Limit::RetryAfter {
@@ -263,8 +281,8 @@ fn decide<Req>(
             }));
         }
         Some(requested) => requested,
-        None => backoff
-            .get_or_insert_with(|| BackoffState::new(shared))
+        None => state
+            .as_mut()
             .next_delay(&shared.schedule, attempt.number)
             .ok_or(GiveUp::Limit(Limit::Elapsed))?,
     };

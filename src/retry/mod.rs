@@ -173,14 +173,20 @@ impl Shared {
         }
     }
 
-    pub(crate) fn emit(&self, event: events::Event) {
-        events::emit(self.observer.as_deref(), event);
+    /// Reports `event`, when anyone listens: the check is one relaxed load, so that a quiet
+    /// success path does not build events nobody reads.
+    #[inline]
+    pub(crate) fn emit(&self, event: impl FnOnce() -> events::Event) {
+        if self.observer.is_some() || tracing::level_enabled!(tracing::Level::TRACE) {
+            events::emit(self.observer.as_deref(), event());
+        }
     }
 
     /// Notes an attempt being sent: for the enclosing deadline's error, and as an event.
+    #[inline]
     pub(crate) fn started(&self, attempt: Attempt) {
         crate::timeout::record_attempt(attempt);
-        self.emit(Event::Attempt { attempt });
+        self.emit(|| Event::Attempt { attempt });
     }
 
     /// A random source for one request's jitter.

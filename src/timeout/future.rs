@@ -4,9 +4,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 
-use super::scope::{Budget, enter};
+use super::scope::{Bound, enter};
 use crate::error::{Attempt, BoxError, Error, TimeoutScope};
 
 pin_project! {
@@ -92,14 +92,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let deadline: Option<Instant> = this.sleep.as_ref().as_pin_ref().map(|s| s.deadline());
-        let budget = Budget {
-            fixed: deadline,
-            unstarted: deadline.is_none().then_some(*this.budget),
-            attempt: *this.attempt,
+        let bound = match this.sleep.as_ref().as_pin_ref() {
+            Some(sleep) => Bound::Fixed(sleep.deadline()),
+            None => Bound::Unstarted(*this.budget),
         };
-        let (polled, seen) = enter(budget, || this.inner.as_mut().poll(cx));
-        *this.attempt = seen.attempt;
+        let polled = enter(bound, this.attempt, || this.inner.as_mut().poll(cx));
         if let Poll::Ready(out) = polled {
             return Poll::Ready(out.map_err(Into::into));
         }

@@ -29,7 +29,7 @@ use crate::error::BoxError;
 
 pub use self::future::{DeadlineFuture, ResponseFuture};
 pub use self::layer::{DeadlineLayer, TimeoutLayer};
-pub(crate) use self::scope::{Budget, enter, record_attempt};
+pub(crate) use self::scope::{Bound, enter, record_attempt};
 pub use self::scope::{current_deadline, remaining};
 
 /// Bounds each call of the inner service by a timeout; see [`TimeoutLayer`].
@@ -122,11 +122,10 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let budget = Budget {
-            unstarted: Some(self.budget),
-            ..Budget::default()
-        };
-        let (future, seen) = enter(budget, || self.inner.call(req));
-        DeadlineFuture::new(future, self.budget, seen.attempt)
+        let mut attempt = None;
+        let future = enter(Bound::Unstarted(self.budget), &mut attempt, || {
+            self.inner.call(req)
+        });
+        DeadlineFuture::new(future, self.budget, attempt)
     }
 }

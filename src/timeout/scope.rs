@@ -14,83 +14,97 @@ use tokio::time::Instant;
 
 use crate::error::Attempt;
 
-/// What the innermost enclosing deadline knows.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Budget {
-    /// The earliest deadline already fixed in time.
-    pub(crate) fixed: Option<Instant>,
-    /// A budget whose clock has not started yet: its deadline is "now + this" at whatever moment
-    /// it is asked. A deadline starts its clock only once its inner future is pending, so that
-    /// a call that completes at once costs no clock read.
-    pub(crate) unstarted: Option<Duration>,
-    /// The attempt a retry layer inside is on.
-    pub(crate) attempt: Option<Attempt>,
+/// The bound a deadline puts on what runs inside it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Bound {
+    /// A budget whose clock has not started: the deadline is "now + this" whenever it is asked.
+    /// A deadline starts its clock only once its inner future is pending, so that a call that
+    /// completes at once costs no clock read.
+    Unstarted(Duration),
+    /// A deadline fixed in time.
+    Fixed(Instant),
 }
 
-impl Budget {
-    fn within(self, outer: Budget) -> Budget {
-        fn earliest<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
-            match (a, b) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
+/// `UNSTARTED` when no deadline without a start is in force.
+const NO_BUDGET: u64 = u64::MAX;
+
+// One cell per field, each read and written whole: entering a scope on the hot path is a few
+// plain moves of one word, and touches only the cell that its bound changes.
+thread_local! {
+    /// The tightest unstarted budget in force, in nanoseconds.
+    static UNSTARTED: Cell<u64> = const { Cell::new(NO_BUDGET) };
+    /// The earliest fixed deadline in force.
+    static FIXED: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// The attempt a retry layer recorded last, packed as `number << 32 | max`; 0 for none.
+    /// It is set on entering a scope and never restored: an enclosing deadline reads it after
+    /// the inner one returns, and so learns the attempt too.
+    static ATTEMPT: Cell<u64> = const { Cell::new(0) };
+}
+
+#[inline]
+fn pack(attempt: Option<Attempt>) -> u64 {
+    attempt.map_or(0, |a| (u64::from(a.number) << 32) | u64::from(a.max))
+}
+
+#[inline]
+fn unpack(packed: u64) -> Option<Attempt> {
+    (packed != 0).then(|| Attempt {
+        number: (packed >> 32) as u32,
+        max: packed as u32,
+    })
+}
+
+/// Runs `f` under `bound` (tightened by any enclosing one) with `attempt` as the attempt known
+/// so far, and leaves in `attempt` what a retry layer inside moved it on to. (An out-parameter
+/// rather than a tuple, so that `f`'s large future is not copied once more on the way out.)
+#[inline]
+pub(crate) fn enter<R>(bound: Bound, attempt: &mut Option<Attempt>, f: impl FnOnce() -> R) -> R {
+    /// Puts the enclosing bound back, even if `f` panics.
+    enum Restore {
+        Unstarted(u64),
+        Fixed(Option<Instant>),
+    }
+    impl Drop for Restore {
+        #[inline]
+        fn drop(&mut self) {
+            match *self {
+                Restore::Unstarted(nanos) => UNSTARTED.set(nanos),
+                Restore::Fixed(at) => FIXED.set(at),
             }
         }
-        Budget {
-            fixed: earliest(self.fixed, outer.fixed),
-            unstarted: earliest(self.unstarted, outer.unstarted),
-            attempt: self.attempt.or(outer.attempt),
-        }
     }
-
-    fn deadline(&self, now: Instant) -> Option<Instant> {
-        let unstarted = self.unstarted.map(|budget| now + budget);
-        match (self.fixed, unstarted) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+    let (restore, enclosed) = match bound {
+        Bound::Unstarted(budget) => {
+            let nanos = u64::try_from(budget.as_nanos()).unwrap_or(NO_BUDGET - 1);
+            let outer = UNSTARTED.get();
+            UNSTARTED.set(outer.min(nanos));
+            let enclosed = attempt.is_none() && (outer != NO_BUDGET || FIXED.get().is_some());
+            (Restore::Unstarted(outer), enclosed)
         }
-    }
-}
-
-thread_local! {
-    static CURRENT: Cell<Option<Budget>> = const { Cell::new(None) };
-}
-
-/// Runs `f` with `budget` as the current one (tightened by any enclosing one) and returns what
-/// `f` returned with the budget as `f` left it, which carries the attempt a retry recorded.
-pub(crate) fn enter<R>(budget: Budget, f: impl FnOnce() -> R) -> (R, Budget) {
-    struct Restore(Option<Budget>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let inner = CURRENT.get();
-            // The outer deadline learns the attempt too; the rest of it is as it was.
-            let outer = self.0.map(|outer| Budget {
-                attempt: inner.and_then(|b| b.attempt).or(outer.attempt),
-                ..outer
-            });
-            CURRENT.set(outer);
+        Bound::Fixed(at) => {
+            let outer = FIXED.get();
+            FIXED.set(Some(outer.map_or(at, |outer| outer.min(at))));
+            let enclosed =
+                attempt.is_none() && (outer.is_some() || UNSTARTED.get() != NO_BUDGET);
+            (Restore::Fixed(outer), enclosed)
         }
-    }
-    let outer = CURRENT.get();
-    let current = match outer {
-        Some(outer) => budget.within(outer),
-        None => budget,
     };
-    CURRENT.set(Some(current));
-    let restore = Restore(outer);
+    // A deadline that knows no attempt yet inherits the enclosing one's; at the top, whatever
+    // another task left in the cell is cleared.
+    if !enclosed {
+        ATTEMPT.set(pack(*attempt));
+    }
     let out = f();
-    let after = CURRENT.get().unwrap_or(current);
     drop(restore);
-    (out, after)
+    *attempt = unpack(ATTEMPT.get());
+    out
 }
 
-/// Records the attempt that a retry layer is on, for the enclosing deadline's error.
+/// Records the attempt that a retry layer is on, for the enclosing deadline's error. Outside a
+/// deadline nobody reads it, and the next deadline entered overwrites it.
+#[inline]
 pub(crate) fn record_attempt(attempt: Attempt) {
-    CURRENT.with(|slot| {
-        if let Some(mut budget) = slot.get() {
-            budget.attempt = Some(attempt);
-            slot.set(Some(budget));
-        }
-    });
+    ATTEMPT.set(pack(Some(attempt)));
 }
 
 /// The deadline of the enclosing [`Deadline`](super::Deadline) layers, if there is one.
@@ -99,7 +113,14 @@ pub(crate) fn record_attempt(attempt: Attempt) {
 /// else it returns `None`. A deadline whose clock has not started yet (its future has not been
 /// pending) counts from `now`.
 pub fn current_deadline(now: Instant) -> Option<Instant> {
-    CURRENT.get().and_then(|budget| budget.deadline(now))
+    let unstarted = match UNSTARTED.get() {
+        NO_BUDGET => None,
+        nanos => now.checked_add(Duration::from_nanos(nanos)),
+    };
+    match (FIXED.get(), unstarted) {
+        (Some(fixed), Some(unstarted)) => Some(fixed.min(unstarted)),
+        (fixed, unstarted) => fixed.or(unstarted),
+    }
 }
 
 /// The time left before the enclosing deadline, if there is one; zero once it has passed.
@@ -130,36 +151,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nested_budgets_take_the_tighter_and_restore_the_outer() {
+    fn nested_bounds_take_the_tighter_and_restore_the_outer() {
         let now = Instant::now();
-        let outer = Budget {
-            fixed: Some(now + Duration::from_secs(10)),
-            ..Budget::default()
-        };
-        let inner = Budget {
-            unstarted: Some(Duration::from_secs(3)),
-            ..Budget::default()
-        };
-        let ((), seen) = enter(outer, || {
+        let first = Attempt { number: 1, max: 3 };
+        let second = Attempt { number: 2, max: 3 };
+        let outer = Bound::Fixed(now + Duration::from_secs(10));
+        let mut seen = Some(first);
+        enter(outer, &mut seen, || {
             assert_eq!(current_deadline(now), Some(now + Duration::from_secs(10)));
-            let ((), inner_seen) = enter(inner, || {
+            let inner = Bound::Unstarted(Duration::from_secs(3));
+            let mut inner_seen = None;
+            enter(inner, &mut inner_seen, || {
                 assert_eq!(current_deadline(now), Some(now + Duration::from_secs(3)));
-                record_attempt(Attempt { number: 2, max: 3 });
+                record_attempt(second);
             });
-            assert_eq!(inner_seen.attempt, Some(Attempt { number: 2, max: 3 }));
+            assert_eq!(inner_seen, Some(second));
             assert_eq!(current_deadline(now), Some(now + Duration::from_secs(10)));
+            let looser = Bound::Fixed(now + Duration::from_secs(20));
+            enter(looser, &mut None, || {
+                assert_eq!(current_deadline(now), Some(now + Duration::from_secs(10)));
+            });
         });
-        assert_eq!(seen.attempt, Some(Attempt { number: 2, max: 3 }));
+        assert_eq!(seen, Some(second), "the outer deadline learns the attempt");
         assert_eq!(current_deadline(now), None);
     }
 
     #[test]
-    fn a_panic_inside_restores_the_outer_budget() {
-        let budget = Budget {
-            unstarted: Some(Duration::from_secs(1)),
-            ..Budget::default()
-        };
-        let caught = std::panic::catch_unwind(|| enter(budget, || panic!("boom")));
+    fn a_panic_inside_restores_the_outer_bound() {
+        let bound = Bound::Unstarted(Duration::from_secs(1));
+        let caught = std::panic::catch_unwind(|| enter(bound, &mut None, || panic!("boom")));
         assert!(caught.is_err());
         assert_eq!(current_deadline(Instant::now()), None);
     }
