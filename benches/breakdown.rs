@@ -27,6 +27,10 @@ fn b(c: &mut Criterion) {
     g.bench_function("retry_nobudget", |b| b.iter(|| call_ready(&mut s, 7)));
     let mut s = RetryLayer::new().layer(inner());
     g.bench_function("retry", |b| b.iter(|| call_ready(&mut s, 7)));
+    let mut s = TimeoutLayer::new(Duration::from_secs(1)).layer(TimeoutLayer::new(Duration::from_secs(1)).layer(TimeoutLayer::new(Duration::from_secs(1)).layer(inner())));
+    g.bench_function("timeout_x3", |b| b.iter(|| call_ready(&mut s, 7)));
+    let arc = std::sync::Arc::new(5u64);
+    g.bench_function("arc_clone_drop", |b| b.iter(|| { let a = std::hint::black_box(arc.clone()); drop(a); }));
     g.finish();
 }
 criterion_group!(benches, b);

@@ -129,10 +129,12 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S, Req, C, P>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         if let Some(budget) = &self.shared.budget {
             budget.deposit();
