@@ -25,6 +25,7 @@ use tower::timeout::TimeoutLayer as TowerTimeoutLayer;
 use tower::util::rng::HasherRng;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_tenacity::classify::DefaultClassifier;
+use tower_tenacity::retry::{ExponentialBackoff as TenacityBackoff, Jitter};
 use tower_tenacity::{BoxError, ResilienceLayer};
 
 /// A tower retry policy as tower's docs build one: backoff, a budget, an attempt cap.
@@ -36,17 +37,17 @@ struct TowerPolicy {
 }
 
 impl TowerPolicy {
-    fn new(budget: bool) -> Self {
+    fn new(realistic: bool) -> Self {
         let mut maker = ExponentialBackoffMaker::new(
             Duration::from_millis(100),
             Duration::from_secs(5),
-            1.0,
+            if realistic { 1.0 } else { 0.0 },
             HasherRng::new(),
         )
         .expect("valid backoff");
         TowerPolicy {
             backoff: maker.make_backoff(),
-            budget: budget.then(|| Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2))),
+            budget: realistic.then(|| Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2))),
             retries_left: 2,
         }
     }
@@ -79,12 +80,31 @@ impl<Req: Clone, Res, E> Policy<Req, Res, E> for TowerPolicy {
     }
 }
 
-fn always_ready() -> impl Service<u64, Response = u64, Error = BoxError, Future = Ready<Result<u64, BoxError>>> + Clone {
+fn always_ready()
+-> impl Service<u64, Response = u64, Error = BoxError, Future = Ready<Result<u64, BoxError>>> + Clone
+{
     service_fn(|n: u64| ready(Ok::<_, BoxError>(n)))
 }
 
+/// Fails the first two attempts of each request: the request carries its own attempt counter,
+/// so that concurrent requests do not disturb each other's pattern.
+fn fails_twice_per_request()
+-> impl Service<Arc<AtomicU32>, Response = u32, Error = BoxError, Future = Ready<Result<u32, BoxError>>>
++ Clone {
+    service_fn(|attempts: Arc<AtomicU32>| {
+        let attempt = attempts.fetch_add(1, Ordering::Relaxed);
+        ready(if attempt >= 2 {
+            Ok(attempt)
+        } else {
+            Err(io::Error::from(io::ErrorKind::ConnectionReset).into())
+        })
+    })
+}
+
 /// Fails the first two calls of every three.
-fn fails_twice() -> impl Service<u64, Response = u64, Error = BoxError, Future = Ready<Result<u64, BoxError>>> + Clone {
+fn fails_twice()
+-> impl Service<u64, Response = u64, Error = BoxError, Future = Ready<Result<u64, BoxError>>> + Clone
+{
     let calls = Arc::new(AtomicU32::new(0));
     service_fn(move |n: u64| {
         let call = calls.fetch_add(1, Ordering::Relaxed);
@@ -112,20 +132,35 @@ fn call_ready<S: Service<u64>>(svc: &mut S, n: u64) -> Result<S::Response, S::Er
     }
 }
 
-fn ours(budget: bool) -> ResilienceLayer {
+/// `realistic`: the defaults, budget and jitter on, as for the success path. Otherwise neither,
+/// for the retry path, where both stacks must wait the same delays: with per-request jitter
+/// each request's backoff ends at its own instant and the runtime wakes once for each, where
+/// tower's policy (whose clones share one random sequence) wakes once for all. That measures
+/// jitter working, not the middleware.
+fn ours(realistic: bool) -> ResilienceLayer {
     let builder = ResilienceLayer::builder(DefaultClassifier)
         .total_timeout(Duration::from_secs(10))
         .attempt_timeout(Duration::from_secs(2));
-    let builder = if budget { builder } else { builder.no_budget() };
+    let builder = if realistic {
+        builder
+    } else {
+        builder
+            .no_budget()
+            .backoff(TenacityBackoff::default().with_jitter(Jitter::None))
+    };
     builder.build().expect("valid configuration")
 }
 
-fn tower_stack<S>(inner: S, budget: bool) -> impl Service<u64, Response = u64, Error = BoxError>
+fn tower_stack<Req, S>(
+    inner: S,
+    realistic: bool,
+) -> impl Service<Req, Response = S::Response, Error = BoxError> + Clone
 where
-    S: Service<u64, Response = u64, Error = BoxError> + Clone,
+    Req: Clone,
+    S: Service<Req, Error = BoxError> + Clone,
 {
     ServiceBuilder::new()
-        .layer(TowerRetryLayer::new(TowerPolicy::new(budget)))
+        .layer(TowerRetryLayer::new(TowerPolicy::new(realistic)))
         .layer(TowerTimeoutLayer::new(Duration::from_secs(2)))
         .service(inner)
 }
@@ -138,7 +173,9 @@ fn success(c: &mut Criterion) {
     let _context = rt.enter();
     let mut group = c.benchmark_group("success");
     let mut bare = always_ready();
-    group.bench_function("bare", |b| b.iter(|| call_ready(&mut bare, std::hint::black_box(7))));
+    group.bench_function("bare", |b| {
+        b.iter(|| call_ready(&mut bare, std::hint::black_box(7)))
+    });
     let mut tower = tower_stack(always_ready(), true);
     group.bench_function("tower_timeout_retry", |b| {
         b.iter(|| call_ready(&mut tower, std::hint::black_box(7)))
@@ -157,6 +194,11 @@ fn retry(c: &mut Criterion) {
         .build()
         .unwrap();
     let mut group = c.benchmark_group("fails_twice_then_succeeds");
+    // The floor: the same two waits (100 ms, 200 ms) and three calls, with no middleware.
+    let mut bare = fails_twice();
+    group.bench_function("bare_two_sleeps", |b| {
+        b.iter(|| rt.block_on(async { two_sleeps(&mut bare).await }))
+    });
     let mut tower = tower_stack(fails_twice(), false);
     group.bench_function("tower_timeout_retry", |b| {
         b.iter(|| rt.block_on(async { tower.ready().await.unwrap().call(7).await.unwrap() }))
@@ -168,5 +210,62 @@ fn retry(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, success, retry);
+/// The retry path with the runtime's per-wakeup work shared out: 64 requests at once, each
+/// failing twice, so that each backoff round is one timer advance for all of them and what is
+/// left per request is the middleware's own work (decisions, timers, jitter).
+fn retry_batched(c: &mut Criterion) {
+    const BATCH: usize = 64;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("fails_twice_then_succeeds_64_at_once");
+    group.throughput(criterion::Throughput::Elements(BATCH as u64));
+    group.bench_function("bare_two_sleeps", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let calls = (0..BATCH).map(|_| async {
+                    let mut bare = fails_twice();
+                    two_sleeps(&mut bare).await
+                });
+                futures_util::future::join_all(calls).await
+            })
+        })
+    });
+    let tower = tower_stack(fails_twice_per_request(), false);
+    group.bench_function("tower_timeout_retry", |b| {
+        b.iter(|| rt.block_on(run_batch(tower.clone(), BATCH)))
+    });
+    let tenacity = ours(false).layer(fails_twice_per_request());
+    group.bench_function("tenacity_deadline_retry_timeout", |b| {
+        b.iter(|| rt.block_on(run_batch(tenacity.clone(), BATCH)))
+    });
+    group.finish();
+}
+
+/// What any retry of a request that fails twice must do: three calls and two waits.
+async fn two_sleeps<S: Service<u64, Response = u64, Error = BoxError>>(svc: &mut S) -> u64 {
+    let _ = svc.ready().await.unwrap().call(7).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _ = svc.ready().await.unwrap().call(7).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    svc.ready().await.unwrap().call(7).await.unwrap()
+}
+
+async fn run_batch<S>(svc: S, n: usize)
+where
+    S: Service<Arc<AtomicU32>, Response = u32, Error = BoxError> + Clone,
+{
+    let calls = (0..n).map(|_| {
+        let svc = svc.clone();
+        async move {
+            let reply = svc.oneshot(Arc::new(AtomicU32::new(0))).await;
+            assert_eq!(reply.unwrap(), 2);
+        }
+    });
+    futures_util::future::join_all(calls).await;
+}
+
+criterion_group!(benches, success, retry, retry_batched);
 criterion_main!(benches);

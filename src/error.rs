@@ -229,19 +229,28 @@ impl fmt::Display for Error {
             },
         }
         let note = match self.kind {
-            ErrorKind::Timeout { .. } | ErrorKind::RetriesExhausted { limit: Limit::Attempts, .. } => {
-                None
+            ErrorKind::Timeout { .. }
+            | ErrorKind::RetriesExhausted {
+                limit: Limit::Attempts,
+                ..
+            } => None,
+            ErrorKind::RetriesExhausted {
+                limit: Limit::Elapsed,
+                ..
+            } => Some("not retried: the retry time limit was reached".to_owned()),
+            ErrorKind::RetriesExhausted {
+                limit: Limit::Deadline,
+                ..
+            } => Some("not retried: the backoff would reach the deadline".to_owned()),
+            ErrorKind::RetriesExhausted {
+                limit: Limit::RetryAfter { requested, cap },
+                ..
+            } => Some(format!(
+                "not retried: the server asked to wait {requested:?}, over the {cap:?} cap"
+            )),
+            ErrorKind::BudgetExhausted { .. } => {
+                Some("not retried: retry budget exhausted".to_owned())
             }
-            ErrorKind::RetriesExhausted { limit: Limit::Elapsed, .. } => {
-                Some("not retried: the retry time limit was reached".to_owned())
-            }
-            ErrorKind::RetriesExhausted { limit: Limit::Deadline, .. } => {
-                Some("not retried: the backoff would reach the deadline".to_owned())
-            }
-            ErrorKind::RetriesExhausted { limit: Limit::RetryAfter { requested, cap }, .. } => Some(
-                format!("not retried: the server asked to wait {requested:?}, over the {cap:?} cap"),
-            ),
-            ErrorKind::BudgetExhausted { .. } => Some("not retried: retry budget exhausted".to_owned()),
             ErrorKind::NotReplayable { .. } => {
                 Some("not retried: the request cannot be sent again".to_owned())
             }
@@ -277,7 +286,9 @@ impl fmt::Debug for Error {
 
 impl StdError for Error {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn StdError + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
     }
 }
 
@@ -360,7 +371,11 @@ impl fmt::Display for ConfigError {
             }
             ConfigProblem::Zero => write!(f, "{field} must be at least 1, got 0"),
             ConfigProblem::ZeroDuration => write!(f, "{field} must be longer than zero"),
-            ConfigProblem::Exceeds { value, bound, limit } => {
+            ConfigProblem::Exceeds {
+                value,
+                bound,
+                limit,
+            } => {
                 write!(f, "{field} ({value:?}) must not exceed {bound} ({limit:?})")
             }
         }

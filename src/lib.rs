@@ -93,3 +93,8 @@ pub use crate::error::{
     Attempt, BoxError, ConfigError, ConfigProblem, Error, ErrorKind, Limit, TimeoutScope,
 };
 pub use crate::preset::{ResilienceBuilder, ResilienceLayer};
+
+// The README's code is compiled and run with the doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -206,10 +206,16 @@ impl<C, P> ResilienceBuilder<C, P> {
     /// Checks the configuration and makes the layer.
     pub fn build(self) -> Result<ResilienceLayer<C, P>, ConfigError> {
         if self.total.is_zero() {
-            return Err(ConfigError::new("total_timeout", ConfigProblem::ZeroDuration));
+            return Err(ConfigError::new(
+                "total_timeout",
+                ConfigProblem::ZeroDuration,
+            ));
         }
         if self.attempt.is_zero() {
-            return Err(ConfigError::new("attempt_timeout", ConfigProblem::ZeroDuration));
+            return Err(ConfigError::new(
+                "attempt_timeout",
+                ConfigProblem::ZeroDuration,
+            ));
         }
         if self.attempt > self.total {
             return Err(ConfigError::new(

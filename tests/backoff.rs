@@ -25,7 +25,12 @@ async fn tenacity_style_floor_and_cap_through_the_retry_loop() {
         .build()
         .unwrap()
         .layer(script.clone());
-    ServiceExt::<()>::ready(&mut svc).await.unwrap().call(()).await.unwrap_err();
+    ServiceExt::<()>::ready(&mut svc)
+        .await
+        .unwrap()
+        .call(())
+        .await
+        .unwrap_err();
     // Waits of 4, 4, 4, 8, 10 seconds.
     assert_eq!(
         script.call_offsets(),
@@ -39,7 +44,16 @@ fn default_backoff_without_jitter_doubles_from_100ms_to_5s() {
     let delays: Vec<Duration> = (1..=8).map(|n| backoff.base_delay(n)).collect();
     assert_eq!(
         delays,
-        [ms(100), ms(200), ms(400), ms(800), ms(1600), ms(3200), secs(5), secs(5)]
+        [
+            ms(100),
+            ms(200),
+            ms(400),
+            ms(800),
+            ms(1600),
+            ms(3200),
+            secs(5),
+            secs(5)
+        ]
     );
 }
 
@@ -130,7 +144,13 @@ async fn first_delays(n: usize, seed: Option<u64>) -> Vec<Duration> {
         .layer(Script::always(Step::Fail(io::ErrorKind::ConnectionReset)));
     let calls = (0..n).map(|_| {
         let mut svc = svc.clone();
-        async move { ServiceExt::<()>::ready(&mut svc).await.unwrap().call(()).await }
+        async move {
+            ServiceExt::<()>::ready(&mut svc)
+                .await
+                .unwrap()
+                .call(())
+                .await
+        }
     });
     futures_util::future::join_all(calls).await;
     let mut delays = delays.lock().unwrap().clone();
@@ -143,8 +163,16 @@ async fn first_delays(n: usize, seed: Option<u64>) -> Vec<Duration> {
 async fn concurrent_requests_draw_different_jitter() {
     let delays = first_delays(2, Some(42)).await;
     assert_ne!(delays[0], delays[1], "each request has its own randomness");
-    assert_eq!(first_delays(2, Some(42)).await, delays, "a seed makes the run reproducible");
-    assert_ne!(first_delays(2, Some(43)).await, delays, "another seed, other delays");
+    assert_eq!(
+        first_delays(2, Some(42)).await,
+        delays,
+        "a seed makes the run reproducible"
+    );
+    assert_ne!(
+        first_delays(2, Some(43)).await,
+        delays,
+        "another seed, other delays"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -47,14 +47,26 @@ async fn under_total_failure_the_inner_service_sees_at_most_the_budget() {
     let bound = ((1.0 + RATIO) * REQUESTS as f64) as usize + FLOOR as usize;
     assert!(inner_calls <= bound, "{inner_calls} calls, bound {bound}");
     // Without a budget, 5 attempts each would have meant 1500 calls; the budget was used fully.
-    assert!(inner_calls >= bound - 1, "{inner_calls} calls: the budget was not spent");
+    assert!(
+        inner_calls >= bound - 1,
+        "{inner_calls} calls: the budget was not spent"
+    );
     let budget_errors = results
         .iter()
         .filter_map(|r| r.as_ref().err())
-        .filter(|e| matches!(Error::find(e.as_ref()).map(Error::kind), Some(ErrorKind::BudgetExhausted { .. })))
+        .filter(|e| {
+            matches!(
+                Error::find(e.as_ref()).map(Error::kind),
+                Some(ErrorKind::BudgetExhausted { .. })
+            )
+        })
         .count();
     assert!(budget_errors > 0);
-    assert_eq!(budget_errors, *give_ups.lock().unwrap(), "every refusal is an event");
+    assert_eq!(
+        budget_errors,
+        *give_ups.lock().unwrap(),
+        "every refusal is an event"
+    );
     assert_eq!(budget.retries_left(), 0);
 }
 
@@ -68,12 +80,27 @@ async fn a_budget_is_shared_by_every_layer_given_it() {
             .build()
             .unwrap()
     };
-    let (a, b) = (Script::always(Step::Fail(io::ErrorKind::ConnectionReset)), Script::always(Step::Fail(io::ErrorKind::ConnectionReset)));
+    let (a, b) = (
+        Script::always(Step::Fail(io::ErrorKind::ConnectionReset)),
+        Script::always(Step::Fail(io::ErrorKind::ConnectionReset)),
+    );
     let mut first = make().layer(a.clone());
     let mut second = make().layer(b.clone());
-    let _ = ServiceExt::<()>::ready(&mut first).await.unwrap().call(()).await;
-    let _ = ServiceExt::<()>::ready(&mut second).await.unwrap().call(()).await;
-    assert_eq!(a.calls() + b.calls(), 4, "two requests, two retries from the floor of 2");
+    let _ = ServiceExt::<()>::ready(&mut first)
+        .await
+        .unwrap()
+        .call(())
+        .await;
+    let _ = ServiceExt::<()>::ready(&mut second)
+        .await
+        .unwrap()
+        .call(())
+        .await;
+    assert_eq!(
+        a.calls() + b.calls(),
+        4,
+        "two requests, two retries from the floor of 2"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -80,12 +80,18 @@ fn jitter_out_of_range() {
 fn zero_attempts() {
     let err = RetryLayer::builder().max_attempts(0).build().unwrap_err();
     assert_eq!(err.field(), "max_attempts");
-    assert_eq!(err.to_string(), "invalid configuration: max_attempts must be at least 1, got 0");
+    assert_eq!(
+        err.to_string(),
+        "invalid configuration: max_attempts must be at least 1, got 0"
+    );
 }
 
 #[test]
 fn zero_max_elapsed() {
-    let err = RetryLayer::builder().max_elapsed(Duration::ZERO).build().unwrap_err();
+    let err = RetryLayer::builder()
+        .max_elapsed(Duration::ZERO)
+        .build()
+        .unwrap_err();
     assert_eq!(err.field(), "max_elapsed");
 }
 

@@ -6,12 +6,12 @@ mod common;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use common::{Script, Step, StatusClassifier, ms};
+use common::{Script, StatusClassifier, Step, ms};
 use tower::{Layer, Service, ServiceExt};
-use tracing::Instrument;
 use tower_tenacity::classify::{Classification, Reason};
 use tower_tenacity::retry::{Event, ExponentialBackoff, GiveUp, Jitter, RetryLayer};
 use tower_tenacity::{Attempt, Limit};
+use tracing::Instrument;
 
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);
@@ -78,7 +78,10 @@ async fn each_attempt_retry_and_give_up_is_a_tracing_event() {
     assert_eq!(count("attempt finished"), 3, "{log}");
     assert_eq!(count("retrying"), 2, "{log}");
     assert!(
-        log.contains("INFO") && log.contains("retrying attempt=1 max_attempts=3 delay_ms=100 reason=connection refused"),
+        log.contains("INFO")
+            && log.contains(
+                "retrying attempt=1 max_attempts=3 delay_ms=100 reason=connection refused"
+            ),
         "{log}"
     );
     assert!(log.contains("delay_ms=200"), "{log}");
@@ -94,7 +97,12 @@ async fn the_observer_sees_the_same_story_as_data() {
     let sink = events.clone();
     let script = Script::new([Step::Reply(503)], Step::Reply(200));
     let mut svc = layer(move |event: &Event| sink.lock().unwrap().push(*event)).layer(script);
-    let reply = ServiceExt::<()>::ready(&mut svc).await.unwrap().call(()).await.unwrap();
+    let reply = ServiceExt::<()>::ready(&mut svc)
+        .await
+        .unwrap()
+        .call(())
+        .await
+        .unwrap();
     assert_eq!(reply.status, 200);
 
     let first = Attempt { number: 1, max: 3 };
@@ -129,7 +137,12 @@ async fn give_up_events_name_the_limit() {
     let sink = events.clone();
     let mut svc = layer(move |event: &Event| sink.lock().unwrap().push(*event))
         .layer(Script::always(Step::Reply(503)));
-    ServiceExt::<()>::ready(&mut svc).await.unwrap().call(()).await.unwrap();
+    ServiceExt::<()>::ready(&mut svc)
+        .await
+        .unwrap()
+        .call(())
+        .await
+        .unwrap();
     let last = *events.lock().unwrap().last().unwrap();
     assert_eq!(
         last,

@@ -28,7 +28,10 @@ fn builder() -> RetryBuilder<StatusClassifier> {
         .backoff(fixed(ms(100)))
 }
 
-fn events() -> (Arc<Mutex<Vec<Event>>>, impl Fn(&Event) + Send + Sync + 'static) {
+fn events() -> (
+    Arc<Mutex<Vec<Event>>>,
+    impl Fn(&Event) + Send + Sync + 'static,
+) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
     (seen, move |event: &Event| sink.lock().unwrap().push(*event))
@@ -45,7 +48,10 @@ fn ours(err: &BoxError) -> &Error {
 #[tokio::test(start_paused = true)]
 async fn retryable_errors_are_retried_until_success() {
     let script = Script::new(
-        [Step::Fail(io::ErrorKind::ConnectionReset), Step::Fail(io::ErrorKind::ConnectionRefused)],
+        [
+            Step::Fail(io::ErrorKind::ConnectionReset),
+            Step::Fail(io::ErrorKind::ConnectionRefused),
+        ],
         Step::Reply(200),
     );
     let mut svc = builder().build().unwrap().layer(script.clone());
@@ -60,14 +66,20 @@ async fn fatal_errors_are_returned_unchanged_after_one_attempt() {
     let mut svc = builder().build().unwrap().layer(script.clone());
     let err = call(&mut svc).await.unwrap_err();
     assert_eq!(script.calls(), 1);
-    let io = err.downcast_ref::<io::Error>().expect("the inner error itself");
+    let io = err
+        .downcast_ref::<io::Error>()
+        .expect("the inner error itself");
     assert_eq!(io.kind(), io::ErrorKind::PermissionDenied);
 }
 
 #[tokio::test(start_paused = true)]
 async fn exhausted_errors_say_attempts_limit_and_cause() {
     let script = Script::always(Step::Fail(io::ErrorKind::ConnectionRefused));
-    let mut svc = builder().max_attempts(4).build().unwrap().layer(script.clone());
+    let mut svc = builder()
+        .max_attempts(4)
+        .build()
+        .unwrap()
+        .layer(script.clone());
     let err = call(&mut svc).await.unwrap_err();
     assert_eq!(script.calls(), 4);
     let error = ours(&err);
@@ -79,7 +91,10 @@ async fn exhausted_errors_say_attempts_limit_and_cause() {
         }
     );
     assert_eq!(error.attempts(), Some(4));
-    assert_eq!(error.to_string(), "request failed: connection refused (attempt 4 of 4)");
+    assert_eq!(
+        error.to_string(),
+        "request failed: connection refused (attempt 4 of 4)"
+    );
     let cause = std::error::Error::source(error).expect("the last cause is kept");
     assert_eq!(
         cause.downcast_ref::<io::Error>().map(io::Error::kind),
@@ -100,15 +115,20 @@ async fn the_last_response_is_returned_as_it_is() {
 async fn fatal_responses_are_not_retried() {
     let script = Script::always(Step::Reply(404));
     let (seen, observer) = events();
-    let mut svc = builder().observer(observer).build().unwrap().layer(script.clone());
+    let mut svc = builder()
+        .observer(observer)
+        .build()
+        .unwrap()
+        .layer(script.clone());
     assert_eq!(call(&mut svc).await.unwrap().status, 404);
     assert_eq!(script.calls(), 1);
-    assert!(
-        seen.lock()
-            .unwrap()
-            .iter()
-            .any(|e| matches!(e, Event::GiveUp { why: GiveUp::Fatal, .. }))
-    );
+    assert!(seen.lock().unwrap().iter().any(|e| matches!(
+        e,
+        Event::GiveUp {
+            why: GiveUp::Fatal,
+            ..
+        }
+    )));
 }
 
 #[tokio::test(start_paused = true)]
@@ -139,7 +159,11 @@ async fn max_elapsed_stops_before_an_attempt_that_would_start_too_late() {
 async fn a_server_hint_replaces_the_backoff() {
     let script = Script::new([Step::Hint(secs(7))], Step::Reply(200));
     let (seen, observer) = events();
-    let mut svc = builder().observer(observer).build().unwrap().layer(script.clone());
+    let mut svc = builder()
+        .observer(observer)
+        .build()
+        .unwrap()
+        .layer(script.clone());
     assert_eq!(call(&mut svc).await.unwrap().status, 200);
     assert_eq!(script.call_offsets(), [secs(0), secs(7)]);
     let retry = seen
@@ -203,7 +227,11 @@ async fn a_hint_past_the_deadline_fails_fast() {
 #[tokio::test(start_paused = true)]
 async fn retry_never_sleeps_past_the_deadline() {
     let script = Script::always(Step::Fail(io::ErrorKind::ConnectionReset));
-    let retry = builder().max_attempts(10).backoff(fixed(secs(3))).build().unwrap();
+    let retry = builder()
+        .max_attempts(10)
+        .backoff(fixed(secs(3)))
+        .build()
+        .unwrap();
     let mut svc = DeadlineLayer::new(secs(5)).layer(retry.layer(script.clone()));
     let start = Instant::now();
     let err = call(&mut svc).await.unwrap_err();
@@ -266,7 +294,10 @@ async fn the_last_attempt_timeout_reads_as_such() {
     let mut svc = retry.layer(TimeoutLayer::new(secs(2)).layer(script.clone()));
     let err = call(&mut svc).await.unwrap_err();
     let error = ours(&err);
-    assert_eq!(error.to_string(), "request timed out after 2s (attempt 3 of 3)");
+    assert_eq!(
+        error.to_string(),
+        "request timed out after 2s (attempt 3 of 3)"
+    );
     assert_eq!(error.timeout_scope(), Some(TimeoutScope::Attempt));
 }
 
@@ -370,6 +401,8 @@ async fn readiness_errors_surface_from_the_layer_itself() {
     let (mock, mut handle) = mock::pair::<String, Reply>();
     let mut svc = builder().build().unwrap().layer(mock);
     handle.send_error("not ready");
-    let err = ServiceExt::<String>::ready(&mut svc).await.err().expect("poll_ready fails");
-    assert_eq!(err.to_string(), "not ready");
+    match ServiceExt::<String>::ready(&mut svc).await {
+        Err(err) => assert_eq!(err.to_string(), "not ready"),
+        Ok(_) => panic!("poll_ready should fail"),
+    }
 }

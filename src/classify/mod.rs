@@ -112,7 +112,10 @@ impl fmt::Display for Classification {
                 reason,
                 after: Some(after),
             } => write!(f, "retryable ({reason}; server asked to wait {after:?})"),
-            Classification::Retryable { reason, after: None } => write!(f, "retryable ({reason})"),
+            Classification::Retryable {
+                reason,
+                after: None,
+            } => write!(f, "retryable ({reason})"),
             Classification::Fatal { reason } => write!(f, "fatal ({reason})"),
         }
     }
@@ -341,10 +344,19 @@ mod tests {
     #[test]
     fn transient_io_kinds_are_retryable_and_others_fatal() {
         use io::ErrorKind as K;
-        for kind in [K::ConnectionRefused, K::ConnectionReset, K::ConnectionAborted] {
+        for kind in [
+            K::ConnectionRefused,
+            K::ConnectionReset,
+            K::ConnectionAborted,
+        ] {
             assert!(classify_io(kind).is_retryable(), "{kind:?}");
         }
-        for kind in [K::BrokenPipe, K::TimedOut, K::NotConnected, K::UnexpectedEof] {
+        for kind in [
+            K::BrokenPipe,
+            K::TimedOut,
+            K::NotConnected,
+            K::UnexpectedEof,
+        ] {
             assert!(classify_io(kind).is_retryable(), "{kind:?}");
         }
         for kind in [K::PermissionDenied, K::NotFound, K::InvalidData, K::Other] {
@@ -382,7 +394,8 @@ mod tests {
 
     #[test]
     fn our_timeouts_are_told_apart() {
-        let attempt: BoxError = Error::timeout(TimeoutScope::Attempt, Duration::from_secs(1)).into();
+        let attempt: BoxError =
+            Error::timeout(TimeoutScope::Attempt, Duration::from_secs(1)).into();
         let total: BoxError = Error::timeout(TimeoutScope::Total, Duration::from_secs(1)).into();
         assert_eq!(
             classify_error(attempt.as_ref()),

@@ -96,7 +96,10 @@ impl ExponentialBackoff {
     /// `min` not above `max`, a [`Jitter::Spread`] within `0.0..=1.0`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.initial.is_zero() {
-            return Err(ConfigError::new("backoff.initial", ConfigProblem::ZeroDuration));
+            return Err(ConfigError::new(
+                "backoff.initial",
+                ConfigProblem::ZeroDuration,
+            ));
         }
         if !self.multiplier.is_finite() {
             return Err(ConfigError::new(
@@ -128,7 +131,10 @@ impl ExponentialBackoff {
         }
         if let Jitter::Spread(spread) = self.jitter {
             if !spread.is_finite() {
-                return Err(ConfigError::new("backoff.jitter", ConfigProblem::NotFinite(spread)));
+                return Err(ConfigError::new(
+                    "backoff.jitter",
+                    ConfigProblem::NotFinite(spread),
+                ));
             }
             if !(0.0..=1.0).contains(&spread) {
                 return Err(ConfigError::new(
@@ -157,7 +163,16 @@ impl ExponentialBackoff {
     /// The jittered delay before retry number `retry`, given the delay before the previous one
     /// (used by [`Jitter::Decorrelated`]; pass `Duration::ZERO` for the first retry).
     pub fn delay(&self, retry: u32, previous: Duration, rng: &mut fastrand::Rng) -> Duration {
-        let base = self.base_delay(retry);
+        self.jittered(self.base_delay(retry), previous, rng)
+    }
+
+    /// Applies the jitter to `base`, the delay [`base_delay`](Self::base_delay) gives.
+    pub(crate) fn jittered(
+        &self,
+        base: Duration,
+        previous: Duration,
+        rng: &mut fastrand::Rng,
+    ) -> Duration {
         let (min, max) = (self.min, self.max.max(self.min));
         let delay = match self.jitter {
             Jitter::None => base,
@@ -174,6 +189,45 @@ impl ExponentialBackoff {
             }
         };
         delay.clamp(min, max)
+    }
+}
+
+/// The first few [`ExponentialBackoff::base_delay`]s, worked out once when the layer is built
+/// rather than with floating point on every retry.
+#[derive(Debug, Clone)]
+pub(crate) struct BaseDelays {
+    backoff: ExponentialBackoff,
+    first: [Duration; 16],
+}
+
+impl BaseDelays {
+    pub(crate) fn new(backoff: ExponentialBackoff) -> Self {
+        let mut first = [Duration::ZERO; 16];
+        for (retry, delay) in (1..).zip(first.iter_mut()) {
+            *delay = backoff.base_delay(retry);
+        }
+        BaseDelays { backoff, first }
+    }
+
+    pub(crate) fn backoff(&self) -> &ExponentialBackoff {
+        &self.backoff
+    }
+
+    /// [`ExponentialBackoff::delay`], from the table where it can.
+    pub(crate) fn delay(
+        &self,
+        retry: u32,
+        previous: Duration,
+        rng: &mut fastrand::Rng,
+    ) -> Duration {
+        let base = match retry
+            .checked_sub(1)
+            .and_then(|i| self.first.get(i as usize))
+        {
+            Some(base) => *base,
+            None => self.backoff.base_delay(retry),
+        };
+        self.backoff.jittered(base, previous, rng)
     }
 }
 

@@ -77,7 +77,10 @@ impl RetryBudget {
     /// `window` (which must be longer than zero).
     pub fn new(ratio: f64, floor: u32, window: Duration) -> Result<Self, ConfigError> {
         if !ratio.is_finite() {
-            return Err(ConfigError::new("budget.ratio", ConfigProblem::NotFinite(ratio)));
+            return Err(ConfigError::new(
+                "budget.ratio",
+                ConfigProblem::NotFinite(ratio),
+            ));
         }
         if !(0.0..=1000.0).contains(&ratio) {
             return Err(ConfigError::new(
@@ -90,7 +93,10 @@ impl RetryBudget {
             ));
         }
         if window.is_zero() {
-            return Err(ConfigError::new("budget.window", ConfigProblem::ZeroDuration));
+            return Err(ConfigError::new(
+                "budget.window",
+                ConfigProblem::ZeroDuration,
+            ));
         }
         Ok(RetryBudget::build(ratio, floor, window))
     }
@@ -126,8 +132,13 @@ impl RetryBudget {
     /// Takes one retry from the budget, earned tokens first; `false` when there is none left.
     /// Reads the clock, to apply the decay of the windows that passed.
     pub fn withdraw(&self) -> bool {
+        self.withdraw_at(Instant::now())
+    }
+
+    /// [`withdraw`](Self::withdraw) with the clock already read.
+    pub(crate) fn withdraw_at(&self, now: Instant) -> bool {
         let state = &*self.state;
-        self.roll_window(Instant::now());
+        self.roll_window(now);
         take(&state.earned, TOKEN) || take(&state.floor_left, 1)
     }
 

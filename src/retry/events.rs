@@ -115,7 +115,11 @@ where
 pub(crate) fn emit(observer: Option<&dyn Observer>, event: Event) {
     match event {
         Event::Attempt { attempt } => {
-            tracing::trace!(attempt = attempt.number, max_attempts = attempt.max, "attempt");
+            tracing::trace!(
+                attempt = attempt.number,
+                max_attempts = attempt.max,
+                "attempt"
+            );
         }
         Event::Outcome {
             attempt,

@@ -94,8 +94,9 @@ where
 pin_project! {
     /// The backoff timer, randomness and history of one request that retries.
     struct RetryState {
+        // Made at the first backoff, reset for the later ones.
         #[pin]
-        sleep: Sleep,
+        sleep: Option<Sleep>,
         rng: fastrand::Rng,
         previous: Duration,
         custom: CustomBackoff,
@@ -111,7 +112,7 @@ type CustomBackoff = ();
 impl RetryState {
     fn new(shared: &Shared) -> Self {
         RetryState {
-            sleep: tokio::time::sleep(Duration::ZERO),
+            sleep: None,
             rng: shared.rng(),
             previous: Duration::ZERO,
             #[cfg(feature = "backoff")]
@@ -128,7 +129,7 @@ impl RetryState {
     fn next_delay(self: Pin<&mut Self>, schedule: &Schedule, retry: u32) -> Option<Duration> {
         let this = self.project();
         let delay = match schedule {
-            Schedule::Exponential(backoff) => backoff.delay(retry, *this.previous, this.rng),
+            Schedule::Exponential(delays) => delays.delay(retry, *this.previous, this.rng),
             #[cfg(feature = "backoff")]
             Schedule::Custom(_) => this.custom.as_mut()?.next_backoff()?,
         };
@@ -197,14 +198,9 @@ where
                         }
                         Classification::Retryable { reason, after } => (reason, after),
                     };
-                    let decision = decide(
-                        shared,
-                        attempt,
-                        hint,
-                        this.started,
-                        this.retry,
-                        || this.replay.replay(kept),
-                    );
+                    let decision = decide(shared, attempt, hint, this.started, this.retry, || {
+                        this.replay.replay(kept)
+                    });
                     match decision {
                         Ok((delay, request)) => {
                             shared.emit(|| Event::Retry {
@@ -214,14 +210,11 @@ where
                                 hinted: hint.is_some(),
                             });
                             *this.next = Some(request);
-                            match this.retry.as_mut() {
-                                Some(retry) if !delay.is_zero() => {
-                                    let wake_at = Instant::now() + delay;
-                                    retry.as_mut().project().sleep.reset(wake_at);
-                                    this.state.set(State::Backoff);
-                                }
-                                _ => this.state.set(State::Readying),
-                            }
+                            this.state.set(if delay.is_zero() {
+                                State::Readying
+                            } else {
+                                State::Backoff
+                            });
                         }
                         Err(why) => {
                             shared.emit(|| Event::GiveUp {
@@ -237,8 +230,10 @@ where
                     }
                 }
                 StateProj::Backoff => {
-                    if let Some(retry) = this.retry.as_mut() {
-                        ready!(retry.as_mut().project().sleep.poll(cx));
+                    if let Some(retry) = this.retry.as_mut()
+                        && let Some(sleep) = retry.as_mut().project().sleep.as_pin_mut()
+                    {
+                        ready!(sleep.poll(cx));
                     }
                     this.state.set(State::Readying);
                 }
@@ -259,8 +254,8 @@ where
     }
 }
 
-/// Decides whether a retryable failure of `attempt` is retried: the delay and the request for
-/// the next attempt, or why not. The cheap, local checks come first; the budget is asked last,
+/// Decides whether a retryable failure of `attempt` is retried: the delay (with the backoff
+/// timer set to it) and the request for the next attempt, or why not. The cheap, local checks come first; the budget is asked last,
 /// so that a retry that would not happen anyway does not spend it.
 fn decide<Req>(
     shared: &Shared,
@@ -287,6 +282,7 @@ fn decide<Req>(
             .next_delay(&shared.schedule, attempt.number)
             .ok_or(GiveUp::Limit(Limit::Elapsed))?,
     };
+    // The one clock read of a retry decision: everything below measures from it.
     let now = Instant::now();
     // An attempt that failed without ever being pending started, for all the clock can tell, now.
     let started = *started.get_or_insert(now);
@@ -301,9 +297,16 @@ fn decide<Req>(
     }
     let request = replay().ok_or(GiveUp::NotReplayable)?;
     if let Some(budget) = &shared.budget
-        && !budget.withdraw()
+        && !budget.withdraw_at(now)
     {
         return Err(GiveUp::Budget);
+    }
+    if !delay.is_zero() {
+        let mut sleep = state.as_mut().project().sleep;
+        match sleep.as_mut().as_pin_mut() {
+            Some(sleep) => sleep.reset(next_start),
+            None => sleep.set(Some(tokio::time::sleep_until(next_start))),
+        }
     }
     Ok((delay, request))
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tower_layer::Layer;
 
 use super::{
-    CloneReplay, ExponentialBackoff, Observer, Retry, RetryBudget, Schedule, Shared,
+    BaseDelays, CloneReplay, ExponentialBackoff, Observer, Retry, RetryBudget, Schedule, Shared,
 };
 use crate::classify::DefaultClassifier;
 use crate::error::{ConfigError, ConfigProblem};
@@ -122,7 +122,7 @@ impl Default for RetryBuilder {
             max_attempts: 3,
             max_elapsed: None,
             max_retry_after: Duration::from_secs(60),
-            schedule: Schedule::Exponential(ExponentialBackoff::default()),
+            schedule: Schedule::Exponential(BaseDelays::new(ExponentialBackoff::default())),
             budget: Some(RetryBudget::default()),
             observer: None,
             seed: None,
@@ -199,7 +199,7 @@ impl<C, P> RetryBuilder<C, P> {
 
     /// The delays between attempts (default: [`ExponentialBackoff::default`]).
     pub fn backoff(mut self, backoff: ExponentialBackoff) -> Self {
-        self.schedule = Schedule::Exponential(backoff);
+        self.schedule = Schedule::Exponential(BaseDelays::new(backoff));
         self
     }
 
@@ -254,7 +254,7 @@ impl<C, P> RetryBuilder<C, P> {
             return Err(ConfigError::new("max_elapsed", ConfigProblem::ZeroDuration));
         }
         match &self.schedule {
-            Schedule::Exponential(backoff) => backoff.validate()?,
+            Schedule::Exponential(delays) => delays.backoff().validate()?,
             #[cfg(feature = "backoff")]
             Schedule::Custom(_) => {}
         }

@@ -64,6 +64,7 @@ use tower_service::Service;
 use crate::classify::{Classify, DefaultClassifier};
 use crate::error::{Attempt, BoxError};
 
+use self::backoff::BaseDelays;
 pub use self::backoff::{ExponentialBackoff, Jitter};
 pub use self::budget::RetryBudget;
 pub use self::events::{Event, GiveUp, Observer};
@@ -218,9 +219,11 @@ impl fmt::Debug for Shared {
 }
 
 /// Where backoff delays come from.
+// One per layer, behind the layer's `Arc`: the table's size costs nothing per request.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub(crate) enum Schedule {
-    Exponential(ExponentialBackoff),
+    Exponential(BaseDelays),
     #[cfg(feature = "backoff")]
     Custom(Arc<dyn Fn() -> Box<dyn ::backoff::backoff::Backoff + Send> + Send + Sync>),
 }
@@ -228,7 +231,7 @@ pub(crate) enum Schedule {
 impl fmt::Debug for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Schedule::Exponential(backoff) => backoff.fmt(f),
+            Schedule::Exponential(delays) => delays.backoff().fmt(f),
             #[cfg(feature = "backoff")]
             Schedule::Custom(_) => f.write_str("Custom(backoff::Backoff)"),
         }

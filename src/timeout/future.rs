@@ -49,11 +49,11 @@ where
             this.sleep.set(Some(tokio::time::sleep(*this.timeout)));
         }
         match this.sleep.as_pin_mut().map(|sleep| sleep.poll(cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(Err(Error::timeout(
-                TimeoutScope::Attempt,
-                *this.timeout,
-            )
-            .into())),
+            Some(Poll::Ready(())) => {
+                Poll::Ready(Err(
+                    Error::timeout(TimeoutScope::Attempt, *this.timeout).into()
+                ))
+            }
             _ => Poll::Pending,
         }
     }
@@ -106,12 +106,11 @@ where
             this.sleep.set(Some(tokio::time::sleep(*this.budget)));
         }
         match this.sleep.as_pin_mut().map(|sleep| sleep.poll(cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(Err(Error::timeout(
-                TimeoutScope::Total,
-                *this.budget,
-            )
-            .with_attempt(*this.attempt)
-            .into())),
+            Some(Poll::Ready(())) => {
+                Poll::Ready(Err(Error::timeout(TimeoutScope::Total, *this.budget)
+                    .with_attempt(*this.attempt)
+                    .into()))
+            }
             _ => Poll::Pending,
         }
     }

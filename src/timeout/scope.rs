@@ -1,11 +1,11 @@
 //! How a [`Deadline`](super::Deadline) tells the layers inside it how much time is left.
 //!
 //! The deadline is carried beside the request rather than in it, so that it works for any
-//! request type: while a `Deadline` future polls (or calls) the service inside it, a thread-local
-//! slot holds the current budget, and a retry layer underneath reads it synchronously. It is the
-//! same idea as a tokio task-local, kept to a `Copy` value in a `Cell` so that entering the scope
-//! costs two small copies and no allocation, and so that the inside can write back the attempt it
-//! is on, which the deadline's error then reports.
+//! request type: while a `Deadline` future polls (or calls) the service inside it, thread-local
+//! cells hold the current bound, and a retry layer underneath reads them synchronously. It is the
+//! idea of a tokio task-local, cut down to a few word-sized `Cell`s so that entering the scope on
+//! every poll costs a handful of moves and no allocation, and so that the inside can write back
+//! the attempt it is on, which the deadline's error then reports.
 
 use std::cell::Cell;
 use std::time::Duration;
@@ -48,7 +48,7 @@ fn pack(attempt: Option<Attempt>) -> u64 {
 
 #[inline]
 fn unpack(packed: u64) -> Option<Attempt> {
-    (packed != 0).then(|| Attempt {
+    (packed != 0).then_some(Attempt {
         number: (packed >> 32) as u32,
         max: packed as u32,
     })
@@ -84,8 +84,7 @@ pub(crate) fn enter<R>(bound: Bound, attempt: &mut Option<Attempt>, f: impl FnOn
         Bound::Fixed(at) => {
             let outer = FIXED.get();
             FIXED.set(Some(outer.map_or(at, |outer| outer.min(at))));
-            let enclosed =
-                attempt.is_none() && (outer.is_some() || UNSTARTED.get() != NO_BUDGET);
+            let enclosed = attempt.is_none() && (outer.is_some() || UNSTARTED.get() != NO_BUDGET);
             (Restore::Fixed(outer), enclosed)
         }
     };
