@@ -16,14 +16,19 @@ use crate::classify::Reason;
 /// A type-erased error, as tower uses it: what every layer of this crate returns.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
-/// Which of the two timeouts fired.
+/// Which timeout fired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TimeoutScope {
     /// One attempt ran longer than the per-attempt timeout ([`TimeoutLayer`](crate::timeout::TimeoutLayer)).
     Attempt,
     /// The whole call, attempts and backoff included, ran out of its total budget
     /// ([`DeadlineLayer`](crate::timeout::DeadlineLayer)).
     Total,
+    /// A response body went longer than its idle timeout between two frames.
+    BodyIdle,
+    /// A response body took longer than its total timeout to arrive in full.
+    BodyTotal,
 }
 
 /// Which limit stopped the retries.
@@ -213,6 +218,8 @@ fn write_timeout(f: &mut fmt::Formatter<'_>, scope: TimeoutScope, after: Duratio
     match scope {
         TimeoutScope::Attempt => write!(f, "timed out after {after:?}"),
         TimeoutScope::Total => write!(f, "exceeded its total deadline of {after:?}"),
+        TimeoutScope::BodyIdle => write!(f, "response body stalled for {after:?}"),
+        TimeoutScope::BodyTotal => write!(f, "response body took longer than {after:?}"),
     }
 }
 

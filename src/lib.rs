@@ -85,6 +85,8 @@
 
 pub mod classify;
 mod error;
+#[cfg(feature = "http")]
+pub mod http;
 mod preset;
 pub mod retry;
 pub mod timeout;

@@ -151,6 +151,8 @@ impl fmt::Display for Reason {
         match self {
             Reason::Timeout(TimeoutScope::Attempt) => f.write_str("attempt timed out"),
             Reason::Timeout(TimeoutScope::Total) => f.write_str("deadline exceeded"),
+            Reason::Timeout(TimeoutScope::BodyIdle) => f.write_str("response body stalled"),
+            Reason::Timeout(TimeoutScope::BodyTotal) => f.write_str("response body too slow"),
             Reason::Connect => f.write_str("connection refused"),
             Reason::Reset => f.write_str("connection reset"),
             Reason::Io(kind) => write!(f, "I/O error: {kind}"),
@@ -246,10 +248,10 @@ pub fn classify_error(err: &(dyn StdError + 'static)) -> Classification {
                     scope: TimeoutScope::Attempt,
                     ..
                 } => return Classification::retryable(Reason::Timeout(TimeoutScope::Attempt)),
-                ErrorKind::Timeout {
-                    scope: TimeoutScope::Total,
-                    ..
-                } => return Classification::fatal(Reason::Timeout(TimeoutScope::Total)),
+                // No time left (total), or the answer already came (body): not retried here.
+                ErrorKind::Timeout { scope, .. } => {
+                    return Classification::fatal(Reason::Timeout(scope));
+                }
                 // Retries that already ran out below us are final here too.
                 _ => return Classification::fatal(ours.reason().unwrap_or(Reason::Other("error"))),
             }

@@ -29,8 +29,8 @@ use crate::error::BoxError;
 
 pub use self::future::{DeadlineFuture, ResponseFuture};
 pub use self::layer::{DeadlineLayer, TimeoutLayer};
-pub(crate) use self::scope::{Bound, enter, record_attempt};
-pub use self::scope::{current_deadline, remaining};
+pub(crate) use self::scope::{Bound, enter, observe_attempt, record_attempt};
+pub use self::scope::{current_attempt, current_deadline, remaining};
 
 /// Bounds each call of the inner service by a timeout; see [`TimeoutLayer`].
 #[derive(Debug, Clone)]

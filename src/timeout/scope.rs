@@ -99,6 +99,23 @@ pub(crate) fn enter<R>(bound: Bound, attempt: &mut Option<Attempt>, f: impl FnOn
     out
 }
 
+/// Runs `f` and returns the attempt a retry layer inside it recorded last, if any: for a layer
+/// outside retry that reports the attempt count (on a response, in an error).
+#[inline]
+pub(crate) fn observe_attempt<R>(f: impl FnOnce() -> R) -> (R, Option<Attempt>) {
+    let outer = ATTEMPT.replace(0);
+    let out = f();
+    let seen = ATTEMPT.replace(outer);
+    (out, unpack(seen))
+}
+
+/// The attempt a retry layer around this call is sending, read from a layer inside it (to tell
+/// the server, in a header, which attempt this is).
+#[inline]
+pub fn current_attempt() -> Option<Attempt> {
+    unpack(ATTEMPT.get())
+}
+
 /// Records the attempt that a retry layer is on, for the enclosing deadline's error. Outside a
 /// deadline nobody reads it, and the next deadline entered overwrites it.
 #[inline]

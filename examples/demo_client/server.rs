@@ -1,0 +1,315 @@
+//! The demo's flaky server: a real hyper HTTP/1 server on 127.0.0.1 that fails the ways real
+//! servers do. The integration tests use it too.
+//!
+//! What each request gets is decided by its path:
+//!
+//! | path | answer |
+//! |---|---|
+//! | `/ok` | 200 `ok` |
+//! | `/status/{code}` | that status |
+//! | `/retry-after/{value}` | 429 with `Retry-After: {value}` (seconds or a date, URL-encoded) |
+//! | `/stall/{ms}` | 200 after `ms` milliseconds |
+//! | `/reset` | the connection is closed with no answer |
+//! | `/drip/{chunks}/{ms}` | 200, a body of `chunks` lines, one every `ms` milliseconds |
+//! | `/hash` | 200, the request body's length and hash (`len=…;hash=…`) |
+//! | `/fail/{key}/{n}/{code}` | `code` for the first `n` requests with that key, then 200 with the body's hash |
+//! | `/demo/{id}` | a random fault or a success, as the demo mix below says |
+//!
+//! Every answer carries `x-request-count` (requests so far) and the server counts connections.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::hash::{DefaultHasher, Hasher};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// What the server has seen.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub connections: AtomicU64,
+    pub requests: AtomicU64,
+    /// Requests per path, for tests that count attempts.
+    pub per_path: Mutex<HashMap<String, u64>>,
+    /// Headers seen per path: the last request's, for tests of what a retry sends.
+    pub last_headers: Mutex<HashMap<String, http::HeaderMap>>,
+}
+
+impl Stats {
+    pub fn requests_to(&self, path: &str) -> u64 {
+        self.per_path
+            .lock()
+            .unwrap()
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// A running flaky server; it stops when dropped.
+pub struct FlakyServer {
+    pub addr: SocketAddr,
+    pub stats: Arc<Stats>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for FlakyServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FlakyServer {
+    /// Starts the server on a free port of 127.0.0.1.
+    pub async fn start() -> std::io::Result<FlakyServer> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let stats = Arc::new(Stats::default());
+        let failures = Arc::new(Mutex::new(HashMap::<String, u64>::new()));
+        let shared = stats.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                shared.connections.fetch_add(1, Ordering::Relaxed);
+                let stats = shared.clone();
+                let failures = failures.clone();
+                tokio::spawn(async move {
+                    let service =
+                        service_fn(move |request| handle(request, stats.clone(), failures.clone()));
+                    // Errors here are the faults we inject (and clients going away).
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(FlakyServer { addr, stats, task })
+    }
+
+    /// The URL of `path` on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+/// A fault that closes the connection without an answer.
+#[derive(Debug)]
+struct Reset;
+
+impl std::fmt::Display for Reset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("injected reset")
+    }
+}
+
+impl std::error::Error for Reset {}
+
+type Reply = Response<ServerBody>;
+
+async fn handle(
+    request: Request<Incoming>,
+    stats: Arc<Stats>,
+    failures: Arc<Mutex<HashMap<String, u64>>>,
+) -> Result<Reply, Reset> {
+    let count = stats.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let path = request.uri().path().to_owned();
+    *stats
+        .per_path
+        .lock()
+        .unwrap()
+        .entry(path.clone())
+        .or_default() += 1;
+    stats
+        .last_headers
+        .lock()
+        .unwrap()
+        .insert(path.clone(), request.headers().clone());
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let mut reply = match segments.as_slice() {
+        ["ok"] => text(StatusCode::OK, "ok"),
+        ["status", code] => status(code.parse().unwrap_or(500)),
+        ["retry-after", value] => {
+            let value = percent_decode(value);
+            let mut reply = text(StatusCode::TOO_MANY_REQUESTS, "slow down");
+            if let Ok(value) = value.parse() {
+                reply.headers_mut().insert(http::header::RETRY_AFTER, value);
+            }
+            reply
+        }
+        ["stall", ms] => {
+            tokio::time::sleep(Duration::from_millis(ms.parse().unwrap_or(0))).await;
+            text(StatusCode::OK, "late")
+        }
+        ["reset"] => return Err(Reset),
+        ["drip", chunks, ms] => drip(chunks.parse().unwrap_or(1), ms.parse().unwrap_or(0)),
+        ["hash"] => {
+            let body = request
+                .into_body()
+                .collect()
+                .await
+                .map_err(|_| Reset)?
+                .to_bytes();
+            text(StatusCode::OK, hash(&body))
+        }
+        ["fail", key, n, code] => {
+            // The body is read in full either way, and hashed for the success.
+            let body = request
+                .into_body()
+                .collect()
+                .await
+                .map_err(|_| Reset)?
+                .to_bytes();
+            let failed = {
+                let mut failures = failures.lock().unwrap();
+                let seen = failures.entry((*key).to_owned()).or_default();
+                *seen += 1;
+                *seen <= n.parse().unwrap_or(0)
+            };
+            if failed {
+                status(code.parse().unwrap_or(503))
+            } else {
+                text(StatusCode::OK, hash(&body))
+            }
+        }
+        ["demo", _] => demo().await?,
+        _ => status(404),
+    };
+    reply.headers_mut().insert("x-request-count", count.into());
+    Ok(reply)
+}
+
+/// The demo mix, drawn afresh for every request (so a retry meets new luck): 60% fine, 12% 503,
+/// 8% 429 with `Retry-After: 1`, 6% a stall past the attempt timeout, 8% a reset connection,
+/// 6% a body drip-fed over 300 ms.
+async fn demo() -> Result<Reply, Reset> {
+    Ok(match fastrand::u8(0..100) {
+        0..60 => text(StatusCode::OK, "fine"),
+        60..72 => status(503),
+        72..80 => {
+            let mut reply = text(StatusCode::TOO_MANY_REQUESTS, "slow down");
+            reply
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, "1".parse().unwrap());
+            reply
+        }
+        80..86 => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            text(StatusCode::OK, "too late")
+        }
+        86..94 => return Err(Reset),
+        _ => drip(6, 50),
+    })
+}
+
+/// `len=…;hash=…` of a body, for checking that replayed bytes are the bytes.
+pub fn hash(body: &[u8]) -> String {
+    let mut hasher = DefaultHasher::new();
+    hasher.write(body);
+    format!("len={};hash={:016x}", body.len(), hasher.finish())
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Reply {
+    let mut reply = Response::new(ServerBody::Full(Some(body.into())));
+    *reply.status_mut() = status;
+    reply
+}
+
+fn status(code: u16) -> Reply {
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    text(
+        status,
+        status.canonical_reason().unwrap_or("status").to_owned(),
+    )
+}
+
+fn drip(chunks: u32, ms: u64) -> Reply {
+    Response::new(ServerBody::Drip {
+        left: chunks,
+        every: Duration::from_millis(ms),
+        sleep: Box::pin(tokio::time::sleep(Duration::from_millis(ms))),
+    })
+}
+
+fn percent_decode(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], bytes.get(i + 1..i + 3)) {
+            (b'%', Some(hex)) => {
+                let hex = std::str::from_utf8(hex).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(byte) => {
+                        out.push(byte);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            (byte, _) => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A whole body, or one drip-fed a line at a time.
+pub enum ServerBody {
+    Full(Option<Bytes>),
+    Drip {
+        left: u32,
+        every: Duration,
+        sleep: Pin<Box<tokio::time::Sleep>>,
+    },
+}
+
+impl Body for ServerBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match &mut *self {
+            ServerBody::Full(body) => Poll::Ready(body.take().map(|b| Ok(Frame::data(b)))),
+            ServerBody::Drip { left, every, sleep } => {
+                if *left == 0 {
+                    return Poll::Ready(None);
+                }
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                *left -= 1;
+                let next = tokio::time::Instant::now() + *every;
+                sleep.as_mut().reset(next);
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"drip\n")))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ServerBody::Full(body) => body.is_none(),
+            ServerBody::Drip { left, .. } => *left == 0,
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! [`HttpClassifier`]: which HTTP outcomes are retried, and which requests may be.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::SystemTime;
+
+use http::{Method, Request, Response, StatusCode};
+
+use crate::classify::{AsDynError, Classification, Classify, Reason, causes, classify_error};
+use crate::error::{Error, ErrorKind, TimeoutScope};
+
+/// The header that makes a non-idempotent request safe to retry (the IETF `Idempotency-Key`
+/// draft, as payment APIs use it).
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// A request extension that marks one request as safe to retry whatever its method.
+///
+/// ```
+/// use tower_tenacity::http::Idempotent;
+///
+/// let mut request = http::Request::post("http://127.0.0.1/orders").body(()).unwrap();
+/// request.extensions_mut().insert(Idempotent);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Idempotent;
+
+/// Classifies HTTP outcomes for retry.
+///
+/// Responses: 1xx–3xx are successes. 500, 502, 503, 504, 408 and 429 are retryable (the set is
+/// configurable), with the server's `Retry-After` on 429 and 503 as the hint; every other 4xx
+/// and 5xx is a fatal response, returned to the caller as it is.
+///
+/// Errors: a connection that could not be made (hyper-util's `is_connect`, or a refused
+/// connection) means the request was never sent ([`Reason::NeverSent`]), which is safe to retry
+/// for any method. An incomplete message, a canceled request, a reset connection or this crate's
+/// attempt timeout are retryable too, but the server may have acted on the request.
+///
+/// Idempotency (RFC 9110 §9.2.2): GET, HEAD, OPTIONS, TRACE, PUT and DELETE are retried. POST,
+/// PATCH, CONNECT and unknown methods only when the request carries an `Idempotency-Key`
+/// header or the [`Idempotent`] extension, when the classifier was built with
+/// [`retry_unsafe_methods`](Self::retry_unsafe_methods), or when the failure proves the request
+/// was never sent.
+///
+/// ```
+/// use http::{Method, Request, Response, StatusCode};
+/// use tower_tenacity::BoxError;
+/// use tower_tenacity::classify::{Classify, Reason};
+/// use tower_tenacity::http::HttpClassifier;
+///
+/// let classifier = HttpClassifier::new();
+/// let get = Request::get("http://127.0.0.1/").body(()).unwrap();
+/// let post = Request::post("http://127.0.0.1/").body(()).unwrap();
+/// let busy = Response::builder().status(503).body(()).unwrap();
+/// let retry = |req: &Request<()>| {
+///     Classify::<_, _, BoxError>::classify(&classifier, req, Ok(&busy)).is_retryable()
+/// };
+/// assert!(retry(&get));
+/// assert!(!retry(&post), "a POST may have been acted on");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpClassifier {
+    retryable: StatusSet,
+    retry_unsafe: bool,
+}
+
+impl Default for HttpClassifier {
+    fn default() -> Self {
+        HttpClassifier::new()
+    }
+}
+
+impl fmt::Debug for HttpClassifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClassifier")
+            .field("retryable", &self.retryable)
+            .field("retry_unsafe", &self.retry_unsafe)
+            .finish()
+    }
+}
+
+impl HttpClassifier {
+    /// Retries 500, 502, 503, 504, 408 and 429, and only idempotent requests.
+    pub fn new() -> Self {
+        let mut retryable = StatusSet::default();
+        for code in [500, 502, 503, 504, 408, 429] {
+            retryable.insert(code);
+        }
+        HttpClassifier {
+            retryable,
+            retry_unsafe: false,
+        }
+    }
+
+    /// Also retries responses with `status`.
+    pub fn retry_on(mut self, status: StatusCode) -> Self {
+        self.retryable.insert(status.as_u16());
+        self
+    }
+
+    /// Never retries responses with `status`.
+    pub fn no_retry_on(mut self, status: StatusCode) -> Self {
+        self.retryable.remove(status.as_u16());
+        self
+    }
+
+    /// Retries POST, PATCH and other non-idempotent requests as if they were idempotent (for a
+    /// server known to deduplicate).
+    pub fn retry_unsafe_methods(mut self, retry: bool) -> Self {
+        self.retry_unsafe = retry;
+        self
+    }
+
+    /// Whether responses with `status` are retried.
+    pub fn retries_status(&self, status: StatusCode) -> bool {
+        self.retryable.contains(status.as_u16())
+    }
+
+    /// Whether `request` may be sent again after a failure that it may have caused.
+    pub fn may_retry<B>(&self, request: &Request<B>) -> bool {
+        self.retry_unsafe
+            || is_idempotent(request.method())
+            || request.headers().contains_key(IDEMPOTENCY_KEY)
+            || request.extensions().get::<Idempotent>().is_some()
+    }
+
+    fn classify_response<ResB>(&self, response: &Response<ResB>) -> Classification {
+        let status = response.status();
+        if !(status.is_client_error() || status.is_server_error()) {
+            return Classification::Success;
+        }
+        let reason = Reason::Status(status.as_u16());
+        if !self.retryable.contains(status.as_u16()) {
+            return Classification::fatal(reason);
+        }
+        let hint = match status {
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                super::retry_after(response.headers(), SystemTime::now())
+            }
+            _ => None,
+        };
+        Classification::Retryable {
+            reason,
+            after: hint,
+        }
+    }
+}
+
+/// GET, HEAD, OPTIONS, TRACE, PUT and DELETE (RFC 9110 §9.2.2).
+pub fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    )
+}
+
+impl<B, ResB, E: AsDynError> Classify<Request<B>, Response<ResB>, E> for HttpClassifier {
+    fn classify(
+        &self,
+        request: &Request<B>,
+        outcome: Result<&Response<ResB>, &E>,
+    ) -> Classification {
+        let classification = match outcome {
+            Ok(response) => self.classify_response(response),
+            Err(err) => classify_http_error(err.as_dyn_error()),
+        };
+        match classification {
+            Classification::Retryable { reason, .. }
+                if !matches!(reason, Reason::NeverSent | Reason::Connect)
+                    && !self.may_retry(request) =>
+            {
+                Classification::fatal(reason)
+            }
+            other => other,
+        }
+    }
+}
+
+/// Classifies an error from an HTTP client by the first cause in its chain that says something:
+/// hyper-util's connect errors as [`Reason::NeverSent`], hyper's incomplete messages and
+/// canceled requests as [`Reason::Reset`], then as [`classify_error`] does (this crate's
+/// timeouts, I/O errors).
+pub fn classify_http_error(err: &(dyn StdError + 'static)) -> Classification {
+    for cause in causes(err) {
+        if let Some(client) = cause.downcast_ref::<hyper_util::client::legacy::Error>() {
+            if client.is_connect() {
+                return Classification::retryable(Reason::NeverSent);
+            }
+            continue;
+        }
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
+            if hyper.is_incomplete_message() || hyper.is_canceled() || hyper.is_closed() {
+                return Classification::retryable(Reason::Reset);
+            }
+            continue;
+        }
+        if let Some(ours) = cause.downcast_ref::<Error>()
+            && let ErrorKind::Timeout {
+                scope: TimeoutScope::Attempt,
+                ..
+            } = ours.kind()
+        {
+            return Classification::retryable(Reason::Timeout(TimeoutScope::Attempt));
+        }
+    }
+    classify_error(err)
+}
+
+/// Statuses 100–599 as a bit set.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+struct StatusSet([u64; 8]);
+
+impl StatusSet {
+    fn index(code: u16) -> Option<(usize, u64)> {
+        let offset = code.checked_sub(100).filter(|o| *o < 500)?;
+        Some((usize::from(offset / 64), 1 << (offset % 64)))
+    }
+
+    fn insert(&mut self, code: u16) {
+        if let Some((word, bit)) = StatusSet::index(code) {
+            self.0[word] |= bit;
+        }
+    }
+
+    fn remove(&mut self, code: u16) {
+        if let Some((word, bit)) = StatusSet::index(code) {
+            self.0[word] &= !bit;
+        }
+    }
+
+    fn contains(&self, code: u16) -> bool {
+        StatusSet::index(code).is_some_and(|(word, bit)| self.0[word] & bit != 0)
+    }
+}
+
+impl fmt::Debug for StatusSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set()
+            .entries((100..600).filter(|code| self.contains(*code)))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::BoxError;
+    use std::io;
+
+    fn request(method: Method) -> Request<()> {
+        Request::builder()
+            .method(method)
+            .uri("http://127.0.0.1/")
+            .body(())
+            .unwrap()
+    }
+
+    fn status(code: u16) -> Response<()> {
+        Response::builder().status(code).body(()).unwrap()
+    }
+
+    fn classify(req: &Request<()>, outcome: Result<&Response<()>, &BoxError>) -> Classification {
+        HttpClassifier::new().classify(req, outcome)
+    }
+
+    #[test]
+    fn the_default_retryable_statuses() {
+        let get = request(Method::GET);
+        for code in [500, 502, 503, 504, 408, 429] {
+            assert_eq!(
+                classify(&get, Ok(&status(code))),
+                Classification::retryable(Reason::Status(code))
+            );
+        }
+        for code in [400, 401, 403, 404, 409, 501, 505] {
+            assert_eq!(
+                classify(&get, Ok(&status(code))),
+                Classification::fatal(Reason::Status(code))
+            );
+        }
+        for code in [200, 204, 301, 304] {
+            assert!(classify(&get, Ok(&status(code))).is_success());
+        }
+    }
+
+    #[test]
+    fn the_status_set_is_configurable() {
+        let classifier = HttpClassifier::new()
+            .retry_on(StatusCode::CONFLICT)
+            .no_retry_on(StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(classifier.retries_status(StatusCode::CONFLICT));
+        assert!(!classifier.retries_status(StatusCode::INTERNAL_SERVER_ERROR));
+        assert!(classifier.retries_status(StatusCode::BAD_GATEWAY));
+    }
+
+    #[test]
+    fn unsafe_methods_need_a_reason() {
+        let busy = status(503);
+        for method in [Method::POST, Method::PATCH, Method::CONNECT] {
+            assert!(
+                classify(&request(method.clone()), Ok(&busy)).is_fatal(),
+                "{method}"
+            );
+        }
+        for method in [
+            Method::GET,
+            Method::HEAD,
+            Method::OPTIONS,
+            Method::TRACE,
+            Method::PUT,
+            Method::DELETE,
+        ] {
+            assert!(
+                classify(&request(method.clone()), Ok(&busy)).is_retryable(),
+                "{method}"
+            );
+        }
+        let mut keyed = request(Method::POST);
+        keyed
+            .headers_mut()
+            .insert(IDEMPOTENCY_KEY, "8e03978e".parse().unwrap());
+        assert!(classify(&keyed, Ok(&busy)).is_retryable());
+        let mut marked = request(Method::POST);
+        marked.extensions_mut().insert(Idempotent);
+        assert!(classify(&marked, Ok(&busy)).is_retryable());
+        let layer_wide = HttpClassifier::new().retry_unsafe_methods(true);
+        let outcome: Result<&Response<()>, &BoxError> = Ok(&busy);
+        assert!(
+            layer_wide
+                .classify(&request(Method::POST), outcome)
+                .is_retryable()
+        );
+    }
+
+    #[test]
+    fn a_request_never_sent_is_retried_whatever_its_method() {
+        let refused: BoxError = io::Error::from(io::ErrorKind::ConnectionRefused).into();
+        let reset: BoxError = io::Error::from(io::ErrorKind::ConnectionReset).into();
+        let post = request(Method::POST);
+        assert_eq!(
+            classify(&post, Err(&refused)),
+            Classification::retryable(Reason::Connect)
+        );
+        assert_eq!(
+            classify(&post, Err(&reset)),
+            Classification::fatal(Reason::Reset)
+        );
+        assert_eq!(
+            classify(&request(Method::GET), Err(&reset)),
+            Classification::retryable(Reason::Reset)
+        );
+    }
+
+    #[test]
+    fn retry_after_comes_with_429_and_503_only() {
+        let get = request(Method::GET);
+        let throttled = Response::builder()
+            .status(429)
+            .header("retry-after", "3")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            classify(&get, Ok(&throttled)),
+            Classification::retry_after(Reason::Status(429), std::time::Duration::from_secs(3))
+        );
+        let gateway = Response::builder()
+            .status(502)
+            .header("retry-after", "3")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            classify(&get, Ok(&gateway)),
+            Classification::retryable(Reason::Status(502))
+        );
+        let garbage = Response::builder()
+            .status(503)
+            .header("retry-after", "whenever")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            classify(&get, Ok(&garbage)),
+            Classification::retryable(Reason::Status(503))
+        );
+    }
+}

@@ -1,0 +1,38 @@
+//! HTTP done right (feature `http`, on by default): which outcomes and requests are retried,
+//! `Retry-After`, request bodies replayed, response bodies bounded in time, and the HTTP preset.
+//!
+//! Everything here works on `http::Request`/`http::Response`, so it fits a hyper-util client,
+//! the outbound calls of an axum handler, or anything else speaking the `http` crate's types.
+
+mod body_timeout;
+mod classify;
+mod preset;
+mod replay;
+mod retry_after;
+mod service;
+
+pub use self::body_timeout::{BodyTimeout, BodyTimeoutFuture, BodyTimeoutLayer, TimeoutBody};
+pub use self::classify::{
+    HttpClassifier, IDEMPOTENCY_KEY, Idempotent, classify_http_error, is_idempotent,
+};
+pub use self::preset::{HttpResilience, HttpResilienceBuilder, HttpResilienceLayer};
+pub use self::replay::{DEFAULT_REPLAY_CAP, HttpReplay, ReplayBody, ReplayError};
+pub use self::retry_after::{parse_retry_after, retry_after};
+pub use self::service::{
+    AttemptHeader, AttemptHeaderLayer, Attempts, ReplayBodyFuture, ReplayBodyLayer,
+    ReplayBodyService,
+};
+
+use crate::classify::AsDynError;
+
+impl AsDynError for hyper::Error {
+    fn as_dyn_error(&self) -> &(dyn std::error::Error + 'static) {
+        self
+    }
+}
+
+impl AsDynError for hyper_util::client::legacy::Error {
+    fn as_dyn_error(&self) -> &(dyn std::error::Error + 'static) {
+        self
+    }
+}

@@ -1,0 +1,306 @@
+//! Request bodies that can be sent again.
+//!
+//! A request body is a stream: once an attempt has sent it, it is gone. [`ReplayBody`] keeps a
+//! copy of what it streams, up to a cap, so that a retry can send the same bytes again. It
+//! buffers lazily, frame by frame as the first attempt sends them: nothing is collected up
+//! front, and a request that succeeds at once costs only the cheap `Bytes` clones of its frames.
+//!
+//! Three things keep it honest:
+//!
+//! * a body larger than the cap stops being buffered and the request is committed to the
+//!   attempt that is sending it: it is not retried, and the give-up says why;
+//! * an attempt that ended after sending part of its body but not all of it (the server
+//!   answered early, say) is not retried: the server saw a request cut short;
+//! * an attempt that never read its body (the connection was refused) hands the untouched body
+//!   back when it is dropped, so the retry sends it from the start.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use http::{HeaderMap, Request};
+use http_body::{Body, Frame, SizeHint};
+
+use crate::error::BoxError;
+use crate::retry::Replay;
+
+/// The default replay buffer: 64 KiB per request.
+pub const DEFAULT_REPLAY_CAP: usize = 64 * 1024;
+
+/// A request body that can be replayed for a retry; see the [module docs](self).
+///
+/// Clones share one buffer. Each clone yields the whole body from the start: the buffered part
+/// first, then (for the one clone that holds it at a time) the rest of the original stream.
+pub struct ReplayBody<B> {
+    shared: Arc<Mutex<Shared<B>>>,
+    /// The original body, while this clone is the one reading it.
+    live: Option<B>,
+    /// How many buffered chunks this clone has yielded.
+    replayed: usize,
+    trailers_sent: bool,
+}
+
+struct Shared<B> {
+    /// The unread rest of the original body, when no clone is reading it.
+    rest: Option<B>,
+    chunks: VecDeque<Bytes>,
+    buffered: usize,
+    cap: usize,
+    trailers: Option<HeaderMap>,
+    /// A frame of the original body has been read.
+    started: bool,
+    /// The original body has ended: everything is buffered.
+    complete: bool,
+    /// The body outgrew the cap: the buffer was dropped and no replay is possible.
+    overflowed: bool,
+    size_hint: SizeHint,
+}
+
+impl<B: Body> ReplayBody<B> {
+    /// Wraps `body`, buffering at most `cap` bytes of it for replay.
+    pub fn new(body: B, cap: usize) -> Self {
+        let size_hint = body.size_hint();
+        let complete = body.is_end_stream();
+        // A body known to be larger than the cap will never be replayed: do not start buffering.
+        let overflowed = size_hint.lower() > cap as u64;
+        ReplayBody {
+            shared: Arc::new(Mutex::new(Shared {
+                rest: Some(body),
+                chunks: VecDeque::new(),
+                buffered: 0,
+                cap,
+                trailers: None,
+                started: false,
+                complete,
+                overflowed,
+                size_hint,
+            })),
+            live: None,
+            replayed: 0,
+            trailers_sent: false,
+        }
+    }
+}
+
+impl<B> ReplayBody<B> {
+    fn shared(&self) -> MutexGuard<'_, Shared<B>> {
+        // A panic while holding the lock leaves the buffer as consistent as any frame boundary.
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a clone made now could send the whole body again: it was not over the cap, and
+    /// it was either sent to its end or not sent at all (and handed back untouched).
+    pub fn is_replayable(&self) -> bool {
+        let shared = self.shared();
+        !shared.overflowed && (shared.complete || (!shared.started && shared.rest.is_some()))
+    }
+
+    /// Whether the body outgrew its replay buffer.
+    pub fn is_over_cap(&self) -> bool {
+        self.shared().overflowed
+    }
+}
+
+impl<B> Clone for ReplayBody<B> {
+    fn clone(&self) -> Self {
+        ReplayBody {
+            shared: self.shared.clone(),
+            live: None,
+            replayed: 0,
+            trailers_sent: false,
+        }
+    }
+}
+
+impl<B> Drop for ReplayBody<B> {
+    fn drop(&mut self) {
+        // Hand the unread rest back, so that another clone can go on from the end of the buffer.
+        if let Some(live) = self.live.take() {
+            let mut shared = self.shared();
+            if !shared.overflowed {
+                shared.rest = Some(live);
+            }
+        }
+    }
+}
+
+impl<B> fmt::Debug for ReplayBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shared = self.shared();
+        f.debug_struct("ReplayBody")
+            .field("buffered", &shared.buffered)
+            .field("cap", &shared.cap)
+            .field("complete", &shared.complete)
+            .field("overflowed", &shared.overflowed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a [`ReplayBody`] could not yield its body.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// Another clone is reading the original body, or it was lost over the cap.
+    Unavailable,
+    /// The original body failed.
+    Body(BoxError),
+}
+
+impl fmt::Display for ReplayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplayError::Unavailable => {
+                f.write_str("request body cannot be replayed: another attempt holds it")
+            }
+            ReplayError::Body(_) => f.write_str("request body failed"),
+        }
+    }
+}
+
+impl std::error::Error for ReplayError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ReplayError::Body(err) => Some(err.as_ref()),
+            ReplayError::Unavailable => None,
+        }
+    }
+}
+
+impl<B> Body for ReplayBody<B>
+where
+    B: Body + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = ReplayError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ReplayError>>> {
+        let this = &mut *self;
+        let mut shared = this.shared.lock().unwrap_or_else(PoisonError::into_inner);
+
+        // First what earlier attempts buffered.
+        if this.live.is_none() {
+            if let Some(chunk) = shared.chunks.get(this.replayed) {
+                this.replayed += 1;
+                return Poll::Ready(Some(Ok(Frame::data(chunk.clone()))));
+            }
+            if shared.complete {
+                if !this.trailers_sent
+                    && let Some(trailers) = shared.trailers.clone()
+                {
+                    this.trailers_sent = true;
+                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                }
+                return Poll::Ready(None);
+            }
+            if shared.overflowed || shared.chunks.len() != this.replayed {
+                return Poll::Ready(Some(Err(ReplayError::Unavailable)));
+            }
+            match shared.rest.take() {
+                Some(rest) => this.live = Some(rest),
+                None => return Poll::Ready(Some(Err(ReplayError::Unavailable))),
+            }
+        }
+
+        // Then the rest of the original, buffered as it goes by.
+        let Some(live) = this.live.as_mut() else {
+            return Poll::Ready(None);
+        };
+        drop(shared);
+        let polled = Pin::new(live).poll_frame(cx);
+        let mut shared = this.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        match polled {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => {
+                shared.complete = true;
+                this.live = None;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(ReplayError::Body(err.into())))),
+            Poll::Ready(Some(Ok(frame))) => {
+                shared.started = true;
+                let frame = match frame.into_data() {
+                    Ok(mut data) => {
+                        let chunk = data.copy_to_bytes(data.remaining());
+                        if !shared.overflowed {
+                            if shared.buffered + chunk.len() > shared.cap {
+                                // Committed to this attempt: free the buffer now.
+                                shared.overflowed = true;
+                                shared.chunks = VecDeque::new();
+                            } else {
+                                shared.buffered += chunk.len();
+                                shared.chunks.push_back(chunk.clone());
+                                this.replayed += 1;
+                            }
+                        }
+                        Frame::data(chunk)
+                    }
+                    Err(frame) => match frame.into_trailers() {
+                        Ok(trailers) => {
+                            shared.trailers = Some(trailers.clone());
+                            this.trailers_sent = true;
+                            Frame::trailers(trailers)
+                        }
+                        // A frame kind this crate does not know: pass nothing on rather than
+                        // guess; the body goes on with its next frame.
+                        Err(_) => {
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
+                    },
+                };
+                if this.live.as_ref().is_some_and(Body::is_end_stream) {
+                    shared.complete = true;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let shared = self.shared();
+        match &self.live {
+            Some(live) => live.is_end_stream(),
+            None => {
+                shared.complete
+                    && self.replayed >= shared.chunks.len()
+                    && (self.trailers_sent || shared.trailers.is_none())
+            }
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let shared = self.shared();
+        if shared.complete && !shared.overflowed {
+            let left: usize = shared
+                .chunks
+                .iter()
+                .skip(self.replayed)
+                .map(Bytes::len)
+                .sum();
+            return SizeHint::with_exact(left as u64);
+        }
+        if self.replayed == 0 && self.live.is_none() {
+            return shared.size_hint;
+        }
+        SizeHint::default()
+    }
+}
+
+/// Replays `http::Request<ReplayBody<B>>`: clones the head and the body handle when
+/// [`ReplayBody::is_replayable`], declines otherwise (the request is then not retried, and the
+/// give-up says it could not be sent again).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpReplay;
+
+impl<B> Replay<Request<ReplayBody<B>>> for HttpReplay {
+    fn replay(&self, kept: &Request<ReplayBody<B>>) -> Option<Request<ReplayBody<B>>> {
+        kept.body().is_replayable().then(|| kept.clone())
+    }
+}
