@@ -199,7 +199,8 @@ where
                 }
                 return Poll::Ready(None);
             }
-            if shared.overflowed || shared.chunks.len() != this.replayed {
+            // The rest of the original can only follow the buffer from where the buffer ends.
+            if shared.chunks.len() != this.replayed {
                 return Poll::Ready(Some(Err(ReplayError::Unavailable)));
             }
             match shared.rest.take() {
@@ -295,12 +296,18 @@ where
 
 /// Replays `http::Request<ReplayBody<B>>`: clones the head and the body handle when
 /// [`ReplayBody::is_replayable`], declines otherwise (the request is then not retried, and the
-/// give-up says it could not be sent again).
+/// give-up says it could not be sent again). The kept copy is always taken, so that every
+/// outcome is classified.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HttpReplay;
 
 impl<B> Replay<Request<ReplayBody<B>>> for HttpReplay {
     fn replay(&self, kept: &Request<ReplayBody<B>>) -> Option<Request<ReplayBody<B>>> {
         kept.body().is_replayable().then(|| kept.clone())
+    }
+
+    /// Always a handle: whether it can be sent is known only after the first attempt.
+    fn keep(&self, request: &Request<ReplayBody<B>>) -> Option<Request<ReplayBody<B>>> {
+        Some(request.clone())
     }
 }

@@ -140,7 +140,7 @@ where
         if let Some(budget) = &self.shared.budget {
             budget.deposit();
         }
-        let kept = self.replay.replay(&request);
+        let kept = self.replay.keep(&request);
         let attempt = self.shared.attempt(1);
         self.shared.started(attempt);
         let future = self.inner.call(request);

@@ -9,12 +9,21 @@
 
 /// Makes the request for another attempt out of the copy that retry keeps.
 pub trait Replay<Req> {
-    /// A request equal to `kept`, to send now; `None` when it cannot be made.
-    ///
-    /// Called once before the first attempt, to take the copy that is kept (the original is
-    /// sent), and once before each retry. When it returns `None` before the first attempt the
-    /// request is sent once, unclassified; before a retry, retrying stops.
+    /// A request equal to `kept`, to send now; `None` when it cannot be made. Called before
+    /// each retry; `None` stops retrying, and the give-up says the request could not be sent
+    /// again.
     fn replay(&self, kept: &Req) -> Option<Req>;
+
+    /// The copy of `request` that retry keeps, taken before the first attempt sends the
+    /// original: the classifier sees it, and [`replay`](Self::replay) makes retries from it.
+    /// `None` means the request cannot be copied at all: it is sent once, unclassified.
+    ///
+    /// By default the same as `replay`. A replay whose copies are cheap handles that decide
+    /// later whether they can be sent (like [`HttpReplay`](crate::http::HttpReplay)) keeps one
+    /// always.
+    fn keep(&self, request: &Req) -> Option<Req> {
+        self.replay(request)
+    }
 }
 
 /// Replays a request by cloning it.

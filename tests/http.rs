@@ -1,0 +1,384 @@
+//! The HTTP stack against a real hyper server on 127.0.0.1 (the demo's flaky server), through a
+//! real hyper-util client. These run in real time, so every delay is short, and timing is
+//! checked through the retry events (the delay the loop chose), never by measuring a sleep.
+
+#[path = "../examples/demo_client/server.rs"]
+mod server;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use server::FlakyServer;
+use tower::{Layer, Service, ServiceExt};
+use tower_tenacity::classify::Reason;
+use tower_tenacity::http::{
+    Attempts, BodyTimeoutLayer, HttpResilienceBuilder, IDEMPOTENCY_KEY, Idempotent, ReplayBody,
+};
+use tower_tenacity::retry::{Event, ExponentialBackoff, GiveUp, Jitter};
+use tower_tenacity::{BoxError, Error, ErrorKind, Limit, ResilienceLayer, TimeoutScope};
+
+type Body = Full<Bytes>;
+
+fn ms(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+fn fast() -> HttpResilienceBuilder {
+    ResilienceLayer::http()
+        .total_timeout(Duration::from_secs(5))
+        .attempt_timeout(ms(500))
+        .backoff(ExponentialBackoff::new(ms(10), 1.0, ms(10)).with_jitter(Jitter::None))
+        .no_budget()
+}
+
+struct Recorder(Arc<Mutex<Vec<Event>>>);
+
+impl Recorder {
+    fn new() -> (Self, impl Fn(&Event) + Send + Sync + 'static) {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        (Recorder(events), move |e: &Event| {
+            sink.lock().unwrap().push(*e)
+        })
+    }
+
+    fn give_up(&self) -> Option<GiveUp> {
+        self.0.lock().unwrap().iter().find_map(|e| match e {
+            Event::GiveUp { why, .. } => Some(*why),
+            _ => None,
+        })
+    }
+
+    fn retry_delays(&self) -> Vec<(Duration, bool)> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                Event::Retry { delay, hinted, .. } => Some((*delay, *hinted)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+async fn send(
+    builder: HttpResilienceBuilder,
+    request: Request<Body>,
+) -> Result<Response<Incoming>, BoxError> {
+    let client: Client<HttpConnector, ReplayBody<Body>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut svc = builder.build().unwrap().layer(client);
+    svc.ready().await?.call(request).await
+}
+
+fn get(url: String) -> Request<Body> {
+    Request::get(url).body(Body::default()).unwrap()
+}
+
+fn post(url: String, body: impl Into<Bytes>) -> Request<Body> {
+    Request::post(url).body(Full::new(body.into())).unwrap()
+}
+
+async fn text(response: Response<Incoming>) -> String {
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[tokio::test]
+async fn a_503_is_retried_until_the_server_recovers() {
+    let server = FlakyServer::start().await.unwrap();
+    let response = send(fast(), get(server.url("/fail/a/2/503")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.extensions().get::<Attempts>(), Some(&Attempts(3)));
+    assert_eq!(server.stats.requests_to("/fail/a/2/503"), 3);
+}
+
+#[tokio::test]
+async fn the_last_response_is_returned_when_attempts_run_out() {
+    let server = FlakyServer::start().await.unwrap();
+    let response = send(fast(), get(server.url("/status/502"))).await.unwrap();
+    assert_eq!(response.status(), 502);
+    assert_eq!(response.extensions().get::<Attempts>(), Some(&Attempts(3)));
+    let response = send(fast(), get(server.url("/status/404"))).await.unwrap();
+    assert_eq!(response.status(), 404, "fatal statuses come back at once");
+    assert_eq!(server.stats.requests_to("/status/404"), 1);
+}
+
+#[tokio::test]
+async fn a_stalled_attempt_times_out_and_the_error_names_the_request() {
+    let server = FlakyServer::start().await.unwrap();
+    let url = server.url("/stall/5000");
+    let err = send(
+        fast().attempt_timeout(ms(100)).max_attempts(2),
+        get(url.clone()),
+    )
+    .await
+    .unwrap_err();
+    let error = Error::find(err.as_ref()).unwrap();
+    assert_eq!(
+        error.to_string(),
+        format!("GET {url} timed out after 100ms (attempt 2 of 2)")
+    );
+    assert_eq!(error.timeout_scope(), Some(TimeoutScope::Attempt));
+    assert_eq!(server.stats.requests_to("/stall/5000"), 2);
+}
+
+#[tokio::test]
+async fn a_reset_connection_is_retried_for_get_but_not_for_post() {
+    let server = FlakyServer::start().await.unwrap();
+    let err = send(fast(), get(server.url("/reset"))).await.unwrap_err();
+    let error = Error::find(err.as_ref()).unwrap();
+    assert_eq!(
+        error.kind(),
+        ErrorKind::RetriesExhausted {
+            attempts: 3,
+            limit: Limit::Attempts
+        }
+    );
+    assert_eq!(error.reason(), Some(Reason::Reset));
+    assert_eq!(server.stats.requests_to("/reset"), 3);
+
+    let err = send(fast(), post(server.url("/reset"), "order"))
+        .await
+        .unwrap_err();
+    assert!(
+        Error::find(err.as_ref()).is_none(),
+        "a fatal error comes back unwrapped: {err}"
+    );
+    assert_eq!(
+        server.stats.requests_to("/reset"),
+        4,
+        "the POST was sent once"
+    );
+}
+
+#[tokio::test]
+async fn post_is_retried_only_with_a_key_an_opt_in_or_a_layer_setting() {
+    let server = FlakyServer::start().await.unwrap();
+
+    let plain = send(fast(), post(server.url("/fail/plain/1/503"), "x")).await;
+    assert_eq!(plain.unwrap().status(), 503);
+    assert_eq!(server.stats.requests_to("/fail/plain/1/503"), 1);
+
+    let mut keyed = post(server.url("/fail/keyed/1/503"), "x");
+    keyed
+        .headers_mut()
+        .insert(IDEMPOTENCY_KEY, "c0ffee".parse().unwrap());
+    assert_eq!(send(fast(), keyed).await.unwrap().status(), 200);
+    assert_eq!(server.stats.requests_to("/fail/keyed/1/503"), 2);
+
+    let mut marked = post(server.url("/fail/marked/1/503"), "x");
+    marked.extensions_mut().insert(Idempotent);
+    assert_eq!(send(fast(), marked).await.unwrap().status(), 200);
+
+    let layer_wide = fast().retry_unsafe_methods();
+    let response = send(layer_wide, post(server.url("/fail/layer/1/503"), "x")).await;
+    assert_eq!(response.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn a_request_never_sent_is_retried_whatever_its_method() {
+    // A port with nothing listening: the connection is refused.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let (events, observer) = Recorder::new();
+    let err = send(
+        fast().observer(observer),
+        post(format!("http://127.0.0.1:{port}/orders"), "x"),
+    )
+    .await
+    .unwrap_err();
+    let error = Error::find(err.as_ref()).unwrap();
+    assert_eq!(error.attempts(), Some(3));
+    assert_eq!(error.reason(), Some(Reason::NeverSent));
+    assert_eq!(events.retry_delays().len(), 2);
+}
+
+#[tokio::test]
+async fn replayed_bodies_are_byte_identical() {
+    let server = FlakyServer::start().await.unwrap();
+    let body: Vec<u8> = (0..20_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let mut request = post(server.url("/fail/replay/2/503"), body.clone());
+    request.extensions_mut().insert(Idempotent);
+    let response = send(fast(), request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(text(response).await, server::hash(&body));
+    assert_eq!(server.stats.requests_to("/fail/replay/2/503"), 3);
+}
+
+#[tokio::test]
+async fn streamed_bodies_are_replayed_too() {
+    type Chunks = StreamBody<
+        futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>,
+    >;
+    let server = FlakyServer::start().await.unwrap();
+    let chunks: Vec<Bytes> = (0..8u8).map(|i| Bytes::from(vec![i; 1000])).collect();
+    let whole: Vec<u8> = chunks.iter().flatten().copied().collect();
+    let frames: Vec<Result<Frame<Bytes>, std::io::Error>> =
+        chunks.into_iter().map(|c| Ok(Frame::data(c))).collect();
+    let body: Chunks = StreamBody::new(futures_util::stream::iter(frames));
+    let mut request = Request::put(server.url("/fail/stream/1/503"))
+        .body(body)
+        .unwrap();
+    request.extensions_mut().insert(Idempotent);
+
+    let client: Client<HttpConnector, ReplayBody<Chunks>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut svc = fast().build().unwrap().layer(client);
+    let response = svc.ready().await.unwrap().call(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(text(response).await, server::hash(&whole));
+    assert_eq!(server.stats.requests_to("/fail/stream/1/503"), 2);
+}
+
+#[tokio::test]
+async fn a_body_over_the_replay_cap_is_sent_once_and_says_why() {
+    let server = FlakyServer::start().await.unwrap();
+    let (events, observer) = Recorder::new();
+    let mut request = post(server.url("/fail/big/1/503"), vec![7u8; 4096]);
+    request.extensions_mut().insert(Idempotent);
+    let response = send(fast().replay_cap(1024).observer(observer), request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(server.stats.requests_to("/fail/big/1/503"), 1);
+    assert_eq!(events.give_up(), Some(GiveUp::NotReplayable));
+}
+
+#[tokio::test]
+async fn retry_after_in_seconds_replaces_the_backoff() {
+    let server = FlakyServer::start().await.unwrap();
+    let (events, observer) = Recorder::new();
+    let response = send(
+        fast().max_attempts(2).observer(observer),
+        get(server.url("/retry-after/1")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(events.retry_delays(), [(Duration::from_secs(1), true)]);
+}
+
+#[tokio::test]
+async fn retry_after_dates_are_read_and_capped() {
+    let server = FlakyServer::start().await.unwrap();
+    // A date 30 s ahead is over a 10 s cap: no retry, and the event says what was asked.
+    let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(30));
+    let path = format!(
+        "/retry-after/{}",
+        date.replace(' ', "%20").replace(',', "%2C")
+    );
+    let (events, observer) = Recorder::new();
+    let response = send(
+        fast()
+            .max_retry_after(Duration::from_secs(10))
+            .observer(observer),
+        get(server.url(&path)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 429);
+    assert_eq!(server.stats.requests_to(&path), 1);
+    match events.give_up() {
+        Some(GiveUp::Limit(Limit::RetryAfter { requested, cap })) => {
+            assert!(requested > Duration::from_secs(28) && requested <= Duration::from_secs(30));
+            assert_eq!(cap, Duration::from_secs(10));
+        }
+        other => panic!("expected the cap to stop it, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn retry_after_in_the_past_is_zero_and_garbage_is_ignored() {
+    let server = FlakyServer::start().await.unwrap();
+    let (events, observer) = Recorder::new();
+    let past = "/retry-after/Sun%2C%2006%20Nov%201994%2008%3A49%3A37%20GMT";
+    send(
+        fast().max_attempts(2).observer(observer),
+        get(server.url(past)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(events.retry_delays(), [(Duration::ZERO, true)]);
+
+    let (events, observer) = Recorder::new();
+    send(
+        fast().max_attempts(2).observer(observer),
+        get(server.url("/retry-after/tomorrow-ish")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        events.retry_delays(),
+        [(ms(10), false)],
+        "the normal backoff"
+    );
+}
+
+#[tokio::test]
+async fn retries_can_tell_the_server_their_number() {
+    let server = FlakyServer::start().await.unwrap();
+    let builder = fast().attempt_header(http::HeaderName::from_static("x-attempt"));
+    let response = send(builder, get(server.url("/fail/h/1/503")))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = server.stats.last_headers.lock().unwrap()["/fail/h/1/503"].clone();
+    assert_eq!(headers["x-attempt"], "2");
+}
+
+#[tokio::test]
+async fn a_drip_fed_body_trips_the_idle_timeout() {
+    let server = FlakyServer::start().await.unwrap();
+    let response = send(fast(), get(server.url("/drip/5/300"))).await.unwrap();
+    let body = BodyTimeoutLayer::new()
+        .idle(ms(50))
+        .wrap(response.into_body());
+    let err = body.collect().await.unwrap_err();
+    assert_eq!(
+        Error::find(err.as_ref()).map(Error::kind),
+        Some(ErrorKind::Timeout {
+            scope: TimeoutScope::BodyIdle,
+            after: ms(50)
+        })
+    );
+
+    // A patient reader gets all of it.
+    let response = send(fast(), get(server.url("/drip/3/20"))).await.unwrap();
+    let body = BodyTimeoutLayer::new()
+        .idle(ms(1000))
+        .wrap(response.into_body());
+    let bytes = body.collect().await.unwrap().to_bytes();
+    assert_eq!(&bytes[..], b"drip\ndrip\ndrip\n");
+}
+
+#[tokio::test]
+async fn methods_named_in_errors_are_the_callers() {
+    let server = FlakyServer::start().await.unwrap();
+    let url = server.url("/stall/5000");
+    let request = Request::builder()
+        .method(Method::DELETE)
+        .uri(url.clone())
+        .body(Body::default())
+        .unwrap();
+    let err = send(fast().attempt_timeout(ms(50)).max_attempts(1), request)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("DELETE {url} timed out")),
+        "{err}"
+    );
+}
