@@ -382,3 +382,63 @@ async fn methods_named_in_errors_are_the_callers() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn an_incoming_request_body_is_forwarded_and_replayed() {
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    // A gateway: a real hyper server whose handler sends the very `Request<Incoming>` it got to
+    // the upstream through the resilient client, and answers with the upstream's answer.
+    let upstream = FlakyServer::start().await.unwrap();
+    let client: Client<HttpConnector, ReplayBody<Incoming>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let resilient = fast().retry_unsafe_methods().build().unwrap().layer(client);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = listener.local_addr().unwrap();
+    let target = upstream.url("/fail/gateway/2/503");
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let service = service_fn(move |mut request: Request<Incoming>| {
+            let mut resilient = resilient.clone();
+            *request.uri_mut() = target.parse().unwrap();
+            async move {
+                let upstream = match resilient.ready().await {
+                    Ok(svc) => svc.call(request).await,
+                    Err(err) => Err(err),
+                };
+                let answer = match upstream {
+                    Ok(response) => {
+                        let (parts, body) = response.into_parts();
+                        match body.collect().await {
+                            Ok(bytes) => Response::from_parts(parts, Full::new(bytes.to_bytes())),
+                            Err(_) => bad_gateway(),
+                        }
+                    }
+                    Err(_) => bad_gateway(),
+                };
+                Ok::<_, std::convert::Infallible>(answer)
+            }
+        });
+        let _ = http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service)
+            .await;
+    });
+
+    let body: Vec<u8> = (0..50_000u32).map(|i| (i % 239) as u8).collect();
+    let plain: Client<HttpConnector, Body> = Client::builder(TokioExecutor::new()).build_http();
+    let response = plain
+        .request(post(format!("http://{gateway}/upload"), body.clone()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(text(response).await, server::hash(&body));
+    assert_eq!(upstream.stats.requests_to("/fail/gateway/2/503"), 3);
+}
+
+fn bad_gateway() -> Response<Body> {
+    let mut response = Response::new(Body::default());
+    *response.status_mut() = http::StatusCode::BAD_GATEWAY;
+    response
+}
