@@ -442,3 +442,25 @@ fn bad_gateway() -> Response<Body> {
     *response.status_mut() = http::StatusCode::BAD_GATEWAY;
     response
 }
+
+#[tokio::test]
+async fn a_retried_response_is_drained_so_its_connection_is_reused() {
+    let server = FlakyServer::start().await.unwrap();
+    let client: Client<HttpConnector, ReplayBody<Body>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut svc = fast().build().unwrap().layer(client);
+    for key in ["a", "b", "c"] {
+        // The 503's body is still arriving when retry lets it go.
+        let url = server.url(&format!("/fail-drip/{key}/1"));
+        let response = svc.ready().await.unwrap().call(get(url)).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(text(response).await, "recovered");
+    }
+    let stats = &server.stats;
+    assert_eq!(stats.requests.load(std::sync::atomic::Ordering::Relaxed), 6);
+    assert_eq!(
+        stats.connections.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "every attempt went over the one pooled connection"
+    );
+}

@@ -395,7 +395,7 @@ async fn run(options: &Options, progress: Option<&str>) -> Result<Report, String
                     // Read to the end, like `response.json()`, within the body timeouts.
                     let body = body_timeout.wrap(body).collect().await?;
                     let _ = body.to_bytes();
-                    Ok::<_, BoxError>((Response::from_parts(parts, ()), attempts))
+                    Ok::<_, BoxError>((Response::from_parts(parts, String::new()), attempts))
                 }
                 .await;
                 let elapsed = started.elapsed();
@@ -422,7 +422,7 @@ async fn run(options: &Options, progress: Option<&str>) -> Result<Report, String
                             .unwrap_or(1),
                         elapsed,
                         error: Some(error_text(&err)),
-                        classification: Classify::<_, Response<()>, _>::classify(
+                        classification: Classify::<_, Response<String>, _>::classify(
                             &classifier,
                             &head,
                             Err(&err),

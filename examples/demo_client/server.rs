@@ -13,6 +13,7 @@
 //! | `/drip/{chunks}/{ms}` | 200, a body of `chunks` lines, one every `ms` milliseconds |
 //! | `/hash` | 200, the request body's length and hash (`len=…;hash=…`) |
 //! | `/fail/{key}/{n}/{code}` | `code` for the first `n` requests with that key, then 200 with the body's hash |
+//! | `/fail-drip/{key}/{n}` | 503 with a body drip-fed over 60 ms for the first `n` requests, then 200 |
 //! | `/demo/{id}` | a random fault or a success, as the demo mix below says |
 //!
 //! Every answer carries `x-request-count` (requests so far) and the server counts connections.
@@ -186,6 +187,21 @@ async fn handle(
                 status(code.parse().unwrap_or(503))
             } else {
                 text(StatusCode::OK, hash(&body))
+            }
+        }
+        ["fail-drip", key, n] => {
+            let failed = {
+                let mut failures = failures.lock().unwrap();
+                let seen = failures.entry(format!("drip-{key}")).or_default();
+                *seen += 1;
+                *seen <= n.parse().unwrap_or(0)
+            };
+            if failed {
+                let mut reply = drip(3, 20);
+                *reply.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                reply
+            } else {
+                text(StatusCode::OK, "recovered")
             }
         }
         ["demo", _] => demo().await?,

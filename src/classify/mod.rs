@@ -171,7 +171,20 @@ impl fmt::Display for Reason {
 pub trait Classify<Req, Res, E> {
     /// Classifies one outcome of `request`.
     fn classify(&self, request: &Req, outcome: Result<&Res, &E>) -> Classification;
+
+    /// Lets go of a response that was classified retryable and is about to be retried, so
+    /// that the caller never sees it. By default it is dropped. A classifier that knows the
+    /// response can do better: the HTTP classifier drains a little of its body, so that the
+    /// connection goes back to the pool instead of being closed. The future returned, if any,
+    /// is awaited alongside the backoff before the next attempt; it must bound itself in time.
+    fn discard(&self, response: Res) -> Option<Discarding> {
+        drop(response);
+        None
+    }
 }
+
+/// Work done on a discarded response before the next attempt; see [`Classify::discard`].
+pub type Discarding = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 impl<Req, Res, E, C> Classify<Req, Res, E> for Arc<C>
 where
@@ -179,6 +192,10 @@ where
 {
     fn classify(&self, request: &Req, outcome: Result<&Res, &E>) -> Classification {
         (**self).classify(request, outcome)
+    }
+
+    fn discard(&self, response: Res) -> Option<Discarding> {
+        (**self).discard(response)
     }
 }
 
@@ -188,6 +205,10 @@ where
 {
     fn classify(&self, request: &Req, outcome: Result<&Res, &E>) -> Classification {
         (**self).classify(request, outcome)
+    }
+
+    fn discard(&self, response: Res) -> Option<Discarding> {
+        (**self).discard(response)
     }
 }
 

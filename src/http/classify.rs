@@ -4,14 +4,26 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::SystemTime;
 
-use http::{Method, Request, Response, StatusCode};
+use std::time::Duration;
 
-use crate::classify::{AsDynError, Classification, Classify, Reason, causes, classify_error};
+use bytes::Buf;
+use http::{Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::BodyExt;
+
+use crate::classify::{
+    AsDynError, Classification, Classify, Discarding, Reason, causes, classify_error,
+};
 use crate::error::{Error, ErrorKind, TimeoutScope};
 
 /// The header that makes a non-idempotent request safe to retry (the IETF `Idempotency-Key`
 /// draft, as payment APIs use it).
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// How much of a retried response's body is drained, at most, to keep its connection.
+const DRAIN_BYTES: usize = 64 * 1024;
+/// How long draining a retried response's body may take, at most.
+const DRAIN_TIME: Duration = Duration::from_millis(100);
 
 /// A request extension that marks one request as safe to retry whatever its method.
 ///
@@ -50,7 +62,7 @@ pub struct Idempotent;
 /// let classifier = HttpClassifier::new();
 /// let get = Request::get("http://127.0.0.1/").body(()).unwrap();
 /// let post = Request::post("http://127.0.0.1/").body(()).unwrap();
-/// let busy = Response::builder().status(503).body(()).unwrap();
+/// let busy = Response::builder().status(503).body(String::new()).unwrap();
 /// let retry = |req: &Request<()>| {
 ///     Classify::<_, _, BoxError>::classify(&classifier, req, Ok(&busy)).is_retryable()
 /// };
@@ -153,7 +165,37 @@ pub fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-impl<B, ResB, E: AsDynError> Classify<Request<B>, Response<ResB>, E> for HttpClassifier {
+impl<B, ResB, E> Classify<Request<B>, Response<ResB>, E> for HttpClassifier
+where
+    ResB: Body + Send + 'static,
+    ResB::Data: Send,
+    E: AsDynError,
+{
+    /// Drains up to 64 KiB of the body, for at most 100 ms, so that an HTTP/1 connection can go
+    /// back to the pool rather than be closed with a response half read.
+    fn discard(&self, response: Response<ResB>) -> Option<Discarding> {
+        let body = response.into_body();
+        if body.is_end_stream() {
+            return None;
+        }
+        Some(Box::pin(async move {
+            let mut body = std::pin::pin!(body);
+            let mut drained = 0usize;
+            let drain = async {
+                while let Some(Ok(frame)) = body.frame().await {
+                    if let Some(data) = frame.data_ref() {
+                        drained += data.remaining();
+                        if drained > DRAIN_BYTES {
+                            break;
+                        }
+                    }
+                }
+            };
+            // Past the bound the body is dropped, and with it the connection.
+            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+        }))
+    }
+
     fn classify(
         &self,
         request: &Request<B>,
@@ -254,11 +296,17 @@ mod tests {
             .unwrap()
     }
 
-    fn status(code: u16) -> Response<()> {
-        Response::builder().status(code).body(()).unwrap()
+    fn status(code: u16) -> Response<String> {
+        Response::builder()
+            .status(code)
+            .body(String::new())
+            .unwrap()
     }
 
-    fn classify(req: &Request<()>, outcome: Result<&Response<()>, &BoxError>) -> Classification {
+    fn classify(
+        req: &Request<()>,
+        outcome: Result<&Response<String>, &BoxError>,
+    ) -> Classification {
         HttpClassifier::new().classify(req, outcome)
     }
 
@@ -323,7 +371,7 @@ mod tests {
         marked.extensions_mut().insert(Idempotent);
         assert!(classify(&marked, Ok(&busy)).is_retryable());
         let layer_wide = HttpClassifier::new().retry_unsafe_methods(true);
-        let outcome: Result<&Response<()>, &BoxError> = Ok(&busy);
+        let outcome: Result<&Response<String>, &BoxError> = Ok(&busy);
         assert!(
             layer_wide
                 .classify(&request(Method::POST), outcome)
@@ -356,7 +404,7 @@ mod tests {
         let throttled = Response::builder()
             .status(429)
             .header("retry-after", "3")
-            .body(())
+            .body(String::new())
             .unwrap();
         assert_eq!(
             classify(&get, Ok(&throttled)),
@@ -365,7 +413,7 @@ mod tests {
         let gateway = Response::builder()
             .status(502)
             .header("retry-after", "3")
-            .body(())
+            .body(String::new())
             .unwrap();
         assert_eq!(
             classify(&get, Ok(&gateway)),
@@ -374,7 +422,7 @@ mod tests {
         let garbage = Response::builder()
             .status(503)
             .header("retry-after", "whenever")
-            .body(())
+            .body(String::new())
             .unwrap();
         assert_eq!(
             classify(&get, Ok(&garbage)),

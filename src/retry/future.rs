@@ -10,7 +10,7 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use super::{Event, GiveUp, Replay, Schedule, Shared};
-use crate::classify::{Classification, Classify, Reason};
+use crate::classify::{Classification, Classify, Discarding, Reason};
 use crate::error::{Attempt, BoxError, Error, ErrorKind, Limit};
 
 pin_project! {
@@ -100,6 +100,8 @@ pin_project! {
         rng: fastrand::Rng,
         previous: Duration,
         custom: CustomBackoff,
+        // A discarded response being let go of (drained) before the next attempt.
+        discarding: Option<Discarding>,
     }
 }
 
@@ -122,6 +124,7 @@ impl RetryState {
             },
             #[cfg(not(feature = "backoff"))]
             custom: (),
+            discarding: None,
         }
     }
 
@@ -210,7 +213,15 @@ where
                                 hinted: hint.is_some(),
                             });
                             *this.next = Some(request);
-                            this.state.set(if delay.is_zero() {
+                            let discarding = match outcome {
+                                Ok(response) => this.classifier.discard(response),
+                                Err(_) => None,
+                            };
+                            let draining = discarding.is_some();
+                            if let Some(retry) = this.retry.as_mut() {
+                                *retry.as_mut().project().discarding = discarding;
+                            }
+                            this.state.set(if delay.is_zero() && !draining {
                                 State::Readying
                             } else {
                                 State::Backoff
@@ -230,10 +241,19 @@ where
                     }
                 }
                 StateProj::Backoff => {
-                    if let Some(retry) = this.retry.as_mut()
-                        && let Some(sleep) = retry.as_mut().project().sleep.as_pin_mut()
-                    {
-                        ready!(sleep.poll(cx));
+                    if let Some(retry) = this.retry.as_mut() {
+                        let retry = retry.as_mut().project();
+                        if let Some(discarding) = retry.discarding.as_mut()
+                            && discarding.as_mut().poll(cx).is_ready()
+                        {
+                            *retry.discarding = None;
+                        }
+                        if let Some(sleep) = retry.sleep.as_pin_mut() {
+                            ready!(sleep.poll(cx));
+                        }
+                        if retry.discarding.is_some() {
+                            return Poll::Pending;
+                        }
                     }
                     this.state.set(State::Readying);
                 }
