@@ -45,6 +45,9 @@ async fn json_output_for_urls_that_recover() {
         "--json".into(),
         "-n".into(),
         "2".into(),
+        // One at a time, so that the first request is the one that meets the 503.
+        "-c".into(),
+        "1".into(),
         "--backoff".into(),
         "10ms".into(),
         server.url("/fail/cli/1/503"),
