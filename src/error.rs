@@ -225,8 +225,21 @@ fn write_timeout(f: &mut fmt::Formatter<'_>, scope: TimeoutScope, after: Duratio
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.subject.as_deref().unwrap_or("request"))?;
-        f.write_str(" ")?;
+        let subject = match (self.subject.as_deref(), self.kind) {
+            (Some(subject), _) => Some(subject),
+            // "response body took longer than 1s" needs no "request" in front.
+            (
+                None,
+                ErrorKind::Timeout {
+                    scope: TimeoutScope::BodyIdle | TimeoutScope::BodyTotal,
+                    ..
+                },
+            ) => None,
+            (None, _) => Some("request"),
+        };
+        if let Some(subject) = subject {
+            write!(f, "{subject} ")?;
+        }
         match self.kind {
             ErrorKind::Timeout { scope, after } => write_timeout(f, scope, after)?,
             _ => match (self.last_timeout(), self.reason) {

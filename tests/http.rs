@@ -464,3 +464,48 @@ async fn a_retried_response_is_drained_so_its_connection_is_reused() {
         "every attempt went over the one pooled connection"
     );
 }
+
+#[tokio::test]
+async fn an_answer_before_the_body_was_sent_is_not_retried() {
+    type Channel =
+        StreamBody<futures_util::stream::BoxStream<'static, Result<Frame<Bytes>, std::io::Error>>>;
+    let server = FlakyServer::start().await.unwrap();
+    // The first chunk goes out; the rest never comes while the server answers 503 unread.
+    let (more, rest) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
+    let first = futures_util::stream::once(async { Ok(Frame::data(Bytes::from_static(b"part"))) });
+    let rest = futures_util::stream::unfold(rest, |mut rest| async move {
+        rest.recv().await.map(|frame| (frame, rest))
+    });
+    let body: Channel = StreamBody::new(Box::pin(futures_util::StreamExt::chain(first, rest)));
+    let request = Request::put(server.url("/status/503")).body(body).unwrap();
+
+    let (events, observer) = Recorder::new();
+    let client: Client<HttpConnector, ReplayBody<Channel>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let mut svc = fast().observer(observer).build().unwrap().layer(client);
+    let response = svc.ready().await.unwrap().call(request).await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(server.stats.requests_to("/status/503"), 1);
+    assert_eq!(events.give_up(), Some(GiveUp::NotReplayable));
+    drop(more);
+}
+
+#[tokio::test]
+async fn a_slow_body_trips_the_total_body_timeout() {
+    let server = FlakyServer::start().await.unwrap();
+    let response = send(fast(), get(server.url("/drip/10/40"))).await.unwrap();
+    let body = BodyTimeoutLayer::new()
+        .idle(ms(1000))
+        .total(ms(100))
+        .wrap(response.into_body());
+    let err = body.collect().await.unwrap_err();
+    let error = Error::find(err.as_ref()).unwrap();
+    assert_eq!(
+        error.kind(),
+        ErrorKind::Timeout {
+            scope: TimeoutScope::BodyTotal,
+            after: ms(100)
+        }
+    );
+    assert_eq!(error.to_string(), "response body took longer than 100ms");
+}
