@@ -71,8 +71,18 @@
 //! All time comes from `tokio::time`, so `tokio::time::pause()` makes tests of this crate, and
 //! of code that uses it, deterministic. Jitter is random per request and can be seeded.
 //!
+//! # HTTP
+//!
+//! With the `http` feature (on by default), [`ResilienceLayer::http`] is the standard HTTP
+//! client pipeline: [`HttpClassifier`](http::HttpClassifier) (5xx, 408 and 429 retried, only for
+//! idempotent requests unless told otherwise, `Retry-After` honoured), request bodies buffered
+//! for replay as they are sent, the attempt count on the response, the request named in errors,
+//! and retried responses drained so their connections are reused. See the [`http`] module, and
+//! the `demo_client` example, which runs it against a flaky server.
+//!
 //! # Features
 //!
+//! * `http` (on by default): the [`http`] module.
 //! * `backoff` (off by default): lets a [`backoff`](https://docs.rs/backoff) crate schedule
 //!   drive the retry delays. That crate is unmaintained (RUSTSEC-2025-0012), which is why it is
 //!   not on by default.
