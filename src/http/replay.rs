@@ -1,18 +1,4 @@
-//! Request bodies that can be sent again.
-//!
-//! A request body is a stream: once an attempt has sent it, it is gone. [`ReplayBody`] keeps a
-//! copy of what it streams, up to a cap, so that a retry can send the same bytes again. It
-//! buffers lazily, frame by frame as the first attempt sends them: nothing is collected up
-//! front, and a request that succeeds at once costs only the cheap `Bytes` clones of its frames.
-//!
-//! Three things keep it honest:
-//!
-//! * a body larger than the cap stops being buffered and the request is committed to the
-//!   attempt that is sending it: it is not retried, and the give-up says why;
-//! * an attempt that ended after sending part of its body but not all of it (the server
-//!   answered early, say) is not retried: the server saw a request cut short;
-//! * an attempt that never read its body (the connection was refused) hands the untouched body
-//!   back when it is dropped, so the retry sends it from the start.
+//! Request bodies that can be sent again: [`ReplayBody`] and [`HttpReplay`].
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -30,7 +16,21 @@ use crate::retry::Replay;
 /// The default replay buffer: 64 KiB per request.
 pub const DEFAULT_REPLAY_CAP: usize = 64 * 1024;
 
-/// A request body that can be replayed for a retry; see the [module docs](self).
+/// A request body that can be replayed for a retry.
+///
+/// A request body is a stream: once an attempt has sent it, it is gone. [`ReplayBody`] keeps a
+/// copy of what it streams, up to a cap, so that a retry can send the same bytes again. It
+/// buffers lazily, frame by frame as the first attempt sends them: nothing is collected up
+/// front, and a request that succeeds at once costs only the cheap `Bytes` clones of its frames.
+///
+/// Three things keep it honest:
+///
+/// * a body larger than the cap stops being buffered and the request is committed to the
+///   attempt that is sending it: it is not retried, and the give-up says why;
+/// * an attempt that ended after sending part of its body but not all of it (the server
+///   answered early, say) is not retried: the server saw a request cut short;
+/// * an attempt that never read its body (the connection was refused) hands the untouched body
+///   back when it is dropped, so the retry sends it from the start.
 ///
 /// Clones share one buffer. Each clone yields the whole body from the start: the buffered part
 /// first, then (for the one clone that holds it at a time) the rest of the original stream.
