@@ -38,8 +38,10 @@ pin_project! {
         // The copy kept for classification and for making the next attempt's request.
         kept: Option<Req>,
         // The request for the next attempt, made before the backoff so that a request that
-        // cannot be replayed is known before waiting for nothing.
-        next: Option<Req>,
+        // cannot be replayed is known before waiting for nothing. Boxed: only a request that
+        // retries needs it, and a large request (an HTTP one) would otherwise make the future
+        // of every call that much larger to move around.
+        next: Option<Box<Req>>,
         classifier: C,
         replay: P,
         shared: Arc<Shared>,
@@ -212,7 +214,7 @@ where
                                 reason,
                                 hinted: hint.is_some(),
                             });
-                            *this.next = Some(request);
+                            *this.next = Some(Box::new(request));
                             let discarding = match outcome {
                                 Ok(response) => this.classifier.discard(response),
                                 Err(_) => None,
@@ -266,7 +268,7 @@ where
                     };
                     *this.attempt += 1;
                     this.shared.started(this.shared.attempt(*this.attempt));
-                    let future = this.service.call(request);
+                    let future = this.service.call(*request);
                     this.state.set(State::Calling { future });
                 }
             }
