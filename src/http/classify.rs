@@ -135,7 +135,9 @@ impl HttpClassifier {
             || request.extensions().get::<Idempotent>().is_some()
     }
 
-    fn classify_response<ResB>(&self, response: &Response<ResB>) -> Classification {
+    /// Classifies a response by its status alone (and its `Retry-After`), without the request:
+    /// what the server side uses, where every request is its own.
+    pub fn classify_status<ResB>(&self, response: &Response<ResB>) -> Classification {
         let status = response.status();
         if !(status.is_client_error() || status.is_server_error()) {
             return Classification::Success;
@@ -202,7 +204,7 @@ where
         outcome: Result<&Response<ResB>, &E>,
     ) -> Classification {
         let classification = match outcome {
-            Ok(response) => self.classify_response(response),
+            Ok(response) => self.classify_status(response),
             Err(err) => classify_http_error(err.as_dyn_error()),
         };
         match classification {

@@ -9,6 +9,7 @@ mod classify;
 mod preset;
 mod replay;
 mod retry_after;
+mod server;
 mod service;
 
 pub use self::body_timeout::{BodyTimeout, BodyTimeoutFuture, BodyTimeoutLayer, TimeoutBody};
@@ -18,6 +19,10 @@ pub use self::classify::{
 pub use self::preset::{HttpResilience, HttpResilienceBuilder, HttpResilienceLayer};
 pub use self::replay::{DEFAULT_REPLAY_CAP, HttpReplay, ReplayBody, ReplayError};
 pub use self::retry_after::{parse_retry_after, retry_after};
+pub use self::server::{
+    ClassifyResponse, ClassifyResponseFuture, ClassifyResponseLayer, ServerTimeout,
+    ServerTimeoutFuture, ServerTimeoutLayer,
+};
 pub use self::service::{
     AttemptHeader, AttemptHeaderLayer, Attempts, ReplayBodyFuture, ReplayBodyLayer,
     ReplayBodyService,

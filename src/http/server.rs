@@ -1,0 +1,257 @@
+//! Server side: a timeout that answers rather than fails, and classified responses for logs.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::classify::HttpClassifier;
+use crate::error::Attempt;
+use crate::timeout::{Bound, enter};
+
+/// The server-side form of [`TimeoutLayer`](crate::timeout::TimeoutLayer) and
+/// [`DeadlineLayer`](crate::timeout::DeadlineLayer): a handler that runs too long is dropped
+/// and the client gets an answer (503 by default, or 504, with a short text body), so the
+/// service keeps its `Infallible` error type and fits an axum `Router` with no
+/// `HandleErrorLayer`.
+///
+/// The handler runs under the deadline, so a resilient client it calls (the
+/// [HTTP preset](crate::ResilienceLayer::http), say) sees the time left and never waits past it.
+///
+/// ```
+/// use std::time::Duration;
+/// use axum::{routing::get, Router};
+/// use http::StatusCode;
+/// use tower_tenacity::http::ServerTimeoutLayer;
+///
+/// let app: Router = Router::new()
+///     .route("/report", get(|| async { "done" }))
+///     .layer(ServerTimeoutLayer::new(Duration::from_secs(5)).status(StatusCode::GATEWAY_TIMEOUT));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct ServerTimeoutLayer {
+    timeout: Duration,
+    status: StatusCode,
+    body: &'static str,
+}
+
+impl ServerTimeoutLayer {
+    /// Answers `503 Service Unavailable` to a request whose handler takes longer than `timeout`.
+    pub const fn new(timeout: Duration) -> Self {
+        ServerTimeoutLayer {
+            timeout,
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            body: "request timed out",
+        }
+    }
+
+    /// Answers with `status` instead (504 Gateway Timeout suits a proxy).
+    pub const fn status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Answers with `body` instead of "request timed out".
+    pub const fn body(mut self, body: &'static str) -> Self {
+        self.body = body;
+        self
+    }
+}
+
+impl<S> Layer<S> for ServerTimeoutLayer {
+    type Service = ServerTimeout<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ServerTimeout {
+            inner,
+            config: *self,
+        }
+    }
+}
+
+/// Answers requests whose handler runs too long; see [`ServerTimeoutLayer`].
+#[derive(Debug, Clone)]
+pub struct ServerTimeout<S> {
+    inner: S,
+    config: ServerTimeoutLayer,
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for ServerTimeout<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>, Error = Infallible>,
+    ResB: From<&'static str>,
+{
+    type Response = Response<ResB>;
+    type Error = Infallible;
+    type Future = ServerTimeoutFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqB>) -> Self::Future {
+        let mut attempt: Option<Attempt> = None;
+        let future = enter(Bound::Unstarted(self.config.timeout), &mut attempt, || {
+            self.inner.call(request)
+        });
+        ServerTimeoutFuture {
+            inner: future,
+            sleep: None,
+            config: self.config,
+        }
+    }
+}
+
+pin_project! {
+    /// The future of a [`ServerTimeout`] call.
+    #[derive(Debug)]
+    pub struct ServerTimeoutFuture<F> {
+        #[pin]
+        inner: F,
+        #[pin]
+        sleep: Option<Sleep>,
+        config: ServerTimeoutLayer,
+    }
+}
+
+impl<F, ResB> Future for ServerTimeoutFuture<F>
+where
+    F: Future<Output = Result<Response<ResB>, Infallible>>,
+    ResB: From<&'static str>,
+{
+    type Output = Result<Response<ResB>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let bound = match this.sleep.as_ref().as_pin_ref() {
+            Some(sleep) => Bound::Fixed(sleep.deadline()),
+            None => Bound::Unstarted(this.config.timeout),
+        };
+        let polled = enter(bound, &mut None, || this.inner.as_mut().poll(cx));
+        if polled.is_ready() {
+            return polled;
+        }
+        if this.sleep.is_none() {
+            this.sleep
+                .set(Some(tokio::time::sleep(this.config.timeout)));
+        }
+        match this.sleep.as_pin_mut().map(|sleep| sleep.poll(cx)) {
+            Some(Poll::Ready(())) => {
+                tracing::warn!(
+                    timeout_ms = this.config.timeout.as_millis() as u64,
+                    status = this.config.status.as_u16(),
+                    "handler timed out"
+                );
+                let mut response = Response::new(ResB::from(this.config.body));
+                *response.status_mut() = this.config.status;
+                // The handler's future is dropped with this one.
+                Poll::Ready(Ok(response))
+            }
+            _ => Poll::Pending,
+        }
+    }
+}
+
+/// Classifies every response a server sends with an [`HttpClassifier`], puts the
+/// [`Classification`](crate::classify::Classification) on the response (an extension, for logging middleware further out) and
+/// emits a `tracing` event for each failure: the same verdicts a client would reach, seen from
+/// the server.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use tower_tenacity::http::{ClassifyResponseLayer, HttpClassifier};
+///
+/// let app: Router = Router::new()
+///     .route("/", get(|| async { "hello" }))
+///     .layer(ClassifyResponseLayer::new(HttpClassifier::new()));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClassifyResponseLayer {
+    classifier: HttpClassifier,
+}
+
+impl ClassifyResponseLayer {
+    /// Classifies responses with `classifier`.
+    pub fn new(classifier: HttpClassifier) -> Self {
+        ClassifyResponseLayer { classifier }
+    }
+}
+
+impl<S> Layer<S> for ClassifyResponseLayer {
+    type Service = ClassifyResponse<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ClassifyResponse {
+            inner,
+            classifier: self.classifier.clone(),
+        }
+    }
+}
+
+/// Classifies responses; see [`ClassifyResponseLayer`].
+#[derive(Debug, Clone)]
+pub struct ClassifyResponse<S> {
+    inner: S,
+    classifier: HttpClassifier,
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for ClassifyResponse<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+{
+    type Response = Response<ResB>;
+    type Error = S::Error;
+    type Future = ClassifyResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqB>) -> Self::Future {
+        ClassifyResponseFuture {
+            inner: self.inner.call(request),
+            classifier: self.classifier.clone(),
+        }
+    }
+}
+
+pin_project! {
+    /// The future of a [`ClassifyResponse`] call.
+    #[derive(Debug)]
+    pub struct ClassifyResponseFuture<F> {
+        #[pin]
+        inner: F,
+        classifier: HttpClassifier,
+    }
+}
+
+impl<F, ResB, E> Future for ClassifyResponseFuture<F>
+where
+    F: Future<Output = Result<Response<ResB>, E>>,
+{
+    type Output = Result<Response<ResB>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        this.inner.poll(cx).map_ok(|mut response| {
+            let classification = this.classifier.classify_status(&response);
+            if let Some(reason) = classification.reason() {
+                tracing::info!(
+                    status = response.status().as_u16(),
+                    %reason,
+                    retryable = classification.is_retryable(),
+                    "failed response"
+                );
+            }
+            response.extensions_mut().insert(classification);
+            response
+        })
+    }
+}

@@ -1,0 +1,190 @@
+//! A real axum app on 127.0.0.1 behind the server-side timeout: slow handlers are answered
+//! for (and dropped), fast ones are untouched, and a handler's outbound call through the
+//! resilient client stays within the server's deadline.
+
+#[path = "../examples/demo_client/server.rs"]
+mod server;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tower::{Layer, Service, ServiceExt};
+use tower_tenacity::classify::{Classification, Reason};
+use tower_tenacity::http::{ClassifyResponseLayer, HttpClassifier, ReplayBody, ServerTimeoutLayer};
+use tower_tenacity::retry::{ExponentialBackoff, Jitter};
+use tower_tenacity::{BoxError, ResilienceLayer};
+
+/// Sets its flag when dropped: proof that the handler's future went away.
+struct Dropped(Arc<AtomicBool>);
+
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+async fn serve(app: Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+async fn fetch(url: String) -> (StatusCode, String) {
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let response = client
+        .request(Request::get(url).body(Full::default()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn a_slow_handler_is_answered_for_and_dropped() {
+    let dropped = Arc::new(AtomicBool::new(false));
+    let app = Router::new()
+        .route(
+            "/slow",
+            get(|State(dropped): State<Arc<AtomicBool>>| async move {
+                let _guard = Dropped(dropped);
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "never"
+            }),
+        )
+        .route("/fast", get(|| async { "quick" }))
+        .with_state(dropped.clone())
+        .layer(ServerTimeoutLayer::new(Duration::from_millis(100)));
+    let addr = serve(app).await;
+
+    let (status, body) = fetch(format!("http://{addr}/slow")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body, "request timed out");
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the handler future was dropped"
+    );
+
+    assert_eq!(
+        fetch(format!("http://{addr}/fast")).await,
+        (StatusCode::OK, "quick".into())
+    );
+}
+
+#[tokio::test]
+async fn the_answer_is_configurable() {
+    let app = Router::new()
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "never"
+            }),
+        )
+        .layer(
+            ServerTimeoutLayer::new(Duration::from_millis(50))
+                .status(StatusCode::GATEWAY_TIMEOUT)
+                .body("upstream took too long"),
+        );
+    let addr = serve(app).await;
+    let (status, body) = fetch(format!("http://{addr}/slow")).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(body, "upstream took too long");
+}
+
+#[tokio::test]
+async fn responses_carry_their_classification() {
+    let app = Router::new()
+        .route("/ok", get(|| async { "fine" }))
+        .route(
+            "/busy",
+            get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "busy") }),
+        )
+        .route("/gone", get(|| async { (StatusCode::GONE, "gone") }));
+    let mut svc = ClassifyResponseLayer::new(HttpClassifier::new()).layer(app);
+    let mut classify = async |path: &str| {
+        let request = Request::get(path).body(axum::body::Body::empty()).unwrap();
+        let response = ServiceExt::<Request<axum::body::Body>>::ready(&mut svc)
+            .await
+            .unwrap()
+            .call(request)
+            .await
+            .unwrap();
+        *response.extensions().get::<Classification>().unwrap()
+    };
+    assert_eq!(classify("/ok").await, Classification::Success);
+    assert_eq!(
+        classify("/busy").await,
+        Classification::retryable(Reason::Status(503))
+    );
+    assert_eq!(
+        classify("/gone").await,
+        Classification::fatal(Reason::Status(410))
+    );
+}
+
+#[tokio::test]
+async fn an_outbound_call_knows_the_server_deadline() {
+    // The upstream stalls. The outbound client alone would allow 10 s: attempts of 100 ms with
+    // 250 ms between them. Inside the gateway's 300 ms deadline, the first attempt times out at
+    // 100 ms and a 250 ms backoff would end past the deadline, so the client gives up at once
+    // and the handler answers for itself, before the server's timeout has to.
+    let upstream = server::FlakyServer::start().await.unwrap();
+    let client: Client<HttpConnector, ReplayBody<Full<Bytes>>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let resilient = ResilienceLayer::http()
+        .total_timeout(Duration::from_secs(10))
+        .attempt_timeout(Duration::from_millis(100))
+        .backoff(
+            ExponentialBackoff::new(Duration::from_millis(250), 1.0, Duration::from_millis(250))
+                .with_jitter(Jitter::None),
+        )
+        .build()
+        .unwrap()
+        .layer(client);
+    let target = upstream.url("/stall/5000");
+    let app = Router::new()
+        .route(
+            "/proxy",
+            get(move || {
+                let mut resilient = resilient.clone();
+                let target = target.clone();
+                async move {
+                    let request = Request::get(target).body(Full::default()).unwrap();
+                    let result: Result<_, BoxError> =
+                        async { resilient.ready().await?.call(request).await }.await;
+                    match result {
+                        Ok(response) => (response.status(), String::new()),
+                        Err(err) => (StatusCode::BAD_GATEWAY, err.to_string()),
+                    }
+                }
+            }),
+        )
+        .layer(
+            ServerTimeoutLayer::new(Duration::from_millis(300)).status(StatusCode::GATEWAY_TIMEOUT),
+        );
+    let addr = serve(app).await;
+    let (status, body) = fetch(format!("http://{addr}/proxy")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(
+        body.ends_with("timed out after 100ms (attempt 1 of 3; not retried: the backoff would reach the deadline)"),
+        "{body}"
+    );
+    assert_eq!(
+        upstream.stats.requests_to("/stall/5000"),
+        1,
+        "no second attempt"
+    );
+}
