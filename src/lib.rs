@@ -95,6 +95,8 @@
 
 pub mod classify;
 mod error;
+#[cfg(feature = "grpc")]
+pub mod grpc;
 #[cfg(feature = "http")]
 pub mod http;
 mod preset;

@@ -236,3 +236,75 @@ impl<C, P> ResilienceBuilder<C, P> {
         })
     }
 }
+
+#[cfg(feature = "http")]
+/// The setters that the protocol presets' builders (HTTP, gRPC) share with
+/// [`ResilienceBuilder`], forwarded to the builder each keeps in its `inner` field.
+macro_rules! forward_resilience_setters {
+    ($builder:ty, $classifier:ty, $replay:ty) => {
+        impl $builder {
+            fn with(
+                mut self,
+                configure: impl FnOnce(
+                    $crate::ResilienceBuilder<$classifier, $replay>,
+                ) -> $crate::ResilienceBuilder<$classifier, $replay>,
+            ) -> Self {
+                self.inner = configure(self.inner);
+                self
+            }
+
+            /// The budget of each call, attempts and backoff included (default 10 s).
+            pub fn total_timeout(self, total: std::time::Duration) -> Self {
+                self.with(|b| b.total_timeout(total))
+            }
+
+            /// The timeout of each attempt (default 2 s); at most the total.
+            pub fn attempt_timeout(self, attempt: std::time::Duration) -> Self {
+                self.with(|b| b.attempt_timeout(attempt))
+            }
+
+            /// Attempts in all, the first included (default 3).
+            pub fn max_attempts(self, attempts: u32) -> Self {
+                self.with(|b| b.max_attempts(attempts))
+            }
+
+            /// The delays between attempts.
+            pub fn backoff(self, backoff: $crate::retry::ExponentialBackoff) -> Self {
+                self.with(|b| b.backoff(backoff))
+            }
+
+            /// The longest server hint honoured (default 60 s; the deadline bounds it too).
+            pub fn max_retry_after(self, cap: std::time::Duration) -> Self {
+                self.with(|b| b.max_retry_after(cap))
+            }
+
+            /// A retry budget shared with other layers.
+            pub fn budget(self, budget: $crate::retry::RetryBudget) -> Self {
+                self.with(|b| b.budget(budget))
+            }
+
+            /// No retry budget.
+            pub fn no_budget(self) -> Self {
+                self.with($crate::ResilienceBuilder::no_budget)
+            }
+
+            /// Receives every retry event.
+            pub fn observer(self, observer: impl $crate::retry::Observer) -> Self {
+                self.with(|b| b.observer(observer))
+            }
+
+            /// Any other retry setting, on the retry builder itself.
+            pub fn retry_with(
+                self,
+                configure: impl FnOnce(
+                    $crate::retry::RetryBuilder<$classifier, $replay>,
+                ) -> $crate::retry::RetryBuilder<$classifier, $replay>,
+            ) -> Self {
+                self.with(|b| b.retry_with(configure))
+            }
+        }
+    };
+}
+
+#[cfg(feature = "http")]
+pub(crate) use forward_resilience_setters;

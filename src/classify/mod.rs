@@ -138,6 +138,8 @@ pub enum Reason {
     Io(io::ErrorKind),
     /// An HTTP response status.
     Status(u16),
+    /// A gRPC status code (`grpc-status`), like 14 for `UNAVAILABLE`.
+    Grpc(u8),
     /// The server said it is overloaded or rate limiting.
     Throttled,
     /// The request was provably not sent, so retrying it is safe whatever it is.
@@ -157,12 +159,37 @@ impl fmt::Display for Reason {
             Reason::Reset => f.write_str("connection reset"),
             Reason::Io(kind) => write!(f, "I/O error: {kind}"),
             Reason::Status(code) => write!(f, "HTTP status {code}"),
+            Reason::Grpc(code) => match GRPC_CODES.get(usize::from(*code)) {
+                Some(name) => write!(f, "gRPC status {name}"),
+                None => write!(f, "gRPC status {code}"),
+            },
             Reason::Throttled => f.write_str("throttled"),
             Reason::NeverSent => f.write_str("request never sent"),
             Reason::Other(text) => f.write_str(text),
         }
     }
 }
+
+/// The names of the gRPC status codes, by number.
+const GRPC_CODES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
 
 /// Decides what one outcome means.
 ///

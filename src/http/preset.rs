@@ -1,7 +1,6 @@
 //! The standard HTTP client pipeline: [`ResilienceLayer::http`].
 
 use std::fmt;
-use std::time::Duration;
 
 use http::header::HeaderName;
 use tower_layer::Layer;
@@ -11,7 +10,7 @@ use super::replay::{DEFAULT_REPLAY_CAP, HttpReplay};
 use super::service::{AttemptHeader, AttemptHeaderLayer, ReplayBodyLayer, ReplayBodyService};
 use crate::error::ConfigError;
 use crate::preset::{ResilienceBuilder, ResilienceLayer};
-use crate::retry::{ExponentialBackoff, Observer, Retry, RetryBudget, RetryBuilder};
+use crate::retry::Retry;
 use crate::timeout::{Deadline, Timeout};
 
 impl ResilienceLayer {
@@ -30,8 +29,7 @@ impl ResilienceLayer {
     /// hyper-util client is built for that body type.
     ///
     /// ```
-    /// use std::time::Duration;
-    /// use http_body_util::Full;
+    ///     /// use http_body_util::Full;
     /// use bytes::Bytes;
     /// use hyper_util::client::legacy::Client;
     /// use hyper_util::rt::TokioExecutor;
@@ -121,67 +119,9 @@ impl fmt::Debug for HttpResilienceBuilder {
     }
 }
 
+crate::preset::forward_resilience_setters!(HttpResilienceBuilder, HttpClassifier, HttpReplay);
+
 impl HttpResilienceBuilder {
-    fn with(
-        mut self,
-        configure: impl FnOnce(
-            ResilienceBuilder<HttpClassifier, HttpReplay>,
-        ) -> ResilienceBuilder<HttpClassifier, HttpReplay>,
-    ) -> Self {
-        self.inner = configure(self.inner);
-        self
-    }
-
-    /// The budget of each call, attempts and backoff included (default 10 s).
-    pub fn total_timeout(self, total: Duration) -> Self {
-        self.with(|b| b.total_timeout(total))
-    }
-
-    /// The timeout of each attempt (default 2 s); at most the total.
-    pub fn attempt_timeout(self, attempt: Duration) -> Self {
-        self.with(|b| b.attempt_timeout(attempt))
-    }
-
-    /// Attempts in all, the first included (default 3).
-    pub fn max_attempts(self, attempts: u32) -> Self {
-        self.with(|b| b.max_attempts(attempts))
-    }
-
-    /// The delays between attempts.
-    pub fn backoff(self, backoff: ExponentialBackoff) -> Self {
-        self.with(|b| b.backoff(backoff))
-    }
-
-    /// The longest `Retry-After` honoured (default 60 s; the deadline bounds it too).
-    pub fn max_retry_after(self, cap: Duration) -> Self {
-        self.with(|b| b.max_retry_after(cap))
-    }
-
-    /// A retry budget shared with other layers.
-    pub fn budget(self, budget: RetryBudget) -> Self {
-        self.with(|b| b.budget(budget))
-    }
-
-    /// No retry budget.
-    pub fn no_budget(self) -> Self {
-        self.with(ResilienceBuilder::no_budget)
-    }
-
-    /// Receives every retry event.
-    pub fn observer(self, observer: impl Observer) -> Self {
-        self.with(|b| b.observer(observer))
-    }
-
-    /// Any other retry setting, on the retry builder itself.
-    pub fn retry_with(
-        self,
-        configure: impl FnOnce(
-            RetryBuilder<HttpClassifier, HttpReplay>,
-        ) -> RetryBuilder<HttpClassifier, HttpReplay>,
-    ) -> Self {
-        self.with(|b| b.retry_with(configure))
-    }
-
     /// Which statuses are retried, and whether unsafe methods are (default:
     /// [`HttpClassifier::new`]).
     pub fn classifier(mut self, classifier: HttpClassifier) -> Self {

@@ -139,12 +139,25 @@ where
 #[derive(Debug, Clone)]
 pub struct AttemptHeaderLayer {
     header: Option<HeaderName>,
+    previous: bool,
 }
 
 impl AttemptHeaderLayer {
     /// Sends the attempt number (2, 3, …) in `header`; `None` sends nothing.
     pub fn new(header: Option<HeaderName>) -> Self {
-        AttemptHeaderLayer { header }
+        AttemptHeaderLayer {
+            header,
+            previous: false,
+        }
+    }
+
+    /// Sends the number of attempts before this one (1, 2, …) in `header`, as gRPC's
+    /// `grpc-previous-rpc-attempts` wants.
+    pub fn previous_attempts(header: HeaderName) -> Self {
+        AttemptHeaderLayer {
+            header: Some(header),
+            previous: true,
+        }
     }
 }
 
@@ -155,6 +168,7 @@ impl<S> Layer<S> for AttemptHeaderLayer {
         AttemptHeader {
             inner,
             header: self.header.clone(),
+            previous: self.previous,
         }
     }
 }
@@ -164,6 +178,7 @@ impl<S> Layer<S> for AttemptHeaderLayer {
 pub struct AttemptHeader<S> {
     inner: S,
     header: Option<HeaderName>,
+    previous: bool,
 }
 
 impl<S, B> Service<Request<B>> for AttemptHeader<S>
@@ -182,9 +197,10 @@ where
         if let Some(header) = &self.header
             && let Some(attempt) = current_attempt().filter(|a| a.number > 1)
         {
+            let value = attempt.number - u32::from(self.previous);
             request
                 .headers_mut()
-                .insert(header.clone(), HeaderValue::from(attempt.number));
+                .insert(header.clone(), HeaderValue::from(value));
         }
         self.inner.call(request)
     }

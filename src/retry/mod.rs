@@ -177,10 +177,12 @@ impl Shared {
     }
 
     /// Reports `event`, when anyone listens: the check is one relaxed load, so that a quiet
-    /// success path does not build events nobody reads.
+    /// success path does not build events nobody reads. WARN is the least verbose level the
+    /// events use, so any subscriber at all passes it; each event's own macro then checks its
+    /// level.
     #[inline]
     pub(crate) fn emit(&self, event: impl FnOnce() -> events::Event) {
-        if self.observer.is_some() || tracing::level_enabled!(tracing::Level::TRACE) {
+        if self.observer.is_some() || tracing::level_enabled!(tracing::Level::WARN) {
             events::emit(self.observer.as_deref(), event());
         }
     }

@@ -29,7 +29,9 @@ use crate::error::BoxError;
 
 pub use self::future::{DeadlineFuture, ResponseFuture};
 pub use self::layer::{DeadlineLayer, TimeoutLayer};
-pub(crate) use self::scope::{Bound, enter, observe_attempt, record_attempt};
+#[cfg(feature = "http")]
+pub(crate) use self::scope::observe_attempt;
+pub(crate) use self::scope::{Bound, enter, record_attempt};
 pub use self::scope::{current_attempt, current_deadline, remaining};
 
 /// Bounds each call of the inner service by a timeout; see [`TimeoutLayer`].

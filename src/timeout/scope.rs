@@ -101,6 +101,7 @@ pub(crate) fn enter<R>(bound: Bound, attempt: &mut Option<Attempt>, f: impl FnOn
 
 /// Runs `f` and returns the attempt a retry layer inside it recorded last, if any: for a layer
 /// outside retry that reports the attempt count (on a response, in an error).
+#[cfg(feature = "http")]
 #[inline]
 pub(crate) fn observe_attempt<R>(f: impl FnOnce() -> R) -> (R, Option<Attempt>) {
     let outer = ATTEMPT.replace(0);

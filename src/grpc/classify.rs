@@ -1,0 +1,251 @@
+//! [`GrpcClassifier`]: which gRPC outcomes are retried (gRFC A6).
+
+use std::fmt;
+use std::time::Duration;
+
+use http::{HeaderMap, Request, Response, StatusCode};
+use tonic::Code;
+
+use super::peek::PeekedTrailers;
+use crate::classify::{AsDynError, Classification, Classify, Reason, causes};
+use crate::http::classify_http_error;
+
+/// The header a gRPC server uses to push back: milliseconds to wait, or a negative or
+/// unreadable value for "do not retry" (gRFC A6).
+pub const PUSHBACK: &str = "grpc-retry-pushback-ms";
+
+/// Classifies gRPC outcomes for retry.
+///
+/// The status is read from `grpc-status` in the response headers (a trailers-only response) or
+/// in the trailers, which the gRPC preset peeks at for unary responses (see
+/// [`PeekTrailersLayer`](super::PeekTrailersLayer)). `OK` is a success; the retryable codes
+/// (`UNAVAILABLE` by default) are retried; every other code is fatal and reaches the caller as
+/// the status it is. A server's `grpc-retry-pushback-ms` is the delay before the next attempt,
+/// and a negative or unreadable one means no retry. Transport errors are classified as for HTTP
+/// (a connection never made is safe to retry).
+///
+/// ```
+/// use tonic::Code;
+/// use tower_tenacity::grpc::GrpcClassifier;
+///
+/// let classifier = GrpcClassifier::new().retry_on(Code::ResourceExhausted);
+/// assert!(classifier.retries(Code::Unavailable));
+/// assert!(classifier.retries(Code::ResourceExhausted));
+/// assert!(!classifier.retries(Code::Internal));
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct GrpcClassifier {
+    retryable: u32,
+}
+
+impl Default for GrpcClassifier {
+    fn default() -> Self {
+        GrpcClassifier::new()
+    }
+}
+
+impl fmt::Debug for GrpcClassifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let codes: Vec<Code> = (0..17)
+            .map(Code::from_i32)
+            .filter(|code| self.retries(*code))
+            .collect();
+        f.debug_struct("GrpcClassifier")
+            .field("retryable", &codes)
+            .finish()
+    }
+}
+
+impl GrpcClassifier {
+    /// Retries `UNAVAILABLE` only.
+    pub fn new() -> Self {
+        GrpcClassifier {
+            retryable: 1 << Code::Unavailable as u32,
+        }
+    }
+
+    /// Also retries `code`.
+    pub fn retry_on(mut self, code: Code) -> Self {
+        self.retryable |= 1 << code as u32;
+        self
+    }
+
+    /// Never retries `code`.
+    pub fn no_retry_on(mut self, code: Code) -> Self {
+        self.retryable &= !(1 << code as u32);
+        self
+    }
+
+    /// Whether `code` is retried.
+    pub fn retries(&self, code: Code) -> bool {
+        code != Code::Ok && self.retryable & (1 << code as u32) != 0
+    }
+
+    fn classify_status(&self, code: Code, metadata: &[&HeaderMap]) -> Classification {
+        if code == Code::Ok {
+            return Classification::Success;
+        }
+        let reason = Reason::Grpc(code as u8);
+        if !self.retries(code) {
+            return Classification::fatal(reason);
+        }
+        match metadata.iter().find_map(|headers| headers.get(PUSHBACK)) {
+            None => Classification::retryable(reason),
+            Some(value) => match pushback(value.as_bytes()) {
+                Some(after) => Classification::retry_after(reason, after),
+                // The server said not to retry.
+                None => Classification::fatal(reason),
+            },
+        }
+    }
+}
+
+/// A pushback value as a delay; `None` for a negative or unreadable one.
+fn pushback(value: &[u8]) -> Option<Duration> {
+    let text = std::str::from_utf8(value).ok()?.trim();
+    let millis: i64 = text.parse().ok()?;
+    u64::try_from(millis).ok().map(Duration::from_millis)
+}
+
+/// The gRPC status of a response: `grpc-status` in its headers or in peeked trailers, or, for
+/// an HTTP error status with neither, the code gRPC maps it to. `None` when the status is still
+/// in a body not read yet (a streaming response).
+pub fn response_status<B>(response: &Response<B>) -> Option<Code> {
+    if let Some(code) = status_in(response.headers()) {
+        return Some(code);
+    }
+    if let Some(PeekedTrailers(trailers)) = response.extensions().get::<PeekedTrailers>() {
+        return Some(status_in(trailers).unwrap_or(Code::Unknown));
+    }
+    match response.status() {
+        StatusCode::OK => None,
+        // The HTTP to gRPC mapping of the gRPC spec (doc/http-grpc-status-mapping.md).
+        StatusCode::BAD_REQUEST => Some(Code::Internal),
+        StatusCode::UNAUTHORIZED => Some(Code::Unauthenticated),
+        StatusCode::FORBIDDEN => Some(Code::PermissionDenied),
+        StatusCode::NOT_FOUND => Some(Code::Unimplemented),
+        StatusCode::TOO_MANY_REQUESTS
+        | StatusCode::BAD_GATEWAY
+        | StatusCode::SERVICE_UNAVAILABLE
+        | StatusCode::GATEWAY_TIMEOUT => Some(Code::Unavailable),
+        _ => Some(Code::Unknown),
+    }
+}
+
+fn status_in(headers: &HeaderMap) -> Option<Code> {
+    let value = headers.get("grpc-status")?;
+    let code: i32 = std::str::from_utf8(value.as_bytes())
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Code::from_i32(code))
+}
+
+impl<B, ResB, E: AsDynError> Classify<Request<B>, Response<ResB>, E> for GrpcClassifier {
+    fn classify(
+        &self,
+        _request: &Request<B>,
+        outcome: Result<&Response<ResB>, &E>,
+    ) -> Classification {
+        match outcome {
+            Ok(response) => match response_status(response) {
+                None => Classification::Success,
+                Some(code) => {
+                    let trailers = response.extensions().get::<PeekedTrailers>();
+                    match trailers {
+                        Some(PeekedTrailers(trailers)) => {
+                            self.classify_status(code, &[response.headers(), trailers])
+                        }
+                        None => self.classify_status(code, &[response.headers()]),
+                    }
+                }
+            },
+            Err(err) => {
+                let err = err.as_dyn_error();
+                match causes(err).find_map(|cause| cause.downcast_ref::<tonic::Status>()) {
+                    Some(status) => {
+                        self.classify_status(status.code(), &[status.metadata().as_ref()])
+                    }
+                    None => classify_http_error(err),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::BoxError;
+
+    fn response(headers: &[(&'static str, &str)]) -> Response<()> {
+        let mut builder = Response::builder();
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap()
+    }
+
+    fn classify(response: &Response<()>) -> Classification {
+        let request = Request::new(());
+        Classify::<_, _, BoxError>::classify(&GrpcClassifier::new(), &request, Ok(response))
+    }
+
+    #[test]
+    fn codes_from_headers() {
+        assert!(classify(&response(&[("grpc-status", "0")])).is_success());
+        assert_eq!(
+            classify(&response(&[("grpc-status", "14")])),
+            Classification::retryable(Reason::Grpc(14))
+        );
+        assert_eq!(
+            classify(&response(&[("grpc-status", "13")])),
+            Classification::fatal(Reason::Grpc(13))
+        );
+        assert!(
+            classify(&response(&[])).is_success(),
+            "status still in the body"
+        );
+    }
+
+    #[test]
+    fn pushback_is_a_delay_or_a_refusal() {
+        assert_eq!(
+            classify(&response(&[("grpc-status", "14"), (PUSHBACK, "250")])),
+            Classification::retry_after(Reason::Grpc(14), Duration::from_millis(250))
+        );
+        for refusal in ["-1", "soon", ""] {
+            assert!(
+                classify(&response(&[("grpc-status", "14"), (PUSHBACK, refusal)])).is_fatal(),
+                "{refusal:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn peeked_trailers_count() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", "14".parse().unwrap());
+        trailers.insert(PUSHBACK, "10".parse().unwrap());
+        let mut response = response(&[]);
+        response.extensions_mut().insert(PeekedTrailers(trailers));
+        assert_eq!(
+            classify(&response),
+            Classification::retry_after(Reason::Grpc(14), Duration::from_millis(10))
+        );
+    }
+
+    #[test]
+    fn statuses_in_errors_count() {
+        let request = Request::new(());
+        let err: BoxError = Box::new(tonic::Status::unavailable("down"));
+        let outcome: Result<&Response<()>, &BoxError> = Err(&err);
+        assert!(
+            GrpcClassifier::new()
+                .classify(&request, outcome)
+                .is_retryable()
+        );
+        assert_eq!(Reason::Grpc(14).to_string(), "gRPC status UNAVAILABLE");
+    }
+}

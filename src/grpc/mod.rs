@@ -1,0 +1,24 @@
+//! gRPC done right (feature `grpc`): status codes from headers or trailers, server pushback,
+//! `grpc-timeout` propagation both ways, errors as tonic [`Status`](tonic::Status), and the gRPC
+//! preset [`ResilienceLayer::grpc`](crate::ResilienceLayer::grpc) for a tonic `Channel`.
+//!
+//! It follows gRFC A6 (client-side retries): `UNAVAILABLE` is retried by default,
+//! `grpc-retry-pushback-ms` sets the delay (or, negative, forbids the retry), retries carry
+//! `grpc-previous-rpc-attempts`, and a retry budget throttles them.
+
+mod classify;
+mod deadline;
+mod peek;
+mod preset;
+mod status;
+
+pub use self::classify::{GrpcClassifier, PUSHBACK, response_status};
+pub use self::deadline::{
+    GRPC_TIMEOUT, GrpcDeadline, GrpcDeadlineFuture, GrpcDeadlineLayer, GrpcTimeout,
+    GrpcTimeoutLayer, decode_grpc_timeout, encode_grpc_timeout,
+};
+pub use self::peek::{PeekFuture, PeekTrailers, PeekTrailersLayer, PeekedBody, PeekedTrailers};
+pub use self::preset::{
+    DEFAULT_PEEK_MAX, GrpcResilience, GrpcResilienceBuilder, GrpcResilienceLayer, TonicBody,
+};
+pub use self::status::{GrpcStatus, GrpcStatusFuture, GrpcStatusLayer, to_status};

@@ -1,0 +1,195 @@
+//! The standard gRPC client pipeline: [`ResilienceLayer::grpc`].
+
+use std::fmt;
+use std::task::{Context, Poll};
+
+use http::Request;
+use http::header::HeaderName;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::classify::GrpcClassifier;
+use super::deadline::{GrpcTimeout, GrpcTimeoutLayer};
+use super::peek::{PeekTrailers, PeekTrailersLayer};
+use super::status::{GrpcStatus, GrpcStatusLayer};
+use crate::error::{BoxError, ConfigError};
+use crate::http::{
+    AttemptHeader, AttemptHeaderLayer, DEFAULT_REPLAY_CAP, HttpReplay, ReplayBody, ReplayBodyLayer,
+    ReplayBodyService,
+};
+use crate::preset::{ResilienceBuilder, ResilienceLayer};
+use crate::retry::Retry;
+use crate::timeout::{Deadline, Timeout};
+
+/// How much of a response `ResilienceLayer::grpc` reads ahead for its trailers: tonic's
+/// default largest message.
+pub const DEFAULT_PEEK_MAX: usize = 4 * 1024 * 1024;
+
+impl ResilienceLayer {
+    /// The standard gRPC client pipeline, for a tonic `Channel` (or any gRPC transport):
+    ///
+    /// ```text
+    /// errors as tonic Status (DEADLINE_EXCEEDED, UNAVAILABLE…)
+    ///   → request bodies made replayable (64 KiB)
+    ///     → Deadline (10 s in all)
+    ///       → Retry (GrpcClassifier: UNAVAILABLE, pushback; 3 attempts)
+    ///         → grpc-previous-rpc-attempts on retries, grpc-timeout = time left
+    ///           → Timeout (2 s per attempt)
+    ///             → unary trailers read ahead (4 MiB at most)
+    ///               → your channel
+    /// ```
+    ///
+    /// ```no_run
+    ///     /// use tower::ServiceBuilder;
+    /// use tower_tenacity::ResilienceLayer;
+    /// use tonic_health::pb::health_client::HealthClient;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:50051").connect_lazy();
+    /// let resilient = ServiceBuilder::new()
+    ///     .layer(ResilienceLayer::grpc().total_timeout(Duration::from_secs(3)).build()?)
+    ///     .service(channel);
+    /// let mut health = HealthClient::new(resilient);
+    /// let answer = health.check(tonic_health::pb::HealthCheckRequest::default()).await?;
+    /// # let _ = answer;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn grpc() -> GrpcResilienceBuilder {
+        GrpcResilienceBuilder {
+            inner: ResilienceLayer::builder(GrpcClassifier::new())
+                .retry_with(|r| r.replay(HttpReplay)),
+            classifier: GrpcClassifier::new(),
+            replay_cap: DEFAULT_REPLAY_CAP,
+            peek_max: DEFAULT_PEEK_MAX,
+        }
+    }
+}
+
+/// The gRPC pipeline; see [`ResilienceLayer::grpc`].
+#[derive(Clone)]
+pub struct GrpcResilienceLayer {
+    stack: ResilienceLayer<GrpcClassifier, HttpReplay>,
+    replay_cap: usize,
+    peek_max: usize,
+}
+
+impl fmt::Debug for GrpcResilienceLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrpcResilienceLayer")
+            .field("stack", &self.stack)
+            .field("replay_cap", &self.replay_cap)
+            .field("peek_max", &self.peek_max)
+            .finish()
+    }
+}
+
+/// The service [`GrpcResilienceLayer`] makes of a channel `S`.
+pub type GrpcResilience<S> = GrpcStatus<
+    ReplayBodyService<
+        Deadline<
+            Retry<
+                AttemptHeader<GrpcTimeout<Timeout<PeekTrailers<TonicBody<S>>>>>,
+                GrpcClassifier,
+                HttpReplay,
+            >,
+        >,
+    >,
+>;
+
+impl<S> Layer<S> for GrpcResilienceLayer {
+    type Service = GrpcResilience<S>;
+
+    fn layer(&self, channel: S) -> Self::Service {
+        let peeked = PeekTrailersLayer::new(self.peek_max).layer(TonicBody { inner: channel });
+        let timed = Timeout::new(peeked, self.stack.attempt_timeout());
+        let told = AttemptHeaderLayer::previous_attempts(HeaderName::from_static(
+            "grpc-previous-rpc-attempts",
+        ))
+        .layer(GrpcTimeoutLayer.layer(timed));
+        let retried = self.stack.retry().layer(told);
+        let bounded = Deadline::new(retried, self.stack.total_timeout());
+        GrpcStatusLayer.layer(ReplayBodyLayer::new(self.replay_cap).layer(bounded))
+    }
+}
+
+/// Hands a channel the `tonic::body::Body` it takes, made of the replayable body.
+#[derive(Debug, Clone)]
+pub struct TonicBody<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<ReplayBody<B>>> for TonicBody<S>
+where
+    S: Service<Request<tonic::body::Body>>,
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReplayBody<B>>) -> Self::Future {
+        self.inner.call(request.map(tonic::body::Body::new))
+    }
+}
+
+/// The configuration of a [`GrpcResilienceLayer`], checked by [`build`](Self::build).
+pub struct GrpcResilienceBuilder {
+    inner: ResilienceBuilder<GrpcClassifier, HttpReplay>,
+    classifier: GrpcClassifier,
+    replay_cap: usize,
+    peek_max: usize,
+}
+
+impl fmt::Debug for GrpcResilienceBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrpcResilienceBuilder")
+            .field("inner", &self.inner)
+            .field("classifier", &self.classifier)
+            .field("replay_cap", &self.replay_cap)
+            .field("peek_max", &self.peek_max)
+            .finish()
+    }
+}
+
+crate::preset::forward_resilience_setters!(GrpcResilienceBuilder, GrpcClassifier, HttpReplay);
+
+impl GrpcResilienceBuilder {
+    /// Which codes are retried (default: [`GrpcClassifier::new`], `UNAVAILABLE`).
+    pub fn classifier(mut self, classifier: GrpcClassifier) -> Self {
+        self.classifier = classifier;
+        self
+    }
+
+    /// Buffers at most `cap` bytes of each request for retries (default 64 KiB); a larger
+    /// request (a long client stream) is sent once.
+    pub fn replay_cap(mut self, cap: usize) -> Self {
+        self.replay_cap = cap;
+        self
+    }
+
+    /// Reads at most `max` bytes of a response ahead for its trailers (default 4 MiB).
+    pub fn peek_max(mut self, max: usize) -> Self {
+        self.peek_max = max;
+        self
+    }
+
+    /// Checks the configuration and makes the layer.
+    pub fn build(self) -> Result<GrpcResilienceLayer, ConfigError> {
+        let classifier = self.classifier;
+        let stack = self
+            .inner
+            .retry_with(|r| r.classifier(classifier))
+            .build()?;
+        Ok(GrpcResilienceLayer {
+            stack,
+            replay_cap: self.replay_cap,
+            peek_max: self.peek_max,
+        })
+    }
+}

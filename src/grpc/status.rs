@@ -1,0 +1,108 @@
+//! What a tonic client sees: this crate's errors as gRPC statuses.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::Request;
+use pin_project_lite::pin_project;
+use tonic::Status;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::classify::causes;
+use crate::error::{BoxError, Error, ErrorKind};
+
+/// Turns this crate's errors into the [`Status`] a gRPC caller expects, so that a tonic
+/// client reports them by code rather than as `UNKNOWN`:
+///
+/// * a timeout (per attempt or total) is `DEADLINE_EXCEEDED`;
+/// * an exhausted retry budget is `UNAVAILABLE`, with a message that says so;
+/// * retries that ran out on a status are that status; on a transport error, `UNAVAILABLE`;
+/// * anything else is what tonic would make of it.
+///
+/// The message is the error's own sentence ("… timed out after 2s (attempt 3 of 3)").
+/// Outermost in the gRPC preset.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GrpcStatusLayer;
+
+impl<S> Layer<S> for GrpcStatusLayer {
+    type Service = GrpcStatus<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcStatus { inner }
+    }
+}
+
+/// Maps errors to statuses; see [`GrpcStatusLayer`].
+#[derive(Debug, Clone)]
+pub struct GrpcStatus<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for GrpcStatus<S>
+where
+    S: Service<Request<B>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = GrpcStatusFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner
+            .poll_ready(cx)
+            .map_err(|err| Box::new(to_status(err.into())) as BoxError)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        GrpcStatusFuture {
+            inner: self.inner.call(request),
+        }
+    }
+}
+
+pin_project! {
+    /// The future of a [`GrpcStatus`] call.
+    #[derive(Debug)]
+    pub struct GrpcStatusFuture<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F, T, E> Future for GrpcStatusFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project()
+            .inner
+            .poll(cx)
+            .map_err(|err| Box::new(to_status(err.into())) as BoxError)
+    }
+}
+
+/// The status a gRPC caller should see for `err`.
+pub fn to_status(err: BoxError) -> Status {
+    if err.is::<Status>() {
+        return *err.downcast::<Status>().expect("checked just above");
+    }
+    let Some(ours) = Error::find(err.as_ref()) else {
+        return Status::from_error(err);
+    };
+    let message = ours.to_string();
+    if ours.timeout_scope().is_some() {
+        return Status::deadline_exceeded(message);
+    }
+    match ours.kind() {
+        ErrorKind::BudgetExhausted { .. } => Status::unavailable(message),
+        _ => match causes(err.as_ref()).find_map(|c| c.downcast_ref::<Status>()) {
+            Some(last) => Status::new(last.code(), message),
+            None => Status::unavailable(message),
+        },
+    }
+}
