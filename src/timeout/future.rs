@@ -100,7 +100,24 @@ where
         };
         let polled = enter(bound, this.attempt, || this.inner.as_mut().poll(cx));
         if let Poll::Ready(out) = polled {
-            return Poll::Ready(out.map_err(Into::into));
+            return Poll::Ready(out.map_err(|err| {
+                // Something inside that enforces the propagated deadline itself (a gRPC channel
+                // honouring grpc-timeout, say) may fail in the same timer tick as this one: the
+                // caller should still hear that the deadline passed.
+                let expired = this
+                    .sleep
+                    .as_mut()
+                    .as_pin_mut()
+                    .is_some_and(|sleep| sleep.poll(cx).is_ready());
+                if expired {
+                    Error::timeout(TimeoutScope::Total, *this.budget)
+                        .with_attempt(*this.attempt)
+                        .with_source(err.into())
+                        .into()
+                } else {
+                    err.into()
+                }
+            }));
         }
         if this.sleep.is_none() {
             this.sleep.set(Some(tokio::time::sleep(*this.budget)));

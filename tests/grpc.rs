@@ -1,0 +1,352 @@
+//! The gRPC preset against a real tonic server on 127.0.0.1 (tonic-health's service, which
+//! ships generated code), through a real `tonic::transport::Channel`. A fault-injecting layer on
+//! the server fails or stalls calls and records the `grpc-timeout` each one carried.
+#![cfg(feature = "grpc")]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{HeaderMap, Request, Response};
+use tonic::Code;
+use tonic::body::Body;
+use tonic::transport::{Channel, Endpoint, Server};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tower::{Layer, Service, ServiceBuilder};
+use tower_tenacity::grpc::{GrpcDeadlineLayer, GrpcResilienceBuilder, decode_grpc_timeout};
+use tower_tenacity::retry::{Event, ExponentialBackoff, Jitter, RetryBudget};
+use tower_tenacity::{BoxError, ResilienceLayer};
+
+/// What the server's fault layer does and saw.
+#[derive(Default)]
+struct Faults {
+    /// Fail this many calls before letting them through.
+    fail: AtomicU32,
+    code: Mutex<Option<Code>>,
+    pushback: Mutex<Option<&'static str>>,
+    stall: Mutex<Option<Duration>>,
+    /// The headers of every call, in order.
+    seen: Mutex<Vec<HeaderMap>>,
+}
+
+impl Faults {
+    fn failing(n: u32, code: Code) -> Arc<Faults> {
+        let faults = Faults::default();
+        faults.fail.store(n, Ordering::SeqCst);
+        *faults.code.lock().unwrap() = Some(code);
+        Arc::new(faults)
+    }
+
+    fn calls(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    fn header(&self, call: usize, name: &str) -> Option<String> {
+        let seen = self.seen.lock().unwrap();
+        seen.get(call)?
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+}
+
+#[derive(Clone)]
+struct FaultLayer(Arc<Faults>);
+
+impl<S> Layer<S> for FaultLayer {
+    type Service = FaultService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        FaultService {
+            inner,
+            faults: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct FaultService<S> {
+    inner: S,
+    faults: Arc<Faults>,
+}
+
+impl<S> Service<Request<Body>> for FaultService<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let faults = self.faults.clone();
+        faults.seen.lock().unwrap().push(request.headers().clone());
+        let failing = faults
+            .fail
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let stall = *faults.stall.lock().unwrap();
+        let mut inner = self.inner.clone();
+        Box::pin(async move {
+            if failing {
+                let code = faults.code.lock().unwrap().unwrap_or(Code::Unavailable);
+                let mut response = Response::builder()
+                    .header("content-type", "application/grpc")
+                    .header("grpc-status", (code as i32).to_string())
+                    .header("grpc-message", "injected");
+                if let Some(pushback) = *faults.pushback.lock().unwrap() {
+                    response = response.header("grpc-retry-pushback-ms", pushback);
+                }
+                return Ok(response.body(Body::empty()).unwrap());
+            }
+            if let Some(stall) = stall {
+                tokio::time::sleep(stall).await;
+            }
+            inner.call(request).await.map_err(Into::into)
+        })
+    }
+}
+
+async fn start(faults: Arc<Faults>, deadline: Option<GrpcDeadlineLayer>) -> SocketAddr {
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tokio::spawn(async move {
+        let _keep = _reporter;
+        let layers = ServiceBuilder::new()
+            .option_layer(deadline)
+            .layer(FaultLayer(faults));
+        Server::builder()
+            .layer(layers)
+            .add_service(health)
+            .serve_with_incoming(incoming)
+            .await
+            .unwrap();
+    });
+    addr
+}
+
+fn channel(addr: SocketAddr) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy()
+}
+
+fn fast() -> GrpcResilienceBuilder {
+    ResilienceLayer::grpc()
+        .total_timeout(Duration::from_secs(5))
+        .attempt_timeout(Duration::from_secs(1))
+        .backoff(
+            ExponentialBackoff::new(Duration::from_millis(20), 1.0, Duration::from_millis(20))
+                .with_jitter(Jitter::None),
+        )
+        .no_budget()
+}
+
+async fn check(
+    builder: GrpcResilienceBuilder,
+    addr: SocketAddr,
+    timeout: Option<Duration>,
+) -> Result<ServingStatus, tonic::Status> {
+    let resilient = builder.build().unwrap().layer(channel(addr));
+    let mut client = HealthClient::new(resilient);
+    let mut request = tonic::Request::new(HealthCheckRequest {
+        service: String::new(),
+    });
+    if let Some(timeout) = timeout {
+        request.set_timeout(timeout);
+    }
+    let response = client.check(request).await?;
+    Ok(response.into_inner().status())
+}
+
+#[tokio::test]
+async fn unavailable_is_retried_until_it_succeeds() {
+    let faults = Faults::failing(2, Code::Unavailable);
+    let addr = start(faults.clone(), None).await;
+    assert_eq!(
+        check(fast(), addr, None).await.unwrap(),
+        ServingStatus::Serving
+    );
+    assert_eq!(faults.calls(), 3);
+    assert_eq!(faults.header(0, "grpc-previous-rpc-attempts"), None);
+    assert_eq!(
+        faults.header(1, "grpc-previous-rpc-attempts").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        faults.header(2, "grpc-previous-rpc-attempts").as_deref(),
+        Some("2")
+    );
+}
+
+#[tokio::test]
+async fn a_fatal_code_is_not_retried_and_reaches_the_caller() {
+    let faults = Faults::failing(5, Code::PermissionDenied);
+    let addr = start(faults.clone(), None).await;
+    let status = check(fast(), addr, None).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(faults.calls(), 1);
+}
+
+#[tokio::test]
+async fn retries_that_run_out_return_the_last_status() {
+    let faults = Faults::failing(5, Code::Unavailable);
+    let addr = start(faults.clone(), None).await;
+    let status = check(fast(), addr, None).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(faults.calls(), 3);
+}
+
+#[tokio::test]
+async fn pushback_sets_the_delay_or_forbids_the_retry() {
+    let faults = Faults::failing(1, Code::Unavailable);
+    *faults.pushback.lock().unwrap() = Some("70");
+    let addr = start(faults.clone(), None).await;
+    let delays = Arc::new(Mutex::new(Vec::new()));
+    let sink = delays.clone();
+    let builder = fast().observer(move |event: &Event| {
+        if let Event::Retry { delay, hinted, .. } = event {
+            sink.lock().unwrap().push((*delay, *hinted));
+        }
+    });
+    assert_eq!(
+        check(builder, addr, None).await.unwrap(),
+        ServingStatus::Serving
+    );
+    assert_eq!(*delays.lock().unwrap(), [(Duration::from_millis(70), true)]);
+
+    let refusing = Faults::failing(1, Code::Unavailable);
+    *refusing.pushback.lock().unwrap() = Some("-1");
+    let addr = start(refusing.clone(), None).await;
+    let status = check(fast(), addr, None).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(refusing.calls(), 1, "a negative pushback means no retry");
+}
+
+#[tokio::test]
+async fn a_deadline_surfaces_as_deadline_exceeded() {
+    let faults = Arc::new(Faults::default());
+    *faults.stall.lock().unwrap() = Some(Duration::from_secs(5));
+    let addr = start(faults.clone(), None).await;
+    let builder = fast()
+        .total_timeout(Duration::from_millis(300))
+        .attempt_timeout(Duration::from_millis(200));
+    let status = check(builder, addr, None).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(
+        status
+            .message()
+            .ends_with("exceeded its total deadline of 300ms (attempt 2 of 3)"),
+        "{status:?}"
+    );
+}
+
+#[tokio::test]
+async fn grpc_timeout_shrinks_across_attempts() {
+    let faults = Faults::failing(2, Code::Unavailable);
+    let addr = start(faults.clone(), None).await;
+    let builder = fast().backoff(
+        ExponentialBackoff::new(Duration::from_millis(50), 1.0, Duration::from_millis(50))
+            .with_jitter(Jitter::None),
+    );
+    check(builder, addr, None).await.unwrap();
+    let budgets: Vec<Duration> = (0..3)
+        .map(|call| {
+            let value = faults
+                .header(call, "grpc-timeout")
+                .expect("every attempt carries one");
+            decode_grpc_timeout(value.as_bytes()).unwrap()
+        })
+        .collect();
+    assert!(budgets[0] <= Duration::from_secs(5), "{budgets:?}");
+    assert!(
+        budgets[1] + Duration::from_millis(50) <= budgets[0],
+        "{budgets:?}"
+    );
+    assert!(
+        budgets[2] + Duration::from_millis(50) <= budgets[1],
+        "{budgets:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_callers_own_timeout_is_never_exceeded() {
+    let faults = Arc::new(Faults::default());
+    let addr = start(faults.clone(), None).await;
+    check(fast(), addr, Some(Duration::from_millis(800)))
+        .await
+        .unwrap();
+    let sent = decode_grpc_timeout(faults.header(0, "grpc-timeout").unwrap().as_bytes()).unwrap();
+    assert!(sent <= Duration::from_millis(800), "{sent:?}");
+}
+
+#[tokio::test]
+async fn the_server_answers_deadline_exceeded_within_its_cap() {
+    let faults = Arc::new(Faults::default());
+    *faults.stall.lock().unwrap() = Some(Duration::from_secs(5));
+    let deadline = GrpcDeadlineLayer::new().max(Duration::from_millis(100));
+    let addr = start(faults.clone(), Some(deadline)).await;
+    // The caller asks for 2 s; the server gives no request more than 100 ms and says so.
+    let status = check(fast(), addr, Some(Duration::from_secs(2)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(
+        status.message(),
+        "deadline exceeded",
+        "the server's own answer"
+    );
+    assert_eq!(faults.calls(), 1, "DEADLINE_EXCEEDED is not retried");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_server_honours_an_incoming_grpc_timeout() {
+    // No network here: a client's own channel times out on the same header, first.
+    let stalled = tower::service_fn(|_: Request<Body>| async {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Ok::<_, BoxError>(Response::new(Body::empty()))
+    });
+    let mut server = GrpcDeadlineLayer::new().layer(stalled);
+    let request = Request::builder()
+        .header("grpc-timeout", "150m")
+        .body(Body::empty())
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let response = tower::ServiceExt::oneshot(&mut server, request)
+        .await
+        .unwrap();
+    assert_eq!(started.elapsed(), Duration::from_millis(150));
+    assert_eq!(response.headers()["grpc-status"], "4");
+    assert_eq!(response.headers()["content-type"], "application/grpc");
+}
+
+#[tokio::test]
+async fn budget_exhaustion_says_so() {
+    // Nothing listens there: every attempt is refused, and a budget of no retries stops it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let builder = fast().budget(RetryBudget::new(0.0, 0, Duration::from_secs(60)).unwrap());
+    let status = check(builder, addr, None).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains("retry budget exhausted"),
+        "{status:?}"
+    );
+}
