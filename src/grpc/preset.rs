@@ -40,7 +40,8 @@ impl ResilienceLayer {
     /// ```
     ///
     /// ```no_run
-    ///     /// use tower::ServiceBuilder;
+    /// use std::time::Duration;
+    /// use tower::ServiceBuilder;
     /// use tower_tenacity::ResilienceLayer;
     /// use tonic_health::pb::health_client::HealthClient;
     ///

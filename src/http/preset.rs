@@ -29,7 +29,8 @@ impl ResilienceLayer {
     /// hyper-util client is built for that body type.
     ///
     /// ```
-    ///     /// use http_body_util::Full;
+    /// use std::time::Duration;
+    /// use http_body_util::Full;
     /// use bytes::Bytes;
     /// use hyper_util::client::legacy::Client;
     /// use hyper_util::rt::TokioExecutor;
