@@ -80,9 +80,17 @@
 //! and retried responses drained so their connections are reused. See the [`http`] module, and
 //! the `demo_client` example, which runs it against a flaky server.
 //!
+//! # gRPC
+//!
+//! With the `grpc` feature (on by default), [`ResilienceLayer::grpc`] wraps a tonic `Channel`:
+//! gRPC status codes classified from headers or trailers, pushback, `grpc-timeout` set to the
+//! time left on every attempt, and errors a tonic client reports as `DEADLINE_EXCEEDED` or
+//! `UNAVAILABLE` rather than `UNKNOWN`. See the [`grpc`] module.
+//!
 //! # Features
 //!
 //! * `http` (on by default): the [`http`] module.
+//! * `grpc` (on by default, implies `http`): the [`grpc`] module.
 //! * `backoff` (off by default): lets a [`backoff`](https://docs.rs/backoff) crate schedule
 //!   drive the retry delays. That crate is unmaintained (RUSTSEC-2025-0012), which is why it is
 //!   not on by default.

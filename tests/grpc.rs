@@ -1,7 +1,6 @@
 //! The gRPC preset against a real tonic server on 127.0.0.1 (tonic-health's service, which
 //! ships generated code), through a real `tonic::transport::Channel`. A fault-injecting layer on
 //! the server fails or stalls calls and records the `grpc-timeout` each one carried.
-#![cfg(feature = "grpc")]
 
 use std::future::Future;
 use std::net::SocketAddr;
