@@ -1,11 +1,4 @@
-//! Reading a unary gRPC response's trailers before deciding on it.
-//!
-//! A gRPC status usually comes in the trailers, after the message, so a classifier that only
-//! sees headers cannot tell an `UNAVAILABLE` from an `OK`. [`PeekTrailersLayer`] reads the
-//! frames of a response up to its trailers, holding them, and hands the response on with the
-//! trailers as a [`PeekedTrailers`] extension and a body that yields the frames it read and then
-//! the rest. It reads at most `max_bytes` of messages: past that (a long stream) it stops
-//! peeking and the response goes on as a success, its status left to its own trailers.
+//! Reading a unary gRPC response's trailers before deciding on it: [`PeekTrailersLayer`].
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -25,7 +18,14 @@ use crate::error::BoxError;
 #[derive(Debug, Clone, Default)]
 pub struct PeekedTrailers(pub HeaderMap);
 
-/// Reads each response up to its trailers, within `max_bytes`; see the [module docs](self).
+/// Reads each response up to its trailers, within `max_bytes`.
+///
+/// A gRPC status usually comes in the trailers, after the message, so a classifier that only
+/// sees headers cannot tell an `UNAVAILABLE` from an `OK`. [`PeekTrailersLayer`] reads the
+/// frames of a response up to its trailers, holding them, and hands the response on with the
+/// trailers as a [`PeekedTrailers`] extension and a body that yields the frames it read and then
+/// the rest. It reads at most `max_bytes` of messages: past that (a long stream) it stops
+/// peeking and the response goes on as a success, its status left to its own trailers.
 #[derive(Debug, Clone, Copy)]
 pub struct PeekTrailersLayer {
     max_bytes: usize,
