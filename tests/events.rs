@@ -3,28 +3,15 @@
 
 mod common;
 
-use std::io::{self, Write};
+use std::io;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use common::{Script, StatusClassifier, Step, ms};
+use common::{Buffer, Script, StatusClassifier, Step, ms};
 use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::classify::{Classification, Reason};
 use tower_tenacity::retry::{Event, ExponentialBackoff, GiveUp, Jitter, RetryLayer};
 use tower_tenacity::{Attempt, Limit};
 use tracing::Instrument;
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 fn layer(observer: impl Fn(&Event) + Send + Sync + 'static) -> RetryLayer<StatusClassifier> {
     RetryLayer::builder()
@@ -70,7 +57,7 @@ async fn each_attempt_retry_and_give_up_is_a_tracing_event() {
     // The span tells this test's lines from the other tests'.
     call.instrument(tracing::info_span!("traced")).await;
 
-    let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let log = buffer.text();
     let lines: Vec<&str> = log.lines().filter(|l| l.contains("traced:")).collect();
     let log = lines.join("\n");
     let count = |needle: &str| lines.iter().filter(|l| l.contains(needle)).count();

@@ -3,25 +3,11 @@
 
 mod common;
 
-use std::io::{self, Write};
-use std::sync::{Arc, Mutex};
+use std::io;
 
-use common::{Script, Step, ms};
+use common::{Buffer, Script, Step, ms};
 use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::retry::{ExponentialBackoff, Jitter, RetryLayer};
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(start_paused = true)]
 async fn retries_and_give_ups_reach_an_info_subscriber() {
@@ -48,7 +34,7 @@ async fn retries_and_give_ups_reach_an_info_subscriber() {
         .call(())
         .await
         .unwrap_err();
-    let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let log = buffer.text();
     assert_eq!(log.matches(" INFO ").count(), 2, "{log}");
     assert_eq!(log.matches("retrying attempt=").count(), 2, "{log}");
     assert_eq!(log.matches("giving up attempt=3").count(), 1, "{log}");

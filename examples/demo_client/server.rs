@@ -160,43 +160,18 @@ async fn handle(
         }
         ["reset"] => return Err(Reset),
         ["drip", chunks, ms] => drip(chunks.parse().unwrap_or(1), ms.parse().unwrap_or(0)),
-        ["hash"] => {
-            let body = request
-                .into_body()
-                .collect()
-                .await
-                .map_err(|_| Reset)?
-                .to_bytes();
-            text(StatusCode::OK, hash(&body))
-        }
+        ["hash"] => text(StatusCode::OK, hash(&read_body(request).await?)),
         ["fail", key, n, code] => {
             // The body is read in full either way, and hashed for the success.
-            let body = request
-                .into_body()
-                .collect()
-                .await
-                .map_err(|_| Reset)?
-                .to_bytes();
-            let failed = {
-                let mut failures = failures.lock().unwrap();
-                let seen = failures.entry((*key).to_owned()).or_default();
-                *seen += 1;
-                *seen <= n.parse().unwrap_or(0)
-            };
-            if failed {
+            let body = read_body(request).await?;
+            if fails_now(&failures, key, n) {
                 status(code.parse().unwrap_or(503))
             } else {
                 text(StatusCode::OK, hash(&body))
             }
         }
         ["fail-drip", key, n] => {
-            let failed = {
-                let mut failures = failures.lock().unwrap();
-                let seen = failures.entry(format!("drip-{key}")).or_default();
-                *seen += 1;
-                *seen <= n.parse().unwrap_or(0)
-            };
-            if failed {
+            if fails_now(&failures, &format!("drip-{key}"), n) {
                 let mut reply = drip(3, 20);
                 *reply.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
                 reply
@@ -232,6 +207,23 @@ async fn demo() -> Result<Reply, Reset> {
         86..94 => return Err(Reset),
         _ => drip(6, 50),
     })
+}
+
+async fn read_body(request: Request<Incoming>) -> Result<Bytes, Reset> {
+    Ok(request
+        .into_body()
+        .collect()
+        .await
+        .map_err(|_| Reset)?
+        .to_bytes())
+}
+
+/// Counts a request under `key`: whether it is one of the first `n`, which fail.
+fn fails_now(failures: &Mutex<HashMap<String, u64>>, key: &str, n: &str) -> bool {
+    let mut failures = failures.lock().unwrap();
+    let seen = failures.entry(key.to_owned()).or_default();
+    *seen += 1;
+    *seen <= n.parse().unwrap_or(0)
 }
 
 /// `len=…;hash=…` of a body, for checking that replayed bytes are the bytes.
