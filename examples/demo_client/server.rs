@@ -13,7 +13,7 @@
 //! | `/drip/{chunks}/{ms}` | 200, a body of `chunks` lines, one every `ms` milliseconds |
 //! | `/hash` | 200, the request body's length and hash (`len=…;hash=…`) |
 //! | `/fail/{key}/{n}/{code}` | `code` for the first `n` requests with that key, then 200 with the body's hash |
-//! | `/fail-drip/{key}/{n}` | 503 with a body drip-fed over 60 ms for the first `n` requests, then 200 |
+//! | `/fail-drip/{key}/{n}` | 503 with a body drip-fed over 15 ms for the first `n` requests, then 200 |
 //! | `/demo/{id}` | a random fault or a success, as the demo mix below says |
 //!
 //! Every answer carries `x-request-count` (requests so far) and the server counts connections.
@@ -172,7 +172,7 @@ async fn handle(
         }
         ["fail-drip", key, n] => {
             if fails_now(&failures, &format!("drip-{key}"), n) {
-                let mut reply = drip(3, 20);
+                let mut reply = drip(3, 5);
                 *reply.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
                 reply
             } else {
