@@ -109,25 +109,23 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if this.peeking.is_none() {
-            let response = ready!(this.inner.poll(cx)).map_err(Into::into)?;
-            let (head, body) = response.into_parts();
-            // A trailers-only response, or one with nothing more to read, needs no peeking.
-            if head.headers.contains_key("grpc-status") || body.is_end_stream() {
-                return Poll::Ready(Ok(Response::from_parts(
+        let peeking = match this.peeking.as_mut() {
+            Some(peeking) => peeking,
+            None => {
+                let response = ready!(this.inner.poll(cx)).map_err(Into::into)?;
+                let (head, body) = response.into_parts();
+                // A trailers-only response, or one with nothing more to read, needs no peeking.
+                if head.headers.contains_key("grpc-status") || body.is_end_stream() {
+                    let body = PeekedBody::new(VecDeque::new(), Some(body));
+                    return Poll::Ready(Ok(Response::from_parts(head, body)));
+                }
+                this.peeking.insert(Peeking {
                     head,
-                    PeekedBody::new(VecDeque::new(), Some(body)),
-                )));
+                    body,
+                    frames: VecDeque::new(),
+                    read: 0,
+                })
             }
-            *this.peeking = Some(Peeking {
-                head,
-                body,
-                frames: VecDeque::new(),
-                read: 0,
-            });
-        }
-        let Some(peeking) = this.peeking.as_mut() else {
-            unreachable!("set just above");
         };
         loop {
             if peeking.read > *this.max_bytes {
@@ -220,5 +218,54 @@ where
         }
         hint.set_lower(rest.lower().saturating_add(buffered));
         hint
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, StreamBody};
+
+    type Frames = StreamBody<
+        futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>,
+    >;
+
+    fn unary(status: &'static str, message: &'static [u8]) -> Response<Frames> {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", status.parse().unwrap());
+        let frames = vec![
+            Ok(Frame::data(Bytes::from_static(message))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        Response::new(StreamBody::new(futures_util::stream::iter(frames)))
+    }
+
+    #[tokio::test]
+    async fn the_trailers_are_read_ahead_and_the_body_is_intact() {
+        let inner = tower::service_fn(|_: ()| async {
+            Ok::<_, BoxError>(unary("14", b"\x00\x00\x00\x00\x02hi"))
+        });
+        let mut svc = PeekTrailersLayer::new(1024).layer(inner);
+        let response = tower::ServiceExt::oneshot(&mut svc, ()).await.unwrap();
+        let peeked = response.extensions().get::<PeekedTrailers>().unwrap();
+        assert_eq!(peeked.0["grpc-status"], "14");
+        assert_eq!(
+            crate::grpc::response_status(&response),
+            Some(tonic::Code::Unavailable)
+        );
+        let collected = response.into_body().collect().await.unwrap();
+        assert_eq!(collected.trailers().unwrap()["grpc-status"], "14");
+        assert_eq!(&collected.to_bytes()[..], b"\x00\x00\x00\x00\x02hi");
+    }
+
+    #[tokio::test]
+    async fn a_long_stream_is_not_held_past_the_limit() {
+        let inner = tower::service_fn(|_: ()| async { Ok::<_, BoxError>(unary("0", &[7u8; 64])) });
+        let mut svc = PeekTrailersLayer::new(16).layer(inner);
+        let response = tower::ServiceExt::oneshot(&mut svc, ()).await.unwrap();
+        assert!(response.extensions().get::<PeekedTrailers>().is_none());
+        assert_eq!(crate::grpc::response_status(&response), None);
+        let collected = response.into_body().collect().await.unwrap();
+        assert_eq!(collected.to_bytes().len(), 64, "nothing lost");
     }
 }

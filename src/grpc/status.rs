@@ -88,9 +88,10 @@ where
 
 /// The status a gRPC caller should see for `err`.
 pub fn to_status(err: BoxError) -> Status {
-    if err.is::<Status>() {
-        return *err.downcast::<Status>().expect("checked just above");
-    }
+    let err = match err.downcast::<Status>() {
+        Ok(status) => return *status,
+        Err(err) => err,
+    };
     let Some(ours) = Error::find(err.as_ref()) else {
         return Status::from_error(err);
     };
