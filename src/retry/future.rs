@@ -277,8 +277,9 @@ where
 }
 
 /// Decides whether a retryable failure of `attempt` is retried: the delay (with the backoff
-/// timer set to it) and the request for the next attempt, or why not. The cheap, local checks come first; the budget is asked last,
-/// so that a retry that would not happen anyway does not spend it.
+/// timer set to it) and the request for the next attempt, or why not. The cheap, local checks
+/// come first; the budget is asked last, so that a retry that would not happen anyway does not
+/// spend it.
 fn decide<Req>(
     shared: &Shared,
     attempt: Attempt,
