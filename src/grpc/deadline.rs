@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use http::{HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::timeout::{Bound, enter, remaining};
+use crate::timeout::{Budgeted, remaining};
 
 /// The request header that carries a gRPC deadline.
 pub const GRPC_TIMEOUT: &str = "grpc-timeout";
@@ -183,15 +182,8 @@ where
             (Some(asked), Some(max)) => Some(asked.min(max)),
             (asked, max) => asked.or(max),
         };
-        let inner = match budget {
-            Some(budget) => enter(Bound::Unstarted(budget), &mut None, || {
-                self.inner.call(request)
-            }),
-            None => self.inner.call(request),
-        };
         GrpcDeadlineFuture {
-            inner,
-            sleep: budget.map(tokio::time::sleep),
+            inner: Budgeted::call(budget, &mut None, || self.inner.call(request)),
         }
     }
 }
@@ -201,9 +193,7 @@ pin_project! {
     #[derive(Debug)]
     pub struct GrpcDeadlineFuture<F> {
         #[pin]
-        inner: F,
-        #[pin]
-        sleep: Option<Sleep>,
+        inner: Budgeted<F>,
     }
 }
 
@@ -215,21 +205,15 @@ where
     type Output = Result<Response<ResB>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        let Some(sleep) = this.sleep.as_mut().as_pin_mut() else {
-            return this.inner.poll(cx);
-        };
-        let deadline = sleep.deadline();
-        let polled = enter(Bound::Fixed(deadline), &mut None, || {
-            this.inner.as_mut().poll(cx)
-        });
-        if polled.is_ready() {
-            return polled;
+        let mut inner = self.project().inner;
+        if let Poll::Ready(out) = inner.as_mut().poll_inner(cx, &mut None) {
+            return Poll::Ready(out);
         }
-        match this.sleep.as_pin_mut().map(|sleep| sleep.poll(cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(Ok(deadline_exceeded())),
-            _ => Poll::Pending,
+        if inner.poll_expired(cx) {
+            // The handler's future is dropped with this one.
+            return Poll::Ready(Ok(deadline_exceeded()));
         }
+        Poll::Pending
     }
 }
 

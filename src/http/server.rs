@@ -8,13 +8,11 @@ use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use super::classify::HttpClassifier;
-use crate::error::Attempt;
-use crate::timeout::{Bound, enter};
+use crate::timeout::Budgeted;
 
 /// The server-side form of [`TimeoutLayer`](crate::timeout::TimeoutLayer) and
 /// [`DeadlineLayer`](crate::timeout::DeadlineLayer): a handler that runs too long is dropped
@@ -97,13 +95,9 @@ where
     }
 
     fn call(&mut self, request: Request<ReqB>) -> Self::Future {
-        let mut attempt: Option<Attempt> = None;
-        let future = enter(Bound::Unstarted(self.config.timeout), &mut attempt, || {
-            self.inner.call(request)
-        });
+        let timeout = Some(self.config.timeout);
         ServerTimeoutFuture {
-            inner: future,
-            sleep: None,
+            inner: Budgeted::call(timeout, &mut None, || self.inner.call(request)),
             config: self.config,
         }
     }
@@ -114,9 +108,7 @@ pin_project! {
     #[derive(Debug)]
     pub struct ServerTimeoutFuture<F> {
         #[pin]
-        inner: F,
-        #[pin]
-        sleep: Option<Sleep>,
+        inner: Budgeted<F>,
         config: ServerTimeoutLayer,
     }
 }
@@ -130,32 +122,21 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let bound = match this.sleep.as_ref().as_pin_ref() {
-            Some(sleep) => Bound::Fixed(sleep.deadline()),
-            None => Bound::Unstarted(this.config.timeout),
-        };
-        let polled = enter(bound, &mut None, || this.inner.as_mut().poll(cx));
-        if polled.is_ready() {
-            return polled;
+        if let Poll::Ready(out) = this.inner.as_mut().poll_inner(cx, &mut None) {
+            return Poll::Ready(out);
         }
-        if this.sleep.is_none() {
-            this.sleep
-                .set(Some(tokio::time::sleep(this.config.timeout)));
+        if !this.inner.poll_expired(cx) {
+            return Poll::Pending;
         }
-        match this.sleep.as_pin_mut().map(|sleep| sleep.poll(cx)) {
-            Some(Poll::Ready(())) => {
-                tracing::warn!(
-                    timeout_ms = this.config.timeout.as_millis() as u64,
-                    status = this.config.status.as_u16(),
-                    "handler timed out"
-                );
-                let mut response = Response::new(ResB::from(this.config.body));
-                *response.status_mut() = this.config.status;
-                // The handler's future is dropped with this one.
-                Poll::Ready(Ok(response))
-            }
-            _ => Poll::Pending,
-        }
+        tracing::warn!(
+            timeout_ms = this.config.timeout.as_millis() as u64,
+            status = this.config.status.as_u16(),
+            "handler timed out"
+        );
+        let mut response = Response::new(ResB::from(this.config.body));
+        *response.status_mut() = this.config.status;
+        // The handler's future is dropped with this one.
+        Poll::Ready(Ok(response))
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
-use super::scope::{Bound, enter};
+use super::budgeted::Budgeted;
 use crate::error::{Attempt, BoxError, Error, TimeoutScope};
 
 pin_project! {
@@ -64,23 +64,14 @@ pin_project! {
     #[derive(Debug)]
     pub struct DeadlineFuture<F> {
         #[pin]
-        inner: F,
-        // Armed on the first poll that finds `inner` pending; its deadline is the call's.
-        #[pin]
-        sleep: Option<Sleep>,
-        budget: Duration,
+        inner: Budgeted<F>,
         attempt: Option<Attempt>,
     }
 }
 
 impl<F> DeadlineFuture<F> {
-    pub(crate) fn new(inner: F, budget: Duration, attempt: Option<Attempt>) -> Self {
-        DeadlineFuture {
-            inner,
-            sleep: None,
-            budget,
-            attempt,
-        }
+    pub(crate) fn new(inner: Budgeted<F>, attempt: Option<Attempt>) -> Self {
+        DeadlineFuture { inner, attempt }
     }
 }
 
@@ -94,41 +85,24 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let bound = match this.sleep.as_ref().as_pin_ref() {
-            Some(sleep) => Bound::Fixed(sleep.deadline()),
-            None => Bound::Unstarted(*this.budget),
+        let expired = |attempt: Option<Attempt>, budget: Option<Duration>| {
+            Error::timeout(TimeoutScope::Total, budget.unwrap_or_default()).with_attempt(attempt)
         };
-        let polled = enter(bound, this.attempt, || this.inner.as_mut().poll(cx));
-        if let Poll::Ready(out) = polled {
-            return Poll::Ready(out.map_err(|err| {
-                // Something inside that enforces the propagated deadline itself (a gRPC channel
-                // honouring grpc-timeout, say) may fail in the same timer tick as this one: the
-                // caller should still hear that the deadline passed.
-                let expired = this
-                    .sleep
-                    .as_mut()
-                    .as_pin_mut()
-                    .is_some_and(|sleep| sleep.poll(cx).is_ready());
-                if expired {
-                    Error::timeout(TimeoutScope::Total, *this.budget)
-                        .with_attempt(*this.attempt)
-                        .with_source(err.into())
-                        .into()
-                } else {
-                    err.into()
-                }
-            }));
-        }
-        if this.sleep.is_none() {
-            this.sleep.set(Some(tokio::time::sleep(*this.budget)));
-        }
-        match this.sleep.as_pin_mut().map(|sleep| sleep.poll(cx)) {
-            Some(Poll::Ready(())) => {
-                Poll::Ready(Err(Error::timeout(TimeoutScope::Total, *this.budget)
-                    .with_attempt(*this.attempt)
+        match this.inner.as_mut().poll_inner(cx, this.attempt) {
+            Poll::Ready(Ok(out)) => Poll::Ready(Ok(out)),
+            // Something inside that enforces the propagated deadline itself (a gRPC channel
+            // honouring grpc-timeout, say) may fail in the same timer tick as this one: the
+            // caller should still hear that the deadline passed.
+            Poll::Ready(Err(err)) if this.inner.as_mut().expired_too(cx) => {
+                Poll::Ready(Err(expired(*this.attempt, this.inner.budget())
+                    .with_source(err.into())
                     .into()))
             }
-            _ => Poll::Pending,
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err.into())),
+            Poll::Pending if this.inner.as_mut().poll_expired(cx) => {
+                Poll::Ready(Err(expired(*this.attempt, this.inner.budget()).into()))
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 }

@@ -16,6 +16,7 @@
 //! Both timers are armed only when the inner future is pending on its first poll: a call that
 //! is ready at once costs neither a timer nor a clock read.
 
+mod budgeted;
 mod future;
 mod layer;
 mod scope;
@@ -27,11 +28,12 @@ use tower_service::Service;
 
 use crate::error::BoxError;
 
+pub(crate) use self::budgeted::Budgeted;
 pub use self::future::{DeadlineFuture, ResponseFuture};
 pub use self::layer::{DeadlineLayer, TimeoutLayer};
 #[cfg(feature = "http")]
 pub(crate) use self::scope::observe_attempt;
-pub(crate) use self::scope::{Bound, enter, record_attempt};
+pub(crate) use self::scope::record_attempt;
 pub use self::scope::{current_attempt, current_deadline, remaining};
 
 /// Bounds each call of the inner service by a timeout; see [`TimeoutLayer`].
@@ -129,9 +131,7 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         let mut attempt = None;
-        let future = enter(Bound::Unstarted(self.budget), &mut attempt, || {
-            self.inner.call(req)
-        });
-        DeadlineFuture::new(future, self.budget, attempt)
+        let future = Budgeted::call(Some(self.budget), &mut attempt, || self.inner.call(req));
+        DeadlineFuture::new(future, attempt)
     }
 }
