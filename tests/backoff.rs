@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{Script, Step, ms, secs};
 use proptest::prelude::*;
-use tower::{Layer, Service, ServiceExt};
+use tower::Layer;
 use tower_tenacity::retry::{Event, ExponentialBackoff, Jitter, RetryLayer};
 
 #[tokio::test(start_paused = true)]
@@ -25,12 +25,7 @@ async fn tenacity_style_floor_and_cap_through_the_retry_loop() {
         .build()
         .unwrap()
         .layer(script.clone());
-    ServiceExt::<()>::ready(&mut svc)
-        .await
-        .unwrap()
-        .call(())
-        .await
-        .unwrap_err();
+    common::call(&mut svc).await.unwrap_err();
     // Waits of 4, 4, 4, 8, 10 seconds.
     assert_eq!(
         script.call_offsets(),
@@ -144,13 +139,7 @@ async fn first_delays(n: usize, seed: Option<u64>) -> Vec<Duration> {
         .layer(Script::always(Step::Fail(io::ErrorKind::ConnectionReset)));
     let calls = (0..n).map(|_| {
         let mut svc = svc.clone();
-        async move {
-            ServiceExt::<()>::ready(&mut svc)
-                .await
-                .unwrap()
-                .call(())
-                .await
-        }
+        async move { common::call(&mut svc).await }
     });
     futures_util::future::join_all(calls).await;
     let mut delays = delays.lock().unwrap().clone();

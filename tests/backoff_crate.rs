@@ -6,7 +6,7 @@ use std::io;
 use std::time::Duration;
 
 use common::{Script, Step, ms};
-use tower::{Layer, Service, ServiceExt};
+use tower::Layer;
 use tower_tenacity::retry::RetryLayer;
 use tower_tenacity::{Error, ErrorKind, Limit};
 
@@ -35,12 +35,7 @@ async fn a_backoff_crate_schedule_sets_the_delays_and_its_end_stops_retrying() {
         .build()
         .unwrap()
         .layer(script.clone());
-    let err = ServiceExt::<()>::ready(&mut svc)
-        .await
-        .unwrap()
-        .call(())
-        .await
-        .unwrap_err();
+    let err = common::call(&mut svc).await.unwrap_err();
     assert_eq!(script.call_offsets(), [ms(0), ms(30), ms(100)]);
     assert_eq!(
         Error::find(err.as_ref()).unwrap().kind(),
@@ -68,12 +63,7 @@ async fn every_request_starts_the_schedule_afresh() {
         .unwrap()
         .layer(script.clone());
     for _ in 0..2 {
-        let reply = ServiceExt::<()>::ready(&mut svc)
-            .await
-            .unwrap()
-            .call(())
-            .await
-            .unwrap();
+        let reply = common::call(&mut svc).await.unwrap();
         assert_eq!(reply.status, 200);
     }
     // Both first retries waited the schedule's first step.

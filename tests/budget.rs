@@ -7,7 +7,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 
 use common::{Script, Step, ms, secs};
-use tower::{Layer, Service, ServiceExt};
+use tower::Layer;
 use tower_tenacity::retry::{Event, ExponentialBackoff, GiveUp, RetryBudget, RetryLayer};
 use tower_tenacity::{Error, ErrorKind};
 
@@ -39,7 +39,7 @@ async fn under_total_failure_the_inner_service_sees_at_most_the_budget() {
     let svc = layer.layer(script.clone());
     let calls = (0..REQUESTS).map(|_| {
         let mut svc = svc.clone();
-        async move { ServiceExt::<()>::ready(&mut svc).await?.call(()).await }
+        async move { common::call(&mut svc).await }
     });
     let results = futures_util::future::join_all(calls).await;
 
@@ -86,16 +86,8 @@ async fn a_budget_is_shared_by_every_layer_given_it() {
     );
     let mut first = make().layer(a.clone());
     let mut second = make().layer(b.clone());
-    let _ = ServiceExt::<()>::ready(&mut first)
-        .await
-        .unwrap()
-        .call(())
-        .await;
-    let _ = ServiceExt::<()>::ready(&mut second)
-        .await
-        .unwrap()
-        .call(())
-        .await;
+    let _ = common::call(&mut first).await;
+    let _ = common::call(&mut second).await;
     assert_eq!(
         a.calls() + b.calls(),
         4,

@@ -25,7 +25,7 @@ fn demo_client() -> PathBuf {
     path
 }
 
-async fn run(args: &[String]) -> Output {
+async fn run(args: &[&str]) -> Output {
     let mut command = tokio::process::Command::new(demo_client());
     command.args(args).kill_on_drop(true);
     tokio::time::timeout(std::time::Duration::from_secs(60), command.output())
@@ -34,24 +34,20 @@ async fn run(args: &[String]) -> Output {
         .expect("the demo client runs")
 }
 
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
-
 #[tokio::test]
 async fn json_output_for_urls_that_recover() {
     let server = FlakyServer::start().await.unwrap();
     let output = run(&[
-        "--json".into(),
-        "-n".into(),
-        "2".into(),
+        "--json",
+        "-n",
+        "2",
         // One at a time, so that the first request is the one that meets the 503.
-        "-c".into(),
-        "1".into(),
-        "--backoff".into(),
-        "10ms".into(),
-        server.url("/fail/cli/1/503"),
-        server.url("/ok"),
+        "-c",
+        "1",
+        "--backoff",
+        "10ms",
+        &server.url("/fail/cli/1/503"),
+        &server.url("/ok"),
     ])
     .await;
     let stdout = String::from_utf8(output.stdout).unwrap();
@@ -81,15 +77,15 @@ async fn json_output_for_urls_that_recover() {
 async fn failures_exit_with_1_and_are_reported() {
     let server = FlakyServer::start().await.unwrap();
     let output = run(&[
-        "--json".into(),
-        "--attempts".into(),
-        "2".into(),
-        "--backoff".into(),
-        "10ms".into(),
-        "--attempt-timeout".into(),
-        "100ms".into(),
-        server.url("/stall/3000"),
-        server.url("/status/503"),
+        "--json",
+        "--attempts",
+        "2",
+        "--backoff",
+        "10ms",
+        "--attempt-timeout",
+        "100ms",
+        &server.url("/stall/3000"),
+        &server.url("/status/503"),
     ])
     .await;
     assert_eq!(output.status.code(), Some(1));
@@ -115,12 +111,7 @@ async fn failures_exit_with_1_and_are_reported() {
 #[tokio::test]
 async fn the_bare_client_does_not_retry() {
     let server = FlakyServer::start().await.unwrap();
-    let output = run(&[
-        "--json".into(),
-        "--no-resilience".into(),
-        server.url("/fail/bare/1/503"),
-    ])
-    .await;
+    let output = run(&["--json", "--no-resilience", &server.url("/fail/bare/1/503")]).await;
     assert_eq!(output.status.code(), Some(1));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["attempts"], 1);
@@ -131,27 +122,27 @@ async fn the_bare_client_does_not_retry() {
 async fn post_data_is_sent_and_not_retried_unless_allowed() {
     let server = FlakyServer::start().await.unwrap();
     let output = run(&[
-        "--json".into(),
-        "-X".into(),
-        "POST".into(),
-        "-d".into(),
-        "hello".into(),
-        server.url("/fail/post/1/503"),
+        "--json",
+        "-X",
+        "POST",
+        "-d",
+        "hello",
+        &server.url("/fail/post/1/503"),
     ])
     .await;
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(server.stats.requests_to("/fail/post/1/503"), 1);
 
     let output = run(&[
-        "--json".into(),
-        "-X".into(),
-        "POST".into(),
-        "-d".into(),
-        "hello".into(),
-        "--retry-unsafe".into(),
-        "--backoff".into(),
-        "10ms".into(),
-        server.url("/fail/post-unsafe/1/503"),
+        "--json",
+        "-X",
+        "POST",
+        "-d",
+        "hello",
+        "--retry-unsafe",
+        "--backoff",
+        "10ms",
+        &server.url("/fail/post-unsafe/1/503"),
     ])
     .await;
     assert_eq!(output.status.code(), Some(0));
@@ -184,7 +175,7 @@ async fn bad_arguments_exit_with_2_and_say_why() {
         (&["--no-such-flag"], "--no-such-flag"),
     ];
     for (arguments, expected) in cases {
-        let output = run(&args(arguments)).await;
+        let output = run(arguments).await;
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{arguments:?}: {stderr}");
         assert!(stderr.contains(expected), "{arguments:?}: {stderr}");

@@ -7,7 +7,7 @@ use std::io;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use common::{Buffer, Script, StatusClassifier, Step, ms};
-use tower::{Layer, Service, ServiceExt};
+use tower::Layer;
 use tower_tenacity::classify::{Classification, Reason};
 use tower_tenacity::retry::{Event, ExponentialBackoff, GiveUp, Jitter, RetryLayer};
 use tower_tenacity::{Attempt, Limit};
@@ -46,14 +46,7 @@ async fn each_attempt_retry_and_give_up_is_a_tracing_event() {
     let buffer = log();
     let script = Script::always(Step::Fail(io::ErrorKind::ConnectionRefused));
     let mut svc = layer(|_: &Event| {}).layer(script);
-    let call = async {
-        ServiceExt::<()>::ready(&mut svc)
-            .await
-            .unwrap()
-            .call(())
-            .await
-            .unwrap_err()
-    };
+    let call = async { common::call(&mut svc).await.unwrap_err() };
     // The span tells this test's lines from the other tests'.
     call.instrument(tracing::info_span!("traced")).await;
 
@@ -84,12 +77,7 @@ async fn the_observer_sees_the_same_story_as_data() {
     let sink = events.clone();
     let script = Script::new([Step::Reply(503)], Step::Reply(200));
     let mut svc = layer(move |event: &Event| sink.lock().unwrap().push(*event)).layer(script);
-    let reply = ServiceExt::<()>::ready(&mut svc)
-        .await
-        .unwrap()
-        .call(())
-        .await
-        .unwrap();
+    let reply = common::call(&mut svc).await.unwrap();
     assert_eq!(reply.status, 200);
 
     let first = Attempt { number: 1, max: 3 };
@@ -124,12 +112,7 @@ async fn give_up_events_name_the_limit() {
     let sink = events.clone();
     let mut svc = layer(move |event: &Event| sink.lock().unwrap().push(*event))
         .layer(Script::always(Step::Reply(503)));
-    ServiceExt::<()>::ready(&mut svc)
-        .await
-        .unwrap()
-        .call(())
-        .await
-        .unwrap();
+    common::call(&mut svc).await.unwrap();
     let last = *events.lock().unwrap().last().unwrap();
     assert_eq!(
         last,

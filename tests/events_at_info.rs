@@ -6,7 +6,7 @@ mod common;
 use std::io;
 
 use common::{Buffer, Script, Step, ms};
-use tower::{Layer, Service, ServiceExt};
+use tower::Layer;
 use tower_tenacity::retry::{ExponentialBackoff, Jitter, RetryLayer};
 
 #[tokio::test(start_paused = true)]
@@ -28,12 +28,7 @@ async fn retries_and_give_ups_reach_an_info_subscriber() {
         .build()
         .unwrap()
         .layer(Script::always(Step::Fail(io::ErrorKind::ConnectionReset)));
-    ServiceExt::<()>::ready(&mut svc)
-        .await
-        .unwrap()
-        .call(())
-        .await
-        .unwrap_err();
+    common::call(&mut svc).await.unwrap_err();
     let log = buffer.text();
     assert_eq!(log.matches(" INFO ").count(), 2, "{log}");
     assert_eq!(log.matches("retrying attempt=").count(), 2, "{log}");

@@ -119,6 +119,12 @@ impl<Req> Classify<Req, Reply, BoxError> for StatusClassifier {
     }
 }
 
+/// One call of a service that takes `()`, once it is ready.
+pub async fn call<S: Service<()>>(svc: &mut S) -> Result<S::Response, S::Error> {
+    use tower::ServiceExt;
+    svc.ready().await?.call(()).await
+}
+
 pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
