@@ -34,18 +34,24 @@ pub const DEFAULT_REPLAY_CAP: usize = 64 * 1024;
 ///
 /// Clones share one buffer. Each clone yields the whole body from the start: the buffered part
 /// first, then (for the one clone that holds it at a time) the rest of the original stream.
+/// A body that is empty from the start (a GET's, usually) needs no buffer and costs nothing.
 pub struct ReplayBody<B> {
-    shared: Arc<Mutex<Shared<B>>>,
-    /// The original body, while this clone is the one reading it.
-    live: Option<B>,
+    /// `None` for a body that was at its end when wrapped: nothing to share, always replayable.
+    shared: Option<Arc<Mutex<Shared<B>>>>,
     /// How many buffered chunks this clone has yielded.
     replayed: usize,
+    /// This clone is the one reading the original body.
+    live: bool,
     trailers_sent: bool,
 }
 
 struct Shared<B> {
-    /// The unread rest of the original body, when no clone is reading it.
+    /// The unread rest of the original body; `None` once it ended or was dropped over the cap.
+    /// It stays here while a clone reads it (that clone polls it under the lock), so that the
+    /// handle that travels with each request is two words.
     rest: Option<B>,
+    /// A clone is reading `rest`.
+    reading: bool,
     chunks: VecDeque<Bytes>,
     buffered: usize,
     cap: usize,
@@ -62,45 +68,61 @@ struct Shared<B> {
 impl<B: Body> ReplayBody<B> {
     /// Wraps `body`, buffering at most `cap` bytes of it for replay.
     pub fn new(body: B, cap: usize) -> Self {
+        if body.is_end_stream() {
+            return ReplayBody {
+                shared: None,
+                replayed: 0,
+                live: false,
+                trailers_sent: false,
+            };
+        }
         let size_hint = body.size_hint();
-        let complete = body.is_end_stream();
         // A body known to be larger than the cap will never be replayed: do not start buffering.
         let overflowed = size_hint.lower() > cap as u64;
         ReplayBody {
-            shared: Arc::new(Mutex::new(Shared {
+            shared: Some(Arc::new(Mutex::new(Shared {
                 rest: Some(body),
+                reading: false,
                 chunks: VecDeque::new(),
                 buffered: 0,
                 cap,
                 trailers: None,
                 started: false,
-                complete,
+                complete: false,
                 overflowed,
                 size_hint,
-            })),
-            live: None,
+            }))),
             replayed: 0,
+            live: false,
             trailers_sent: false,
         }
     }
 }
 
+/// The shared buffer, locked. A panic while holding the lock leaves the buffer as consistent as
+/// any frame boundary, so a poisoned lock is taken as it is.
+fn lock<B>(shared: &Mutex<Shared<B>>) -> MutexGuard<'_, Shared<B>> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl<B> ReplayBody<B> {
-    fn shared(&self) -> MutexGuard<'_, Shared<B>> {
-        // A panic while holding the lock leaves the buffer as consistent as any frame boundary.
-        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+    fn shared(&self) -> Option<MutexGuard<'_, Shared<B>>> {
+        self.shared.as_deref().map(lock)
     }
 
     /// Whether a clone made now could send the whole body again: it was not over the cap, and
     /// it was either sent to its end or not sent at all (and handed back untouched).
     pub fn is_replayable(&self) -> bool {
-        let shared = self.shared();
-        !shared.overflowed && (shared.complete || (!shared.started && shared.rest.is_some()))
+        self.shared().is_none_or(|shared| {
+            !shared.overflowed
+                && (shared.complete
+                    || (!shared.started && !shared.reading && shared.rest.is_some()))
+        })
     }
 
     /// Whether the body outgrew its replay buffer.
     pub fn is_over_cap(&self) -> bool {
-        self.shared().overflowed
+        self.shared().is_some_and(|shared| shared.overflowed)
     }
 }
 
@@ -108,8 +130,8 @@ impl<B> Clone for ReplayBody<B> {
     fn clone(&self) -> Self {
         ReplayBody {
             shared: self.shared.clone(),
-            live: None,
             replayed: 0,
+            live: false,
             trailers_sent: false,
         }
     }
@@ -118,10 +140,12 @@ impl<B> Clone for ReplayBody<B> {
 impl<B> Drop for ReplayBody<B> {
     fn drop(&mut self) {
         // Hand the unread rest back, so that another clone can go on from the end of the buffer.
-        if let Some(live) = self.live.take() {
-            let mut shared = self.shared();
-            if !shared.overflowed {
-                shared.rest = Some(live);
+        if self.live
+            && let Some(mut shared) = self.shared()
+        {
+            shared.reading = false;
+            if shared.overflowed {
+                shared.rest = None;
             }
         }
     }
@@ -129,13 +153,16 @@ impl<B> Drop for ReplayBody<B> {
 
 impl<B> fmt::Debug for ReplayBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shared = self.shared();
-        f.debug_struct("ReplayBody")
-            .field("buffered", &shared.buffered)
-            .field("cap", &shared.cap)
-            .field("complete", &shared.complete)
-            .field("overflowed", &shared.overflowed)
-            .finish_non_exhaustive()
+        let mut out = f.debug_struct("ReplayBody");
+        match self.shared() {
+            Some(shared) => out
+                .field("buffered", &shared.buffered)
+                .field("cap", &shared.cap)
+                .field("complete", &shared.complete)
+                .field("overflowed", &shared.overflowed),
+            None => out.field("empty", &true),
+        };
+        out.finish_non_exhaustive()
     }
 }
 
@@ -182,45 +209,51 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ReplayError>>> {
         let this = &mut *self;
-        let mut shared = this.shared.lock().unwrap_or_else(PoisonError::into_inner);
-
-        // First what earlier attempts buffered.
-        if this.live.is_none() {
-            if let Some(chunk) = shared.chunks.get(this.replayed) {
-                this.replayed += 1;
-                return Poll::Ready(Some(Ok(Frame::data(chunk.clone()))));
-            }
-            if shared.complete {
-                if !this.trailers_sent
-                    && let Some(trailers) = shared.trailers.clone()
-                {
-                    this.trailers_sent = true;
-                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
-                }
-                return Poll::Ready(None);
-            }
-            // The rest of the original can only follow the buffer from where the buffer ends.
-            if shared.chunks.len() != this.replayed {
-                return Poll::Ready(Some(Err(ReplayError::Unavailable)));
-            }
-            match shared.rest.take() {
-                Some(rest) => this.live = Some(rest),
-                None => return Poll::Ready(Some(Err(ReplayError::Unavailable))),
-            }
-        }
-
-        // Then the rest of the original, buffered as it goes by.
-        let Some(live) = this.live.as_mut() else {
+        let Some(shared_buffer) = this.shared.as_deref() else {
             return Poll::Ready(None);
         };
-        drop(shared);
-        let polled = Pin::new(live).poll_frame(cx);
-        let mut shared = this.shared.lock().unwrap_or_else(PoisonError::into_inner);
-        match polled {
+        let mut guard = lock(shared_buffer);
+        let shared = &mut *guard;
+
+        // First what earlier attempts buffered; over the cap, nothing was kept, and only an
+        // untouched original can still be read.
+        if !this.live {
+            if !shared.overflowed {
+                if let Some(chunk) = shared.chunks.get(this.replayed) {
+                    this.replayed += 1;
+                    return Poll::Ready(Some(Ok(Frame::data(chunk.clone()))));
+                }
+                if shared.complete {
+                    if !this.trailers_sent
+                        && let Some(trailers) = shared.trailers.clone()
+                    {
+                        this.trailers_sent = true;
+                        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                    }
+                    return Poll::Ready(None);
+                }
+            }
+            // The rest of the original can only follow the buffer from where the buffer ends,
+            // and only one clone reads it at a time.
+            if shared.chunks.len() != this.replayed || shared.reading || shared.rest.is_none() {
+                return Poll::Ready(Some(Err(ReplayError::Unavailable)));
+            }
+            shared.reading = true;
+            this.live = true;
+        }
+
+        // Then the rest of the original, buffered as it goes by. It is polled under the lock:
+        // polling a body does not block, and no other clone can read it meanwhile anyway.
+        let Some(rest) = shared.rest.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(rest).poll_frame(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(None) => {
                 shared.complete = true;
-                this.live = None;
+                shared.rest = None;
+                shared.reading = false;
+                this.live = false;
                 Poll::Ready(None)
             }
             Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(ReplayError::Body(err.into())))),
@@ -256,7 +289,7 @@ where
                         }
                     },
                 };
-                if this.live.as_ref().is_some_and(Body::is_end_stream) {
+                if shared.rest.as_ref().is_some_and(Body::is_end_stream) {
                     shared.complete = true;
                 }
                 Poll::Ready(Some(Ok(frame)))
@@ -265,19 +298,21 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        let shared = self.shared();
-        match &self.live {
-            Some(live) => live.is_end_stream(),
-            None => {
-                shared.complete
-                    && self.replayed >= shared.chunks.len()
-                    && (self.trailers_sent || shared.trailers.is_none())
-            }
+        let Some(shared) = self.shared() else {
+            return true;
+        };
+        if self.live {
+            return shared.rest.as_ref().is_none_or(Body::is_end_stream);
         }
+        shared.complete
+            && self.replayed >= shared.chunks.len()
+            && (self.trailers_sent || shared.trailers.is_none())
     }
 
     fn size_hint(&self) -> SizeHint {
-        let shared = self.shared();
+        let Some(shared) = self.shared() else {
+            return SizeHint::with_exact(0);
+        };
         if shared.complete && !shared.overflowed {
             let left: usize = shared
                 .chunks
@@ -287,7 +322,7 @@ where
                 .sum();
             return SizeHint::with_exact(left as u64);
         }
-        if self.replayed == 0 && self.live.is_none() {
+        if self.replayed == 0 && !self.live {
             return shared.size_hint;
         }
         SizeHint::default()
@@ -309,5 +344,66 @@ impl<B> Replay<Request<ReplayBody<B>>> for HttpReplay {
     /// Always a handle: whether it can be sent is known only after the first attempt.
     fn keep(&self, request: &Request<ReplayBody<B>>) -> Option<Request<ReplayBody<B>>> {
         Some(request.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::{BodyExt, Empty, Full, StreamBody};
+
+    use super::*;
+
+    async fn collect<B>(body: ReplayBody<B>) -> Result<Bytes, ReplayError>
+    where
+        B: Body + Unpin,
+        B::Error: Into<BoxError>,
+    {
+        Ok(body.collect().await?.to_bytes())
+    }
+
+    #[tokio::test]
+    async fn an_empty_body_needs_no_buffer_and_replays_as_empty() {
+        let body = ReplayBody::new(Empty::<Bytes>::new(), 16);
+        assert!(body.shared.is_none());
+        let again = body.clone();
+        assert!(body.is_end_stream() && body.is_replayable() && !body.is_over_cap());
+        assert_eq!(body.size_hint().exact(), Some(0));
+        assert_eq!(collect(body).await.unwrap(), "");
+        assert_eq!(collect(again).await.unwrap(), "");
+    }
+
+    #[tokio::test]
+    async fn each_clone_yields_the_whole_body_and_only_one_reads_the_original() {
+        let chunks = ["ab", "cd", "ef"].map(|c| Ok::<_, BoxError>(Frame::data(Bytes::from(c))));
+        let body = ReplayBody::new(StreamBody::new(futures_util::stream::iter(chunks)), 16);
+        let (mut first, mut rival) = (body.clone(), body.clone());
+        // The first clone starts on the original; a second one cannot read past the buffer.
+        let frame = first.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "ab");
+        assert_eq!(
+            rival.frame().await.unwrap().unwrap().into_data().unwrap(),
+            "ab"
+        );
+        assert!(matches!(
+            rival.frame().await,
+            Some(Err(ReplayError::Unavailable))
+        ));
+        assert!(!body.is_replayable(), "half sent");
+        // Dropped halfway, the first hands the original back to whoever goes on.
+        drop(first);
+        assert_eq!(collect(body.clone()).await.unwrap(), "abcdef");
+        assert!(body.is_replayable());
+        assert_eq!(collect(body).await.unwrap(), "abcdef");
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_cap_is_sent_once() {
+        let body = ReplayBody::new(Full::new(Bytes::from_static(b"0123456789")), 4);
+        assert!(body.is_over_cap() && !body.is_replayable());
+        assert_eq!(collect(body.clone()).await.unwrap(), "0123456789");
+        assert!(matches!(
+            body.clone().frame().await,
+            Some(Err(ReplayError::Unavailable))
+        ));
     }
 }
