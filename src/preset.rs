@@ -111,7 +111,7 @@ impl<C: fmt::Debug, P: fmt::Debug> fmt::Debug for ResilienceLayer<C, P> {
     }
 }
 
-impl<S, C: Clone, P: Clone> Layer<S> for ResilienceLayer<C, P> {
+impl<S: Clone, C: Clone, P: Clone> Layer<S> for ResilienceLayer<C, P> {
     type Service = Deadline<Retry<Timeout<S>, C, P>>;
 
     fn layer(&self, inner: S) -> Self::Service {

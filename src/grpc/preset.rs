@@ -98,7 +98,7 @@ pub type GrpcResilience<S> = GrpcStatus<
     >,
 >;
 
-impl<S> Layer<S> for GrpcResilienceLayer {
+impl<S: Clone> Layer<S> for GrpcResilienceLayer {
     type Service = GrpcResilience<S>;
 
     fn layer(&self, channel: S) -> Self::Service {

@@ -89,7 +89,7 @@ impl HttpResilienceLayer {
 pub type HttpResilience<S> =
     ReplayBodyService<Deadline<Retry<AttemptHeader<Timeout<S>>, HttpClassifier, HttpReplay>>>;
 
-impl<S> Layer<S> for HttpResilienceLayer {
+impl<S: Clone> Layer<S> for HttpResilienceLayer {
     type Service = HttpResilience<S>;
 
     fn layer(&self, client: S) -> Self::Service {

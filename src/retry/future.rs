@@ -1,7 +1,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
-use super::{Event, GiveUp, Replay, Schedule, Shared};
+use super::{Event, GiveUp, Replay, Schedule, Shared, Spare};
 use crate::classify::{Classification, Classify, Discarding, Reason};
 use crate::error::{Attempt, BoxError, Error, ErrorKind, Limit};
 
@@ -34,23 +34,20 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future>,
-        service: S,
+        // Where this request's retries get their own clone of the service from.
+        spare: Spare<S>,
         // The copy kept for classification and for making the next attempt's request.
         kept: Option<Req>,
-        // The request for the next attempt, made before the backoff so that a request that
-        // cannot be replayed is known before waiting for nothing. Boxed: only a request that
-        // retries needs it, and a large request (an HTTP one) would otherwise make the future
-        // of every call that much larger to move around.
-        next: Option<Box<Req>>,
         classifier: C,
         replay: P,
         shared: Arc<Shared>,
         attempt: u32,
-        // When the first attempt was found pending; a call that completes at once reads no clock.
+        // When the first attempt was found pending (kept only under a `max_elapsed`); a call
+        // that completes at once reads no clock.
         started: Option<Instant>,
-        // What only a request that retries needs, timer included: boxed at the first retry so
-        // that the future of a call that succeeds at once stays small.
-        retry: Option<Pin<Box<RetryState>>>,
+        // What only a request that retries needs, timer and service included: boxed at the
+        // first retry so that the future of a call that succeeds at once stays small.
+        retry: Option<Pin<Box<RetryState<S, Req>>>>,
     }
 }
 
@@ -60,7 +57,7 @@ where
 {
     pub(crate) fn new(
         future: S::Future,
-        service: S,
+        spare: Spare<S>,
         kept: Option<Req>,
         classifier: C,
         replay: P,
@@ -68,9 +65,8 @@ where
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
-            service,
+            spare,
             kept,
-            next: None,
             classifier,
             replay,
             shared,
@@ -94,8 +90,8 @@ where
 }
 
 pin_project! {
-    /// The backoff timer, randomness and history of one request that retries.
-    struct RetryState {
+    /// The backoff timer, randomness, history and service of one request that retries.
+    struct RetryState<S, Req> {
         // Made at the first backoff, reset for the later ones.
         #[pin]
         sleep: Option<Sleep>,
@@ -104,6 +100,20 @@ pin_project! {
         custom: CustomBackoff,
         // A discarded response being let go of (drained) before the next attempt.
         discarding: Option<Discarding>,
+        // This request's clone of the spare service, made for its first retry.
+        service: Option<S>,
+        // The request for the next attempt, made before the backoff so that a request that
+        // cannot be replayed is known before waiting for nothing.
+        next: Option<Req>,
+    }
+
+    impl<S, Req> PinnedDrop for RetryState<S, Req> {
+        fn drop(this: Pin<&mut Self>) {
+            // Its timer may have been an enclosing deadline's reason not to arm one.
+            if this.sleep.is_some() {
+                crate::timeout::uncover();
+            }
+        }
     }
 }
 
@@ -113,7 +123,7 @@ type CustomBackoff = Option<Box<dyn ::backoff::backoff::Backoff + Send>>;
 #[cfg(not(feature = "backoff"))]
 type CustomBackoff = ();
 
-impl RetryState {
+impl<S, Req> RetryState<S, Req> {
     fn new(shared: &Shared) -> Self {
         RetryState {
             sleep: None,
@@ -127,6 +137,8 @@ impl RetryState {
             #[cfg(not(feature = "backoff"))]
             custom: (),
             discarding: None,
+            service: None,
+            next: None,
         }
     }
 
@@ -145,7 +157,7 @@ impl RetryState {
 
 impl<S, Req, C, P> Future for ResponseFuture<S, Req, C, P>
 where
-    S: Service<Req>,
+    S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
     C: Classify<Req, S::Response, S::Error>,
     P: Replay<Req>,
@@ -161,7 +173,9 @@ where
                     let outcome = match future.poll(cx) {
                         Poll::Ready(outcome) => outcome,
                         Poll::Pending => {
-                            if this.started.is_none() {
+                            // Only `max_elapsed` measures from the first attempt: without it,
+                            // a pending attempt reads no clock.
+                            if this.started.is_none() && this.shared.max_elapsed.is_some() {
                                 *this.started = Some(Instant::now());
                             }
                             return Poll::Pending;
@@ -207,14 +221,13 @@ where
                         this.replay.replay(kept)
                     });
                     match decision {
-                        Ok((delay, request)) => {
+                        Ok(delay) => {
                             shared.emit(|| Event::Retry {
                                 attempt,
                                 delay,
                                 reason,
                                 hinted: hint.is_some(),
                             });
-                            *this.next = Some(Box::new(request));
                             let discarding = match outcome {
                                 Ok(response) => this.classifier.discard(response),
                                 Err(_) => None,
@@ -250,8 +263,13 @@ where
                         {
                             *retry.discarding = None;
                         }
-                        if let Some(sleep) = retry.sleep.as_pin_mut() {
-                            ready!(sleep.poll(cx));
+                        if let Some(mut sleep) = retry.sleep.as_pin_mut()
+                            && sleep.as_mut().poll(cx).is_pending()
+                        {
+                            // The deadline around need not arm a timer of its own: retry never
+                            // sleeps past it.
+                            crate::timeout::cover(sleep.deadline());
+                            return Poll::Pending;
                         }
                         if retry.discarding.is_some() {
                             return Poll::Pending;
@@ -260,15 +278,23 @@ where
                     this.state.set(State::Readying);
                 }
                 StateProj::Readying => {
-                    if let Err(err) = ready!(this.service.poll_ready(cx)) {
+                    let Some(retry) = this.retry.as_mut() else {
+                        unreachable!("`decide` makes the retry state before any retry");
+                    };
+                    let retry = retry.as_mut().project();
+                    let spare: &Spare<S> = this.spare;
+                    let service = retry.service.get_or_insert_with(|| {
+                        spare.lock().unwrap_or_else(PoisonError::into_inner).clone()
+                    });
+                    if let Err(err) = ready!(service.poll_ready(cx)) {
                         return Poll::Ready(Err(err.into()));
                     }
-                    let Some(request) = this.next.take() else {
-                        unreachable!("the next request is made before leaving `Calling`");
+                    let Some(request) = retry.next.take() else {
+                        unreachable!("`decide` makes the next request before any retry");
                     };
                     *this.attempt += 1;
                     this.shared.started(this.shared.attempt(*this.attempt));
-                    let future = this.service.call(*request);
+                    let future = service.call(request);
                     this.state.set(State::Calling { future });
                 }
             }
@@ -277,17 +303,17 @@ where
 }
 
 /// Decides whether a retryable failure of `attempt` is retried: the delay (with the backoff
-/// timer set to it) and the request for the next attempt, or why not. The cheap, local checks
+/// timer set to it and the request for the next attempt made), or why not. The cheap, local checks
 /// come first; the budget is asked last, so that a retry that would not happen anyway does not
 /// spend it.
-fn decide<Req>(
+fn decide<S, Req>(
     shared: &Shared,
     attempt: Attempt,
     hint: Option<Duration>,
     started: &mut Option<Instant>,
-    retry: &mut Option<Pin<Box<RetryState>>>,
+    retry: &mut Option<Pin<Box<RetryState<S, Req>>>>,
     replay: impl FnOnce() -> Option<Req>,
-) -> Result<(Duration, Req), GiveUp> {
+) -> Result<Duration, GiveUp> {
     if attempt.number >= attempt.max {
         return Err(GiveUp::Limit(Limit::Attempts));
     }
@@ -324,14 +350,15 @@ fn decide<Req>(
     {
         return Err(GiveUp::Budget);
     }
+    let mut state = state.as_mut().project();
+    *state.next = Some(request);
     if !delay.is_zero() {
-        let mut sleep = state.as_mut().project().sleep;
-        match sleep.as_mut().as_pin_mut() {
+        match state.sleep.as_mut().as_pin_mut() {
             Some(sleep) => sleep.reset(next_start),
-            None => sleep.set(Some(tokio::time::sleep_until(next_start))),
+            None => state.sleep.set(Some(tokio::time::sleep_until(next_start))),
         }
     }
-    Ok((delay, request))
+    Ok(delay)
 }
 
 /// The error the caller gets when retrying stopped on an error.

@@ -72,16 +72,16 @@ impl<C: fmt::Debug, P: fmt::Debug> fmt::Debug for RetryLayer<C, P> {
     }
 }
 
-impl<S, C: Clone, P: Clone> Layer<S> for RetryLayer<C, P> {
+impl<S: Clone, C: Clone, P: Clone> Layer<S> for RetryLayer<C, P> {
     type Service = Retry<S, C, P>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Retry {
+        Retry::new(
             inner,
-            classifier: self.classifier.clone(),
-            replay: self.replay.clone(),
-            shared: self.shared.clone(),
-        }
+            self.classifier.clone(),
+            self.replay.clone(),
+            self.shared.clone(),
+        )
     }
 }
 

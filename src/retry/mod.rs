@@ -54,8 +54,8 @@ mod layer;
 mod replay;
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -73,8 +73,14 @@ pub use self::layer::{RetryBuilder, RetryLayer};
 pub use self::replay::{CloneReplay, NoReplay, Replay, ReplayFn, replay_fn};
 
 /// Retries calls to the inner service as its classifier and limits allow; see [`RetryLayer`].
+///
+/// Retries go out through a clone of the inner service made when the layer wrapped it, shared
+/// by all clones of this `Retry` (and readied with `poll_ready` before each retry): a call that
+/// succeeds at once clones nothing. Clones of a client (hyper-util, tonic, tower's `Buffer`)
+/// all reach the same place, which is what retrying needs.
 pub struct Retry<S, C = DefaultClassifier, P = CloneReplay> {
     inner: S,
+    spare: Spare<S>,
     classifier: C,
     replay: P,
     shared: Arc<Shared>,
@@ -84,6 +90,7 @@ impl<S: Clone, C: Clone, P: Clone> Clone for Retry<S, C, P> {
     fn clone(&self) -> Self {
         Retry {
             inner: self.inner.clone(),
+            spare: self.spare.clone(),
             classifier: self.classifier.clone(),
             replay: self.replay.clone(),
             shared: self.shared.clone(),
@@ -99,6 +106,22 @@ impl<S: fmt::Debug, C: fmt::Debug, P: fmt::Debug> fmt::Debug for Retry<S, C, P> 
             .field("replay", &self.replay)
             .field("config", &self.shared)
             .finish()
+    }
+}
+
+/// The clone of a retry layer's service that retries are sent through (each retrying request
+/// clones it once more for itself).
+pub(crate) type Spare<S> = Arc<Mutex<S>>;
+
+impl<S: Clone, C, P> Retry<S, C, P> {
+    pub(crate) fn new(inner: S, classifier: C, replay: P, shared: Arc<Shared>) -> Self {
+        Retry {
+            spare: Arc::new(Mutex::new(inner.clone())),
+            inner,
+            classifier,
+            replay,
+            shared,
+        }
     }
 }
 
@@ -146,7 +169,7 @@ where
         let future = self.inner.call(request);
         ResponseFuture::new(
             future,
-            self.inner.clone(),
+            self.spare.clone(),
             kept,
             self.classifier.clone(),
             self.replay.clone(),

@@ -11,9 +11,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
-use super::scope::{Bound, enter};
+use super::scope::{Bound, cover, enter, uncover, watch};
 use crate::error::Attempt;
 
 pin_project! {
@@ -22,10 +22,23 @@ pin_project! {
     pub(crate) struct Budgeted<F> {
         #[pin]
         inner: F,
-        // Armed on the first poll that finds `inner` pending; its deadline is the call's.
-        #[pin]
-        sleep: Option<Sleep>,
         budget: Option<Duration>,
+        // Fixed on the first poll that finds `inner` pending.
+        deadline: Option<Instant>,
+        // When a timer inside promised, on the last poll, to wake the task.
+        covered: Option<Instant>,
+        // Armed on the first pending poll where nothing inside will wake the task before the
+        // deadline. Boxed: most calls never need it.
+        sleep: Option<Pin<Box<Sleep>>>,
+    }
+
+    impl<F> PinnedDrop for Budgeted<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // It may have told an enclosing deadline that it would wake the task.
+            if this.deadline.is_some() {
+                uncover();
+            }
+        }
     }
 }
 
@@ -44,8 +57,10 @@ impl<F> Budgeted<F> {
         };
         Budgeted {
             inner,
-            sleep: None,
             budget,
+            deadline: None,
+            covered: None,
+            sleep: None,
         }
     }
 
@@ -64,36 +79,101 @@ impl<F: Future> Budgeted<F> {
         attempt: &mut Option<Attempt>,
     ) -> Poll<F::Output> {
         let this = self.project();
-        let bound = match (this.sleep.as_ref().as_pin_ref(), *this.budget) {
-            (Some(sleep), _) => Bound::Fixed(sleep.deadline()),
+        let bound = match (*this.deadline, *this.budget) {
+            (Some(deadline), _) => Bound::Fixed(deadline),
             (None, Some(budget)) => Bound::Unstarted(budget),
             (None, None) => return this.inner.poll(cx),
         };
-        enter(bound, attempt, || this.inner.poll(cx))
+        let inner = this.inner;
+        let (polled, covered) = enter(bound, attempt, || watch(|| inner.poll(cx)));
+        *this.covered = covered;
+        polled
     }
 
-    /// After `inner` was found pending: whether the budget has run out, arming its timer the
-    /// first time (and so starting its clock).
+    /// After `inner` was found pending: whether the budget has run out. The first time, this
+    /// fixes the deadline (and so starts the clock); the timer is armed the first time nothing
+    /// inside promises to wake the task before the deadline.
     #[inline]
     pub(crate) fn poll_expired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
-        let mut this = self.project();
+        let this = self.project();
         let Some(budget) = *this.budget else {
             return false;
         };
-        if this.sleep.is_none() {
-            this.sleep.set(Some(tokio::time::sleep(budget)));
-        }
-        this.sleep
-            .as_pin_mut()
-            .is_some_and(|sleep| sleep.poll(cx).is_ready())
+        let deadline = *this
+            .deadline
+            .get_or_insert_with(|| after(Instant::now(), budget));
+        let covered = this.covered.filter(|&at| at < deadline);
+        let wake = match covered {
+            Some(covered) if this.sleep.is_none() => covered,
+            _ => {
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if sleep.as_mut().poll(cx).is_ready() {
+                    return true;
+                }
+                covered.unwrap_or(deadline)
+            }
+        };
+        // An enclosing deadline may count on this one's timers in turn.
+        cover(wake);
+        false
     }
 
-    /// After `inner` finished: whether the budget ran out in the same timer tick, without
-    /// arming a timer that was never needed.
+    /// After `inner` finished: whether the budget ran out too (in the same timer tick, or
+    /// while something inside was failing), without arming a timer that was never needed.
     pub(crate) fn expired_too(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
-        self.project()
-            .sleep
-            .as_pin_mut()
-            .is_some_and(|sleep| sleep.poll(cx).is_ready())
+        let this = self.project();
+        match (this.sleep.as_mut(), *this.deadline) {
+            (Some(sleep), _) => sleep.as_mut().poll(cx).is_ready(),
+            (None, Some(deadline)) => Instant::now() >= deadline,
+            (None, None) => false,
+        }
+    }
+}
+
+/// `now + budget`, or a deadline too far off to matter when that overflows.
+fn after(now: Instant, budget: Duration) -> Instant {
+    now.checked_add(budget)
+        .unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 30))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::pending;
+    use std::pin::pin;
+    use std::task::Waker;
+
+    use super::*;
+    use crate::error::BoxError;
+    use crate::timeout::ResponseFuture;
+
+    /// Polls a deadline of `budget` over an attempt timeout of `attempt` on a call that never
+    /// ends, once: whether the deadline armed a timer of its own.
+    fn arms_a_timer(budget: Duration, attempt: Duration) -> bool {
+        let call = || ResponseFuture::new(pending::<Result<(), BoxError>>(), attempt);
+        let mut deadline = pin!(Budgeted::call(Some(budget), &mut None, call));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(
+            deadline
+                .as_mut()
+                .poll_inner(&mut cx, &mut None)
+                .is_pending()
+        );
+        assert!(!deadline.as_mut().poll_expired(&mut cx));
+        deadline.sleep.is_some()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_arms_a_timer_only_when_nothing_inside_ends_first() {
+        let second = Duration::from_secs(1);
+        assert!(
+            !arms_a_timer(10 * second, second),
+            "the attempt timeout wakes first"
+        );
+        assert!(
+            arms_a_timer(second, 10 * second),
+            "the attempt timeout would be too late"
+        );
     }
 }

@@ -7,6 +7,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
 use super::budgeted::Budgeted;
+use super::scope::{cover, uncover};
 use crate::error::{Attempt, BoxError, Error, TimeoutScope};
 
 pin_project! {
@@ -19,6 +20,15 @@ pin_project! {
         #[pin]
         sleep: Option<Sleep>,
         timeout: Duration,
+    }
+
+    impl<F> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Its timer may have been an enclosing deadline's reason not to arm one.
+            if this.sleep.is_some() {
+                uncover();
+            }
+        }
     }
 }
 
@@ -48,14 +58,17 @@ where
         if this.sleep.is_none() {
             this.sleep.set(Some(tokio::time::sleep(*this.timeout)));
         }
-        match this.sleep.as_pin_mut().map(|sleep| sleep.poll(cx)) {
-            Some(Poll::Ready(())) => {
-                Poll::Ready(Err(
-                    Error::timeout(TimeoutScope::Attempt, *this.timeout).into()
-                ))
-            }
-            _ => Poll::Pending,
+        let Some(mut sleep) = this.sleep.as_pin_mut() else {
+            return Poll::Pending;
+        };
+        if sleep.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(
+                Error::timeout(TimeoutScope::Attempt, *this.timeout).into()
+            ));
         }
+        // An enclosing deadline that ends later need not arm a timer of its own.
+        cover(sleep.deadline());
+        Poll::Pending
     }
 }
 

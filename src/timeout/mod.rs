@@ -14,7 +14,10 @@
 //! backoff that would end past it.
 //!
 //! Both timers are armed only when the inner future is pending on its first poll: a call that
-//! is ready at once costs neither a timer nor a clock read.
+//! is ready at once costs neither a timer nor a clock read. A deadline goes further: while a
+//! timer of this crate inside it (an attempt timeout, a backoff sleep, a tighter deadline) will
+//! wake the task before the deadline, it keeps no timer of its own and looks again when woken,
+//! so that the usual stack arms one timer per attempt, not two.
 
 mod budgeted;
 mod future;
@@ -33,7 +36,7 @@ pub use self::future::{DeadlineFuture, ResponseFuture};
 pub use self::layer::{DeadlineLayer, TimeoutLayer};
 #[cfg(feature = "http")]
 pub(crate) use self::scope::observe_attempt;
-pub(crate) use self::scope::record_attempt;
+pub(crate) use self::scope::{cover, record_attempt, uncover};
 pub use self::scope::{current_attempt, current_deadline, remaining};
 
 /// Bounds each call of the inner service by a timeout; see [`TimeoutLayer`].

@@ -39,6 +39,59 @@ thread_local! {
     /// It is set on entering a scope and never restored: an enclosing deadline reads it after
     /// the inner one returns, and so learns the attempt too.
     static ATTEMPT: Cell<u64> = const { Cell::new(0) };
+    /// What the timers below a deadline promise, gathered during one poll of its inner future.
+    static COVER: Cell<Cover> = const { Cell::new(Cover::Nothing) };
+}
+
+/// Whether something inside a deadline will wake its task before the deadline does.
+///
+/// A deadline needs no timer of its own while an attempt timeout or a backoff sleep inside it
+/// ends earlier: that timer wakes the task first, and the deadline looks again then. Saving
+/// the second timer saves a clock read, a timer-wheel insertion and its removal on every call
+/// that is pending. Each timer that is pending at the end of a poll says when it ends
+/// ([`cover`]); each one that is dropped while armed takes every promise of this poll back
+/// ([`uncover`]), so that a layer in between that polls a timer and then drops it makes the
+/// deadline arm its own timer rather than sleep through.
+#[derive(Debug, Clone, Copy)]
+enum Cover {
+    /// No timer has said anything during this poll.
+    Nothing,
+    /// A timer that may have promised was dropped: trust nothing said before.
+    Lost,
+    /// A timer that is still armed will wake the task at this instant or before.
+    At(Instant),
+}
+
+/// Tells an enclosing deadline that a timer armed by the caller, still pending, wakes the task
+/// at `at`. Call it after polling the timer, when the caller returns `Pending`.
+#[inline]
+pub(crate) fn cover(at: Instant) {
+    COVER.set(match COVER.get() {
+        Cover::At(earlier) => Cover::At(earlier.min(at)),
+        Cover::Nothing | Cover::Lost => Cover::At(at),
+    });
+}
+
+/// Takes back the promises of this poll: a timer that may have called [`cover`] is dropped.
+#[inline]
+pub(crate) fn uncover() {
+    COVER.set(Cover::Lost);
+}
+
+/// Runs `f` (a poll) and returns when a timer inside it promised to wake the task, if one did
+/// and none was dropped after it; what an enclosing deadline was told is kept for it.
+#[inline]
+pub(crate) fn watch<R>(f: impl FnOnce() -> R) -> (R, Option<Instant>) {
+    let outer = COVER.replace(Cover::Nothing);
+    let out = f();
+    let inner = COVER.replace(outer);
+    (
+        out,
+        match inner {
+            Cover::At(at) => Some(at),
+            Cover::Nothing | Cover::Lost => None,
+        },
+    )
 }
 
 #[inline]
