@@ -1,10 +1,13 @@
 //! Throughput of a hyper-util client against a hyper server on 127.0.0.1, 64 requests in
-//! flight, bare and through `ResilienceLayer::http()`, in one run.
+//! flight: bare, through tower's own timeout + retry, and through `ResilienceLayer::http()`, in
+//! one run.
 //!
-//! `cargo bench --bench http`; compare the two `thrpt` figures.
+//! `cargo bench --bench http`; compare the `thrpt` figures.
 
 #[path = "../examples/demo_client/server.rs"]
 mod server;
+#[path = "support/tower_stack.rs"]
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -67,6 +70,26 @@ fn throughput(c: &mut Criterion) {
                 .await
         })
     };
+    let tower = support::tower_stack(
+        Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>(),
+        true,
+    );
+    let run_tower = || {
+        rt.block_on(async {
+            futures_util::stream::iter(0..REQUESTS)
+                .map(|_| {
+                    let svc = tower.clone();
+                    let request = Request::get(url.clone()).body(Full::default()).unwrap();
+                    async move {
+                        let response = svc.oneshot(request).await.unwrap();
+                        response.into_body().collect().await.unwrap();
+                    }
+                })
+                .buffer_unordered(IN_FLIGHT)
+                .collect::<()>()
+                .await
+        })
+    };
     let run_resilient = || {
         rt.block_on(async {
             futures_util::stream::iter(0..REQUESTS)
@@ -85,35 +108,33 @@ fn throughput(c: &mut Criterion) {
     };
 
     // Loopback throughput drifts by several percent from second to second on a small machine.
-    // Each iteration therefore runs a batch of both, and times only its own: the two
-    // measurements see the same conditions, so their ratio is what is left.
+    // Each iteration therefore runs a batch of each, and times only its own: the measurements
+    // see the same conditions, so their ratios are what is left.
+    let runs: [(&str, &dyn Fn()); 3] = [
+        ("bare_hyper_util", &run_bare),
+        ("tower_timeout_retry", &run_tower),
+        ("tenacity_http_preset", &run_resilient),
+    ];
     let mut group = c.benchmark_group("http_64_in_flight");
     group.throughput(Throughput::Elements(REQUESTS as u64));
     group.sample_size(20);
-    group.bench_function("bare_hyper_util", |b| {
-        b.iter_custom(|iterations| {
-            let mut timed = Duration::ZERO;
-            for _ in 0..iterations {
-                let start = Instant::now();
-                run_bare();
-                timed += start.elapsed();
-                run_resilient();
-            }
-            timed
-        })
-    });
-    group.bench_function("tenacity_http_preset", |b| {
-        b.iter_custom(|iterations| {
-            let mut timed = Duration::ZERO;
-            for _ in 0..iterations {
-                run_bare();
-                let start = Instant::now();
-                run_resilient();
-                timed += start.elapsed();
-            }
-            timed
-        })
-    });
+    for (measured, (name, _)) in runs.iter().enumerate() {
+        group.bench_function(*name, |b| {
+            b.iter_custom(|iterations| {
+                let mut timed = Duration::ZERO;
+                for _ in 0..iterations {
+                    for (which, (_, run)) in runs.iter().enumerate() {
+                        let start = Instant::now();
+                        run();
+                        if which == measured {
+                            timed += start.elapsed();
+                        }
+                    }
+                }
+                timed
+            })
+        });
+    }
     group.finish();
 }
 

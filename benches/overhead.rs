@@ -9,6 +9,9 @@
 //!
 //! `cargo bench --bench overhead`
 
+#[path = "support/tower_stack.rs"]
+mod support;
+
 use std::future::{Future, Ready, ready};
 use std::io;
 use std::pin::pin;
@@ -18,67 +21,11 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tower::retry::backoff::{Backoff, ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
-use tower::retry::budget::{Budget, TpsBudget};
-use tower::retry::{Policy, RetryLayer as TowerRetryLayer};
-use tower::timeout::TimeoutLayer as TowerTimeoutLayer;
-use tower::util::rng::HasherRng;
-use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
+use support::tower_stack;
+use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_tenacity::classify::DefaultClassifier;
 use tower_tenacity::retry::{ExponentialBackoff as TenacityBackoff, Jitter};
 use tower_tenacity::{BoxError, ResilienceLayer};
-
-/// A tower retry policy as tower's docs build one: backoff, a budget, an attempt cap.
-#[derive(Clone)]
-struct TowerPolicy {
-    backoff: ExponentialBackoff,
-    budget: Option<Arc<TpsBudget>>,
-    retries_left: u32,
-}
-
-impl TowerPolicy {
-    fn new(realistic: bool) -> Self {
-        let mut maker = ExponentialBackoffMaker::new(
-            Duration::from_millis(100),
-            Duration::from_secs(5),
-            if realistic { 1.0 } else { 0.0 },
-            HasherRng::new(),
-        )
-        .expect("valid backoff");
-        TowerPolicy {
-            backoff: maker.make_backoff(),
-            budget: realistic.then(|| Arc::new(TpsBudget::new(Duration::from_secs(10), 10, 0.2))),
-            retries_left: 2,
-        }
-    }
-}
-
-impl<Req: Clone, Res, E> Policy<Req, Res, E> for TowerPolicy {
-    type Future = <ExponentialBackoff as Backoff>::Future;
-
-    fn retry(&mut self, _req: &mut Req, result: &mut Result<Res, E>) -> Option<Self::Future> {
-        match result {
-            Ok(_) => {
-                if let Some(budget) = &self.budget {
-                    budget.deposit();
-                }
-                None
-            }
-            Err(_) => {
-                let allowed = self.budget.as_ref().is_none_or(|b| b.withdraw());
-                if self.retries_left == 0 || !allowed {
-                    return None;
-                }
-                self.retries_left -= 1;
-                Some(self.backoff.next_backoff())
-            }
-        }
-    }
-
-    fn clone_request(&mut self, req: &Req) -> Option<Req> {
-        Some(req.clone())
-    }
-}
 
 fn always_ready()
 -> impl Service<u64, Response = u64, Error = BoxError, Future = Ready<Result<u64, BoxError>>> + Clone
@@ -149,20 +96,6 @@ fn ours(realistic: bool) -> ResilienceLayer {
             .backoff(TenacityBackoff::default().with_jitter(Jitter::None))
     };
     builder.build().expect("valid configuration")
-}
-
-fn tower_stack<Req, S>(
-    inner: S,
-    realistic: bool,
-) -> impl Service<Req, Response = S::Response, Error = BoxError> + Clone
-where
-    Req: Clone,
-    S: Service<Req, Error = BoxError> + Clone,
-{
-    ServiceBuilder::new()
-        .layer(TowerRetryLayer::new(TowerPolicy::new(realistic)))
-        .layer(TowerTimeoutLayer::new(Duration::from_secs(2)))
-        .service(inner)
 }
 
 fn success(c: &mut Criterion) {
