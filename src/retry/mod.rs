@@ -131,7 +131,8 @@ impl<S, C, P> Retry<S, C, P> {
         &self.inner
     }
 
-    /// The wrapped service, mutably.
+    /// The wrapped service, mutably. Retries go out through the clone made when the layer
+    /// wrapped it, so what is changed here reaches first attempts only.
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
