@@ -136,6 +136,35 @@ fn throughput(c: &mut Criterion) {
         });
     }
     group.finish();
+    paired_ratios(&runs);
+}
+
+/// The ratios that the target is about, measured so that drift cancels: rounds of one batch of
+/// each stack back to back (in an order that rotates, so that no stack always goes first),
+/// each round giving each stack's throughput relative to bare in that round; the median round
+/// is printed.
+fn paired_ratios(runs: &[(&str, &dyn Fn())]) {
+    const ROUNDS: usize = 60;
+    let mut ratios = vec![Vec::with_capacity(ROUNDS); runs.len()];
+    for round in 0..ROUNDS {
+        let mut took = vec![Duration::ZERO; runs.len()];
+        for offset in 0..runs.len() {
+            let which = (round + offset) % runs.len();
+            let start = Instant::now();
+            (runs[which].1)();
+            took[which] = start.elapsed();
+        }
+        for (which, ratio) in ratios.iter_mut().enumerate() {
+            // Throughput relative to bare: bare's time over this stack's.
+            ratio.push(took[0].as_secs_f64() / took[which].as_secs_f64());
+        }
+    }
+    println!("throughput relative to bare, median (and quartiles) of {ROUNDS} paired rounds:");
+    for ((name, _), ratio) in runs.iter().zip(&mut ratios).skip(1) {
+        ratio.sort_by(f64::total_cmp);
+        let at = |q: usize| ratio[(ROUNDS - 1) * q / 4];
+        println!("  {name:<22} {:.3} ({:.3}..{:.3})", at(2), at(1), at(3));
+    }
 }
 
 criterion_group!(benches, throughput);
