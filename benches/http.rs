@@ -9,16 +9,19 @@ mod server;
 #[path = "support/tower_stack.rs"]
 mod support;
 
+use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::StreamExt;
-use http::Request;
+use http::{Request, Response, Uri};
+use http_body::Body;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tokio::runtime::Runtime;
 use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::ResilienceLayer;
 use tower_tenacity::http::ReplayBody;
@@ -41,7 +44,7 @@ fn throughput(c: &mut Criterion) {
             std::future::pending::<()>().await;
         });
     });
-    let url: http::Uri = addr_rx.recv().unwrap().parse().unwrap();
+    let url: Uri = addr_rx.recv().unwrap().parse().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -54,58 +57,13 @@ fn throughput(c: &mut Criterion) {
         .unwrap()
         .layer(Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>());
 
-    let run_bare = || {
-        rt.block_on(async {
-            futures_util::stream::iter(0..REQUESTS)
-                .map(|_| {
-                    let bare = bare.clone();
-                    let request = Request::get(url.clone()).body(Full::default()).unwrap();
-                    async move {
-                        let response = bare.request(request).await.unwrap();
-                        response.into_body().collect().await.unwrap();
-                    }
-                })
-                .buffer_unordered(IN_FLIGHT)
-                .collect::<()>()
-                .await
-        })
-    };
     let tower = support::tower_stack(
         Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>(),
         true,
     );
-    let run_tower = || {
-        rt.block_on(async {
-            futures_util::stream::iter(0..REQUESTS)
-                .map(|_| {
-                    let svc = tower.clone();
-                    let request = Request::get(url.clone()).body(Full::default()).unwrap();
-                    async move {
-                        let response = svc.oneshot(request).await.unwrap();
-                        response.into_body().collect().await.unwrap();
-                    }
-                })
-                .buffer_unordered(IN_FLIGHT)
-                .collect::<()>()
-                .await
-        })
-    };
-    let run_resilient = || {
-        rt.block_on(async {
-            futures_util::stream::iter(0..REQUESTS)
-                .map(|_| {
-                    let mut svc = resilient.clone();
-                    let request = Request::get(url.clone()).body(Full::default()).unwrap();
-                    async move {
-                        let response = svc.ready().await.unwrap().call(request).await.unwrap();
-                        response.into_body().collect().await.unwrap();
-                    }
-                })
-                .buffer_unordered(IN_FLIGHT)
-                .collect::<()>()
-                .await
-        })
-    };
+    let run_bare = || run(&rt, &bare, &url);
+    let run_tower = || run(&rt, &tower, &url);
+    let run_resilient = || run(&rt, &resilient, &url);
 
     // Loopback throughput drifts by several percent from second to second on a small machine.
     // Each iteration therefore runs a batch of each, and times only its own: the measurements
@@ -137,6 +95,31 @@ fn throughput(c: &mut Criterion) {
     }
     group.finish();
     paired_ratios(&runs);
+}
+
+/// Sends `REQUESTS` GETs to `url` through clones of `svc`, `IN_FLIGHT` at a time, and reads
+/// each response body to its end.
+fn run<S, B>(rt: &Runtime, svc: &S, url: &Uri)
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>> + Clone,
+    S::Error: Debug,
+    B: Body,
+    B::Error: Debug,
+{
+    rt.block_on(async {
+        futures_util::stream::iter(0..REQUESTS)
+            .map(|_| {
+                let svc = svc.clone();
+                let request = Request::get(url.clone()).body(Full::default()).unwrap();
+                async move {
+                    let response = svc.oneshot(request).await.unwrap();
+                    response.into_body().collect().await.unwrap();
+                }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect::<()>()
+            .await
+    })
 }
 
 /// The ratios that the target is about, measured so that drift cancels: rounds of one batch of

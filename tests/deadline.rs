@@ -53,59 +53,60 @@ impl<F: Future> Future for Abandoned<F> {
     }
 }
 
-/// The call's error as this crate's, and how long it took; `None` if it hung for a minute.
-async fn timed<S>(svc: &mut S) -> Option<(Error, Duration)>
+/// Checks that the call fails with this crate's timeout error of `scope`, exactly `after` from
+/// its start (rather than hanging: a minute without an answer fails the test).
+async fn fails_with<S>(svc: &mut S, scope: TimeoutScope, after: Duration)
 where
     S: Service<(), Error = BoxError>,
     S::Response: std::fmt::Debug,
 {
     let start = Instant::now();
-    let outcome = tokio::time::timeout(secs(60), call(svc)).await.ok()?;
-    let err = outcome.expect_err("the call was meant to fail");
-    let error = *err.downcast::<Error>().expect("one of this crate's errors");
-    Some((error, start.elapsed()))
+    let outcome = tokio::time::timeout(secs(60), call(svc)).await;
+    let err = outcome
+        .expect("no timer fired")
+        .expect_err("the call was meant to fail");
+    let error = err.downcast::<Error>().expect("one of this crate's errors");
+    assert_eq!(error.timeout_scope(), Some(scope), "{error}");
+    assert_eq!(start.elapsed(), after, "{error}");
+}
+
+/// Retries up to `max_attempts` after 200 ms each time, with no budget in the way.
+fn retry_every_200ms(max_attempts: u32) -> RetryLayer<StatusClassifier> {
+    RetryLayer::builder()
+        .classifier(StatusClassifier)
+        .max_attempts(max_attempts)
+        .backoff(ExponentialBackoff::new(ms(200), 1.0, ms(200)).with_jitter(Jitter::None))
+        .no_budget()
+        .build()
+        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_dropped_attempt_timer_leaves_the_deadline_to_fire() {
     let inner = TimeoutLayer::new(ms(500)).layer(Script::always(Step::Stall));
     let mut svc = DeadlineLayer::new(secs(1)).layer(Abandon(inner));
-    let (error, took) = timed(&mut svc).await.expect("the deadline fired");
-    assert_eq!(error.timeout_scope(), Some(TimeoutScope::Total));
-    assert_eq!(took, secs(1));
+    fails_with(&mut svc, TimeoutScope::Total, secs(1)).await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_dropped_backoff_timer_leaves_the_deadline_to_fire() {
-    let retry = RetryLayer::builder()
-        .classifier(StatusClassifier)
-        .backoff(ExponentialBackoff::new(ms(200), 1.0, ms(200)).with_jitter(Jitter::None))
-        .no_budget()
-        .build()
-        .unwrap();
-    let inner = retry.layer(Script::always(Step::Fail(io::ErrorKind::ConnectionReset)));
+    let failing = Script::always(Step::Fail(io::ErrorKind::ConnectionReset));
+    let inner = retry_every_200ms(3).layer(failing);
     let mut svc = DeadlineLayer::new(secs(1)).layer(Abandon(inner));
-    let (error, took) = timed(&mut svc).await.expect("the deadline fired");
-    assert_eq!(error.timeout_scope(), Some(TimeoutScope::Total));
-    assert_eq!(took, secs(1));
+    fails_with(&mut svc, TimeoutScope::Total, secs(1)).await;
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_attempt_timeout_inside_a_looser_deadline_fires_first() {
-    let script = Script::always(Step::Stall);
-    let mut svc = DeadlineLayer::new(secs(10)).layer(TimeoutLayer::new(secs(1)).layer(script));
-    let (error, took) = timed(&mut svc).await.expect("the attempt timeout fired");
-    assert_eq!(error.timeout_scope(), Some(TimeoutScope::Attempt));
-    assert_eq!(took, secs(1));
-}
-
-#[tokio::test(start_paused = true)]
-async fn an_attempt_timeout_looser_than_the_deadline_does_not_hold_it_back() {
-    let script = Script::always(Step::Stall);
-    let mut svc = DeadlineLayer::new(secs(1)).layer(TimeoutLayer::new(secs(10)).layer(script));
-    let (error, took) = timed(&mut svc).await.expect("the deadline fired");
-    assert_eq!(error.timeout_scope(), Some(TimeoutScope::Total));
-    assert_eq!(took, secs(1));
+async fn the_tighter_of_deadline_and_attempt_timeout_fires() {
+    let cases = [
+        (secs(10), secs(1), TimeoutScope::Attempt),
+        (secs(1), secs(10), TimeoutScope::Total),
+    ];
+    for (total, attempt, fired) in cases {
+        let script = Script::always(Step::Stall);
+        let mut svc = DeadlineLayer::new(total).layer(TimeoutLayer::new(attempt).layer(script));
+        fails_with(&mut svc, fired, secs(1)).await;
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -113,9 +114,7 @@ async fn nested_deadlines_fire_at_the_tighter_one_either_way_round() {
     for (outer, inner) in [(secs(10), secs(1)), (secs(1), secs(10))] {
         let timed_out = TimeoutLayer::new(secs(5)).layer(Script::always(Step::Stall));
         let mut svc = DeadlineLayer::new(outer).layer(DeadlineLayer::new(inner).layer(timed_out));
-        let (error, took) = timed(&mut svc).await.expect("a deadline fired");
-        assert_eq!(error.timeout_scope(), Some(TimeoutScope::Total));
-        assert_eq!(took, secs(1), "outer {outer:?}, inner {inner:?}");
+        fails_with(&mut svc, TimeoutScope::Total, secs(1)).await;
     }
 }
 
@@ -123,18 +122,9 @@ async fn nested_deadlines_fire_at_the_tighter_one_either_way_round() {
 async fn a_retry_loop_under_a_deadline_ends_at_the_deadline() {
     // Attempt timeouts (300 ms) and backoffs (200 ms) each wake the task before the deadline;
     // the attempt that starts at 1.0 s would run past it, so the deadline fires at 1.2 s.
-    let retry = RetryLayer::builder()
-        .classifier(StatusClassifier)
-        .max_attempts(10)
-        .backoff(ExponentialBackoff::new(ms(200), 1.0, ms(200)).with_jitter(Jitter::None))
-        .no_budget()
-        .build()
-        .unwrap();
     let script = Script::always(Step::Stall);
     let attempts = TimeoutLayer::new(ms(300)).layer(script.clone());
-    let mut svc = DeadlineLayer::new(ms(1200)).layer(retry.layer(attempts));
-    let (error, took) = timed(&mut svc).await.expect("the deadline fired");
-    assert_eq!(error.timeout_scope(), Some(TimeoutScope::Total));
-    assert_eq!(took, ms(1200));
+    let mut svc = DeadlineLayer::new(ms(1200)).layer(retry_every_200ms(10).layer(attempts));
+    fails_with(&mut svc, TimeoutScope::Total, ms(1200)).await;
     assert_eq!(script.call_offsets(), [ms(0), ms(500), ms(1000)]);
 }
