@@ -2,7 +2,16 @@
 //! flight: bare, through tower's own timeout + retry, and through `ResilienceLayer::http()`, in
 //! one run.
 //!
-//! `cargo bench --bench http`; compare the `thrpt` figures.
+//! `cargo bench --bench http`; compare the `thrpt` figures, or the paired ratios printed at the
+//! end.
+//!
+//! With `HTTP_BENCH_ONLY` set to one of the three names, the binary instead sends one batch
+//! through that stack and exits, for counting instructions, which unlike time do not drift:
+//!
+//! ```text
+//! cargo bench --bench http --no-run   # prints the binary's path
+//! HTTP_BENCH_ONLY=tenacity_http_preset valgrind --tool=callgrind target/release/deps/http-…
+//! ```
 
 #[path = "../examples/demo_client/server.rs"]
 mod server;
@@ -13,7 +22,7 @@ use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use futures_util::StreamExt;
 use http::{Request, Response, Uri};
 use http_body::Body;
@@ -73,6 +82,13 @@ fn throughput(c: &mut Criterion) {
         ("tower_timeout_retry", &run_tower),
         ("tenacity_http_preset", &run_resilient),
     ];
+    if let Ok(only) = std::env::var("HTTP_BENCH_ONLY") {
+        let Some((_, run)) = runs.iter().find(|(name, _)| *name == only) else {
+            panic!("HTTP_BENCH_ONLY: no stack named {only:?}");
+        };
+        run();
+        return;
+    }
     let mut group = c.benchmark_group("http_64_in_flight");
     group.throughput(Throughput::Elements(REQUESTS as u64));
     group.sample_size(20);
@@ -151,4 +167,10 @@ fn paired_ratios(runs: &[(&str, &dyn Fn())]) {
 }
 
 criterion_group!(benches, throughput);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    if std::env::var_os("HTTP_BENCH_ONLY").is_none() {
+        Criterion::default().configure_from_args().final_summary();
+    }
+}
