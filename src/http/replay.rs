@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes};
 use http::{HeaderMap, Request};
@@ -110,19 +110,51 @@ impl<B> ReplayBody<B> {
         self.shared.as_deref().map(lock)
     }
 
-    /// Whether a clone made now could send the whole body again: it was not over the cap, and
-    /// it was either sent to its end or not sent at all (and handed back untouched).
-    pub fn is_replayable(&self) -> bool {
-        self.shared().is_none_or(|shared| {
-            !shared.overflowed
-                && (shared.complete
-                    || (!shared.started && !shared.reading && shared.rest.is_some()))
-        })
-    }
-
     /// Whether the body outgrew its replay buffer.
     pub fn is_over_cap(&self) -> bool {
         self.shared().is_some_and(|shared| shared.overflowed)
+    }
+}
+
+impl<B> ReplayBody<B>
+where
+    B: Body + Unpin,
+{
+    /// Whether a clone made now could send the whole body again: it was not over the cap, and
+    /// it was either sent to its end or not sent at all (and handed back untouched).
+    ///
+    /// A body whose every byte was sent but whose end had not been seen yet (a gRPC message is
+    /// one data frame, and the end of the stream comes with the next poll, which the transport
+    /// may not have made before the answer came) counts as sent to its end: if the original
+    /// ends as soon as it is asked, nothing was cut short.
+    pub fn is_replayable(&self) -> bool {
+        let Some(mut shared) = self.shared() else {
+            return true;
+        };
+        if shared.overflowed || shared.reading {
+            return false;
+        }
+        if shared.complete || !shared.started {
+            return shared.complete || shared.rest.is_some();
+        }
+        let Some(rest) = shared.rest.as_mut() else {
+            return false;
+        };
+        if !rest.is_end_stream() {
+            match Pin::new(rest).poll_frame(&mut Context::from_waker(Waker::noop())) {
+                Poll::Ready(None) => {}
+                Poll::Pending => return false,
+                // More was left to send: the attempt was cut short. What was just read is not
+                // kept, so no clone may go on reading the original as though it were whole.
+                Poll::Ready(Some(_)) => {
+                    shared.rest = None;
+                    return false;
+                }
+            }
+        }
+        shared.complete = true;
+        shared.rest = None;
+        true
     }
 }
 
@@ -336,7 +368,7 @@ where
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HttpReplay;
 
-impl<B> Replay<Request<ReplayBody<B>>> for HttpReplay {
+impl<B: Body + Unpin> Replay<Request<ReplayBody<B>>> for HttpReplay {
     fn replay(&self, kept: &Request<ReplayBody<B>>) -> Option<Request<ReplayBody<B>>> {
         kept.body().is_replayable().then(|| kept.clone())
     }
@@ -394,6 +426,60 @@ mod tests {
         assert_eq!(collect(body.clone()).await.unwrap(), "abcdef");
         assert!(body.is_replayable());
         assert_eq!(collect(body).await.unwrap(), "abcdef");
+    }
+
+    /// A body of `chunks`, sent in one frame each, that then does what `then` does.
+    fn streamed(
+        chunks: &[&'static str],
+        then: impl futures_util::Stream<Item = Result<Frame<Bytes>, BoxError>> + Unpin,
+    ) -> ReplayBody<impl Body<Data = Bytes, Error = BoxError> + Unpin> {
+        use futures_util::StreamExt;
+        let frames = chunks
+            .iter()
+            .map(|c| Ok(Frame::data(Bytes::from_static(c.as_bytes()))));
+        let stream = futures_util::stream::iter(frames.collect::<Vec<_>>()).chain(then);
+        ReplayBody::new(StreamBody::new(stream), 64)
+    }
+
+    #[tokio::test]
+    async fn a_body_sent_whole_but_for_its_end_is_replayable() {
+        // As a gRPC request: the message goes out in one frame; the end would come with the
+        // next poll, which the attempt never made.
+        let body = streamed(&["message"], futures_util::stream::empty());
+        let mut attempt = body.clone();
+        assert_eq!(
+            attempt.frame().await.unwrap().unwrap().into_data().unwrap(),
+            "message"
+        );
+        drop(attempt);
+        assert!(body.is_replayable());
+        assert_eq!(collect(body).await.unwrap(), "message");
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_short_is_not_replayable() {
+        // The rest is not there yet: the attempt was cut short, and may still go on.
+        let waiting = streamed(&["ab", "cd"], futures_util::stream::pending());
+        let mut attempt = waiting.clone();
+        attempt.frame().await.unwrap().unwrap();
+        drop(attempt);
+        assert!(!waiting.is_replayable());
+
+        // More was ready to go: not replayable, and no clone reads on as though it were whole.
+        let more = streamed(&["ab", "cd", "ef"], futures_util::stream::empty());
+        let mut attempt = more.clone();
+        attempt.frame().await.unwrap().unwrap();
+        drop(attempt);
+        assert!(!more.is_replayable());
+        let mut next = more.clone();
+        assert_eq!(
+            next.frame().await.unwrap().unwrap().into_data().unwrap(),
+            "ab"
+        );
+        assert!(matches!(
+            next.frame().await,
+            Some(Err(ReplayError::Unavailable))
+        ));
     }
 
     #[tokio::test]
