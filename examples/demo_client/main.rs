@@ -496,16 +496,29 @@ fn print_summary(report: &Report) {
     let (p50, p99, max) = report.latency();
     let requests = report.outcomes.len();
     println!(
-        "{requests} requests: {} succeeded, {} failed; {} attempts; latency p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms",
+        "{requests} requests: {} succeeded, {} failed; {} attempts; latency p50 {}, p99 {}, max {}",
         report.succeeded(),
         requests - report.succeeded(),
-        report.attempts
+        report.attempts,
+        ms(p50),
+        ms(p99),
+        ms(max),
     );
     for (reason, count) in report.by_reason() {
         println!("  {reason:<24} {count}");
     }
     for (why, count) in &report.give_ups {
         println!("  gave up: {why:<15} {count}");
+    }
+}
+
+/// A latency for people: a tenth of a millisecond below 10 ms (loopback answers take less than
+/// one), whole milliseconds above.
+fn ms(millis: f64) -> String {
+    if millis < 10.0 {
+        format!("{millis:.1} ms")
+    } else {
+        format!("{millis:.0} ms")
     }
 }
 
@@ -538,21 +551,9 @@ fn print_comparison(before: &Report, after: &Report) {
             .to_string()
     };
     row("retries", retries(before), retries(after));
-    row(
-        "latency p50",
-        format!("{b50:.0} ms"),
-        format!("{a50:.0} ms"),
-    );
-    row(
-        "latency p99",
-        format!("{b99:.0} ms"),
-        format!("{a99:.0} ms"),
-    );
-    row(
-        "latency max",
-        format!("{bmax:.0} ms"),
-        format!("{amax:.0} ms"),
-    );
+    row("latency p50", ms(b50), ms(a50));
+    row("latency p99", ms(b99), ms(a99));
+    row("latency max", ms(bmax), ms(amax));
     println!("outcomes by reason:");
     let (b, a) = (before.by_reason(), after.by_reason());
     let mut reasons: Vec<&String> = b.keys().chain(a.keys()).collect();
