@@ -404,30 +404,6 @@ mod tests {
         assert_eq!(collect(again).await.unwrap(), "");
     }
 
-    #[tokio::test]
-    async fn each_clone_yields_the_whole_body_and_only_one_reads_the_original() {
-        let chunks = ["ab", "cd", "ef"].map(|c| Ok::<_, BoxError>(Frame::data(Bytes::from(c))));
-        let body = ReplayBody::new(StreamBody::new(futures_util::stream::iter(chunks)), 16);
-        let (mut first, mut rival) = (body.clone(), body.clone());
-        // The first clone starts on the original; a second one cannot read past the buffer.
-        let frame = first.frame().await.unwrap().unwrap();
-        assert_eq!(frame.into_data().unwrap(), "ab");
-        assert_eq!(
-            rival.frame().await.unwrap().unwrap().into_data().unwrap(),
-            "ab"
-        );
-        assert!(matches!(
-            rival.frame().await,
-            Some(Err(ReplayError::Unavailable))
-        ));
-        assert!(!body.is_replayable(), "half sent");
-        // Dropped halfway, the first hands the original back to whoever goes on.
-        drop(first);
-        assert_eq!(collect(body.clone()).await.unwrap(), "abcdef");
-        assert!(body.is_replayable());
-        assert_eq!(collect(body).await.unwrap(), "abcdef");
-    }
-
     /// A body of `chunks`, sent in one frame each, that then does what `then` does.
     fn streamed(
         chunks: &[&'static str],
@@ -441,17 +417,50 @@ mod tests {
         ReplayBody::new(StreamBody::new(stream), 64)
     }
 
+    /// The data of `body`'s next frame.
+    async fn next_data<B>(body: &mut ReplayBody<B>) -> Result<Bytes, ReplayError>
+    where
+        B: Body + Unpin,
+        B::Error: Into<BoxError>,
+    {
+        let frame = body.frame().await.expect("a frame")?;
+        Ok(frame.into_data().expect("a data frame"))
+    }
+
+    /// An attempt that sent the first frame of `body` and then ended.
+    async fn send_one_frame<B>(body: &ReplayBody<B>) -> Bytes
+    where
+        B: Body + Unpin,
+        B::Error: Into<BoxError>,
+    {
+        next_data(&mut body.clone()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_clone_yields_the_whole_body_and_only_one_reads_the_original() {
+        let body = streamed(&["ab", "cd", "ef"], futures_util::stream::empty());
+        let (mut first, mut rival) = (body.clone(), body.clone());
+        // The first clone starts on the original; a second one cannot read past the buffer.
+        assert_eq!(next_data(&mut first).await.unwrap(), "ab");
+        assert_eq!(next_data(&mut rival).await.unwrap(), "ab");
+        assert!(matches!(
+            next_data(&mut rival).await,
+            Err(ReplayError::Unavailable)
+        ));
+        assert!(!body.is_replayable(), "half sent");
+        // Dropped halfway, the first hands the original back to whoever goes on.
+        drop(first);
+        assert_eq!(collect(body.clone()).await.unwrap(), "abcdef");
+        assert!(body.is_replayable());
+        assert_eq!(collect(body).await.unwrap(), "abcdef");
+    }
+
     #[tokio::test]
     async fn a_body_sent_whole_but_for_its_end_is_replayable() {
         // As a gRPC request: the message goes out in one frame; the end would come with the
         // next poll, which the attempt never made.
         let body = streamed(&["message"], futures_util::stream::empty());
-        let mut attempt = body.clone();
-        assert_eq!(
-            attempt.frame().await.unwrap().unwrap().into_data().unwrap(),
-            "message"
-        );
-        drop(attempt);
+        assert_eq!(send_one_frame(&body).await, "message");
         assert!(body.is_replayable());
         assert_eq!(collect(body).await.unwrap(), "message");
     }
@@ -460,25 +469,18 @@ mod tests {
     async fn a_body_cut_short_is_not_replayable() {
         // The rest is not there yet: the attempt was cut short, and may still go on.
         let waiting = streamed(&["ab", "cd"], futures_util::stream::pending());
-        let mut attempt = waiting.clone();
-        attempt.frame().await.unwrap().unwrap();
-        drop(attempt);
+        send_one_frame(&waiting).await;
         assert!(!waiting.is_replayable());
 
         // More was ready to go: not replayable, and no clone reads on as though it were whole.
         let more = streamed(&["ab", "cd", "ef"], futures_util::stream::empty());
-        let mut attempt = more.clone();
-        attempt.frame().await.unwrap().unwrap();
-        drop(attempt);
+        send_one_frame(&more).await;
         assert!(!more.is_replayable());
         let mut next = more.clone();
-        assert_eq!(
-            next.frame().await.unwrap().unwrap().into_data().unwrap(),
-            "ab"
-        );
+        assert_eq!(next_data(&mut next).await.unwrap(), "ab");
         assert!(matches!(
-            next.frame().await,
-            Some(Err(ReplayError::Unavailable))
+            next_data(&mut next).await,
+            Err(ReplayError::Unavailable)
         ));
     }
 
@@ -488,8 +490,8 @@ mod tests {
         assert!(body.is_over_cap() && !body.is_replayable());
         assert_eq!(collect(body.clone()).await.unwrap(), "0123456789");
         assert!(matches!(
-            body.clone().frame().await,
-            Some(Err(ReplayError::Unavailable))
+            next_data(&mut body.clone()).await,
+            Err(ReplayError::Unavailable)
         ));
     }
 }
