@@ -34,6 +34,15 @@ async fn run(args: &[&str]) -> Output {
         .expect("the demo client runs")
 }
 
+/// What `--json` printed: exactly one JSON object on stdout, and nothing else there.
+fn report(output: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: not one JSON object: {stdout}"));
+    assert!(report.is_object(), "{stdout}");
+    report
+}
+
 #[tokio::test]
 async fn json_output_for_urls_that_recover() {
     let server = FlakyServer::start().await.unwrap();
@@ -50,9 +59,8 @@ async fn json_output_for_urls_that_recover() {
         &server.url("/ok"),
     ])
     .await;
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    assert_eq!(output.status.code(), Some(0), "{stdout}");
-    let report: serde_json::Value = serde_json::from_str(&stdout).expect("exactly one JSON object");
+    let report = report(&output);
+    assert_eq!(output.status.code(), Some(0), "{report}");
     assert_eq!(report["requests"], 4);
     assert_eq!(report["succeeded"], 4);
     assert_eq!(report["failed"], 0);
@@ -89,7 +97,7 @@ async fn failures_exit_with_1_and_are_reported() {
     ])
     .await;
     assert_eq!(output.status.code(), Some(1));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = report(&output);
     assert_eq!(report["succeeded"], 0);
     assert_eq!(report["failed"], 2);
     assert_eq!(report["outcomes"]["attempt timed out"], 1);
@@ -113,7 +121,7 @@ async fn the_bare_client_does_not_retry() {
     let server = FlakyServer::start().await.unwrap();
     let output = run(&["--json", "--no-resilience", &server.url("/fail/bare/1/503")]).await;
     assert_eq!(output.status.code(), Some(1));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = report(&output);
     assert_eq!(report["attempts"], 1);
     assert_eq!(report["results"][0]["status"], 503);
 }
@@ -146,7 +154,7 @@ async fn post_data_is_sent_and_not_retried_unless_allowed() {
     ])
     .await;
     assert_eq!(output.status.code(), Some(0));
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = report(&output);
     assert_eq!(
         report["results"][0]["attempts"], 2,
         "--retry-unsafe retried the POST"

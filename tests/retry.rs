@@ -37,6 +37,14 @@ fn events() -> (
     (seen, move |event: &Event| sink.lock().unwrap().push(*event))
 }
 
+/// Why the retry loop gave up, as its one give-up event says.
+fn give_up(seen: &Mutex<Vec<Event>>) -> Option<GiveUp> {
+    seen.lock().unwrap().iter().find_map(|e| match e {
+        Event::GiveUp { why, .. } => Some(*why),
+        _ => None,
+    })
+}
+
 async fn call<S: Service<&'static str>>(svc: &mut S) -> Result<S::Response, S::Error> {
     svc.ready().await?.call("req").await
 }
@@ -122,13 +130,7 @@ async fn fatal_responses_are_not_retried() {
         .layer(script.clone());
     assert_eq!(call(&mut svc).await.unwrap().status, 404);
     assert_eq!(script.calls(), 1);
-    assert!(seen.lock().unwrap().iter().any(|e| matches!(
-        e,
-        Event::GiveUp {
-            why: GiveUp::Fatal,
-            ..
-        }
-    )));
+    assert_eq!(give_up(&seen), Some(GiveUp::Fatal));
 }
 
 #[tokio::test(start_paused = true)]
@@ -199,12 +201,8 @@ async fn a_hint_over_the_cap_ends_the_retries_at_once() {
     );
     assert_eq!(script.calls(), 1);
     assert_eq!(start.elapsed(), Duration::ZERO);
-    let why = seen.lock().unwrap().iter().find_map(|e| match e {
-        Event::GiveUp { why, .. } => Some(*why),
-        _ => None,
-    });
     assert_eq!(
-        why,
+        give_up(&seen),
         Some(GiveUp::Limit(Limit::RetryAfter {
             requested: secs(90),
             cap: secs(60)
@@ -319,13 +317,7 @@ async fn a_request_that_cannot_be_copied_is_sent_once_and_says_so() {
             .to_string()
             .ends_with("(attempt 1 of 3; not retried: the request cannot be sent again)")
     );
-    assert!(seen.lock().unwrap().iter().any(|e| matches!(
-        e,
-        Event::GiveUp {
-            why: GiveUp::NotReplayable,
-            ..
-        }
-    )));
+    assert_eq!(give_up(&seen), Some(GiveUp::NotReplayable));
 }
 
 #[tokio::test(start_paused = true)]
@@ -348,13 +340,7 @@ async fn a_request_that_can_no_longer_be_copied_stops_the_retries() {
         .layer(script.clone());
     assert_eq!(call(&mut svc).await.unwrap().status, 503);
     assert_eq!(script.calls(), 1);
-    assert!(seen.lock().unwrap().iter().any(|e| matches!(
-        e,
-        Event::GiveUp {
-            why: GiveUp::NotReplayable,
-            ..
-        }
-    )));
+    assert_eq!(give_up(&seen), Some(GiveUp::NotReplayable));
 }
 
 #[tokio::test(start_paused = true)]
