@@ -10,7 +10,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::timeout::{Budgeted, remaining};
+use crate::timeout::{Budgeted, Polled, remaining};
 
 /// The request header that carries a gRPC deadline.
 pub const GRPC_TIMEOUT: &str = "grpc-timeout";
@@ -205,15 +205,12 @@ where
     type Output = Result<Response<ResB>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut inner = self.project().inner;
-        if let Poll::Ready(out) = inner.as_mut().poll_inner(cx, &mut None) {
-            return Poll::Ready(out);
-        }
-        if inner.poll_expired(cx) {
+        match self.project().inner.poll(cx, &mut None) {
+            Polled::Ready(out) => Poll::Ready(out),
             // The handler's future is dropped with this one.
-            return Poll::Ready(Ok(deadline_exceeded()));
+            Polled::Expired => Poll::Ready(Ok(deadline_exceeded())),
+            Polled::Pending => Poll::Pending,
         }
-        Poll::Pending
     }
 }
 

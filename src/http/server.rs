@@ -12,7 +12,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::classify::HttpClassifier;
-use crate::timeout::Budgeted;
+use crate::timeout::{Budgeted, Polled};
 
 /// The server-side form of [`TimeoutLayer`](crate::timeout::TimeoutLayer) and
 /// [`DeadlineLayer`](crate::timeout::DeadlineLayer): a handler that runs too long is dropped
@@ -122,11 +122,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        if let Poll::Ready(out) = this.inner.as_mut().poll_inner(cx, &mut None) {
-            return Poll::Ready(out);
-        }
-        if !this.inner.poll_expired(cx) {
-            return Poll::Pending;
+        match this.inner.as_mut().poll(cx, &mut None) {
+            Polled::Ready(out) => return Poll::Ready(out),
+            Polled::Pending => return Poll::Pending,
+            Polled::Expired => {}
         }
         tracing::warn!(
             timeout_ms = this.config.timeout.as_millis() as u64,

@@ -25,8 +25,6 @@ pin_project! {
         budget: Option<Duration>,
         // Fixed on the first poll that finds `inner` pending.
         deadline: Option<Instant>,
-        // When a timer inside promised, on the last poll, to wake the task.
-        covered: Option<Instant>,
         // Armed on the first pending poll where nothing inside will wake the task before the
         // deadline. Boxed: most calls never need it.
         sleep: Option<Pin<Box<Sleep>>>,
@@ -59,7 +57,6 @@ impl<F> Budgeted<F> {
             inner,
             budget,
             deadline: None,
-            covered: None,
             sleep: None,
         }
     }
@@ -70,39 +67,46 @@ impl<F> Budgeted<F> {
     }
 }
 
+/// What a poll of a [`Budgeted`] came to.
+pub(crate) enum Polled<T> {
+    /// `inner` finished.
+    Ready(T),
+    /// The budget ran out first.
+    Expired,
+    Pending,
+}
+
 impl<F: Future> Budgeted<F> {
-    /// Polls `inner` with the budget in scope; `attempt` as for [`call`](Self::call).
+    /// Polls `inner` with the budget in scope (`attempt` as for [`call`](Self::call)) and, while
+    /// it is pending, the budget. The first pending poll fixes the deadline (and so starts the
+    /// clock); the timer is armed the first time nothing inside promises to wake the task
+    /// before the deadline.
     #[inline]
-    pub(crate) fn poll_inner(
+    pub(crate) fn poll(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         attempt: &mut Option<Attempt>,
-    ) -> Poll<F::Output> {
+    ) -> Polled<F::Output> {
         let this = self.project();
-        let bound = match (*this.deadline, *this.budget) {
-            (Some(deadline), _) => Bound::Fixed(deadline),
-            (None, Some(budget)) => Bound::Unstarted(budget),
-            (None, None) => return this.inner.poll(cx),
+        let (bound, budget) = match (*this.deadline, *this.budget) {
+            (_, None) => {
+                return match this.inner.poll(cx) {
+                    Poll::Ready(out) => Polled::Ready(out),
+                    Poll::Pending => Polled::Pending,
+                };
+            }
+            (Some(deadline), Some(budget)) => (Bound::Fixed(deadline), budget),
+            (None, Some(budget)) => (Bound::Unstarted(budget), budget),
         };
         let inner = this.inner;
         let (polled, covered) = enter(bound, attempt, || watch(|| inner.poll(cx)));
-        *this.covered = covered;
-        polled
-    }
-
-    /// After `inner` was found pending: whether the budget has run out. The first time, this
-    /// fixes the deadline (and so starts the clock); the timer is armed the first time nothing
-    /// inside promises to wake the task before the deadline.
-    #[inline]
-    pub(crate) fn poll_expired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
-        let this = self.project();
-        let Some(budget) = *this.budget else {
-            return false;
-        };
+        if let Poll::Ready(out) = polled {
+            return Polled::Ready(out);
+        }
         let deadline = *this
             .deadline
             .get_or_insert_with(|| after(Instant::now(), budget));
-        let covered = this.covered.filter(|&at| at < deadline);
+        let covered = covered.filter(|&at| at < deadline);
         let wake = match covered {
             Some(covered) if this.sleep.is_none() => covered,
             _ => {
@@ -110,14 +114,14 @@ impl<F: Future> Budgeted<F> {
                     .sleep
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                 if sleep.as_mut().poll(cx).is_ready() {
-                    return true;
+                    return Polled::Expired;
                 }
                 covered.unwrap_or(deadline)
             }
         };
         // An enclosing deadline may count on this one's timers in turn.
         cover(wake);
-        false
+        Polled::Pending
     }
 
     /// After `inner` finished: whether the budget ran out too (in the same timer tick, or
@@ -154,13 +158,8 @@ mod tests {
         let call = || ResponseFuture::new(pending::<Result<(), BoxError>>(), attempt);
         let mut deadline = pin!(Budgeted::call(Some(budget), &mut None, call));
         let mut cx = Context::from_waker(Waker::noop());
-        assert!(
-            deadline
-                .as_mut()
-                .poll_inner(&mut cx, &mut None)
-                .is_pending()
-        );
-        assert!(!deadline.as_mut().poll_expired(&mut cx));
+        let polled = deadline.as_mut().poll(&mut cx, &mut None);
+        assert!(matches!(polled, Polled::Pending));
         deadline.sleep.is_some()
     }
 

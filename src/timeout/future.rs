@@ -6,7 +6,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
-use super::budgeted::Budgeted;
+use super::budgeted::{Budgeted, Polled};
 use super::scope::{cover, uncover};
 use crate::error::{Attempt, BoxError, Error, TimeoutScope};
 
@@ -101,21 +101,19 @@ where
         let expired = |attempt: Option<Attempt>, budget: Option<Duration>| {
             Error::timeout(TimeoutScope::Total, budget.unwrap_or_default()).with_attempt(attempt)
         };
-        match this.inner.as_mut().poll_inner(cx, this.attempt) {
-            Poll::Ready(Ok(out)) => Poll::Ready(Ok(out)),
+        match this.inner.as_mut().poll(cx, this.attempt) {
+            Polled::Ready(Ok(out)) => Poll::Ready(Ok(out)),
             // Something inside that enforces the propagated deadline itself (a gRPC channel
             // honouring grpc-timeout, say) may fail in the same timer tick as this one: the
             // caller should still hear that the deadline passed.
-            Poll::Ready(Err(err)) if this.inner.as_mut().expired_too(cx) => {
+            Polled::Ready(Err(err)) if this.inner.as_mut().expired_too(cx) => {
                 Poll::Ready(Err(expired(*this.attempt, this.inner.budget())
                     .with_source(err.into())
                     .into()))
             }
-            Poll::Ready(Err(err)) => Poll::Ready(Err(err.into())),
-            Poll::Pending if this.inner.as_mut().poll_expired(cx) => {
-                Poll::Ready(Err(expired(*this.attempt, this.inner.budget()).into()))
-            }
-            Poll::Pending => Poll::Pending,
+            Polled::Ready(Err(err)) => Poll::Ready(Err(err.into())),
+            Polled::Expired => Poll::Ready(Err(expired(*this.attempt, this.inner.budget()).into())),
+            Polled::Pending => Poll::Pending,
         }
     }
 }

@@ -31,7 +31,7 @@ use tower_service::Service;
 
 use crate::error::BoxError;
 
-pub(crate) use self::budgeted::Budgeted;
+pub(crate) use self::budgeted::{Budgeted, Polled};
 pub use self::future::{DeadlineFuture, ResponseFuture};
 pub use self::layer::{DeadlineLayer, TimeoutLayer};
 #[cfg(feature = "http")]
