@@ -1,7 +1,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
-use super::{Event, GiveUp, Replay, Schedule, Shared, Spare};
+use super::{Common, Event, GiveUp, Replay, Schedule, Shared};
 use crate::classify::{Classification, Classify, Discarding, Reason};
 use crate::error::{Attempt, BoxError, Error, ErrorKind, Limit};
 
@@ -34,13 +34,12 @@ pin_project! {
     {
         #[pin]
         state: State<S::Future>,
-        // Where this request's retries get their own clone of the service from.
-        spare: Spare<S>,
         // The copy kept for classification and for making the next attempt's request.
         kept: Option<Req>,
         classifier: C,
         replay: P,
-        shared: Arc<Shared>,
+        // The layer's configuration, and where retries get their clone of the service from.
+        shared: Arc<Common<S>>,
         attempt: u32,
         // When the first attempt was found pending (kept only under a `max_elapsed`); a call
         // that completes at once reads no clock.
@@ -57,15 +56,13 @@ where
 {
     pub(crate) fn new(
         future: S::Future,
-        spare: Spare<S>,
         kept: Option<Req>,
         classifier: C,
         replay: P,
-        shared: Arc<Shared>,
+        shared: Arc<Common<S>>,
     ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
-            spare,
             kept,
             classifier,
             replay,
@@ -282,10 +279,8 @@ where
                         unreachable!("`decide` makes the retry state before any retry");
                     };
                     let retry = retry.as_mut().project();
-                    let spare: &Spare<S> = this.spare;
-                    let service = retry.service.get_or_insert_with(|| {
-                        spare.lock().unwrap_or_else(PoisonError::into_inner).clone()
-                    });
+                    let shared: &Common<S> = this.shared;
+                    let service = retry.service.get_or_insert_with(|| shared.spare());
                     if let Err(err) = ready!(service.poll_ready(cx)) {
                         return Poll::Ready(Err(err.into()));
                     }

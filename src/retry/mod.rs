@@ -54,8 +54,9 @@ mod layer;
 mod replay;
 
 use std::fmt;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -80,17 +81,15 @@ pub use self::replay::{CloneReplay, NoReplay, Replay, ReplayFn, replay_fn};
 /// all reach the same place, which is what retrying needs.
 pub struct Retry<S, C = DefaultClassifier, P = CloneReplay> {
     inner: S,
-    spare: Spare<S>,
     classifier: C,
     replay: P,
-    shared: Arc<Shared>,
+    shared: Arc<Common<S>>,
 }
 
 impl<S: Clone, C: Clone, P: Clone> Clone for Retry<S, C, P> {
     fn clone(&self) -> Self {
         Retry {
             inner: self.inner.clone(),
-            spare: self.spare.clone(),
             classifier: self.classifier.clone(),
             replay: self.replay.clone(),
             shared: self.shared.clone(),
@@ -104,23 +103,47 @@ impl<S: fmt::Debug, C: fmt::Debug, P: fmt::Debug> fmt::Debug for Retry<S, C, P> 
             .field("inner", &self.inner)
             .field("classifier", &self.classifier)
             .field("replay", &self.replay)
-            .field("config", &self.shared)
+            .field("config", &self.shared.config)
             .finish()
     }
 }
 
-/// The clone of a retry layer's service that retries are sent through (each retrying request
-/// clones it once more for itself).
-pub(crate) type Spare<S> = Arc<Mutex<S>>;
+/// What the clones of one [`Retry`] share, behind one `Arc` so that a call counts one
+/// reference: the layer's configuration and budget (which it reads through this), and the
+/// spare service that retries go out through.
+pub(crate) struct Common<S> {
+    config: Arc<Shared>,
+    spare: Mutex<S>,
+}
+
+impl<S> Deref for Common<S> {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.config
+    }
+}
+
+impl<S: Clone> Common<S> {
+    /// A clone of the spare service, for one request's retries.
+    pub(crate) fn spare(&self) -> S {
+        self.spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
 
 impl<S: Clone, C, P> Retry<S, C, P> {
-    pub(crate) fn new(inner: S, classifier: C, replay: P, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(inner: S, classifier: C, replay: P, config: Arc<Shared>) -> Self {
         Retry {
-            spare: Arc::new(Mutex::new(inner.clone())),
+            shared: Arc::new(Common {
+                config,
+                spare: Mutex::new(inner.clone()),
+            }),
             inner,
             classifier,
             replay,
-            shared,
         }
     }
 }
@@ -170,7 +193,6 @@ where
         let future = self.inner.call(request);
         ResponseFuture::new(
             future,
-            self.spare.clone(),
             kept,
             self.classifier.clone(),
             self.replay.clone(),
