@@ -73,6 +73,7 @@ pub(crate) enum Polled<T> {
     Ready(T),
     /// The budget ran out first.
     Expired,
+    /// Neither yet; something will wake the task before the deadline passes.
     Pending,
 }
 
