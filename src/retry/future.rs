@@ -36,10 +36,9 @@ pin_project! {
         state: State<S::Future>,
         // The copy kept for classification and for making the next attempt's request.
         kept: Option<Req>,
-        classifier: C,
-        replay: P,
-        // The layer's configuration, and where retries get their clone of the service from.
-        shared: Arc<Common<S>>,
+        // The layer's configuration, classifier and replay, and where retries get their clone
+        // of the service from.
+        shared: Arc<Common<S, C, P>>,
         attempt: u32,
         // When the first attempt was found pending (kept only under a `max_elapsed`); a call
         // that completes at once reads no clock.
@@ -54,18 +53,10 @@ impl<S, Req, C, P> ResponseFuture<S, Req, C, P>
 where
     S: Service<Req>,
 {
-    pub(crate) fn new(
-        future: S::Future,
-        kept: Option<Req>,
-        classifier: C,
-        replay: P,
-        shared: Arc<Common<S>>,
-    ) -> Self {
+    pub(crate) fn new(future: S::Future, kept: Option<Req>, shared: Arc<Common<S, C, P>>) -> Self {
         ResponseFuture {
             state: State::Calling { future },
             kept,
-            classifier,
-            replay,
             shared,
             attempt: 1,
             started: None,
@@ -195,7 +186,7 @@ where
                             }
                         });
                     };
-                    let classification = this.classifier.classify(kept, outcome.as_ref());
+                    let classification = this.shared.classifier.classify(kept, outcome.as_ref());
                     shared.emit(|| Event::Outcome {
                         attempt,
                         classification,
@@ -215,7 +206,7 @@ where
                         Classification::Retryable { reason, after } => (reason, after),
                     };
                     let decision = decide(shared, attempt, hint, this.started, this.retry, || {
-                        this.replay.replay(kept)
+                        this.shared.replay.replay(kept)
                     });
                     match decision {
                         Ok(delay) => {
@@ -226,7 +217,7 @@ where
                                 hinted: hint.is_some(),
                             });
                             let discarding = match outcome {
-                                Ok(response) => this.classifier.discard(response),
+                                Ok(response) => this.shared.classifier.discard(response),
                                 Err(_) => None,
                             };
                             let draining = discarding.is_some();
@@ -279,7 +270,7 @@ where
                         unreachable!("`decide` makes the retry state before any retry");
                     };
                     let retry = retry.as_mut().project();
-                    let shared: &Common<S> = this.shared;
+                    let shared: &Common<S, C, P> = this.shared;
                     let service = retry.service.get_or_insert_with(|| shared.spare());
                     if let Err(err) = ready!(service.poll_ready(cx)) {
                         return Poll::Ready(Err(err.into()));

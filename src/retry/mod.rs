@@ -81,17 +81,13 @@ pub use self::replay::{CloneReplay, NoReplay, Replay, ReplayFn, replay_fn};
 /// all reach the same place, which is what retrying needs.
 pub struct Retry<S, C = DefaultClassifier, P = CloneReplay> {
     inner: S,
-    classifier: C,
-    replay: P,
-    shared: Arc<Common<S>>,
+    shared: Arc<Common<S, C, P>>,
 }
 
-impl<S: Clone, C: Clone, P: Clone> Clone for Retry<S, C, P> {
+impl<S: Clone, C, P> Clone for Retry<S, C, P> {
     fn clone(&self) -> Self {
         Retry {
             inner: self.inner.clone(),
-            classifier: self.classifier.clone(),
-            replay: self.replay.clone(),
             shared: self.shared.clone(),
         }
     }
@@ -101,22 +97,25 @@ impl<S: fmt::Debug, C: fmt::Debug, P: fmt::Debug> fmt::Debug for Retry<S, C, P> 
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retry")
             .field("inner", &self.inner)
-            .field("classifier", &self.classifier)
-            .field("replay", &self.replay)
+            .field("classifier", &self.shared.classifier)
+            .field("replay", &self.shared.replay)
             .field("config", &self.shared.config)
             .finish()
     }
 }
 
 /// What the clones of one [`Retry`] share, behind one `Arc` so that a call counts one
-/// reference: the layer's configuration and budget (which it reads through this), and the
-/// spare service that retries go out through.
-pub(crate) struct Common<S> {
+/// reference and its future stays small: the layer's configuration and budget (which it reads
+/// through this), the classifier and the replay, and the spare service that retries go out
+/// through.
+pub(crate) struct Common<S, C, P> {
     config: Arc<Shared>,
+    pub(crate) classifier: C,
+    pub(crate) replay: P,
     spare: Mutex<S>,
 }
 
-impl<S> Deref for Common<S> {
+impl<S, C, P> Deref for Common<S, C, P> {
     type Target = Shared;
 
     fn deref(&self) -> &Shared {
@@ -124,7 +123,7 @@ impl<S> Deref for Common<S> {
     }
 }
 
-impl<S: Clone> Common<S> {
+impl<S: Clone, C, P> Common<S, C, P> {
     /// A clone of the spare service, for one request's retries.
     pub(crate) fn spare(&self) -> S {
         self.spare
@@ -139,11 +138,11 @@ impl<S: Clone, C, P> Retry<S, C, P> {
         Retry {
             shared: Arc::new(Common {
                 config,
+                classifier,
+                replay,
                 spare: Mutex::new(inner.clone()),
             }),
             inner,
-            classifier,
-            replay,
         }
     }
 }
@@ -170,8 +169,8 @@ impl<S, Req, C, P> Service<Req> for Retry<S, C, P>
 where
     S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
-    C: Classify<Req, S::Response, S::Error> + Clone,
-    P: Replay<Req> + Clone,
+    C: Classify<Req, S::Response, S::Error>,
+    P: Replay<Req>,
 {
     type Response = S::Response;
     type Error = BoxError;
@@ -187,17 +186,11 @@ where
         if let Some(budget) = &self.shared.budget {
             budget.deposit();
         }
-        let kept = self.replay.keep(&request);
+        let kept = self.shared.replay.keep(&request);
         let attempt = self.shared.attempt(1);
         self.shared.started(attempt);
         let future = self.inner.call(request);
-        ResponseFuture::new(
-            future,
-            kept,
-            self.classifier.clone(),
-            self.replay.clone(),
-            self.shared.clone(),
-        )
+        ResponseFuture::new(future, kept, self.shared.clone())
     }
 }
 
