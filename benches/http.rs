@@ -1,11 +1,17 @@
 //! Throughput of a hyper-util client against a hyper server on 127.0.0.1, 64 requests in
 //! flight: bare, through tower's own timeout + retry, and through `ResilienceLayer::http()`, in
-//! one run.
+//! one run. One more stack, `floor_timer_and_copy`, does only what every client with attempt
+//! timeouts and retries does for a request that succeeds at once: it arms a tokio timer and
+//! keeps a copy of the request until the answer comes.
 //!
 //! `cargo bench --bench http`; compare the `thrpt` figures, or the paired ratios printed at the
 //! end.
 //!
-//! With `HTTP_BENCH_ONLY` set to one of the three names, the binary instead sends one batch
+//! `HTTP_BENCH_LAYERS=1 cargo bench --bench http` prints only the paired ratios, for these
+//! stacks and for this crate's layers added one at a time (`layers_*`: the request body made
+//! replayable, then the attempt timeout, the retry, the deadline), to show what each costs.
+//!
+//! With `HTTP_BENCH_ONLY` set to one of the stacks' names, the binary instead sends one batch
 //! through that stack and exits, for counting instructions, which unlike time do not drift:
 //!
 //! ```text
@@ -19,6 +25,9 @@ mod server;
 mod support;
 
 use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -31,9 +40,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::runtime::Runtime;
+use tower::util::MapRequestLayer;
 use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::ResilienceLayer;
-use tower_tenacity::http::ReplayBody;
+use tower_tenacity::http::{HttpClassifier, HttpReplay, ReplayBody};
+use tower_tenacity::retry::RetryLayer;
+use tower_tenacity::timeout::{DeadlineLayer, TimeoutLayer};
 
 const REQUESTS: usize = 2048;
 const IN_FLIGHT: usize = 64;
@@ -70,23 +82,61 @@ fn throughput(c: &mut Criterion) {
         Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>(),
         true,
     );
+    let floor = Floor(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
     let run_bare = || run(&rt, &bare, &url);
+    let run_floor = || run(&rt, &floor, &url);
     let run_tower = || run(&rt, &tower, &url);
     let run_resilient = || run(&rt, &resilient, &url);
+
+    // This crate's layers added one at a time, to see what each costs; each stack has a client
+    // (and so a connection pool) of its own, as the others do.
+    let client = || Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
+    let timeout = TimeoutLayer::new(Duration::from_secs(2));
+    let retry = RetryLayer::builder()
+        .classifier(HttpClassifier::new())
+        .replay(HttpReplay)
+        .build()
+        .unwrap();
+    let deadline = DeadlineLayer::new(Duration::from_secs(10));
+    let replayable = MapRequestLayer::new(replayable as fn(_) -> _);
+    let body_only = replayable.layer(client());
+    let timeout_only = replayable.layer(timeout.layer(client()));
+    let retry_timeout = replayable.layer(retry.layer(timeout.layer(client())));
+    let deadline_retry_timeout =
+        replayable.layer(deadline.layer(retry.layer(timeout.layer(client()))));
+    let run_body_only = || run(&rt, &body_only, &url);
+    let run_timeout = || run(&rt, &timeout_only, &url);
+    let run_retry_timeout = || run(&rt, &retry_timeout, &url);
+    let run_deadline_retry_timeout = || run(&rt, &deadline_retry_timeout, &url);
 
     // Loopback throughput drifts by several percent from second to second on a small machine.
     // Each iteration therefore runs a batch of each, and times only its own: the measurements
     // see the same conditions, so their ratios are what is left.
-    let runs: [(&str, &dyn Fn()); 3] = [
+    let mut runs: Vec<(&str, &dyn Fn())> = vec![
         ("bare_hyper_util", &run_bare),
+        ("floor_timer_and_copy", &run_floor),
         ("tower_timeout_retry", &run_tower),
         ("tenacity_http_preset", &run_resilient),
     ];
+    let layers: [(&str, &dyn Fn()); 4] = [
+        ("layers_replay_body", &run_body_only),
+        ("layers_timeout", &run_timeout),
+        ("layers_retry_timeout", &run_retry_timeout),
+        ("layers_deadline_retry", &run_deadline_retry_timeout),
+    ];
+    let by_layer = std::env::var_os("HTTP_BENCH_LAYERS").is_some();
+    if by_layer || std::env::var_os("HTTP_BENCH_ONLY").is_some() {
+        runs.extend(layers);
+    }
     if let Ok(only) = std::env::var("HTTP_BENCH_ONLY") {
         let Some((_, run)) = runs.iter().find(|(name, _)| *name == only) else {
             panic!("HTTP_BENCH_ONLY: no stack named {only:?}");
         };
         run();
+        return;
+    }
+    if by_layer {
+        paired_ratios(&runs);
         return;
     }
     let mut group = c.benchmark_group("http_64_in_flight");
@@ -111,6 +161,57 @@ fn throughput(c: &mut Criterion) {
     }
     group.finish();
     paired_ratios(&runs);
+}
+
+/// The request with its body made replayable, as the HTTP preset does first.
+fn replayable(request: Request<Full<Bytes>>) -> Request<ReplayBody<Full<Bytes>>> {
+    request.map(|body| ReplayBody::new(body, tower_tenacity::http::DEFAULT_REPLAY_CAP))
+}
+
+/// A client that arms a tokio timer for each call and keeps a copy of the request until the
+/// response comes: the least a retrying client with attempt timeouts does per request.
+#[derive(Clone)]
+struct Floor<S>(S);
+
+impl<S, B> Service<Request<B>> for Floor<S>
+where
+    S: Service<Request<B>>,
+    B: Clone,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = FloorFuture<S::Future, Request<B>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let kept = request.clone();
+        FloorFuture {
+            inner: tokio::time::timeout(Duration::from_secs(2), self.0.call(request)),
+            kept: Some(kept),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    struct FloorFuture<F, R> {
+        #[pin]
+        inner: tokio::time::Timeout<F>,
+        kept: Option<R>,
+    }
+}
+
+impl<F: Future<Output = Result<T, E>>, T, E, R> Future for FloorFuture<F, R> {
+    type Output = Result<T, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let out = ready!(this.inner.poll(cx)).expect("no response takes 2 s on loopback");
+        this.kept.take();
+        Poll::Ready(out)
+    }
 }
 
 /// Sends `REQUESTS` GETs to `url` through clones of `svc`, `IN_FLIGHT` at a time, and reads
