@@ -245,7 +245,13 @@ where
 /// is printed.
 fn paired_ratios(runs: &[(&str, &dyn Fn())]) {
     const ROUNDS: usize = 60;
-    let mut ratios = vec![Vec::with_capacity(ROUNDS); runs.len()];
+    let tower = runs
+        .iter()
+        .position(|(name, _)| *name == "tower_timeout_retry")
+        .expect("tower's stack runs");
+    // Per stack, per round: throughput relative to bare, and relative to tower.
+    let mut to_bare = vec![Vec::with_capacity(ROUNDS); runs.len()];
+    let mut to_tower = vec![Vec::with_capacity(ROUNDS); runs.len()];
     for round in 0..ROUNDS {
         let mut took = vec![Duration::ZERO; runs.len()];
         for offset in 0..runs.len() {
@@ -254,16 +260,24 @@ fn paired_ratios(runs: &[(&str, &dyn Fn())]) {
             (runs[which].1)();
             took[which] = start.elapsed();
         }
-        for (which, ratio) in ratios.iter_mut().enumerate() {
-            // Throughput relative to bare: bare's time over this stack's.
-            ratio.push(took[0].as_secs_f64() / took[which].as_secs_f64());
+        for which in 0..runs.len() {
+            let this = took[which].as_secs_f64();
+            to_bare[which].push(took[0].as_secs_f64() / this);
+            to_tower[which].push(took[tower].as_secs_f64() / this);
         }
     }
-    println!("throughput relative to bare, median (and quartiles) of {ROUNDS} paired rounds:");
-    for ((name, _), ratio) in runs.iter().zip(&mut ratios).skip(1) {
-        ratio.sort_by(f64::total_cmp);
-        let at = |q: usize| ratio[(ROUNDS - 1) * q / 4];
-        println!("  {name:<22} {:.3} ({:.3}..{:.3})", at(2), at(1), at(3));
+    println!(
+        "throughput relative to bare, median (and quartiles) of {ROUNDS} paired rounds, \
+         and median relative to tower:"
+    );
+    for (which, (name, _)) in runs.iter().enumerate().skip(1) {
+        let quartiles = |ratios: &mut Vec<f64>| {
+            ratios.sort_by(f64::total_cmp);
+            [1, 2, 3].map(|q| ratios[(ROUNDS - 1) * q / 4])
+        };
+        let [low, median, high] = quartiles(&mut to_bare[which]);
+        let [_, against_tower, _] = quartiles(&mut to_tower[which]);
+        println!("  {name:<22} {median:.3} ({low:.3}..{high:.3})   tower: {against_tower:.3}");
     }
 }
 
