@@ -195,6 +195,9 @@ const GRPC_CODES: [&str; 17] = [
 ///
 /// `request` is the request as it was sent (the copy that retry keeps), `outcome` what the
 /// service answered. Implementations must be cheap and must not panic: they run on every call.
+///
+/// A retry layer's classifier is shared by all its calls (one copy per wrapped service, behind
+/// an `Arc`), so a `Sync` classifier is what keeps its futures `Send`.
 pub trait Classify<Req, Res, E> {
     /// Classifies one outcome of `request`.
     fn classify(&self, request: &Req, outcome: Result<&Res, &E>) -> Classification;
