@@ -13,7 +13,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use super::scope::{Bound, cover, enter, uncover, watch};
+use super::scope::{Bound, after, clock_read, cover, enter, uncover, watch};
 use crate::error::Attempt;
 
 pin_project! {
@@ -100,14 +100,19 @@ impl<F: Future> Budgeted<F> {
             (None, Some(budget)) => (Bound::Unstarted(budget), budget),
         };
         let inner = this.inner;
-        let (polled, covered) = enter(bound, attempt, || watch(|| inner.poll(cx)));
+        let (polled, watched) = enter(bound, attempt, || watch(|| inner.poll(cx)));
         if let Poll::Ready(out) = polled {
             return Polled::Ready(out);
         }
-        let deadline = *this
-            .deadline
-            .get_or_insert_with(|| after(Instant::now(), budget));
-        let covered = covered.filter(|&at| at < deadline);
+        let deadline = *this.deadline.get_or_insert_with(|| {
+            let now = watched.read.unwrap_or_else(|| {
+                let now = Instant::now();
+                clock_read(now);
+                now
+            });
+            after(now, budget)
+        });
+        let covered = watched.covered.filter(|&at| at < deadline);
         let wake = match covered {
             Some(covered) if this.sleep.is_none() => covered,
             _ => {
@@ -135,12 +140,6 @@ impl<F: Future> Budgeted<F> {
             (None, None) => false,
         }
     }
-}
-
-/// `now + budget`, or a deadline too far off to matter when that overflows.
-fn after(now: Instant, budget: Duration) -> Instant {
-    now.checked_add(budget)
-        .unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 30))
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use super::budgeted::{Budgeted, Polled};
-use super::scope::{cover, uncover};
+use super::scope::{after, clock_read, cover, uncover};
 use crate::error::{Attempt, BoxError, Error, TimeoutScope};
 
 pin_project! {
@@ -56,7 +56,11 @@ where
             return Poll::Ready(out.map_err(Into::into));
         }
         if this.sleep.is_none() {
-            this.sleep.set(Some(tokio::time::sleep(*this.timeout)));
+            let now = Instant::now();
+            // A deadline around that starts its clock in this poll can take this reading.
+            clock_read(now);
+            this.sleep
+                .set(Some(tokio::time::sleep_until(after(now, *this.timeout))));
         }
         let Some(mut sleep) = this.sleep.as_pin_mut() else {
             return Poll::Pending;

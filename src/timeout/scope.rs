@@ -41,6 +41,8 @@ thread_local! {
     static ATTEMPT: Cell<u64> = const { Cell::new(0) };
     /// What the timers below a deadline promise, gathered during one poll of its inner future.
     static COVER: Cell<Cover> = const { Cell::new(Cover::Nothing) };
+    /// The clock, as something below a deadline read it during one poll of its inner future.
+    static READ: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
 /// Whether something inside a deadline will wake its task before the deadline does.
@@ -78,20 +80,50 @@ pub(crate) fn uncover() {
     COVER.set(Cover::Lost);
 }
 
-/// Runs `f` (a poll) and returns when a timer inside it promised to wake the task, if one did
-/// and none was dropped after it; what an enclosing deadline was told is kept for it.
+/// Tells an enclosing deadline that the clock read `now` during this poll (an attempt timer was
+/// armed, say), so that a deadline that starts its clock in the same poll need not read it
+/// again: the two instants are a few instructions apart.
 #[inline]
-pub(crate) fn watch<R>(f: impl FnOnce() -> R) -> (R, Option<Instant>) {
+pub(crate) fn clock_read(now: Instant) {
+    READ.set(Some(now));
+}
+
+/// What a deadline learns from one poll of its inner future.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Watched {
+    /// When a timer inside promised to wake the task, if one did and none was dropped after it.
+    pub(crate) covered: Option<Instant>,
+    /// The clock, if something inside read it during the poll.
+    pub(crate) read: Option<Instant>,
+}
+
+/// Runs `f` (a poll) and returns what the timers inside it said; what an enclosing deadline was
+/// told is kept for it. A clock read is left for the enclosing deadline too, as it is as fresh
+/// for that one's poll as for this one's.
+#[inline]
+pub(crate) fn watch<R>(f: impl FnOnce() -> R) -> (R, Watched) {
     let outer = COVER.replace(Cover::Nothing);
+    READ.set(None);
     let out = f();
     let inner = COVER.replace(outer);
+    let covered = match inner {
+        Cover::At(at) => Some(at),
+        Cover::Nothing | Cover::Lost => None,
+    };
     (
         out,
-        match inner {
-            Cover::At(at) => Some(at),
-            Cover::Nothing | Cover::Lost => None,
+        Watched {
+            covered,
+            read: READ.get(),
         },
     )
+}
+
+/// `now + budget`, or an instant too far off to matter when that overflows.
+#[inline]
+pub(crate) fn after(now: Instant, budget: Duration) -> Instant {
+    now.checked_add(budget)
+        .unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 30))
 }
 
 #[inline]
@@ -244,6 +276,25 @@ mod tests {
         });
         assert_eq!(seen, Some(second), "the outer deadline learns the attempt");
         assert_eq!(current_deadline(now), None);
+    }
+
+    #[test]
+    fn a_clock_read_reaches_the_watches_around_it_and_no_later_one() {
+        let now = Instant::now();
+        let ((), outer) = watch(|| {
+            let ((), inner) = watch(|| clock_read(now));
+            assert_eq!(inner.read, Some(now));
+        });
+        assert_eq!(
+            outer.read,
+            Some(now),
+            "as fresh for the enclosing deadline's poll"
+        );
+        let ((), later) = watch(|| ());
+        assert_eq!(
+            later.read, None,
+            "a reading of an earlier poll is not taken for this one"
+        );
     }
 
     #[test]
