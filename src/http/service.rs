@@ -76,13 +76,14 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let (parts, body) = request.into_parts();
-        let method = parts.method.clone();
-        let uri = parts.uri.clone();
-        let request = Request::from_parts(parts, ReplayBody::new(body, self.cap));
-        let (future, attempt) = observe_attempt(|| self.inner.call(request));
+        let method = request.method().clone();
+        let uri = request.uri().clone();
+        let cap = self.cap;
+        let request = request.map(|body| ReplayBody::new(body, cap));
+        let mut attempt = None;
+        let inner = observe_attempt(&mut attempt, || self.inner.call(request));
         ReplayBodyFuture {
-            inner: future,
+            inner,
             method,
             uri,
             attempts: attempt.map_or(1, |a| a.number),
@@ -111,7 +112,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let (polled, attempt) = observe_attempt(|| this.inner.poll(cx));
+        let mut attempt = None;
+        let polled = observe_attempt(&mut attempt, || this.inner.poll(cx));
         if let Some(attempt) = attempt {
             *this.attempts = attempt.number;
         }

@@ -184,15 +184,19 @@ pub(crate) fn enter<R>(bound: Bound, attempt: &mut Option<Attempt>, f: impl FnOn
     out
 }
 
-/// Runs `f` and returns the attempt a retry layer inside it recorded last, if any: for a layer
-/// outside retry that reports the attempt count (on a response, in an error).
+/// Runs `f` and leaves in `attempt` the attempt a retry layer inside it recorded last, if any
+/// (else `attempt` is left as it was): for a layer outside retry that reports the attempt count
+/// (on a response, in an error). An out-parameter, like [`enter`]'s, so that `f`'s large output
+/// is not copied once more on the way out.
 #[cfg(feature = "http")]
 #[inline]
-pub(crate) fn observe_attempt<R>(f: impl FnOnce() -> R) -> (R, Option<Attempt>) {
+pub(crate) fn observe_attempt<R>(attempt: &mut Option<Attempt>, f: impl FnOnce() -> R) -> R {
     let outer = ATTEMPT.replace(0);
     let out = f();
-    let seen = ATTEMPT.replace(outer);
-    (out, unpack(seen))
+    if let Some(seen) = unpack(ATTEMPT.replace(outer)) {
+        *attempt = Some(seen);
+    }
+    out
 }
 
 /// The attempt a retry layer around this call is sending, read from a layer inside it (to tell
