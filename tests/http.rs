@@ -134,6 +134,31 @@ async fn a_stalled_attempt_times_out_and_the_error_names_the_request() {
 }
 
 #[tokio::test]
+async fn the_total_deadline_names_the_request_too() {
+    let server = FlakyServer::start().await.unwrap();
+    let url = server.url("/stall/5000");
+    // Attempts time out at about 100 and 210 ms; the one after is waiting when 250 ms are up
+    // (the second one, should the machine be slow enough).
+    let err = send(
+        fast().total_timeout(ms(250)).attempt_timeout(ms(100)),
+        get(url.clone()),
+    )
+    .await
+    .unwrap_err();
+    let error = Error::find(err.as_ref()).unwrap();
+    assert_eq!(error.timeout_scope(), Some(TimeoutScope::Total), "{error}");
+    let attempt = error.attempt().map(|a| a.number);
+    assert!(matches!(attempt, Some(2 | 3)), "{error}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "GET {url} exceeded its total deadline of 250ms (attempt {} of 3)",
+            attempt.unwrap()
+        )
+    );
+}
+
+#[tokio::test]
 async fn a_reset_connection_is_retried_for_get_but_not_for_post() {
     let server = FlakyServer::start().await.unwrap();
     let err = send(fast(), get(server.url("/reset"))).await.unwrap_err();

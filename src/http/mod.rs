@@ -16,7 +16,9 @@ pub use self::body_timeout::{BodyTimeout, BodyTimeoutFuture, BodyTimeoutLayer, T
 pub use self::classify::{
     HttpClassifier, IDEMPOTENCY_KEY, Idempotent, classify_http_error, is_idempotent,
 };
-pub use self::preset::{HttpResilience, HttpResilienceBuilder, HttpResilienceLayer};
+pub use self::preset::{
+    HttpResilience, HttpResilienceBuilder, HttpResilienceFuture, HttpResilienceLayer,
+};
 pub use self::replay::{DEFAULT_REPLAY_CAP, HttpReplay, ReplayBody, ReplayError};
 pub use self::retry_after::{parse_retry_after, retry_after};
 pub use self::server::{

@@ -1,17 +1,25 @@
 //! The standard HTTP client pipeline: [`ResilienceLayer::http`].
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use http::header::HeaderName;
+use http::{Request, Response};
+use http_body::Body;
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
+use tower_service::Service;
 
 use super::classify::HttpClassifier;
-use super::replay::{DEFAULT_REPLAY_CAP, HttpReplay};
-use super::service::{AttemptHeader, AttemptHeaderLayer, ReplayBodyLayer, ReplayBodyService};
-use crate::error::ConfigError;
+use super::replay::{DEFAULT_REPLAY_CAP, HttpReplay, ReplayBody};
+use super::service::{AttemptHeader, AttemptHeaderLayer, Attempts, named};
+use crate::error::{Attempt, BoxError, ConfigError};
 use crate::preset::{ResilienceBuilder, ResilienceLayer};
-use crate::retry::Retry;
-use crate::timeout::{Deadline, Timeout};
+use crate::retry::{self, Retry};
+use crate::timeout::{Budgeted, Timeout};
 
 impl ResilienceLayer {
     /// The standard HTTP client pipeline, from one validated configuration:
@@ -85,9 +93,110 @@ impl HttpResilienceLayer {
     }
 }
 
-/// The service [`HttpResilienceLayer`] makes of a client `S`.
-pub type HttpResilience<S> =
-    ReplayBodyService<Deadline<Retry<AttemptHeader<Timeout<S>>, HttpClassifier, HttpReplay>>>;
+/// The retry stack inside an [`HttpResilience`].
+type Stack<S> = Retry<AttemptHeader<Timeout<S>>, HttpClassifier, HttpReplay>;
+
+/// The service [`HttpResilienceLayer`] makes of a client `S`: request bodies made replayable,
+/// then the deadline, retry, attempt header and attempt timeout of [`ResilienceLayer::http`].
+///
+/// The edges of the pipeline (the replayable body, the [`Attempts`] extension, the request
+/// named in errors) and the deadline are one layer here, so that a call makes one future
+/// around the retry rather than two, and so that errors name the request from the copy that
+/// retry keeps anyway rather than from one more copy of its URI.
+#[derive(Clone, Debug)]
+pub struct HttpResilience<S> {
+    stack: Stack<S>,
+    replay_cap: usize,
+    total_timeout: Duration,
+}
+
+impl<S, B, ResB> Service<Request<B>> for HttpResilience<S>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<ResB>> + Clone,
+    S::Error: Into<BoxError>,
+    B: Body + Unpin,
+    ResB: Body + Send + 'static,
+    ResB::Data: Send,
+{
+    type Response = Response<ResB>;
+    type Error = BoxError;
+    type Future = HttpResilienceFuture<S, B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.stack.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let cap = self.replay_cap;
+        let request = request.map(|body| ReplayBody::new(body, cap));
+        let mut attempt = None;
+        let inner = Budgeted::call(Some(self.total_timeout), &mut attempt, || {
+            self.stack.call(request)
+        });
+        HttpResilienceFuture { inner, attempt }
+    }
+}
+
+pin_project! {
+    /// The future of an [`HttpResilience`] call.
+    pub struct HttpResilienceFuture<S, B>
+    where
+        AttemptHeader<Timeout<S>>: Service<Request<ReplayBody<B>>>,
+    {
+        #[pin]
+        inner: Budgeted<
+            retry::ResponseFuture<
+                AttemptHeader<Timeout<S>>,
+                Request<ReplayBody<B>>,
+                HttpClassifier,
+                HttpReplay,
+            >,
+        >,
+        attempt: Option<Attempt>,
+    }
+}
+
+impl<S, B> fmt::Debug for HttpResilienceFuture<S, B>
+where
+    AttemptHeader<Timeout<S>>: Service<Request<ReplayBody<B>>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpResilienceFuture")
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B, ResB> Future for HttpResilienceFuture<S, B>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<ResB>> + Clone,
+    S::Error: Into<BoxError>,
+    B: Body + Unpin,
+    ResB: Body + Send + 'static,
+    ResB::Data: Send,
+{
+    type Output = Result<Response<ResB>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        match ready!(this.inner.as_mut().poll_deadline(cx, this.attempt)) {
+            Ok(mut response) => {
+                let attempts = this.attempt.map_or(1, |a| a.number);
+                response.extensions_mut().insert(Attempts(attempts));
+                Poll::Ready(Ok(response))
+            }
+            Err(err) => {
+                // Retry always keeps a copy of an HTTP request (its body may not replay, but
+                // its head does), and keeps it until its future is dropped.
+                let err = match this.inner.as_ref().get_ref().running().kept() {
+                    Some(kept) => named(err, kept.method(), kept.uri()),
+                    None => err,
+                };
+                Poll::Ready(Err(err))
+            }
+        }
+    }
+}
 
 impl<S: Clone> Layer<S> for HttpResilienceLayer {
     type Service = HttpResilience<S>;
@@ -95,9 +204,11 @@ impl<S: Clone> Layer<S> for HttpResilienceLayer {
     fn layer(&self, client: S) -> Self::Service {
         let timed = AttemptHeaderLayer::new(self.attempt_header.clone())
             .layer(Timeout::new(client, self.stack.attempt_timeout()));
-        let retried = self.stack.retry().layer(timed);
-        ReplayBodyLayer::new(self.replay_cap)
-            .layer(Deadline::new(retried, self.stack.total_timeout()))
+        HttpResilience {
+            stack: self.stack.retry().layer(timed),
+            replay_cap: self.replay_cap,
+            total_timeout: self.stack.total_timeout(),
+        }
     }
 }
 

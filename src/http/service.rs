@@ -37,7 +37,8 @@ pub struct ReplayBodyService<S> {
 
 /// Makes each request's body a [`ReplayBody`] with a `cap`-byte buffer, puts the attempt count
 /// on each response ([`Attempts`]) and names the request (`GET http://…`) in this crate's
-/// errors. It goes outside the retry layer; the HTTP preset puts it outermost.
+/// errors. It goes outside the retry layer (and the deadline): the gRPC preset puts it outermost,
+/// and [`HttpResilience`](super::HttpResilience) does the same work itself.
 #[derive(Debug, Clone, Copy)]
 pub struct ReplayBodyLayer {
     cap: usize,
@@ -123,16 +124,17 @@ where
                 response.extensions_mut().insert(Attempts(*this.attempts));
                 Poll::Ready(Ok(response))
             }
-            Poll::Ready(Err(err)) => {
-                let err: BoxError = err.into();
-                Poll::Ready(Err(match Error::try_from(err) {
-                    Ok(ours) => ours
-                        .with_subject(format!("{} {}", this.method, this.uri))
-                        .into(),
-                    Err(other) => other,
-                }))
-            }
+            Poll::Ready(Err(err)) => Poll::Ready(Err(named(err.into(), this.method, this.uri))),
         }
+    }
+}
+
+/// `err` with the request it is about named in it (`GET http://…`), when it is one of this
+/// crate's errors; any other error is the caller's to read as it is.
+pub(crate) fn named(err: BoxError, method: &Method, uri: &Uri) -> BoxError {
+    match Error::try_from(err) {
+        Ok(ours) => ours.with_subject(format!("{method} {uri}")).into(),
+        Err(other) => other,
     }
 }
 

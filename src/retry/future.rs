@@ -65,6 +65,16 @@ where
     }
 }
 
+impl<S, Req, C, P> ResponseFuture<S, Req, C, P>
+where
+    S: Service<Req>,
+{
+    /// The copy of the request kept for retries, if one could be made.
+    pub(crate) fn kept(&self) -> Option<&Req> {
+        self.kept.as_ref()
+    }
+}
+
 impl<S, Req, C, P> fmt::Debug for ResponseFuture<S, Req, C, P>
 where
     S: Service<Req>,

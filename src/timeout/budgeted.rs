@@ -65,6 +65,11 @@ impl<F> Budgeted<F> {
     pub(crate) fn budget(&self) -> Option<Duration> {
         self.budget
     }
+
+    /// The future it runs.
+    pub(crate) fn running(&self) -> &F {
+        &self.inner
+    }
 }
 
 /// What a poll of a [`Budgeted`] came to.
