@@ -1,6 +1,5 @@
 //! The standard gRPC client pipeline: [`ResilienceLayer::grpc`].
 
-use std::fmt;
 use std::task::{Context, Poll};
 
 use http::Request;
@@ -68,21 +67,11 @@ impl ResilienceLayer {
 }
 
 /// The gRPC pipeline; see [`ResilienceLayer::grpc`].
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct GrpcResilienceLayer {
     stack: ResilienceLayer<GrpcClassifier, HttpReplay>,
     replay_cap: usize,
     peek_max: usize,
-}
-
-impl fmt::Debug for GrpcResilienceLayer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GrpcResilienceLayer")
-            .field("stack", &self.stack)
-            .field("replay_cap", &self.replay_cap)
-            .field("peek_max", &self.peek_max)
-            .finish()
-    }
 }
 
 /// The service [`GrpcResilienceLayer`] makes of a channel `S`.
@@ -140,22 +129,12 @@ where
 }
 
 /// The configuration of a [`GrpcResilienceLayer`], checked by [`build`](Self::build).
+#[derive(Debug)]
 pub struct GrpcResilienceBuilder {
     inner: ResilienceBuilder<GrpcClassifier, HttpReplay>,
     classifier: GrpcClassifier,
     replay_cap: usize,
     peek_max: usize,
-}
-
-impl fmt::Debug for GrpcResilienceBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GrpcResilienceBuilder")
-            .field("inner", &self.inner)
-            .field("classifier", &self.classifier)
-            .field("replay_cap", &self.replay_cap)
-            .field("peek_max", &self.peek_max)
-            .finish()
-    }
 }
 
 crate::preset::forward_resilience_setters!(GrpcResilienceBuilder, GrpcClassifier, HttpReplay);

@@ -69,21 +69,11 @@ impl ResilienceLayer {
 }
 
 /// The HTTP pipeline; see [`ResilienceLayer::http`].
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct HttpResilienceLayer {
     stack: ResilienceLayer<HttpClassifier, HttpReplay>,
     replay_cap: usize,
     attempt_header: Option<HeaderName>,
-}
-
-impl fmt::Debug for HttpResilienceLayer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpResilienceLayer")
-            .field("stack", &self.stack)
-            .field("replay_cap", &self.replay_cap)
-            .field("attempt_header", &self.attempt_header)
-            .finish()
-    }
 }
 
 impl HttpResilienceLayer {
@@ -213,22 +203,12 @@ impl<S: Clone> Layer<S> for HttpResilienceLayer {
 }
 
 /// The configuration of an [`HttpResilienceLayer`], checked by [`build`](Self::build).
+#[derive(Debug)]
 pub struct HttpResilienceBuilder {
     inner: ResilienceBuilder<HttpClassifier, HttpReplay>,
     classifier: HttpClassifier,
     replay_cap: usize,
     attempt_header: Option<HeaderName>,
-}
-
-impl fmt::Debug for HttpResilienceBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpResilienceBuilder")
-            .field("inner", &self.inner)
-            .field("classifier", &self.classifier)
-            .field("replay_cap", &self.replay_cap)
-            .field("attempt_header", &self.attempt_header)
-            .finish()
-    }
 }
 
 crate::preset::forward_resilience_setters!(HttpResilienceBuilder, HttpClassifier, HttpReplay);
