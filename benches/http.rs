@@ -241,8 +241,8 @@ where
 
 /// The ratios that the target is about, measured so that drift cancels: rounds of one batch of
 /// each stack back to back (in an order that rotates, so that no stack always goes first),
-/// each round giving each stack's throughput relative to bare in that round; the median round
-/// is printed.
+/// each round giving each stack's throughput relative to bare (the first stack) and to tower in
+/// that round; the median rounds are printed, with the quartiles of the ratio to bare.
 fn paired_ratios(runs: &[(&str, &dyn Fn())]) {
     const ROUNDS: usize = 60;
     let tower = runs
@@ -270,11 +270,11 @@ fn paired_ratios(runs: &[(&str, &dyn Fn())]) {
         "throughput relative to bare, median (and quartiles) of {ROUNDS} paired rounds, \
          and median relative to tower:"
     );
+    let quartiles = |ratios: &mut Vec<f64>| {
+        ratios.sort_by(f64::total_cmp);
+        [1, 2, 3].map(|q| ratios[(ROUNDS - 1) * q / 4])
+    };
     for (which, (name, _)) in runs.iter().enumerate().skip(1) {
-        let quartiles = |ratios: &mut Vec<f64>| {
-            ratios.sort_by(f64::total_cmp);
-            [1, 2, 3].map(|q| ratios[(ROUNDS - 1) * q / 4])
-        };
         let [low, median, high] = quartiles(&mut to_bare[which]);
         let [_, against_tower, _] = quartiles(&mut to_tower[which]);
         println!("  {name:<22} {median:.3} ({low:.3}..{high:.3})   tower: {against_tower:.3}");
