@@ -14,7 +14,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 use super::scope::{Bound, after, clock_read, cover, enter, uncover, watch};
-use crate::error::Attempt;
+use crate::error::{Attempt, BoxError, Error, TimeoutScope};
 
 pin_project! {
     /// `inner` under a budget; `None` runs it as it is.
@@ -59,11 +59,6 @@ impl<F> Budgeted<F> {
             deadline: None,
             sleep: None,
         }
-    }
-
-    /// The budget this runs under.
-    pub(crate) fn budget(&self) -> Option<Duration> {
-        self.budget
     }
 
     /// The future it runs.
@@ -143,6 +138,35 @@ impl<F: Future> Budgeted<F> {
             (Some(sleep), _) => sleep.as_mut().poll(cx).is_ready(),
             (None, Some(deadline)) => Instant::now() >= deadline,
             (None, None) => false,
+        }
+    }
+}
+
+impl<F, T, E> Budgeted<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    /// Polls as a [`Deadline`](super::Deadline) does: the outcome, or the deadline's error.
+    #[inline]
+    pub(crate) fn poll_deadline(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        attempt: &mut Option<Attempt>,
+    ) -> Poll<Result<T, BoxError>> {
+        let budget = self.budget.unwrap_or_default();
+        let expired = |attempt| Error::timeout(TimeoutScope::Total, budget).with_attempt(attempt);
+        match self.as_mut().poll(cx, attempt) {
+            Polled::Ready(Ok(out)) => Poll::Ready(Ok(out)),
+            // Something inside that enforces the propagated deadline itself (a gRPC channel
+            // honouring grpc-timeout, say) may fail in the same timer tick as this one: the
+            // caller should still hear that the deadline passed.
+            Polled::Ready(Err(err)) if self.as_mut().expired_too(cx) => {
+                Poll::Ready(Err(expired(*attempt).with_source(err.into()).into()))
+            }
+            Polled::Ready(Err(err)) => Poll::Ready(Err(err.into())),
+            Polled::Expired => Poll::Ready(Err(expired(*attempt).into())),
+            Polled::Pending => Poll::Pending,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use super::budgeted::{Budgeted, Polled};
+use super::budgeted::Budgeted;
 use super::scope::{after, clock_read, cover, uncover};
 use crate::error::{Attempt, BoxError, Error, TimeoutScope};
 
@@ -103,37 +103,5 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         this.inner.poll_deadline(cx, this.attempt)
-    }
-}
-
-impl<F, T, E> Budgeted<F>
-where
-    F: Future<Output = Result<T, E>>,
-    E: Into<BoxError>,
-{
-    /// Polls as a [`Deadline`](super::Deadline) does: the outcome, or the deadline's error.
-    #[inline]
-    pub(crate) fn poll_deadline(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        attempt: &mut Option<Attempt>,
-    ) -> Poll<Result<T, BoxError>> {
-        let expired = |attempt: Option<Attempt>, budget: Option<Duration>| {
-            Error::timeout(TimeoutScope::Total, budget.unwrap_or_default()).with_attempt(attempt)
-        };
-        match self.as_mut().poll(cx, attempt) {
-            Polled::Ready(Ok(out)) => Poll::Ready(Ok(out)),
-            // Something inside that enforces the propagated deadline itself (a gRPC channel
-            // honouring grpc-timeout, say) may fail in the same timer tick as this one: the
-            // caller should still hear that the deadline passed.
-            Polled::Ready(Err(err)) if self.as_mut().expired_too(cx) => {
-                Poll::Ready(Err(expired(*attempt, self.budget())
-                    .with_source(err.into())
-                    .into()))
-            }
-            Polled::Ready(Err(err)) => Poll::Ready(Err(err.into())),
-            Polled::Expired => Poll::Ready(Err(expired(*attempt, self.budget()).into())),
-            Polled::Pending => Poll::Pending,
-        }
     }
 }
