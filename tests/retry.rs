@@ -210,6 +210,50 @@ async fn a_hint_over_the_cap_ends_the_retries_at_once() {
     );
 }
 
+/// A cap of "no cap" and a server asking for the longest wait there is: the wait is far
+/// beyond any clock, and the layer neither panics on the arithmetic nor gives up; the caller's
+/// own deadline (here, dropping the call) is what ends it.
+#[tokio::test(start_paused = true)]
+async fn an_endless_hint_under_no_cap_waits_without_panicking() {
+    let script = Script::always(Step::Hint(Duration::MAX));
+    let (seen, observer) = events();
+    let mut svc = builder()
+        .max_retry_after(Duration::MAX)
+        .observer(observer)
+        .build()
+        .unwrap()
+        .layer(script.clone());
+    let waited = tokio::time::timeout(secs(3600), call(&mut svc)).await;
+    assert!(waited.is_err(), "still waiting out the hint an hour later");
+    assert_eq!(script.calls(), 1);
+    let delay = seen.lock().unwrap().iter().find_map(|e| match e {
+        Event::Retry { delay, .. } => Some(*delay),
+        _ => None,
+    });
+    assert_eq!(delay, Some(Duration::MAX));
+}
+
+/// The same for a schedule whose delays are beyond any clock: a `max_elapsed` still ends the
+/// retries, with its own reason.
+#[tokio::test(start_paused = true)]
+async fn an_unbounded_backoff_meets_max_elapsed_without_panicking() {
+    let script = Script::always(Step::Reply(503));
+    let (seen, observer) = events();
+    let backoff =
+        ExponentialBackoff::new(secs(u64::MAX), 2.0, Duration::MAX).with_jitter(Jitter::None);
+    let mut svc = builder()
+        .backoff(backoff)
+        .max_attempts(10)
+        .max_elapsed(secs(60))
+        .observer(observer)
+        .build()
+        .unwrap()
+        .layer(script.clone());
+    assert_eq!(call(&mut svc).await.unwrap().status, 503);
+    assert_eq!(script.calls(), 1);
+    assert_eq!(give_up(&seen), Some(GiveUp::Limit(Limit::Elapsed)));
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_hint_past_the_deadline_fails_fast() {
     let script = Script::always(Step::Hint(secs(20)));

@@ -331,7 +331,9 @@ fn decide<S, Req>(
     let now = Instant::now();
     // An attempt that failed without ever being pending started, for all the clock can tell, now.
     let started = *started.get_or_insert(now);
-    let next_start = now + delay;
+    // A delay beyond any clock (an uncapped hint, an unbounded schedule) waits "for ever"
+    // rather than overflowing.
+    let next_start = crate::timeout::after(now, delay);
     if let Some(max_elapsed) = shared.max_elapsed
         && next_start.saturating_duration_since(started) > max_elapsed
     {
