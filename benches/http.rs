@@ -8,8 +8,9 @@
 //! end.
 //!
 //! `HTTP_BENCH_LAYERS=1 cargo bench --bench http` prints only the paired ratios, for these
-//! stacks and for this crate's layers added one at a time (`layers_*`: the request body made
-//! replayable, then the attempt timeout, the retry, the deadline), to show what each costs.
+//! stacks, for the floor without its timer (`floor_copy_only`), and for this crate's layers
+//! added one at a time (`layers_*`: the request body made replayable, then the attempt timeout,
+//! the retry, the deadline), to show what each costs.
 //!
 //! With `HTTP_BENCH_ONLY` set to one of the stacks' names, the binary instead sends one batch
 //! through that stack and exits, for counting instructions, which unlike time do not drift:
@@ -27,7 +28,7 @@ mod support;
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -82,9 +83,17 @@ fn throughput(c: &mut Criterion) {
         Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>(),
         true,
     );
-    let floor = Floor(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
+    let floor = Floor {
+        inner: Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>(),
+        timer: true,
+    };
+    let copy_only = Floor {
+        inner: Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>(),
+        timer: false,
+    };
     let run_bare = || run(&rt, &bare, &url);
     let run_floor = || run(&rt, &floor, &url);
+    let run_copy_only = || run(&rt, &copy_only, &url);
     let run_tower = || run(&rt, &tower, &url);
     let run_resilient = || run(&rt, &resilient, &url);
 
@@ -118,7 +127,8 @@ fn throughput(c: &mut Criterion) {
         ("tower_timeout_retry", &run_tower),
         ("tenacity_http_preset", &run_resilient),
     ];
-    let layers: [(&str, &dyn Fn()); 4] = [
+    let layers: [(&str, &dyn Fn()); 5] = [
+        ("floor_copy_only", &run_copy_only),
         ("layers_replay_body", &run_body_only),
         ("layers_timeout", &run_timeout),
         ("layers_retry_timeout", &run_retry_timeout),
@@ -168,10 +178,14 @@ fn replayable(request: Request<Full<Bytes>>) -> Request<ReplayBody<Full<Bytes>>>
     request.map(|body| ReplayBody::new(body, tower_tenacity::http::DEFAULT_REPLAY_CAP))
 }
 
-/// A client that arms a tokio timer for each call and keeps a copy of the request until the
-/// response comes: the least a retrying client with attempt timeouts does per request.
+/// A client that arms a tokio timer for each call (unless `timer` is off) and keeps a copy of
+/// the request until the response comes: the least a retrying client with attempt timeouts does
+/// per request.
 #[derive(Clone)]
-struct Floor<S>(S);
+struct Floor<S> {
+    inner: S,
+    timer: bool,
+}
 
 impl<S, B> Service<Request<B>> for Floor<S>
 where
@@ -183,13 +197,16 @@ where
     type Future = FloorFuture<S::Future, Request<B>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.0.poll_ready(cx)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let kept = request.clone();
         FloorFuture {
-            inner: tokio::time::timeout(Duration::from_secs(2), self.0.call(request)),
+            inner: self.inner.call(request),
+            timer: self
+                .timer
+                .then(|| tokio::time::sleep(Duration::from_secs(2))),
             kept: Some(kept),
         }
     }
@@ -198,7 +215,9 @@ where
 pin_project_lite::pin_project! {
     struct FloorFuture<F, R> {
         #[pin]
-        inner: tokio::time::Timeout<F>,
+        inner: F,
+        #[pin]
+        timer: Option<tokio::time::Sleep>,
         kept: Option<R>,
     }
 }
@@ -208,9 +227,17 @@ impl<F: Future<Output = Result<T, E>>, T, E, R> Future for FloorFuture<F, R> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let out = ready!(this.inner.poll(cx)).expect("no response takes 2 s on loopback");
-        this.kept.take();
-        Poll::Ready(out)
+        if let Poll::Ready(out) = this.inner.poll(cx) {
+            this.kept.take();
+            return Poll::Ready(out);
+        }
+        if let Some(timer) = this.timer.as_pin_mut() {
+            assert!(
+                timer.poll(cx).is_pending(),
+                "no response takes 2 s on loopback"
+            );
+        }
+        Poll::Pending
     }
 }
 
