@@ -232,6 +232,24 @@ async fn a_request_never_sent_is_retried_whatever_its_method() {
 }
 
 #[tokio::test]
+async fn a_body_over_the_cap_is_retried_while_no_attempt_has_sent_it() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let (events, observer) = Recorder::new();
+    let mut request = post(format!("http://127.0.0.1:{port}/upload"), vec![7u8; 4096]);
+    request.extensions_mut().insert(Idempotent);
+    let err = send(fast().replay_cap(1024).observer(observer), request)
+        .await
+        .unwrap_err();
+    let error = Error::find(err.as_ref()).unwrap();
+    assert_eq!(error.attempts(), Some(3), "refused each time, never sent");
+    assert_eq!(error.reason(), Some(Reason::NeverSent));
+    assert_eq!(events.retry_delays().len(), 2);
+}
+
+#[tokio::test]
 async fn replayed_bodies_are_byte_identical() {
     let server = FlakyServer::start().await.unwrap();
     let body: Vec<u8> = (0..20_000u32).map(|i| (i * 31 % 251) as u8).collect();

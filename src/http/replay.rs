@@ -26,7 +26,8 @@ pub const DEFAULT_REPLAY_CAP: usize = 64 * 1024;
 /// Three things keep it honest:
 ///
 /// * a body larger than the cap stops being buffered and the request is committed to the
-///   attempt that is sending it: it is not retried, and the give-up says why;
+///   attempt that is sending it: it is not retried, and the give-up says why (a body that no
+///   attempt has started to send is still whole, and goes out with the next one);
 /// * an attempt that ended after sending part of its body but not all of it (the server
 ///   answered early, say) is not retried: the server saw a request cut short;
 /// * an attempt that never read its body (the connection was refused) hands the untouched body
@@ -120,8 +121,8 @@ impl<B> ReplayBody<B>
 where
     B: Body + Unpin,
 {
-    /// Whether a clone made now could send the whole body again: it was not over the cap, and
-    /// it was either sent to its end or not sent at all (and handed back untouched).
+    /// Whether a clone made now could send the whole body: it was not sent at all (and was
+    /// handed back untouched, whatever its size), or it was sent to its end within the cap.
     ///
     /// A body whose every byte was sent but whose end had not been seen yet (a gRPC message is
     /// one data frame, and the end of the stream comes with the next poll, which the transport
@@ -131,11 +132,19 @@ where
         let Some(mut shared) = self.shared() else {
             return true;
         };
-        if shared.overflowed || shared.reading {
+        if shared.reading {
             return false;
         }
-        if shared.complete || !shared.started {
+        if !shared.started {
+            // Untouched (the connection was refused, say): the original goes out whole, over
+            // the cap or not.
             return shared.complete || shared.rest.is_some();
+        }
+        if shared.overflowed {
+            return false;
+        }
+        if shared.complete {
+            return true;
         }
         let Some(rest) = shared.rest.as_mut() else {
             return false;
@@ -484,11 +493,112 @@ mod tests {
         ));
     }
 
+    mod any_body {
+        use futures_util::FutureExt;
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// A body that says how long it is (as `Full` does) or not (as a stream does).
+        struct Hinted<B>(B, Option<u64>);
+
+        impl<B: Body + Unpin> Body for Hinted<B> {
+            type Data = B::Data;
+            type Error = B::Error;
+
+            fn poll_frame(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+            ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+                Pin::new(&mut self.0).poll_frame(cx)
+            }
+
+            fn size_hint(&self) -> SizeHint {
+                self.1.map_or_else(SizeHint::default, SizeHint::with_exact)
+            }
+        }
+
+        /// A body of `frames`, its length told up front when `hinted` (a body known to be over
+        /// the cap is never buffered), otherwise found out as it is read.
+        fn body_of(
+            frames: &[Vec<u8>],
+            cap: usize,
+            hinted: bool,
+        ) -> ReplayBody<impl Body<Data = Bytes, Error = BoxError> + Unpin + use<>> {
+            let length = frames.iter().map(Vec::len).sum::<usize>() as u64;
+            let frames: Vec<Result<Frame<Bytes>, BoxError>> = frames
+                .iter()
+                .map(|f| Ok(Frame::data(Bytes::from(f.clone()))))
+                .collect();
+            let stream = StreamBody::new(futures_util::stream::iter(frames));
+            ReplayBody::new(Hinted(stream, hinted.then_some(length)), cap)
+        }
+
+        /// Everything a clone made now yields, or its error. The source is always ready, so
+        /// nothing here waits.
+        fn read_all<B>(body: &ReplayBody<B>) -> Result<Vec<u8>, ReplayError>
+        where
+            B: Body + Unpin,
+            B::Error: Into<BoxError>,
+        {
+            let collected = collect(body.clone()).now_or_never().expect("never pending");
+            Ok(collected?.to_vec())
+        }
+
+        proptest! {
+            /// An attempt sends the first `sent` frames of a body and ends. Whatever happened,
+            /// a retry either sends the very same bytes or is refused: never a different or
+            /// shortened body. And it is refused exactly when it must be: the body was cut
+            /// short (some frames sent, not all), or it outgrew the cap.
+            #[test]
+            fn a_retry_sends_the_same_bytes_or_none(
+                frames in proptest::collection::vec(
+                    proptest::collection::vec(any::<u8>(), 0..40), 0..12),
+                cap in 0usize..300,
+                sent_share in 0.0f64..=1.0,
+                hinted in any::<bool>(),
+            ) {
+                let whole: Vec<u8> = frames.concat();
+                let sent = (frames.len() as f64 * sent_share).round() as usize;
+                let body = body_of(&frames, cap, hinted);
+                {
+                    let mut attempt = body.clone();
+                    for frame in &frames[..sent] {
+                        let data = next_data(&mut attempt).now_or_never().expect("ready");
+                        prop_assert_eq!(&data.unwrap()[..], &frame[..]);
+                    }
+                }
+                let sent_bytes: usize = frames[..sent].iter().map(Vec::len).sum();
+                let expected = if frames.is_empty() || sent == 0 {
+                    true
+                } else {
+                    sent == frames.len() && sent_bytes <= cap
+                };
+                prop_assert_eq!(body.is_replayable(), expected);
+                match read_all(&body) {
+                    Ok(bytes) => prop_assert_eq!(bytes, whole.clone()),
+                    Err(_) => prop_assert!(!expected, "refused a body it said was replayable"),
+                }
+                if expected {
+                    // Once the retry has sent it all, it can go again if it fitted the cap.
+                    let fits = whole.len() <= cap;
+                    prop_assert_eq!(body.is_replayable(), fits);
+                    prop_assert_eq!(read_all(&body).ok(), fits.then_some(whole));
+                }
+            }
+        }
+    }
+
     #[tokio::test]
     async fn a_body_over_the_cap_is_sent_once() {
         let body = ReplayBody::new(Full::new(Bytes::from_static(b"0123456789")), 4);
-        assert!(body.is_over_cap() && !body.is_replayable());
+        assert!(body.is_over_cap());
+        assert!(
+            body.is_replayable(),
+            "not sent yet: it can still go out whole"
+        );
         assert_eq!(collect(body.clone()).await.unwrap(), "0123456789");
+        assert!(!body.is_replayable());
         assert!(matches!(
             next_data(&mut body.clone()).await,
             Err(ReplayError::Unavailable)
