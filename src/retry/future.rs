@@ -70,6 +70,7 @@ where
     S: Service<Req>,
 {
     /// The copy of the request kept for retries, if one could be made.
+    #[cfg(feature = "http")]
     pub(crate) fn kept(&self) -> Option<&Req> {
         self.kept.as_ref()
     }

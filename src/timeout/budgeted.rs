@@ -62,6 +62,7 @@ impl<F> Budgeted<F> {
     }
 
     /// The future it runs.
+    #[cfg(feature = "http")]
     pub(crate) fn running(&self) -> &F {
         &self.inner
     }

@@ -31,7 +31,9 @@ use tower_service::Service;
 
 use crate::error::BoxError;
 
-pub(crate) use self::budgeted::{Budgeted, Polled};
+pub(crate) use self::budgeted::Budgeted;
+#[cfg(feature = "http")]
+pub(crate) use self::budgeted::Polled;
 pub use self::future::{DeadlineFuture, ResponseFuture};
 pub use self::layer::{DeadlineLayer, TimeoutLayer};
 #[cfg(feature = "http")]
