@@ -90,7 +90,11 @@
 //! # Features
 //!
 //! * `http` (on by default): the [`http`] module.
-//! * `grpc` (on by default, implies `http`): the [`grpc`] module.
+//! * `http2` (on by default through `grpc`, implies `http`): HTTP/2 errors classified too, so
+//!   that a stream the server refused is retried as never sent and other stream resets as
+//!   resets (see [`classify_http_error`](http::classify_http_error)). Turn it on for a
+//!   hyper-util client that speaks HTTP/2.
+//! * `grpc` (on by default, implies `http2`): the [`grpc`] module.
 //! * `backoff` (off by default): lets a [`backoff`](https://docs.rs/backoff) crate schedule
 //!   drive the retry delays. That crate is unmaintained (RUSTSEC-2025-0012), which is why it is
 //!   not on by default.

@@ -44,8 +44,10 @@ pub struct Idempotent;
 ///
 /// Errors: a connection that could not be made (hyper-util's `is_connect`, or a refused
 /// connection) means the request was never sent ([`Reason::NeverSent`]), which is safe to retry
-/// for any method. An incomplete message, a canceled request, a reset connection or this crate's
-/// attempt timeout are retryable too, but the server may have acted on the request.
+/// for any method, and so does an HTTP/2 stream the server refused (`REFUSED_STREAM`, with the
+/// `http2` feature). An incomplete message, a canceled request, a reset connection or stream,
+/// or this crate's attempt timeout are retryable too, but the server may have acted on the
+/// request. See [`classify_http_error`].
 ///
 /// Idempotency (RFC 9110 §9.2.2): GET, HEAD, OPTIONS, TRACE, PUT and DELETE are retried. POST,
 /// PATCH, CONNECT and unknown methods only when the request carries an `Idempotency-Key`
@@ -221,8 +223,10 @@ where
 
 /// Classifies an error from an HTTP client by the first cause in its chain that says something:
 /// hyper-util's connect errors as [`Reason::NeverSent`], hyper's incomplete messages and
-/// canceled requests as [`Reason::Reset`], then as [`classify_error`] does (this crate's
-/// timeouts, I/O errors).
+/// canceled requests as [`Reason::Reset`], with the `http2` feature HTTP/2 errors (a refused
+/// stream as [`Reason::NeverSent`], `ENHANCE_YOUR_CALM` as [`Reason::Throttled`], other resets
+/// from the server as [`Reason::Reset`], h2's I/O errors by kind), then as [`classify_error`]
+/// does (this crate's timeouts, I/O errors).
 pub fn classify_http_error(err: &(dyn StdError + 'static)) -> Classification {
     for cause in causes(err) {
         if let Some(client) = cause.downcast_ref::<hyper_util::client::legacy::Error>() {
@@ -237,6 +241,13 @@ pub fn classify_http_error(err: &(dyn StdError + 'static)) -> Classification {
             }
             continue;
         }
+        #[cfg(feature = "http2")]
+        if let Some(h2) = cause.downcast_ref::<h2::Error>() {
+            if let Some(classification) = classify_h2_error(h2) {
+                return classification;
+            }
+            continue;
+        }
         if let Some(ours) = cause.downcast_ref::<Error>()
             && let ErrorKind::Timeout {
                 scope: TimeoutScope::Attempt,
@@ -247,6 +258,26 @@ pub fn classify_http_error(err: &(dyn StdError + 'static)) -> Classification {
         }
     }
     classify_error(err)
+}
+
+/// An HTTP/2 error, if it says something (RFC 9113 §8.7): a stream the server refused was never
+/// processed, whatever its method; `ENHANCE_YOUR_CALM` is the server throttling; h2's I/O errors
+/// are classified by kind (h2 does not give them as a `source()`), and any other reset or
+/// `GOAWAY` from the server is a reset: the request may have been acted on. Errors h2 raised
+/// itself (a protocol violation it detected, a misuse) say nothing here.
+#[cfg(feature = "http2")]
+fn classify_h2_error(err: &h2::Error) -> Option<Classification> {
+    if let Some(io) = err.get_io() {
+        return Some(crate::classify::classify_io(io.kind()));
+    }
+    if !err.is_remote() {
+        return None;
+    }
+    Some(match err.reason() {
+        Some(h2::Reason::REFUSED_STREAM) => Classification::retryable(Reason::NeverSent),
+        Some(h2::Reason::ENHANCE_YOUR_CALM) => Classification::retryable(Reason::Throttled),
+        _ => Classification::retryable(Reason::Reset),
+    })
 }
 
 /// Statuses 100–599 as a bit set.

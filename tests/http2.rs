@@ -1,0 +1,181 @@
+//! HTTP/2 failures, classified: a real h2 server on 127.0.0.1 that resets streams, and a real
+//! hyper-util client speaking HTTP/2 only, through `ResilienceLayer::http()`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::net::TcpListener;
+use tower::{Layer, Service, ServiceExt};
+use tower_tenacity::classify::Reason;
+use tower_tenacity::http::{Attempts, ReplayBody};
+use tower_tenacity::retry::{ExponentialBackoff, Jitter};
+use tower_tenacity::{BoxError, Error, ResilienceLayer};
+
+/// An HTTP/2 server whose paths say what it does to the first stream for them:
+/// `/refuse-first` resets it with `REFUSED_STREAM`, `/reset-first` with `INTERNAL_ERROR`,
+/// `/calm-down-first` with `ENHANCE_YOUR_CALM`. Every other stream gets a 200 with a body.
+/// It counts the streams it saw per path.
+#[derive(Clone, Default)]
+struct ResettingServer {
+    streams: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl ResettingServer {
+    async fn start() -> (Self, String) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = ResettingServer::default();
+        let serving = server.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                tokio::spawn(serving.clone().serve(socket));
+            }
+        });
+        (server, base)
+    }
+
+    async fn serve(self, socket: tokio::net::TcpStream) {
+        let Ok(mut connection) = h2::server::handshake(socket).await else {
+            return;
+        };
+        while let Some(Ok((request, mut respond))) = connection.accept().await {
+            let path = request.uri().path().to_owned();
+            let seen = {
+                let mut streams = self.streams.lock().unwrap();
+                let count = streams.entry(path.clone()).or_default();
+                *count += 1;
+                *count
+            };
+            let reset = match path.as_str() {
+                "/refuse-first" => Some(h2::Reason::REFUSED_STREAM),
+                "/reset-first" => Some(h2::Reason::INTERNAL_ERROR),
+                "/calm-down-first" => Some(h2::Reason::ENHANCE_YOUR_CALM),
+                _ => None,
+            };
+            match reset {
+                Some(reason) if seen == 1 => respond.send_reset(reason),
+                _ => {
+                    let mut body = respond.send_response(Response::new(()), false).unwrap();
+                    let _ = body.send_data(Bytes::from_static(b"fine"), true);
+                }
+            }
+        }
+    }
+
+    fn streams_to(&self, path: &str) -> usize {
+        self.streams.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+}
+
+async fn send(method: http::Method, url: String) -> Result<Response<String>, BoxError> {
+    let client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<ReplayBody<Full<Bytes>>>();
+    let mut svc = ResilienceLayer::http()
+        .total_timeout(Duration::from_secs(5))
+        .attempt_timeout(Duration::from_secs(2))
+        .backoff(
+            ExponentialBackoff::new(Duration::from_millis(5), 1.0, Duration::from_millis(5))
+                .with_jitter(Jitter::None),
+        )
+        .no_budget()
+        .build()
+        .unwrap()
+        .layer(client);
+    let request = Request::builder()
+        .method(method)
+        .uri(url)
+        .body(Full::new(Bytes::from_static(b"order #1")))
+        .unwrap();
+    let response = svc.ready().await?.call(request).await?;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await?.to_bytes();
+    Ok(Response::from_parts(
+        parts,
+        String::from_utf8_lossy(&body).into_owned(),
+    ))
+}
+
+fn attempts(response: &Response<String>) -> u32 {
+    response.extensions().get::<Attempts>().unwrap().0
+}
+
+#[tokio::test]
+async fn a_refused_stream_was_never_processed_so_even_a_post_is_retried() {
+    let (server, base) = ResettingServer::start().await;
+    let response = send(http::Method::POST, format!("{base}/refuse-first"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.body(), "fine");
+    assert_eq!(attempts(&response), 2);
+    assert_eq!(server.streams_to("/refuse-first"), 2);
+}
+
+#[tokio::test]
+async fn a_reset_stream_is_retried_when_the_method_is_idempotent() {
+    let (server, base) = ResettingServer::start().await;
+    let response = send(http::Method::PUT, format!("{base}/reset-first"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(attempts(&response), 2);
+    assert_eq!(server.streams_to("/reset-first"), 2);
+}
+
+#[tokio::test]
+async fn a_reset_stream_may_have_been_acted_on_so_a_post_is_not_retried() {
+    let (server, base) = ResettingServer::start().await;
+    let err = send(http::Method::POST, format!("{base}/reset-first"))
+        .await
+        .unwrap_err();
+    assert_eq!(server.streams_to("/reset-first"), 1);
+    let h2 = tower_tenacity::classify::find_cause::<h2::Error>(err.as_ref())
+        .expect("the h2 error is kept as the cause");
+    assert_eq!(h2.reason(), Some(h2::Reason::INTERNAL_ERROR));
+    // Fatal errors come back as they are: there is no retry error of ours around it.
+    assert!(Error::find(err.as_ref()).is_none_or(|ours| ours.attempts() == Some(1)));
+}
+
+#[tokio::test]
+async fn enhance_your_calm_reads_as_the_server_throttling() {
+    let (server, base) = ResettingServer::start().await;
+    let response = send(http::Method::GET, format!("{base}/calm-down-first"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(attempts(&response), 2);
+    assert_eq!(server.streams_to("/calm-down-first"), 2);
+    let refused = h2_reset(h2::Reason::ENHANCE_YOUR_CALM).await;
+    assert_eq!(
+        tower_tenacity::http::classify_http_error(&refused),
+        tower_tenacity::classify::Classification::retryable(Reason::Throttled)
+    );
+}
+
+/// An h2 error as a client sees a server's reset, made by a real exchange.
+async fn h2_reset(reason: h2::Reason) -> h2::Error {
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let mut connection = h2::server::handshake(socket).await.unwrap();
+            while let Some(Ok((_, mut respond))) = connection.accept().await {
+                respond.send_reset(reason);
+            }
+        });
+        let socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut client, connection) = h2::client::handshake(socket).await.unwrap();
+        tokio::spawn(connection);
+        let request = Request::get(format!("http://{addr}/")).body(()).unwrap();
+        let (response, _) = client.send_request(request, true).unwrap();
+        response.await.unwrap_err()
+    }
+}
