@@ -18,7 +18,9 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tower::{Layer, Service, ServiceBuilder};
-use tower_tenacity::grpc::{GrpcDeadlineLayer, GrpcResilienceBuilder, decode_grpc_timeout};
+use tower_tenacity::grpc::{
+    GrpcClassifier, GrpcDeadlineLayer, GrpcResilienceBuilder, decode_grpc_timeout,
+};
 use tower_tenacity::retry::{Event, ExponentialBackoff, Jitter, RetryBudget};
 use tower_tenacity::{BoxError, ResilienceLayer};
 
@@ -348,4 +350,69 @@ async fn budget_exhaustion_says_so() {
         status.message().contains("retry budget exhausted"),
         "{status:?}"
     );
+}
+
+/// A bare HTTP/2 server that answers `Health/Check` with `SERVING` by hand, after resetting the
+/// first stream with `reset`: the stream errors a real server or proxy sends. Returns its
+/// address and how many streams it saw.
+async fn resetting_server(reset: h2::Reason) -> (SocketAddr, Arc<AtomicU32>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let streams = Arc::new(AtomicU32::new(0));
+    let seen = streams.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut connection = h2::server::handshake(socket).await.unwrap();
+                while let Some(Ok((_, mut respond))) = connection.accept().await {
+                    if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                        respond.send_reset(reset);
+                        continue;
+                    }
+                    let head = Response::builder()
+                        .header("content-type", "application/grpc")
+                        .body(())
+                        .unwrap();
+                    let mut body = respond.send_response(head, false).unwrap();
+                    // One uncompressed message: HealthCheckResponse { status: SERVING }.
+                    let message = bytes::Bytes::from_static(&[0, 0, 0, 0, 2, 0x08, 0x01]);
+                    body.send_data(message, false).unwrap();
+                    let mut trailers = HeaderMap::new();
+                    trailers.insert("grpc-status", "0".parse().unwrap());
+                    body.send_trailers(trailers).unwrap();
+                }
+            });
+        }
+    });
+    (addr, streams)
+}
+
+#[tokio::test]
+async fn a_refused_stream_is_retried_whatever_the_codes() {
+    let (addr, streams) = resetting_server(h2::Reason::REFUSED_STREAM).await;
+    let builder = fast().classifier(GrpcClassifier::new().no_retry_on(Code::Unavailable));
+    assert_eq!(
+        check(builder, addr, None).await.unwrap(),
+        ServingStatus::Serving
+    );
+    assert_eq!(streams.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_reset_stream_is_the_status_the_grpc_spec_gives_it() {
+    // INTERNAL_ERROR is INTERNAL: not retried by default.
+    let (addr, streams) = resetting_server(h2::Reason::INTERNAL_ERROR).await;
+    let status = check(fast(), addr, None).await.unwrap_err();
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    assert_eq!(streams.load(Ordering::SeqCst), 1);
+
+    // ENHANCE_YOUR_CALM is RESOURCE_EXHAUSTED: retried when that code is.
+    let (addr, streams) = resetting_server(h2::Reason::ENHANCE_YOUR_CALM).await;
+    let builder = fast().classifier(GrpcClassifier::new().retry_on(Code::ResourceExhausted));
+    assert_eq!(
+        check(builder, addr, None).await.unwrap(),
+        ServingStatus::Serving
+    );
+    assert_eq!(streams.load(Ordering::SeqCst), 2);
 }

@@ -21,8 +21,11 @@ pub const PUSHBACK: &str = "grpc-retry-pushback-ms";
 /// [`PeekTrailersLayer`](super::PeekTrailersLayer)). `OK` is a success; the retryable codes
 /// (`UNAVAILABLE` by default) are retried; every other code is fatal and reaches the caller as
 /// the status it is. A server's `grpc-retry-pushback-ms` is the delay before the next attempt,
-/// and a negative or unreadable one means no retry. Transport errors are classified as for HTTP
-/// (a connection never made is safe to retry).
+/// and a negative or unreadable one means no retry. A stream the server reset has the code the
+/// gRPC spec gives its HTTP/2 error (`INTERNAL_ERROR` is `INTERNAL`, `CANCEL` is `CANCELLED`,
+/// `ENHANCE_YOUR_CALM` is `RESOURCE_EXHAUSTED`, a `GOAWAY` is `UNAVAILABLE`), classified as
+/// that status. Other transport errors are classified as for HTTP: a connection never made or a
+/// stream the server refused was never processed, and is retried whatever the codes.
 ///
 /// ```
 /// use tonic::Code;
@@ -100,6 +103,28 @@ impl GrpcClassifier {
     }
 }
 
+/// The gRPC code of a stream the server reset or sent away, as the gRPC over HTTP/2 spec maps
+/// them (`PROTOCOL-HTTP2.md`, "Errors"): the code then decides, as for any status. `None` for a
+/// refused stream (never processed: retried as never sent, whatever the codes, like gRPC's
+/// transparent retry), for h2's I/O errors and for errors h2 raised itself, which are classified
+/// as for HTTP.
+fn h2_code(err: &h2::Error) -> Option<Code> {
+    if !err.is_remote() {
+        return None;
+    }
+    if err.is_go_away() {
+        // Streams after the server's last one were not processed; gRPC calls that UNAVAILABLE.
+        return Some(Code::Unavailable);
+    }
+    Some(match err.reason()? {
+        h2::Reason::REFUSED_STREAM => return None,
+        h2::Reason::CANCEL => Code::Cancelled,
+        h2::Reason::ENHANCE_YOUR_CALM => Code::ResourceExhausted,
+        h2::Reason::INADEQUATE_SECURITY => Code::PermissionDenied,
+        _ => Code::Internal,
+    })
+}
+
 /// A pushback value as a delay; `None` for a negative or unreadable one.
 fn pushback(value: &[u8]) -> Option<Duration> {
     let text = std::str::from_utf8(value).ok()?.trim();
@@ -167,7 +192,13 @@ impl<B, ResB, E: AsDynError> Classify<Request<B>, Response<ResB>, E> for GrpcCla
                     Some(status) => {
                         self.classify_status(status.code(), &[status.metadata().as_ref()])
                     }
-                    None => classify_http_error(err),
+                    None => match causes(err)
+                        .find_map(|cause| cause.downcast_ref::<h2::Error>())
+                        .and_then(h2_code)
+                    {
+                        Some(code) => self.classify_status(code, &[]),
+                        None => classify_http_error(err),
+                    },
                 }
             }
         }
