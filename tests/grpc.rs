@@ -416,3 +416,16 @@ async fn a_reset_stream_is_the_status_the_grpc_spec_gives_it() {
     );
     assert_eq!(streams.load(Ordering::SeqCst), 2);
 }
+
+/// A tonic client over the preset can be called from a spawned task: the preset and its
+/// futures are `Send`.
+#[tokio::test]
+async fn calls_through_the_preset_spawn() {
+    let faults = Faults::failing(1, Code::Unavailable);
+    let addr = start(faults.clone(), None).await;
+    let status = tokio::spawn(async move { check(fast(), addr, None).await })
+        .await
+        .unwrap();
+    assert_eq!(status.unwrap(), ServingStatus::Serving);
+    assert_eq!(faults.calls(), 2);
+}

@@ -552,3 +552,20 @@ async fn a_slow_body_trips_the_total_body_timeout() {
     );
     assert_eq!(error.to_string(), "response body took longer than 100ms");
 }
+
+/// What axum state and spawned tasks need: the preset over a hyper-util client is
+/// `Clone + Send + Sync + 'static` with `Send` futures, so it boxes as a
+/// `BoxCloneSyncService`, and a call can be spawned.
+#[tokio::test]
+async fn the_preset_boxes_and_its_calls_spawn() {
+    let server = FlakyServer::start().await.unwrap();
+    let client: Client<HttpConnector, ReplayBody<Body>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let svc = fast().build().unwrap().layer(client);
+    let boxed: tower::util::BoxCloneSyncService<Request<Body>, Response<Incoming>, BoxError> =
+        tower::util::BoxCloneSyncService::new(svc);
+    let call = tokio::spawn(boxed.clone().oneshot(get(server.url("/fail/boxed/1/503"))));
+    let response = call.await.unwrap().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.extensions().get::<Attempts>(), Some(&Attempts(2)));
+}

@@ -436,3 +436,21 @@ async fn readiness_errors_surface_from_the_layer_itself() {
         Ok(_) => panic!("poll_ready should fail"),
     }
 }
+
+/// The three layers around any `Send + Sync` service box as a `BoxCloneSyncService`, and their
+/// calls can be spawned.
+#[tokio::test(start_paused = true)]
+async fn the_stack_boxes_and_its_calls_spawn() {
+    let script = Script::new(
+        [Step::Fail(io::ErrorKind::ConnectionReset)],
+        Step::Reply(200),
+    );
+    let retry = builder().build().unwrap();
+    let svc = DeadlineLayer::new(secs(10))
+        .layer(retry.layer(TimeoutLayer::new(secs(2)).layer(script.clone())));
+    let boxed: tower::util::BoxCloneSyncService<&'static str, Reply, BoxError> =
+        tower::util::BoxCloneSyncService::new(svc);
+    let reply = tokio::spawn(boxed.oneshot("req")).await.unwrap().unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(script.calls(), 2);
+}
