@@ -87,6 +87,15 @@ fn post(url: String, body: impl Into<Bytes>) -> Request<Body> {
     Request::post(url).body(Full::new(body.into())).unwrap()
 }
 
+/// A URL on 127.0.0.1 where nothing listens: every connection to it is refused.
+fn refused(path: &str) -> String {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    format!("http://127.0.0.1:{port}{path}")
+}
+
 async fn text(response: Response<Incoming>) -> String {
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8_lossy(&bytes).into_owned()
@@ -213,18 +222,10 @@ async fn post_is_retried_only_with_a_key_an_opt_in_or_a_layer_setting() {
 
 #[tokio::test]
 async fn a_request_never_sent_is_retried_whatever_its_method() {
-    // A port with nothing listening: the connection is refused.
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
     let (events, observer) = Recorder::new();
-    let err = send(
-        fast().observer(observer),
-        post(format!("http://127.0.0.1:{port}/orders"), "x"),
-    )
-    .await
-    .unwrap_err();
+    let err = send(fast().observer(observer), post(refused("/orders"), "x"))
+        .await
+        .unwrap_err();
     let error = Error::find(err.as_ref()).unwrap();
     assert_eq!(error.attempts(), Some(3));
     assert_eq!(error.reason(), Some(Reason::NeverSent));
@@ -233,13 +234,8 @@ async fn a_request_never_sent_is_retried_whatever_its_method() {
 
 #[tokio::test]
 async fn a_body_over_the_cap_is_retried_while_no_attempt_has_sent_it() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
     let (events, observer) = Recorder::new();
-    let mut request = post(format!("http://127.0.0.1:{port}/upload"), vec![7u8; 4096]);
-    request.extensions_mut().insert(Idempotent);
+    let request = post(refused("/upload"), vec![7u8; 4096]);
     let err = send(fast().replay_cap(1024).observer(observer), request)
         .await
         .unwrap_err();
