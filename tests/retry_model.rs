@@ -18,7 +18,7 @@ use std::io;
 
 use common::{Reply, Script, StatusClassifier, Step, call, ms};
 use proptest::prelude::*;
-use tower::Layer;
+use tower::ServiceBuilder;
 use tower_tenacity::retry::{ExponentialBackoff, Jitter, RetryLayer};
 use tower_tenacity::timeout::{DeadlineLayer, TimeoutLayer};
 use tower_tenacity::{Error, ErrorKind, Limit, TimeoutScope};
@@ -144,19 +144,12 @@ fn run(config: &Config, steps: &[Step], then: Step) -> (Vec<u64>, Ended) {
             retry = retry.max_elapsed(ms(max));
         }
         let retry = retry.build().unwrap();
-        let timed = config
-            .attempt_timeout
-            .map(|t| TimeoutLayer::new(ms(t)).layer(script.clone()));
-        let result = match (config.total, timed) {
-            (Some(total), Some(timed)) => {
-                call(&mut DeadlineLayer::new(ms(total)).layer(retry.layer(timed))).await
-            }
-            (Some(total), None) => {
-                call(&mut DeadlineLayer::new(ms(total)).layer(retry.layer(script.clone()))).await
-            }
-            (None, Some(timed)) => call(&mut retry.layer(timed)).await,
-            (None, None) => call(&mut retry.layer(script.clone())).await,
-        };
+        let mut svc = ServiceBuilder::new()
+            .option_layer(config.total.map(|total| DeadlineLayer::new(ms(total))))
+            .layer(retry)
+            .option_layer(config.attempt_timeout.map(|t| TimeoutLayer::new(ms(t))))
+            .service(script.clone());
+        let result = call(&mut svc).await;
         let offsets = script
             .call_offsets()
             .iter()
