@@ -2,6 +2,8 @@
 //! ships generated code), through a real `tonic::transport::Channel`. A fault-injecting layer on
 //! the server fails or stalls calls and records the `grpc-timeout` each one carried.
 
+mod h2_server;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -10,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use h2_server::ResettingServer;
 use http::{HeaderMap, Request, Response};
 use tonic::Code;
 use tonic::body::Body;
@@ -352,69 +355,58 @@ async fn budget_exhaustion_says_so() {
     );
 }
 
-/// A bare HTTP/2 server that answers `Health/Check` with `SERVING` by hand, after resetting the
-/// first stream with `reset`: the stream errors a real server or proxy sends. Returns its
-/// address and how many streams it saw.
-async fn resetting_server(reset: h2::Reason) -> (SocketAddr, Arc<AtomicU32>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let streams = Arc::new(AtomicU32::new(0));
-    let seen = streams.clone();
-    tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut connection = h2::server::handshake(socket).await.unwrap();
-                while let Some(Ok((_, mut respond))) = connection.accept().await {
-                    if seen.fetch_add(1, Ordering::SeqCst) == 0 {
-                        respond.send_reset(reset);
-                        continue;
-                    }
-                    let head = Response::builder()
-                        .header("content-type", "application/grpc")
-                        .body(())
-                        .unwrap();
-                    let mut body = respond.send_response(head, false).unwrap();
-                    // One uncompressed message: HealthCheckResponse { status: SERVING }.
-                    let message = bytes::Bytes::from_static(&[0, 0, 0, 0, 2, 0x08, 0x01]);
-                    body.send_data(message, false).unwrap();
-                    let mut trailers = HeaderMap::new();
-                    trailers.insert("grpc-status", "0".parse().unwrap());
-                    body.send_trailers(trailers).unwrap();
-                }
-            });
-        }
-    });
-    (addr, streams)
+const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
+
+/// A bare HTTP/2 server that resets the first stream with `reset` and answers `Health/Check`
+/// with `SERVING` by hand after that.
+async fn resetting_server(reset: h2::Reason) -> (SocketAddr, ResettingServer) {
+    let (server, addr) = ResettingServer::start(
+        move |_| Some(reset),
+        |mut respond| {
+            let head = Response::builder()
+                .header("content-type", "application/grpc")
+                .body(())
+                .unwrap();
+            let mut body = respond.send_response(head, false).unwrap();
+            // One uncompressed message: HealthCheckResponse { status: SERVING }.
+            let message = bytes::Bytes::from_static(&[0, 0, 0, 0, 2, 0x08, 0x01]);
+            body.send_data(message, false).unwrap();
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", "0".parse().unwrap());
+            body.send_trailers(trailers).unwrap();
+        },
+    )
+    .await;
+    (addr, server)
 }
 
 #[tokio::test]
 async fn a_refused_stream_is_retried_whatever_the_codes() {
-    let (addr, streams) = resetting_server(h2::Reason::REFUSED_STREAM).await;
+    let (addr, server) = resetting_server(h2::Reason::REFUSED_STREAM).await;
     let builder = fast().classifier(GrpcClassifier::new().no_retry_on(Code::Unavailable));
     assert_eq!(
         check(builder, addr, None).await.unwrap(),
         ServingStatus::Serving
     );
-    assert_eq!(streams.load(Ordering::SeqCst), 2);
+    assert_eq!(server.streams_to(HEALTH_CHECK), 2);
 }
 
 #[tokio::test]
 async fn a_reset_stream_is_the_status_the_grpc_spec_gives_it() {
     // INTERNAL_ERROR is INTERNAL: not retried by default.
-    let (addr, streams) = resetting_server(h2::Reason::INTERNAL_ERROR).await;
+    let (addr, server) = resetting_server(h2::Reason::INTERNAL_ERROR).await;
     let status = check(fast(), addr, None).await.unwrap_err();
     assert_eq!(status.code(), Code::Internal, "{status:?}");
-    assert_eq!(streams.load(Ordering::SeqCst), 1);
+    assert_eq!(server.streams_to(HEALTH_CHECK), 1);
 
     // ENHANCE_YOUR_CALM is RESOURCE_EXHAUSTED: retried when that code is.
-    let (addr, streams) = resetting_server(h2::Reason::ENHANCE_YOUR_CALM).await;
+    let (addr, server) = resetting_server(h2::Reason::ENHANCE_YOUR_CALM).await;
     let builder = fast().classifier(GrpcClassifier::new().retry_on(Code::ResourceExhausted));
     assert_eq!(
         check(builder, addr, None).await.unwrap(),
         ServingStatus::Serving
     );
-    assert_eq!(streams.load(Ordering::SeqCst), 2);
+    assert_eq!(server.streams_to(HEALTH_CHECK), 2);
 }
 
 /// A tonic client over the preset can be called from a spawned task: the preset and its

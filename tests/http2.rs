@@ -1,77 +1,38 @@
 //! HTTP/2 failures, classified: a real h2 server on 127.0.0.1 that resets streams, and a real
 //! hyper-util client speaking HTTP/2 only, through `ResilienceLayer::http()`.
 
-use std::collections::HashMap;
+mod h2_server;
+
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use h2_server::ResettingServer;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokio::net::TcpListener;
 use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::classify::Reason;
 use tower_tenacity::http::{Attempts, ReplayBody};
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
 use tower_tenacity::{BoxError, Error, ResilienceLayer};
 
-/// An HTTP/2 server whose paths say what it does to the first stream for them:
-/// `/refuse-first` resets it with `REFUSED_STREAM`, `/reset-first` with `INTERNAL_ERROR`,
-/// `/calm-down-first` with `ENHANCE_YOUR_CALM`. Every other stream gets a 200 with a body.
-/// It counts the streams it saw per path.
-#[derive(Clone, Default)]
-struct ResettingServer {
-    streams: Arc<Mutex<HashMap<String, usize>>>,
-}
-
-impl ResettingServer {
-    async fn start() -> (Self, SocketAddr) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = ResettingServer::default();
-        let serving = server.clone();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                tokio::spawn(serving.clone().serve(socket));
-            }
-        });
-        (server, addr)
-    }
-
-    async fn serve(self, socket: tokio::net::TcpStream) {
-        let Ok(mut connection) = h2::server::handshake(socket).await else {
-            return;
-        };
-        while let Some(Ok((request, mut respond))) = connection.accept().await {
-            let path = request.uri().path().to_owned();
-            let seen = {
-                let mut streams = self.streams.lock().unwrap();
-                let count = streams.entry(path.clone()).or_default();
-                *count += 1;
-                *count
-            };
-            let reset = match path.as_str() {
-                "/refuse-first" => Some(h2::Reason::REFUSED_STREAM),
-                "/reset-first" => Some(h2::Reason::INTERNAL_ERROR),
-                "/calm-down-first" => Some(h2::Reason::ENHANCE_YOUR_CALM),
-                _ => None,
-            };
-            match reset {
-                Some(reason) if seen == 1 => respond.send_reset(reason),
-                _ => {
-                    let mut body = respond.send_response(Response::new(()), false).unwrap();
-                    let _ = body.send_data(Bytes::from_static(b"fine"), true);
-                }
-            }
-        }
-    }
-
-    fn streams_to(&self, path: &str) -> usize {
-        self.streams.lock().unwrap().get(path).copied().unwrap_or(0)
-    }
+/// The first stream to `/refuse-first` is reset with `REFUSED_STREAM`, to `/reset-first` with
+/// `INTERNAL_ERROR`, to `/calm-down-first` with `ENHANCE_YOUR_CALM`; every other stream gets a
+/// 200 with a body.
+async fn start() -> (ResettingServer, SocketAddr) {
+    let resets = |path: &str| match path {
+        "/refuse-first" => Some(h2::Reason::REFUSED_STREAM),
+        "/reset-first" => Some(h2::Reason::INTERNAL_ERROR),
+        "/calm-down-first" => Some(h2::Reason::ENHANCE_YOUR_CALM),
+        _ => None,
+    };
+    ResettingServer::start(resets, |mut respond| {
+        let mut body = respond.send_response(Response::new(()), false).unwrap();
+        let _ = body.send_data(Bytes::from_static(b"fine"), true);
+    })
+    .await
 }
 
 async fn send(method: http::Method, url: String) -> Result<Response<String>, BoxError> {
@@ -106,7 +67,7 @@ async fn send(method: http::Method, url: String) -> Result<Response<String>, Box
 /// Sends `method` to `path` on a fresh server, and checks that the first stream's reset was
 /// retried once: two streams at the server, a 200 with its body after two attempts.
 async fn retried_once(method: http::Method, path: &str) {
-    let (server, addr) = ResettingServer::start().await;
+    let (server, addr) = start().await;
     let response = send(method, format!("http://{addr}{path}")).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.body(), "fine");
@@ -126,7 +87,7 @@ async fn a_reset_stream_is_retried_when_the_method_is_idempotent() {
 
 #[tokio::test]
 async fn a_reset_stream_may_have_been_acted_on_so_a_post_is_not_retried() {
-    let (server, addr) = ResettingServer::start().await;
+    let (server, addr) = start().await;
     let err = send(http::Method::POST, format!("http://{addr}/reset-first"))
         .await
         .unwrap_err();
@@ -142,7 +103,7 @@ async fn a_reset_stream_may_have_been_acted_on_so_a_post_is_not_retried() {
 async fn enhance_your_calm_reads_as_the_server_throttling() {
     retried_once(http::Method::GET, "/calm-down-first").await;
     // What h2 itself says of that reset, classified directly.
-    let (_server, addr) = ResettingServer::start().await;
+    let (_server, addr) = start().await;
     let reset = first_stream_error(addr, "/calm-down-first").await;
     assert_eq!(reset.reason(), Some(h2::Reason::ENHANCE_YOUR_CALM));
     assert_eq!(
