@@ -101,3 +101,43 @@ async fn the_default_layer_has_a_budget_and_no_budget_removes_it() {
     let layer = RetryLayer::builder().no_budget().build().unwrap();
     assert!(layer.budget().is_none());
 }
+
+/// Requests that each deposit and then retry for as long as the budget lets them (a service
+/// that always fails): how many retries `requests` requests get from a budget with no floor.
+fn retries_granted(ratio: f64, requests: u64) -> u64 {
+    let budget = RetryBudget::new(ratio, 0, secs(3600)).unwrap();
+    let mut granted = 0;
+    for _ in 0..requests {
+        budget.deposit();
+        while budget.withdraw() {
+            granted += 1;
+        }
+    }
+    granted
+}
+
+#[test]
+fn the_documented_bound_is_exact_for_a_fine_ratio() {
+    // 0.0015 × 10 000 requests is 15 retries; deposits rounded to a thousandth gave 20.
+    assert_eq!(retries_granted(0.0015, 10_000), 15);
+    assert_eq!(retries_granted(0.1, 10), 1);
+    assert_eq!(retries_granted(0.3, 10), 3);
+    assert_eq!(retries_granted(0.000_000_001, 1_000_000_000 / 1000), 0);
+}
+
+proptest::proptest! {
+    /// For a ratio given to the nanoth (what a user writes) the budget grants exactly
+    /// ⌊ratio × requests⌋ retries; for any other ratio never more than `ratio × requests`.
+    #[test]
+    fn retries_never_exceed_ratio_times_requests(
+        billionths in 0u64..=5_000_000_000,
+        requests in 0u64..3000,
+        any_ratio in 0.0f64..=5.0,
+    ) {
+        let ratio = billionths as f64 / 1e9;
+        let exact = u128::from(billionths) * u128::from(requests) / 1_000_000_000;
+        proptest::prop_assert_eq!(u128::from(retries_granted(ratio, requests)), exact, "ratio {}", ratio);
+        let granted = retries_granted(any_ratio, requests) as f64;
+        proptest::prop_assert!(granted <= any_ratio * requests as f64, "ratio {} gave {}", any_ratio, granted);
+    }
+}

@@ -7,7 +7,9 @@
 //! an outage the extra load is a fixed fraction (`ratio`) of the real traffic, as in Finagle's
 //! retry budget and gRPC's retry throttling (gRFC A6).
 //!
-//! Every request deposits `ratio` of a token; every retry withdraws one whole token. A floor of
+//! Every request deposits `ratio` of a token; every retry withdraws one whole token. Tokens are
+//! counted in billionths, so a ratio written with up to nine decimals is kept exactly, and one
+//! with more is rounded down: the bound below holds for every ratio, never rounded up. A floor of
 //! `floor` retries per `window` lets a service with little traffic still retry the odd failure.
 //! Tokens are "recent" in two ways: at most the deposits of the last 1000 requests are saved,
 //! and they halve for every window that passes. The decay is applied only when a retry asks, and
@@ -23,8 +25,8 @@ use tokio::time::Instant;
 
 use crate::error::{ConfigError, ConfigProblem};
 
-/// Milli-tokens per retry: deposits are fractions of a token, kept as integers.
-const TOKEN: i64 = 1000;
+/// Billionths of a token per retry: deposits are fractions of a token, kept as integers.
+const TOKEN: i64 = 1_000_000_000;
 
 /// Earned tokens are capped at the deposits of this many requests.
 const SAVED_REQUESTS: i64 = 1000;
@@ -33,7 +35,8 @@ const SAVED_REQUESTS: i64 = 1000;
 ///
 /// Under a sustained 100% failure the inner service sees at most
 /// `(1 + ratio) × requests + floor × windows` calls, however many attempts each request may
-/// make.
+/// make. The bound is exact: a ratio is kept to the billionth (rounded down past that), so
+/// `0.0015` allows 15 retries per 10 000 requests, not one more.
 ///
 /// ```
 /// use std::time::Duration;
@@ -52,12 +55,12 @@ pub struct RetryBudget {
 
 struct State {
     deposit: i64,
-    /// The most milli-tokens that can be saved up.
+    /// The most nano-tokens that can be saved up.
     cap: i64,
     floor: i64,
     window: Duration,
     origin: Instant,
-    /// Milli-tokens earned by requests and not yet spent.
+    /// Nano-tokens earned by requests and not yet spent.
     earned: AtomicI64,
     /// Retries left from this window's floor.
     floor_left: AtomicI64,
@@ -102,10 +105,11 @@ impl RetryBudget {
     }
 
     fn build(ratio: f64, floor: u32, window: Duration) -> Self {
+        let deposit = deposit_for(ratio);
         RetryBudget {
             state: Arc::new(State {
-                deposit: (ratio * TOKEN as f64).round() as i64,
-                cap: (ratio * (TOKEN * SAVED_REQUESTS) as f64).round() as i64,
+                deposit,
+                cap: deposit * SAVED_REQUESTS,
                 floor: i64::from(floor),
                 window,
                 origin: Instant::now(),
@@ -172,6 +176,21 @@ impl RetryBudget {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |earned| {
                 Some(earned >> halvings)
             });
+    }
+}
+
+/// The nano-tokens one request deposits: `ratio` of a token, never more. A ratio written with at
+/// most nine decimals (`0.0015`) is a whole number of nano-tokens that `f64` holds a hair off;
+/// it is rounded to it. Any finer ratio is rounded down, so that the documented bound holds.
+fn deposit_for(ratio: f64) -> i64 {
+    let scaled = ratio * TOKEN as f64;
+    let nearest = scaled.round();
+    // Within 1/1000 of a nano-token: far above f64's error for ratios up to 1000 (1e-4 at most),
+    // far below anything that could add up to a retry.
+    if (scaled - nearest).abs() < 1e-3 {
+        nearest as i64
+    } else {
+        scaled.floor() as i64
     }
 }
 
