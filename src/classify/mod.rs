@@ -286,7 +286,8 @@ impl<Req, Res, E: AsDynError> Classify<Req, Res, E> for DefaultClassifier {
 /// Classifies an error by the first cause in its chain that says something:
 ///
 /// * this crate's per-attempt timeout is retryable ([`Reason::Timeout`]); a total-deadline
-///   timeout is fatal, since no time is left to retry in;
+///   timeout is fatal, since no time is left to retry in; with the `tower` feature (on by
+///   default), tower's own `timeout::error::Elapsed` is an attempt timeout too;
 /// * an [`io::Error`] of a transient kind is retryable: `ConnectionRefused` as
 ///   [`Reason::Connect`], `ConnectionReset`, `ConnectionAborted` and `BrokenPipe` as
 ///   [`Reason::Reset`], `TimedOut`, `NotConnected` and `UnexpectedEof` as [`Reason::Io`];
@@ -309,6 +310,11 @@ pub fn classify_error(err: &(dyn StdError + 'static)) -> Classification {
         }
         if let Some(io) = cause.downcast_ref::<io::Error>() {
             return classify_io(io.kind());
+        }
+        // A `tower::timeout::Timeout` kept inside retry bounds one attempt, as ours does.
+        #[cfg(feature = "tower")]
+        if cause.is::<tower::timeout::error::Elapsed>() {
+            return Classification::retryable(Reason::Timeout(TimeoutScope::Attempt));
         }
     }
     Classification::fatal(Reason::Other("error"))
