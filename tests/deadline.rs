@@ -8,6 +8,8 @@ mod common;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -127,4 +129,101 @@ async fn a_retry_loop_under_a_deadline_ends_at_the_deadline() {
     let mut svc = DeadlineLayer::new(ms(1200)).layer(retry_every_200ms(10).layer(attempts));
     fails_with(&mut svc, TimeoutScope::Total, ms(1200)).await;
     assert_eq!(script.call_offsets(), [ms(0), ms(500), ms(1000)]);
+}
+
+/// A backoff that ends a fraction of a millisecond before the deadline passes the "ends
+/// before the deadline" check, but tokio's timer fires on whole milliseconds: the sleep wakes
+/// at the deadline itself. No attempt may start then, whatever the timer's resolution.
+#[tokio::test(start_paused = true)]
+async fn no_attempt_starts_at_the_deadline_after_a_backoff_that_wakes_late() {
+    for backoff_micros in [299_001, 299_500, 299_999] {
+        let script = Script::always(Step::Reply(503));
+        let backoff = Duration::from_micros(backoff_micros);
+        let retry = RetryLayer::builder()
+            .classifier(StatusClassifier)
+            .no_budget()
+            .backoff(ExponentialBackoff::new(backoff, 1.0, backoff).with_jitter(Jitter::None))
+            .build()
+            .unwrap();
+        let mut svc = DeadlineLayer::new(ms(300)).layer(retry.layer(script.clone()));
+        let started = Instant::now();
+        let err = call(&mut svc).await.unwrap_err();
+        let err = Error::find(err.as_ref()).expect("the deadline's error");
+        assert_eq!(err.timeout_scope(), Some(TimeoutScope::Total), "{err}");
+        assert_eq!(started.elapsed(), ms(300));
+        assert_eq!(
+            script.call_offsets(),
+            [Duration::ZERO],
+            "backoff of {backoff:?}: nothing sent at or after the deadline"
+        );
+    }
+}
+
+/// The same when the service is slow to become ready: readiness comes at the deadline itself,
+/// and the attempt is not sent then.
+#[tokio::test(start_paused = true)]
+async fn no_attempt_starts_when_readiness_comes_at_the_deadline() {
+    let script = Script::always(Step::Reply(503));
+    let retry = RetryLayer::builder()
+        .classifier(StatusClassifier)
+        .no_budget()
+        .backoff(ExponentialBackoff::new(ms(100), 1.0, ms(100)).with_jitter(Jitter::None))
+        .build()
+        .unwrap();
+    let slow_ready = SlowReady {
+        inner: script.clone(),
+        called: Arc::new(AtomicBool::new(false)),
+        sleep: None,
+    };
+    let mut svc = DeadlineLayer::new(ms(300)).layer(retry.layer(slow_ready));
+    let started = Instant::now();
+    let err = call(&mut svc).await.unwrap_err();
+    assert_eq!(
+        Error::find(err.as_ref()).and_then(Error::timeout_scope),
+        Some(TimeoutScope::Total)
+    );
+    assert_eq!(started.elapsed(), ms(300));
+    assert_eq!(script.call_offsets(), [Duration::ZERO]);
+}
+
+/// Ready at once until its first call (in any clone); after that, ready 200 ms after being
+/// asked.
+struct SlowReady<S> {
+    inner: S,
+    called: Arc<AtomicBool>,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<S: Clone> Clone for SlowReady<S> {
+    fn clone(&self) -> Self {
+        SlowReady {
+            inner: self.inner.clone(),
+            called: self.called.clone(),
+            sleep: None,
+        }
+    }
+}
+
+impl<S: Service<()>> Service<()> for SlowReady<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        if self.called.load(Ordering::SeqCst) {
+            let sleep = self
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(ms(200))));
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+        }
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: ()) -> Self::Future {
+        self.called.store(true, Ordering::SeqCst);
+        self.sleep = None;
+        self.inner.call(request)
+    }
 }

@@ -286,6 +286,11 @@ where
                     if let Err(err) = ready!(service.poll_ready(cx)) {
                         return Poll::Ready(Err(err.into()));
                     }
+                    // Nothing is sent that the deadline would cancel at once: the deadline
+                    // (whose timer is armed, as nothing here promised to wake it) answers.
+                    if crate::timeout::deadline_passed() {
+                        return Poll::Pending;
+                    }
                     let Some(request) = retry.next.take() else {
                         unreachable!("`decide` makes the next request before any retry");
                     };

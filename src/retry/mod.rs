@@ -8,7 +8,8 @@
 //! * `max_attempts` attempts in all (3 by default, the first included);
 //! * `max_elapsed`: no attempt starts later than this after the first;
 //! * the enclosing [`DeadlineLayer`](crate::timeout::DeadlineLayer): no backoff that would end
-//!   past it is started;
+//!   past it is started, and no attempt is sent at or after it, whatever the timer's resolution
+//!   (a backoff that wakes late, a service that turns ready late);
 //! * `max_retry_after`: a server that asks for a longer wait than this is not retried;
 //! * the [`RetryBudget`], shared by all clones, that caps retries across all requests.
 //!

@@ -38,7 +38,7 @@ pub use self::future::{DeadlineFuture, ResponseFuture};
 pub use self::layer::{DeadlineLayer, TimeoutLayer};
 #[cfg(feature = "http")]
 pub(crate) use self::scope::observe_attempt;
-pub(crate) use self::scope::{after, cover, record_attempt, uncover};
+pub(crate) use self::scope::{after, cover, deadline_passed, record_attempt, uncover};
 pub use self::scope::{current_attempt, current_deadline, remaining};
 
 /// Bounds each call of the inner service by a timeout; see [`TimeoutLayer`].

@@ -229,6 +229,18 @@ pub fn current_deadline(now: Instant) -> Option<Instant> {
     }
 }
 
+/// Whether the enclosing deadline has passed, so that nothing may start under it: a retry asks
+/// just before it sends an attempt. A backoff that was to end before the deadline can wake at
+/// it (timers fire on whole milliseconds), as can a service that turns ready late. Reads the
+/// clock only under a deadline whose clock has started.
+#[inline]
+pub(crate) fn deadline_passed() -> bool {
+    UNSTARTED.get() == 0
+        || FIXED
+            .get()
+            .is_some_and(|deadline| Instant::now() >= deadline)
+}
+
 /// The time left before the enclosing deadline, if there is one; zero once it has passed.
 ///
 /// Reads the clock. Layers that forward the budget to a server (a `grpc-timeout` header, say)
