@@ -11,7 +11,7 @@ use crate::error::{ConfigError, ConfigProblem};
 use crate::retry::{
     CloneReplay, ExponentialBackoff, Observer, Retry, RetryBudget, RetryBuilder, RetryLayer,
 };
-use crate::timeout::{Deadline, DeadlineLayer, Timeout, TimeoutLayer};
+use crate::timeout::{Deadline, Timeout, TimeoutLayer};
 
 /// The standard pipeline: a total deadline, retry inside it, a per-attempt timeout inside that.
 ///
@@ -20,7 +20,15 @@ use crate::timeout::{Deadline, DeadlineLayer, Timeout, TimeoutLayer};
 /// ```
 ///
 /// The defaults are those shown; [`builder`](Self::builder) changes them and checks that they
-/// fit together (an attempt timeout longer than the total cannot be).
+/// fit together. Defaults make room for what you set, so only two values you set yourself can
+/// conflict (an attempt timeout longer than the total):
+///
+/// * set only the total, and each attempt gets 2 s or `total / max_attempts`, whichever is
+///   shorter, so that every attempt fits in it;
+/// * set only the attempt timeout, and the total is 10 s or `attempt × max_attempts`,
+///   whichever is longer;
+/// * [`no_total_timeout`](ResilienceBuilder::no_total_timeout) leaves the calls without a total
+///   deadline (each attempt is still bounded).
 ///
 /// ```
 /// use std::time::Duration;
@@ -37,6 +45,11 @@ use crate::timeout::{Deadline, DeadlineLayer, Timeout, TimeoutLayer};
 /// let mut svc = layer.layer(service_fn(|x: u32| async move { Ok::<_, BoxError>(x * 2) }));
 /// assert_eq!(svc.ready().await?.call(21).await?, 42);
 ///
+/// let short = ResilienceLayer::builder(DefaultClassifier)
+///     .total_timeout(Duration::from_secs(1))
+///     .build()?;
+/// assert_eq!(short.attempt_timeout(), Duration::from_secs(1) / 3);
+///
 /// let too_long = ResilienceLayer::builder(DefaultClassifier)
 ///     .total_timeout(Duration::from_secs(1))
 ///     .attempt_timeout(Duration::from_secs(2))
@@ -46,12 +59,15 @@ use crate::timeout::{Deadline, DeadlineLayer, Timeout, TimeoutLayer};
 /// # }
 /// ```
 pub struct ResilienceLayer<C = DefaultClassifier, P = CloneReplay> {
-    deadline: DeadlineLayer,
     retry: RetryLayer<C, P>,
-    timeout: TimeoutLayer,
-    total: Duration,
+    total: Option<Duration>,
     attempt: Duration,
 }
+
+/// The total deadline of [`ResilienceLayer::builder`] and the HTTP preset when none is set.
+const DEFAULT_TOTAL: Duration = Duration::from_secs(10);
+/// The longest attempt timeout given when none is set.
+const DEFAULT_ATTEMPT: Duration = Duration::from_secs(2);
 
 impl<C> ResilienceLayer<C> {
     /// The standard pipeline with `classifier` and every default: 10 s in all, 2 s per attempt,
@@ -65,16 +81,17 @@ impl<C> ResilienceLayer<C> {
     /// Starts a configuration with `classifier` from the defaults.
     pub fn builder(classifier: C) -> ResilienceBuilder<C> {
         ResilienceBuilder {
-            total: Duration::from_secs(10),
-            attempt: Duration::from_secs(2),
+            total: None,
+            attempt: None,
+            default_total: Some(DEFAULT_TOTAL),
             retry: RetryLayer::builder().classifier(classifier),
         }
     }
 }
 
 impl<C, P> ResilienceLayer<C, P> {
-    /// The total budget of each call.
-    pub fn total_timeout(&self) -> Duration {
+    /// The total budget of each call; `None` when calls have no total deadline.
+    pub fn total_timeout(&self) -> Option<Duration> {
         self.total
     }
 
@@ -92,9 +109,7 @@ impl<C, P> ResilienceLayer<C, P> {
 impl<C: Clone, P: Clone> Clone for ResilienceLayer<C, P> {
     fn clone(&self) -> Self {
         ResilienceLayer {
-            deadline: self.deadline,
             retry: self.retry.clone(),
-            timeout: self.timeout,
             total: self.total,
             attempt: self.attempt,
         }
@@ -115,15 +130,20 @@ impl<S: Clone, C: Clone, P: Clone> Layer<S> for ResilienceLayer<C, P> {
     type Service = Deadline<Retry<Timeout<S>, C, P>>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        self.deadline
-            .layer(self.retry.layer(self.timeout.layer(inner)))
+        let attempts = self
+            .retry
+            .layer(TimeoutLayer::new(self.attempt).layer(inner));
+        Deadline::optional(attempts, self.total)
     }
 }
 
 /// The configuration of a [`ResilienceLayer`], checked by [`build`](Self::build).
 pub struct ResilienceBuilder<C = DefaultClassifier, P = CloneReplay> {
-    total: Duration,
-    attempt: Duration,
+    // What the user set: `Some(None)` is "no total deadline".
+    total: Option<Option<Duration>>,
+    attempt: Option<Duration>,
+    // The preset's total when the user sets none (the gRPC preset has none).
+    default_total: Option<Duration>,
     retry: RetryBuilder<C, P>,
 }
 
@@ -138,15 +158,31 @@ impl<C: fmt::Debug, P: fmt::Debug> fmt::Debug for ResilienceBuilder<C, P> {
 }
 
 impl<C, P> ResilienceBuilder<C, P> {
-    /// The budget of each call, attempts and backoff included (default 10 s).
+    /// The budget of each call, attempts and backoff included (default 10 s; with only the
+    /// attempt timeout set, at least `attempt × max_attempts`).
     pub fn total_timeout(mut self, total: Duration) -> Self {
-        self.total = total;
+        self.total = Some(Some(total));
         self
     }
 
-    /// The timeout of each attempt (default 2 s); at most the total.
+    /// No total deadline: each attempt is bounded by its timeout, and the call by the attempts
+    /// and backoff allowed.
+    pub fn no_total_timeout(mut self) -> Self {
+        self.total = Some(None);
+        self
+    }
+
+    /// The timeout of each attempt (default 2 s, or `total / max_attempts` if that is shorter);
+    /// at most the total.
     pub fn attempt_timeout(mut self, attempt: Duration) -> Self {
-        self.attempt = attempt;
+        self.attempt = Some(attempt);
+        self
+    }
+
+    /// Sets the total used when the user sets none (`None`: no deadline by default).
+    #[cfg(feature = "grpc")]
+    pub(crate) fn default_total(mut self, total: Option<Duration>) -> Self {
+        self.default_total = total;
         self
     }
 
@@ -199,40 +235,55 @@ impl<C, P> ResilienceBuilder<C, P> {
         ResilienceBuilder {
             total: self.total,
             attempt: self.attempt,
+            default_total: self.default_total,
             retry: configure(self.retry),
         }
     }
 
     /// Checks the configuration and makes the layer.
     pub fn build(self) -> Result<ResilienceLayer<C, P>, ConfigError> {
-        if self.total.is_zero() {
+        let attempts = self.retry.attempts().max(1);
+        let total = match (self.total, self.attempt) {
+            (Some(total), _) => total,
+            (None, None) => self.default_total,
+            (None, Some(attempt)) => self
+                .default_total
+                .map(|total| total.max(attempt.saturating_mul(attempts))),
+        };
+        let attempt = self.attempt.unwrap_or_else(|| match total {
+            Some(total) => DEFAULT_ATTEMPT
+                .min(total / attempts)
+                .max(Duration::from_nanos(1)),
+            None => DEFAULT_ATTEMPT,
+        });
+        if total.is_some_and(|total| total.is_zero()) {
             return Err(ConfigError::new(
                 "total_timeout",
                 ConfigProblem::ZeroDuration,
             ));
         }
-        if self.attempt.is_zero() {
+        if attempt.is_zero() {
             return Err(ConfigError::new(
                 "attempt_timeout",
                 ConfigProblem::ZeroDuration,
             ));
         }
-        if self.attempt > self.total {
+        if let Some(total) = total
+            && attempt > total
+        {
             return Err(ConfigError::new(
                 "attempt_timeout",
                 ConfigProblem::Exceeds {
-                    value: self.attempt,
+                    value: attempt,
                     bound: "total_timeout",
-                    limit: self.total,
+                    limit: total,
                 },
             ));
         }
         Ok(ResilienceLayer {
-            deadline: DeadlineLayer::new(self.total),
             retry: self.retry.build()?,
-            timeout: TimeoutLayer::new(self.attempt),
-            total: self.total,
-            attempt: self.attempt,
+            total,
+            attempt,
         })
     }
 }
@@ -253,12 +304,19 @@ macro_rules! forward_resilience_setters {
                 self
             }
 
-            /// The budget of each call, attempts and backoff included (default 10 s).
+            /// The budget of each call, attempts and backoff included; see
+            /// [`ResilienceBuilder::total_timeout`].
             pub fn total_timeout(self, total: std::time::Duration) -> Self {
                 self.with(|b| b.total_timeout(total))
             }
 
-            /// The timeout of each attempt (default 2 s); at most the total.
+            /// No total deadline; see [`ResilienceBuilder::no_total_timeout`].
+            pub fn no_total_timeout(self) -> Self {
+                self.with($crate::ResilienceBuilder::no_total_timeout)
+            }
+
+            /// The timeout of each attempt (default 2 s, or `total / max_attempts` if that is
+            /// shorter); at most the total.
             pub fn attempt_timeout(self, attempt: std::time::Duration) -> Self {
                 self.with(|b| b.attempt_timeout(attempt))
             }

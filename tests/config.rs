@@ -148,8 +148,104 @@ fn the_preset_checks_the_retry_settings_too() {
 #[test]
 fn defaults_are_valid() {
     let layer = ResilienceLayer::new(DefaultClassifier);
-    assert_eq!(layer.total_timeout(), secs(10));
+    assert_eq!(layer.total_timeout(), Some(secs(10)));
     assert_eq!(layer.attempt_timeout(), secs(2));
     assert_eq!(layer.retry().max_attempts(), 3);
     assert!(ExponentialBackoff::default().validate().is_ok());
+}
+
+#[test]
+fn a_total_set_alone_gets_an_attempt_timeout_that_fits() {
+    // Each of the 3 attempts gets a third of a short total; a long total keeps the 2 s default.
+    let layer = ResilienceLayer::builder(DefaultClassifier)
+        .total_timeout(secs(1))
+        .build()
+        .unwrap();
+    assert_eq!(layer.total_timeout(), Some(secs(1)));
+    assert_eq!(layer.attempt_timeout(), secs(1) / 3);
+    let layer = ResilienceLayer::builder(DefaultClassifier)
+        .total_timeout(secs(1))
+        .max_attempts(1)
+        .build()
+        .unwrap();
+    assert_eq!(layer.attempt_timeout(), secs(1));
+    let layer = ResilienceLayer::builder(DefaultClassifier)
+        .total_timeout(secs(60))
+        .build()
+        .unwrap();
+    assert_eq!(layer.attempt_timeout(), secs(2));
+}
+
+#[test]
+fn an_attempt_timeout_set_alone_gets_a_total_that_fits() {
+    let layer = ResilienceLayer::builder(DefaultClassifier)
+        .attempt_timeout(secs(20))
+        .build()
+        .unwrap();
+    assert_eq!(layer.attempt_timeout(), secs(20));
+    assert_eq!(layer.total_timeout(), Some(secs(60)), "3 attempts of 20 s");
+    let layer = ResilienceLayer::builder(DefaultClassifier)
+        .attempt_timeout(secs(1))
+        .build()
+        .unwrap();
+    assert_eq!(
+        layer.total_timeout(),
+        Some(secs(10)),
+        "the default fits already"
+    );
+}
+
+#[test]
+fn no_total_deadline_in_every_preset() {
+    let layer = ResilienceLayer::builder(DefaultClassifier)
+        .no_total_timeout()
+        .build()
+        .unwrap();
+    assert_eq!(layer.total_timeout(), None);
+    assert_eq!(layer.attempt_timeout(), secs(2));
+    // The last setting wins.
+    let layer = ResilienceLayer::builder(DefaultClassifier)
+        .no_total_timeout()
+        .total_timeout(secs(4))
+        .build()
+        .unwrap();
+    assert_eq!(layer.total_timeout(), Some(secs(4)));
+    #[cfg(feature = "http")]
+    {
+        let http = ResilienceLayer::http().no_total_timeout().build().unwrap();
+        assert_eq!(http.stack().total_timeout(), None);
+        assert_eq!(
+            ResilienceLayer::http()
+                .build()
+                .unwrap()
+                .stack()
+                .total_timeout(),
+            Some(secs(10))
+        );
+    }
+    #[cfg(feature = "grpc")]
+    {
+        let grpc = ResilienceLayer::grpc().no_total_timeout().build().unwrap();
+        assert_eq!(grpc.stack().total_timeout(), None);
+    }
+}
+
+#[cfg(feature = "grpc")]
+#[test]
+fn the_grpc_preset_has_no_total_deadline_unless_asked_and_fits_one_that_is() {
+    let default = ResilienceLayer::grpc().build().unwrap();
+    assert_eq!(default.stack().total_timeout(), None, "gRPC's own default");
+    assert_eq!(default.stack().attempt_timeout(), secs(2));
+    let short = ResilienceLayer::grpc()
+        .total_timeout(secs(1))
+        .build()
+        .expect("a total alone never conflicts with a default");
+    assert_eq!(short.stack().total_timeout(), Some(secs(1)));
+    assert_eq!(short.stack().attempt_timeout(), secs(1) / 3);
+    let err = ResilienceLayer::grpc()
+        .total_timeout(secs(1))
+        .attempt_timeout(secs(2))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.field(), "attempt_timeout", "two values the user set do");
 }

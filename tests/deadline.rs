@@ -227,3 +227,29 @@ impl<S: Service<()>> Service<()> for SlowReady<S> {
         self.inner.call(request)
     }
 }
+
+/// A stack built without a total deadline bounds each attempt and nothing more: a stalled
+/// service is tried `max_attempts` times, each cut by the attempt timeout.
+#[tokio::test(start_paused = true)]
+async fn without_a_total_deadline_only_the_attempts_bound_a_call() {
+    let script = Script::always(Step::Stall);
+    let mut svc = tower_tenacity::ResilienceLayer::builder(StatusClassifier)
+        .no_total_timeout()
+        .attempt_timeout(secs(4))
+        .backoff(ExponentialBackoff::new(secs(1), 1.0, secs(1)).with_jitter(Jitter::None))
+        .no_budget()
+        .build()
+        .unwrap()
+        .layer(script.clone());
+    let started = Instant::now();
+    let err = call(&mut svc).await.unwrap_err();
+    let err = Error::find(err.as_ref()).unwrap();
+    assert_eq!(err.attempts(), Some(3));
+    assert_eq!(err.timeout_scope(), Some(TimeoutScope::Attempt), "{err}");
+    assert_eq!(
+        started.elapsed(),
+        secs(14),
+        "3 × 4 s and 2 × 1 s, past the 10 s default"
+    );
+    assert_eq!(script.call_offsets(), [secs(0), secs(5), secs(10)]);
+}

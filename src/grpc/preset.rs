@@ -58,6 +58,7 @@ impl ResilienceLayer {
     pub fn grpc() -> GrpcResilienceBuilder {
         GrpcResilienceBuilder {
             inner: ResilienceLayer::builder(GrpcClassifier::new())
+                .default_total(None)
                 .retry_with(|r| r.replay(HttpReplay)),
             classifier: GrpcClassifier::new(),
             replay_cap: DEFAULT_REPLAY_CAP,
@@ -87,6 +88,13 @@ pub type GrpcResilience<S> = GrpcStatus<
     >,
 >;
 
+impl GrpcResilienceLayer {
+    /// The deadline, retry and timeout settings inside.
+    pub fn stack(&self) -> &ResilienceLayer<GrpcClassifier, HttpReplay> {
+        &self.stack
+    }
+}
+
 impl<S: Clone> Layer<S> for GrpcResilienceLayer {
     type Service = GrpcResilience<S>;
 
@@ -98,7 +106,7 @@ impl<S: Clone> Layer<S> for GrpcResilienceLayer {
         ))
         .layer(GrpcTimeoutLayer.layer(timed));
         let retried = self.stack.retry().layer(told);
-        let bounded = Deadline::new(retried, self.stack.total_timeout());
+        let bounded = Deadline::optional(retried, self.stack.total_timeout());
         GrpcStatusLayer.layer(ReplayBodyLayer::new(self.replay_cap).layer(bounded))
     }
 }

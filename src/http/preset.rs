@@ -97,7 +97,7 @@ type Stack<S> = Retry<AttemptHeader<Timeout<S>>, HttpClassifier, HttpReplay>;
 pub struct HttpResilience<S> {
     stack: Stack<S>,
     replay_cap: usize,
-    total_timeout: Duration,
+    total_timeout: Option<Duration>,
 }
 
 impl<S, B, ResB> Service<Request<B>> for HttpResilience<S>
@@ -120,7 +120,7 @@ where
         let cap = self.replay_cap;
         let request = request.map(|body| ReplayBody::new(body, cap));
         let mut attempt = None;
-        let inner = Budgeted::call(Some(self.total_timeout), &mut attempt, || {
+        let inner = Budgeted::call(self.total_timeout, &mut attempt, || {
             self.stack.call(request)
         });
         HttpResilienceFuture { inner, attempt }

@@ -245,6 +245,11 @@ impl<C, P> RetryBuilder<C, P> {
         self
     }
 
+    /// The attempts configured so far.
+    pub(crate) fn attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
     /// Checks the configuration and makes the layer.
     pub fn build(self) -> Result<RetryLayer<C, P>, ConfigError> {
         if self.max_attempts == 0 {

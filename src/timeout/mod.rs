@@ -94,12 +94,21 @@ where
 #[derive(Debug, Clone)]
 pub struct Deadline<S> {
     inner: S,
-    budget: Duration,
+    // `None`: no deadline (a preset configured without one).
+    budget: Option<Duration>,
 }
 
 impl<S> Deadline<S> {
     /// Wraps `inner` so that each call, with all that happens inside it, fails after `budget`.
     pub fn new(inner: S, budget: Duration) -> Self {
+        Deadline {
+            inner,
+            budget: Some(budget),
+        }
+    }
+
+    /// Wraps `inner` with a deadline of `budget`, or none.
+    pub(crate) fn optional(inner: S, budget: Option<Duration>) -> Self {
         Deadline { inner, budget }
     }
 
@@ -136,7 +145,7 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         let mut attempt = None;
-        let future = Budgeted::call(Some(self.budget), &mut attempt, || self.inner.call(req));
+        let future = Budgeted::call(self.budget, &mut attempt, || self.inner.call(req));
         DeadlineFuture::new(future, attempt)
     }
 }
