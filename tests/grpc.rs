@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use h2_server::ResettingServer;
 use http::{HeaderMap, Request, Response};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
 use tonic::Code;
 use tonic::body::Body;
 use tonic::transport::{Channel, Endpoint, Server};
@@ -22,7 +24,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tower::{Layer, Service, ServiceBuilder};
 use tower_tenacity::grpc::{
-    GrpcClassifier, GrpcDeadlineLayer, GrpcResilienceBuilder, decode_grpc_timeout,
+    GrpcClassifier, GrpcDeadlineBody, GrpcDeadlineLayer, GrpcResilienceBuilder, decode_grpc_timeout,
 };
 use tower_tenacity::retry::{Event, ExponentialBackoff, Jitter, RetryBudget};
 use tower_tenacity::{BoxError, ResilienceLayer};
@@ -35,8 +37,22 @@ struct Faults {
     code: Mutex<Option<Code>>,
     pushback: Mutex<Option<&'static str>>,
     stall: Mutex<Option<Duration>>,
+    /// How the failures are sent.
+    form: Mutex<Form>,
     /// The headers of every call, in order.
     seen: Mutex<Vec<HeaderMap>>,
+}
+
+/// How an injected failure reaches the client.
+#[derive(Clone, Copy, Default, PartialEq)]
+enum Form {
+    /// The status in the headers, nothing else (Trailers-Only).
+    #[default]
+    HeadersOnly,
+    /// Headers, then trailers with the status, and no message between.
+    NoMessage,
+    /// The real answer's message, then trailers with the status in place of its own.
+    AfterMessage,
 }
 
 impl Faults {
@@ -101,10 +117,29 @@ where
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         let stall = *faults.stall.lock().unwrap();
+        let form = *faults.form.lock().unwrap();
         let mut inner = self.inner.clone();
         Box::pin(async move {
+            let code = faults.code.lock().unwrap().unwrap_or(Code::Unavailable);
+            if failing && form == Form::NoMessage {
+                let response = Response::builder()
+                    .header("content-type", "application/grpc")
+                    .body(Body::new(StreamBody::new(futures_util::stream::iter([
+                        Ok::<_, std::convert::Infallible>(Frame::trailers(status_headers(code))),
+                    ]))))
+                    .unwrap();
+                return Ok(response);
+            }
+            if failing && form == Form::AfterMessage {
+                let response = inner.call(request).await.map_err(Into::into)?;
+                return Ok(response.map(|body| {
+                    Body::new(body.map_frame(move |frame| match frame.into_trailers() {
+                        Ok(_) => Frame::trailers(status_headers(code)),
+                        Err(frame) => frame,
+                    }))
+                }));
+            }
             if failing {
-                let code = faults.code.lock().unwrap().unwrap_or(Code::Unavailable);
                 let mut response = Response::builder()
                     .header("content-type", "application/grpc")
                     .header("grpc-status", (code as i32).to_string())
@@ -122,11 +157,26 @@ where
     }
 }
 
+/// `grpc-status` and a message, as trailers.
+fn status_headers(code: Code) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert("grpc-status", (code as i32).to_string().parse().unwrap());
+    headers.insert("grpc-message", "injected".parse().unwrap());
+    headers
+}
+
 async fn start(faults: Arc<Faults>, deadline: Option<GrpcDeadlineLayer>) -> SocketAddr {
     let (_reporter, health) = tonic_health::server::health_reporter();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    // The deadline's bodies are tonic's again, so that the stack has one body type either way.
+    let deadline = deadline.map(|layer| {
+        ServiceBuilder::new()
+            .map_response(|r: Response<GrpcDeadlineBody<Body>>| r.map(Body::new))
+            .layer(layer)
+            .into_inner()
+    });
     tokio::spawn(async move {
         let _keep = _reporter;
         let layers = ServiceBuilder::new()
@@ -194,6 +244,31 @@ async fn unavailable_is_retried_until_it_succeeds() {
         faults.header(2, "grpc-previous-rpc-attempts").as_deref(),
         Some("2")
     );
+}
+
+#[tokio::test]
+async fn unavailable_in_trailers_that_end_a_body_with_no_message_is_retried() {
+    let faults = Faults::failing(2, Code::Unavailable);
+    *faults.form.lock().unwrap() = Form::NoMessage;
+    let addr = start(faults.clone(), None).await;
+    assert_eq!(
+        check(fast(), addr, None).await.unwrap(),
+        ServingStatus::Serving
+    );
+    assert_eq!(faults.calls(), 3);
+}
+
+/// Once a message has arrived the RPC is committed (gRFC A6): the status in its trailers
+/// reaches the caller as sent, and the call is not made again.
+#[tokio::test]
+async fn unavailable_in_trailers_after_a_message_is_not_retried() {
+    let faults = Faults::failing(1, Code::Unavailable);
+    *faults.form.lock().unwrap() = Form::AfterMessage;
+    let addr = start(faults.clone(), None).await;
+    let status = check(fast(), addr, None).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(status.message(), "injected", "the server's own status");
+    assert_eq!(faults.calls(), 1);
 }
 
 #[tokio::test]

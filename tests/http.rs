@@ -19,7 +19,8 @@ use server::FlakyServer;
 use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::classify::Reason;
 use tower_tenacity::http::{
-    Attempts, BodyTimeoutLayer, HttpResilienceBuilder, IDEMPOTENCY_KEY, Idempotent, ReplayBody,
+    Attempts, BodyTimeoutLayer, DeadlineBody, HttpResilienceBuilder, IDEMPOTENCY_KEY, Idempotent,
+    ReplayBody,
 };
 use tower_tenacity::retry::{Event, ExponentialBackoff, GiveUp, Jitter};
 use tower_tenacity::{BoxError, Error, ErrorKind, Limit, ResilienceLayer, TimeoutScope};
@@ -72,7 +73,7 @@ impl Recorder {
 async fn send(
     builder: HttpResilienceBuilder,
     request: Request<Body>,
-) -> Result<Response<Incoming>, BoxError> {
+) -> Result<Response<DeadlineBody<Incoming>>, BoxError> {
     let client: Client<HttpConnector, ReplayBody<Body>> =
         Client::builder(TokioExecutor::new()).build_http();
     let mut svc = builder.build().unwrap().layer(client);
@@ -96,7 +97,11 @@ fn refused(path: &str) -> String {
     format!("http://127.0.0.1:{port}{path}")
 }
 
-async fn text(response: Response<Incoming>) -> String {
+async fn text<B>(response: Response<B>) -> String
+where
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     String::from_utf8_lossy(&bytes).into_owned()
 }
@@ -558,8 +563,11 @@ async fn the_preset_boxes_and_its_calls_spawn() {
     let client: Client<HttpConnector, ReplayBody<Body>> =
         Client::builder(TokioExecutor::new()).build_http();
     let svc = fast().build().unwrap().layer(client);
-    let boxed: tower::util::BoxCloneSyncService<Request<Body>, Response<Incoming>, BoxError> =
-        tower::util::BoxCloneSyncService::new(svc);
+    let boxed: tower::util::BoxCloneSyncService<
+        Request<Body>,
+        Response<DeadlineBody<Incoming>>,
+        BoxError,
+    > = tower::util::BoxCloneSyncService::new(svc);
     let call = tokio::spawn(boxed.clone().oneshot(get(server.url("/fail/boxed/1/503"))));
     let response = call.await.unwrap().unwrap();
     assert_eq!(response.status(), 200);

@@ -24,7 +24,6 @@ use bytes::Bytes;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use http::{Method, Request, Response, Uri};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -280,11 +279,14 @@ fn round(ms: f64) -> f64 {
     (ms * 10.0).round() / 10.0
 }
 
+/// The body of a response from either sender.
+type ResponseBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
 type Requester = Box<
     dyn FnMut(
             Request<Full<Bytes>>,
         )
-            -> futures_util::future::BoxFuture<'static, Result<Response<Incoming>, BoxError>>
+            -> futures_util::future::BoxFuture<'static, Result<Response<ResponseBody>, BoxError>>
         + Send,
 >;
 
@@ -303,7 +305,10 @@ fn sender(options: &Options, tally: Arc<Tally>) -> Result<Requester, String> {
         return Ok(Box::new(move |request| {
             tally.attempts.fetch_add(1, Ordering::Relaxed);
             let client = client.clone();
-            Box::pin(async move { client.request(request).await.map_err(BoxError::from) })
+            Box::pin(async move {
+                let response = client.request(request).await?;
+                Ok(response.map(|body| body.map_err(BoxError::from).boxed_unsync()))
+            })
         }));
     }
     let client: Client<HttpConnector, ReplayBody<Full<Bytes>>> =
@@ -342,7 +347,10 @@ fn sender(options: &Options, tally: Arc<Tally>) -> Result<Requester, String> {
     let stack = builder.build().map_err(|e| e.to_string())?.layer(client);
     Ok(Box::new(move |request| {
         let mut stack = stack.clone();
-        Box::pin(async move { stack.ready().await?.call(request).await })
+        Box::pin(async move {
+            let response = stack.ready().await?.call(request).await?;
+            Ok(response.map(BodyExt::boxed_unsync))
+        })
     }))
 }
 

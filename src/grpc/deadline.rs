@@ -1,15 +1,18 @@
 //! Deadline propagation: `grpc-timeout` out on every attempt, and honoured on the way in.
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{HeaderValue, Request, Response};
+use http::{HeaderMap, HeaderValue, Request, Response};
+use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::http::Alarm;
 use crate::timeout::{Budgeted, Polled, remaining};
 
 /// The request header that carries a gRPC deadline.
@@ -113,9 +116,11 @@ where
 }
 
 /// Server side: runs each request under the deadline its `grpc-timeout` asks for (capped by
-/// `max`, if set), and when it passes, drops the handler and answers `DEADLINE_EXCEEDED` as a
-/// trailers-only response. Calls the handler makes through a resilient client see the time
-/// left. Requests without `grpc-timeout` run as they are.
+/// `max`, if set), its response stream included. When the deadline passes before the handler
+/// answers, the handler is dropped and the answer is `DEADLINE_EXCEEDED`, trailers-only; when
+/// it passes while a response streams, the stream is dropped and ends with `DEADLINE_EXCEEDED`
+/// trailers. Calls the handler makes through a resilient client see the time left. Requests
+/// without `grpc-timeout` (and no `max`) run as they are.
 ///
 /// ```
 /// use tower_tenacity::grpc::GrpcDeadlineLayer;
@@ -163,9 +168,8 @@ pub struct GrpcDeadline<S> {
 impl<S, ReqB, ResB> Service<Request<ReqB>> for GrpcDeadline<S>
 where
     S: Service<Request<ReqB>, Response = Response<ResB>>,
-    ResB: Default,
 {
-    type Response = Response<ResB>;
+    type Response = Response<GrpcDeadlineBody<ResB>>;
     type Error = S::Error;
     type Future = GrpcDeadlineFuture<S::Future>;
 
@@ -200,13 +204,24 @@ pin_project! {
 impl<F, ResB, E> Future for GrpcDeadlineFuture<F>
 where
     F: Future<Output = Result<Response<ResB>, E>>,
-    ResB: Default,
 {
-    type Output = Result<Response<ResB>, E>;
+    type Output = Result<Response<GrpcDeadlineBody<ResB>>, E>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().inner.poll(cx, &mut None) {
-            Polled::Ready(out) => Poll::Ready(out),
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut inner = self.as_mut().project().inner;
+        match inner.as_mut().poll(cx, &mut None) {
+            Polled::Ready(Ok(response)) => {
+                let alarm = inner
+                    .as_ref()
+                    .get_ref()
+                    .deadline()
+                    .map(|(at, _)| Alarm::new(at));
+                Poll::Ready(Ok(response.map(|body| GrpcDeadlineBody {
+                    inner: Some(body),
+                    alarm: alarm.map(Box::new),
+                })))
+            }
+            Polled::Ready(Err(err)) => Poll::Ready(Err(err)),
             // The handler's future is dropped with this one.
             Polled::Expired => Poll::Ready(Ok(deadline_exceeded())),
             Polled::Pending => Poll::Pending,
@@ -214,14 +229,61 @@ where
     }
 }
 
-/// A trailers-only gRPC answer with status `DEADLINE_EXCEEDED`.
-fn deadline_exceeded<B: Default>() -> Response<B> {
-    let mut response = Response::new(B::default());
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/grpc"),
-    );
+pin_project! {
+    /// A response body under the request's `grpc-timeout`; see [`GrpcDeadlineLayer`].
+    pub struct GrpcDeadlineBody<B> {
+        #[pin]
+        inner: Option<B>,
+        alarm: Option<Box<Alarm>>,
+    }
+}
+
+impl<B> fmt::Debug for GrpcDeadlineBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrpcDeadlineBody")
+            .field("ended", &self.inner.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Body> Body for GrpcDeadlineBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let mut this = self.project();
+        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+            return Poll::Ready(None);
+        };
+        if let Poll::Ready(frame) = inner.poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        if !this.alarm.as_mut().is_some_and(|alarm| alarm.rang(cx)) {
+            return Poll::Pending;
+        }
+        *this.alarm = None;
+        this.inner.set(None);
+        Poll::Ready(Some(Ok(Frame::trailers(deadline_exceeded_status()))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Some(inner) => inner.size_hint(),
+            None => SizeHint::with_exact(0),
+        }
+    }
+}
+
+/// `grpc-status: 4` and its message, as trailers or in a trailers-only answer.
+fn deadline_exceeded_status() -> HeaderMap {
+    let mut headers = HeaderMap::new();
     headers.insert(
         "grpc-status",
         HeaderValue::from(tonic::Code::DeadlineExceeded as i32),
@@ -229,6 +291,21 @@ fn deadline_exceeded<B: Default>() -> Response<B> {
     headers.insert(
         "grpc-message",
         HeaderValue::from_static("deadline exceeded"),
+    );
+    headers
+}
+
+/// A trailers-only gRPC answer with status `DEADLINE_EXCEEDED`.
+fn deadline_exceeded<B>() -> Response<GrpcDeadlineBody<B>> {
+    let body = GrpcDeadlineBody {
+        inner: None,
+        alarm: None,
+    };
+    let mut response = Response::new(body);
+    *response.headers_mut() = deadline_exceeded_status();
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
     );
     response
 }

@@ -14,11 +14,9 @@ mod status;
 
 pub use self::classify::{GrpcClassifier, PUSHBACK, response_status};
 pub use self::deadline::{
-    GRPC_TIMEOUT, GrpcDeadline, GrpcDeadlineFuture, GrpcDeadlineLayer, GrpcTimeout,
-    GrpcTimeoutLayer, decode_grpc_timeout, encode_grpc_timeout,
+    GRPC_TIMEOUT, GrpcDeadline, GrpcDeadlineBody, GrpcDeadlineFuture, GrpcDeadlineLayer,
+    GrpcTimeout, GrpcTimeoutLayer, decode_grpc_timeout, encode_grpc_timeout,
 };
 pub use self::peek::{PeekFuture, PeekTrailers, PeekTrailersLayer, PeekedBody, PeekedTrailers};
-pub use self::preset::{
-    DEFAULT_PEEK_MAX, GrpcResilience, GrpcResilienceBuilder, GrpcResilienceLayer, TonicBody,
-};
-pub use self::status::{GrpcStatus, GrpcStatusFuture, GrpcStatusLayer, to_status};
+pub use self::preset::{GrpcResilience, GrpcResilienceBuilder, GrpcResilienceLayer, TonicBody};
+pub use self::status::{GrpcStatus, GrpcStatusBody, GrpcStatusFuture, GrpcStatusLayer, to_status};

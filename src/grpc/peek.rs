@@ -1,4 +1,4 @@
-//! Reading a unary gRPC response's trailers before deciding on it: [`PeekTrailersLayer`].
+//! Reading a gRPC status that comes before any message: [`PeekTrailersLayer`].
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -14,27 +14,32 @@ use tower_service::Service;
 
 use crate::error::BoxError;
 
-/// The trailers of a response, read early by [`PeekTrailersLayer`]; a response extension.
+/// The trailers of a response that ended before its first message, read early by
+/// [`PeekTrailersLayer`]; a response extension.
 #[derive(Debug, Clone, Default)]
 pub struct PeekedTrailers(pub HeaderMap);
 
-/// Reads each response up to its trailers, within `max_bytes`.
+/// Holds each response until its first message or its end, so that a status sent before any
+/// message can be classified (gRFC A6).
 ///
-/// A gRPC status usually comes in the trailers, after the message, so a classifier that only
-/// sees headers cannot tell an `UNAVAILABLE` from an `OK`. [`PeekTrailersLayer`] reads the
-/// frames of a response up to its trailers, holding them, and hands the response on with the
-/// trailers as a [`PeekedTrailers`] extension and a body that yields the frames it read and then
-/// the rest. It reads at most `max_bytes` of messages: past that (a long stream) it stops
-/// peeking and the response goes on as a success, its status left to its own trailers.
-#[derive(Debug, Clone, Copy)]
+/// A failed RPC usually answers with its status in the headers (Trailers-Only), which needs no
+/// peeking; but a server may also send headers and then trailers that end the body with no
+/// message. [`PeekTrailersLayer`] reads the frames of a response up to the first message or
+/// the trailers, whichever comes first, and hands the response on with a body that yields them
+/// again and then the rest. Trailers that came before any message are put on the response as a
+/// [`PeekedTrailers`] extension. Once a message arrives the RPC is committed: the response goes
+/// on at once (never held for its trailers, so a stream flows as it comes), and its status
+/// reaches the caller as the server sent it. No message is ever buffered beyond the one frame
+/// that ended the peek.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct PeekTrailersLayer {
-    max_bytes: usize,
+    _private: (),
 }
 
 impl PeekTrailersLayer {
-    /// Peeks through at most `max_bytes` of message data.
-    pub const fn new(max_bytes: usize) -> Self {
-        PeekTrailersLayer { max_bytes }
+    /// Peeks up to the first message.
+    pub const fn new() -> Self {
+        PeekTrailersLayer { _private: () }
     }
 }
 
@@ -42,18 +47,14 @@ impl<S> Layer<S> for PeekTrailersLayer {
     type Service = PeekTrailers<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        PeekTrailers {
-            inner,
-            max_bytes: self.max_bytes,
-        }
+        PeekTrailers { inner }
     }
 }
 
-/// Reads responses up to their trailers; see [`PeekTrailersLayer`].
+/// Reads responses up to their first message; see [`PeekTrailersLayer`].
 #[derive(Debug, Clone)]
 pub struct PeekTrailers<S> {
     inner: S,
-    max_bytes: usize,
 }
 
 impl<S, Req, B> Service<Req> for PeekTrailers<S>
@@ -75,17 +76,16 @@ where
         PeekFuture {
             inner: self.inner.call(request),
             peeking: None,
-            max_bytes: self.max_bytes,
         }
     }
 }
 
-/// A response being read up to its trailers.
+/// A response being read up to its first message.
 struct Peeking<B> {
     head: http::response::Parts,
     body: B,
+    // Frames that carry no message (empty data, unknown kinds), then the one that ended the peek.
     frames: VecDeque<Frame<Bytes>>,
-    read: usize,
 }
 
 pin_project! {
@@ -94,7 +94,6 @@ pin_project! {
         #[pin]
         inner: F,
         peeking: Option<Peeking<B>>,
-        max_bytes: usize,
     }
 }
 
@@ -123,14 +122,10 @@ where
                     head,
                     body,
                     frames: VecDeque::new(),
-                    read: 0,
                 })
             }
         };
         loop {
-            if peeking.read > *this.max_bytes {
-                break;
-            }
             match ready!(Pin::new(&mut peeking.body).poll_frame(cx)) {
                 None => break,
                 Some(Err(err)) => return Poll::Ready(Err(err.into())),
@@ -143,10 +138,12 @@ where
                         peeking.frames.push_back(frame);
                         break;
                     }
-                    if let Some(data) = frame.data_ref() {
-                        peeking.read += data.remaining();
-                    }
+                    // The first message commits the RPC: it goes on with the response now.
+                    let message = frame.data_ref().is_some_and(Buf::has_remaining);
                     peeking.frames.push_back(frame);
+                    if message {
+                        break;
+                    }
                 }
             }
         }
@@ -241,31 +238,55 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_trailers_are_read_ahead_and_the_body_is_intact() {
-        let inner = tower::service_fn(|_: ()| async {
-            Ok::<_, BoxError>(unary("14", b"\x00\x00\x00\x00\x02hi"))
-        });
-        let mut svc = PeekTrailersLayer::new(1024).layer(inner);
+    async fn the_trailers_of_a_response_with_no_message_are_read_ahead() {
+        let inner = tower::service_fn(|_: ()| async { Ok::<_, BoxError>(unary("14", b"")) });
+        let mut svc = PeekTrailersLayer::new().layer(inner);
         let response = tower::ServiceExt::oneshot(&mut svc, ()).await.unwrap();
-        let peeked = response.extensions().get::<PeekedTrailers>().unwrap();
-        assert_eq!(peeked.0["grpc-status"], "14");
         assert_eq!(
             crate::grpc::response_status(&response),
             Some(tonic::Code::Unavailable)
         );
         let collected = response.into_body().collect().await.unwrap();
         assert_eq!(collected.trailers().unwrap()["grpc-status"], "14");
-        assert_eq!(&collected.to_bytes()[..], b"\x00\x00\x00\x00\x02hi");
     }
 
     #[tokio::test]
-    async fn a_long_stream_is_not_held_past_the_limit() {
-        let inner = tower::service_fn(|_: ()| async { Ok::<_, BoxError>(unary("0", &[7u8; 64])) });
-        let mut svc = PeekTrailersLayer::new(16).layer(inner);
+    async fn the_first_message_commits_the_response_and_is_not_held() {
+        // One message, then a stream that never ends: the response comes with the message.
+        let inner = tower::service_fn(|_: ()| async {
+            let first = futures_util::stream::iter([Ok::<_, std::io::Error>(Frame::data(
+                Bytes::from_static(b"\x00\x00\x00\x00\x01x"),
+            ))]);
+            let stream = futures_util::StreamExt::chain(first, futures_util::stream::pending());
+            Ok::<_, BoxError>(Response::new(StreamBody::new(stream)))
+        });
+        let mut svc = PeekTrailersLayer::new().layer(inner);
         let response = tower::ServiceExt::oneshot(&mut svc, ()).await.unwrap();
         assert!(response.extensions().get::<PeekedTrailers>().is_none());
         assert_eq!(crate::grpc::response_status(&response), None);
+        let mut body = response.into_body();
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(&frame.into_data().unwrap()[..], b"\x00\x00\x00\x00\x01x");
+    }
+
+    #[tokio::test]
+    async fn a_status_after_a_message_is_left_to_the_caller() {
+        let inner = tower::service_fn(|_: ()| async {
+            Ok::<_, BoxError>(unary("14", b"\x00\x00\x00\x00\x01x"))
+        });
+        let mut svc = PeekTrailersLayer::new().layer(inner);
+        let response = tower::ServiceExt::oneshot(&mut svc, ()).await.unwrap();
+        assert_eq!(crate::grpc::response_status(&response), None, "committed");
         let collected = response.into_body().collect().await.unwrap();
-        assert_eq!(collected.to_bytes().len(), 64, "nothing lost");
+        assert_eq!(
+            collected.trailers().unwrap()["grpc-status"],
+            "14",
+            "as sent"
+        );
+        assert_eq!(
+            &collected.to_bytes()[..],
+            b"\x00\x00\x00\x00\x01x",
+            "intact"
+        );
     }
 }

@@ -13,30 +13,42 @@ use super::peek::{PeekTrailers, PeekTrailersLayer};
 use super::status::{GrpcStatus, GrpcStatusLayer};
 use crate::error::{BoxError, ConfigError};
 use crate::http::{
-    AttemptHeader, AttemptHeaderLayer, DEFAULT_REPLAY_CAP, HttpReplay, ReplayBody, ReplayBodyLayer,
-    ReplayBodyService,
+    AttemptHeader, AttemptHeaderLayer, BodyDeadline, BodyDeadlineLayer, DEFAULT_REPLAY_CAP,
+    HttpReplay, ReplayBody, ReplayBodyLayer, ReplayBodyService,
 };
 use crate::preset::{ResilienceBuilder, ResilienceLayer};
 use crate::retry::Retry;
-use crate::timeout::{Deadline, Timeout};
-
-/// How much of a response `ResilienceLayer::grpc` reads ahead for its trailers: tonic's
-/// default largest message.
-pub const DEFAULT_PEEK_MAX: usize = 4 * 1024 * 1024;
+use crate::timeout::Timeout;
 
 impl ResilienceLayer {
     /// The standard gRPC client pipeline, for a tonic `Channel` (or any gRPC transport):
     ///
     /// ```text
-    /// errors as tonic Status (DEADLINE_EXCEEDED, UNAVAILABLE…)
+    /// errors as tonic Status (DEADLINE_EXCEEDED, UNAVAILABLE…), in the response and its body
     ///   → request bodies made replayable (64 KiB)
-    ///     → Deadline (10 s in all)
+    ///     → the RPC's deadline, if one is set (none by default, as in gRPC), over the stream too
     ///       → Retry (GrpcClassifier: UNAVAILABLE, pushback; 3 attempts)
     ///         → grpc-previous-rpc-attempts on retries, grpc-timeout = time left
-    ///           → Timeout (2 s per attempt)
-    ///             → unary trailers read ahead (4 MiB at most)
+    ///           → Timeout (2 s per attempt, up to the first message)
+    ///             → the status read when it comes before any message
     ///               → your channel
     /// ```
+    ///
+    /// Streams pass through as they come, following gRFC A6: an attempt is committed once its
+    /// first message arrives. Until then the status is read from a Trailers-Only response or
+    /// from trailers that end the body with no message, and decides on a retry; after it,
+    /// nothing is held, nothing is retried, and the status reaches the caller as the server sent
+    /// it. So the attempt timeout bounds the wait for the response head and first message,
+    /// never the life of a stream. (A client-streaming call whose server answers only at the end
+    /// of the upload waits that long for its first message: give it an attempt timeout that
+    /// fits.)
+    ///
+    /// The total timeout is the RPC's deadline, the same on both sides: the server is told the
+    /// time left in `grpc-timeout` on every attempt, and a response stream still open when it
+    /// passes ends with `DEADLINE_EXCEEDED` (and is cancelled). There is none unless you set one,
+    /// as in gRPC itself, so that a default stack never cuts a stream. Request bodies that
+    /// cannot be replayed (a client stream longer than the replay cap, a bidi stream still
+    /// open when the attempt fails) are sent once, never twice.
     ///
     /// ```no_run
     /// use std::time::Duration;
@@ -62,7 +74,6 @@ impl ResilienceLayer {
                 .retry_with(|r| r.replay(HttpReplay)),
             classifier: GrpcClassifier::new(),
             replay_cap: DEFAULT_REPLAY_CAP,
-            peek_max: DEFAULT_PEEK_MAX,
         }
     }
 }
@@ -72,13 +83,12 @@ impl ResilienceLayer {
 pub struct GrpcResilienceLayer {
     stack: ResilienceLayer<GrpcClassifier, HttpReplay>,
     replay_cap: usize,
-    peek_max: usize,
 }
 
 /// The service [`GrpcResilienceLayer`] makes of a channel `S`.
 pub type GrpcResilience<S> = GrpcStatus<
     ReplayBodyService<
-        Deadline<
+        BodyDeadline<
             Retry<
                 AttemptHeader<GrpcTimeout<Timeout<PeekTrailers<TonicBody<S>>>>>,
                 GrpcClassifier,
@@ -99,14 +109,14 @@ impl<S: Clone> Layer<S> for GrpcResilienceLayer {
     type Service = GrpcResilience<S>;
 
     fn layer(&self, channel: S) -> Self::Service {
-        let peeked = PeekTrailersLayer::new(self.peek_max).layer(TonicBody { inner: channel });
+        let peeked = PeekTrailersLayer::new().layer(TonicBody { inner: channel });
         let timed = Timeout::new(peeked, self.stack.attempt_timeout());
         let told = AttemptHeaderLayer::previous_attempts(HeaderName::from_static(
             "grpc-previous-rpc-attempts",
         ))
         .layer(GrpcTimeoutLayer.layer(timed));
         let retried = self.stack.retry().layer(told);
-        let bounded = Deadline::optional(retried, self.stack.total_timeout());
+        let bounded = BodyDeadlineLayer::optional(self.stack.total_timeout()).layer(retried);
         GrpcStatusLayer.layer(ReplayBodyLayer::new(self.replay_cap).layer(bounded))
     }
 }
@@ -142,7 +152,6 @@ pub struct GrpcResilienceBuilder {
     inner: ResilienceBuilder<GrpcClassifier, HttpReplay>,
     classifier: GrpcClassifier,
     replay_cap: usize,
-    peek_max: usize,
 }
 
 crate::preset::forward_resilience_setters!(GrpcResilienceBuilder, GrpcClassifier, HttpReplay);
@@ -161,12 +170,6 @@ impl GrpcResilienceBuilder {
         self
     }
 
-    /// Reads at most `max` bytes of a response ahead for its trailers (default 4 MiB).
-    pub fn peek_max(mut self, max: usize) -> Self {
-        self.peek_max = max;
-        self
-    }
-
     /// Checks the configuration and makes the layer.
     pub fn build(self) -> Result<GrpcResilienceLayer, ConfigError> {
         let classifier = self.classifier;
@@ -177,7 +180,6 @@ impl GrpcResilienceBuilder {
         Ok(GrpcResilienceLayer {
             stack,
             replay_cap: self.replay_cap,
-            peek_max: self.peek_max,
         })
     }
 }

@@ -4,7 +4,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::Request;
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tonic::Status;
 use tower_layer::Layer;
@@ -21,8 +22,9 @@ use crate::error::{BoxError, Error, ErrorKind};
 /// * retries that ran out on a status are that status; on a transport error, `UNAVAILABLE`;
 /// * anything else is what tonic would make of it.
 ///
-/// The message is the error's own sentence ("… timed out after 2s (attempt 3 of 3)").
-/// Outermost in the gRPC preset.
+/// The message is the error's own sentence ("… timed out after 2s (attempt 3 of 3)"). Errors
+/// of the response body (a stream that outlived the RPC's deadline, say) are mapped the same
+/// way, so that the client's stream ends with that status. Outermost in the gRPC preset.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GrpcStatusLayer;
 
@@ -40,12 +42,12 @@ pub struct GrpcStatus<S> {
     inner: S,
 }
 
-impl<S, B> Service<Request<B>> for GrpcStatus<S>
+impl<S, B, ResB> Service<Request<B>> for GrpcStatus<S>
 where
-    S: Service<Request<B>>,
+    S: Service<Request<B>, Response = Response<ResB>>,
     S::Error: Into<BoxError>,
 {
-    type Response = S::Response;
+    type Response = Response<GrpcStatusBody<ResB>>;
     type Error = BoxError;
     type Future = GrpcStatusFuture<S::Future>;
 
@@ -71,18 +73,53 @@ pin_project! {
     }
 }
 
-impl<F, T, E> Future for GrpcStatusFuture<F>
+impl<F, B, E> Future for GrpcStatusFuture<F>
 where
-    F: Future<Output = Result<T, E>>,
+    F: Future<Output = Result<Response<B>, E>>,
     E: Into<BoxError>,
 {
-    type Output = Result<T, BoxError>;
+    type Output = Result<Response<GrpcStatusBody<B>>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project()
-            .inner
-            .poll(cx)
-            .map_err(|err| Box::new(to_status(err.into())) as BoxError)
+        self.project().inner.poll(cx).map(|outcome| match outcome {
+            Ok(response) => Ok(response.map(|inner| GrpcStatusBody { inner })),
+            Err(err) => Err(Box::new(to_status(err.into())) as BoxError),
+        })
+    }
+}
+
+pin_project! {
+    /// A response body whose errors are gRPC statuses; see [`GrpcStatusLayer`].
+    #[derive(Debug)]
+    pub struct GrpcStatusBody<B> {
+        #[pin]
+        inner: B,
+    }
+}
+
+impl<B> Body for GrpcStatusBody<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, BoxError>>> {
+        self.project().inner.poll_frame(cx).map(|frame| {
+            frame.map(|frame| frame.map_err(|err| Box::new(to_status(err.into())) as BoxError))
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 

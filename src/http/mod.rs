@@ -6,6 +6,7 @@
 
 mod body_timeout;
 mod classify;
+mod deadline_body;
 mod preset;
 mod replay;
 mod retry_after;
@@ -16,6 +17,9 @@ pub use self::body_timeout::{BodyTimeout, BodyTimeoutFuture, BodyTimeoutLayer, T
 pub use self::classify::{
     HttpClassifier, IDEMPOTENCY_KEY, Idempotent, classify_http_error, is_idempotent,
 };
+#[cfg(feature = "grpc")]
+pub(crate) use self::deadline_body::Alarm;
+pub use self::deadline_body::{BodyDeadline, BodyDeadlineFuture, BodyDeadlineLayer, DeadlineBody};
 pub use self::preset::{
     HttpResilience, HttpResilienceBuilder, HttpResilienceFuture, HttpResilienceLayer,
 };

@@ -14,6 +14,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::classify::HttpClassifier;
+use super::deadline_body::{BodyBound, DeadlineBody};
 use super::replay::{DEFAULT_REPLAY_CAP, HttpReplay, ReplayBody};
 use super::service::{AttemptHeader, AttemptHeaderLayer, Attempts, named};
 use crate::error::{Attempt, BoxError, ConfigError};
@@ -35,6 +36,15 @@ impl ResilienceLayer {
     ///
     /// The client inside receives `Request<ReplayBody<B>>` for the caller's `Request<B>`; a
     /// hyper-util client is built for that body type.
+    ///
+    /// The total timeout bounds the call until the response head arrives: attempts, backoff
+    /// and the waits for each response. A body that streams after that (server-sent events,
+    /// NDJSON, a large download) is read for as long as it lasts, bounded only by what the caller
+    /// adds ([`BodyTimeoutLayer`](super::BodyTimeoutLayer) for idle gaps and total time).
+    /// [`total_timeout_covers_body`](HttpResilienceBuilder::total_timeout_covers_body) makes
+    /// the total timeout bound the body too, as reqwest's `timeout` does: past it, the body
+    /// fails with this crate's [`Timeout`](crate::ErrorKind::Timeout) error of scope
+    /// [`Total`](crate::TimeoutScope::Total).
     ///
     /// ```
     /// use std::time::Duration;
@@ -64,6 +74,7 @@ impl ResilienceLayer {
             classifier: HttpClassifier::new(),
             replay_cap: DEFAULT_REPLAY_CAP,
             attempt_header: None,
+            covers_body: false,
         }
     }
 }
@@ -74,6 +85,7 @@ pub struct HttpResilienceLayer {
     stack: ResilienceLayer<HttpClassifier, HttpReplay>,
     replay_cap: usize,
     attempt_header: Option<HeaderName>,
+    covers_body: bool,
 }
 
 impl HttpResilienceLayer {
@@ -98,6 +110,7 @@ pub struct HttpResilience<S> {
     stack: Stack<S>,
     replay_cap: usize,
     total_timeout: Option<Duration>,
+    covers_body: bool,
 }
 
 impl<S, B, ResB> Service<Request<B>> for HttpResilience<S>
@@ -108,7 +121,7 @@ where
     ResB: Body + Send + 'static,
     ResB::Data: Send,
 {
-    type Response = Response<ResB>;
+    type Response = Response<DeadlineBody<ResB>>;
     type Error = BoxError;
     type Future = HttpResilienceFuture<S, B>;
 
@@ -123,7 +136,11 @@ where
         let inner = Budgeted::call(self.total_timeout, &mut attempt, || {
             self.stack.call(request)
         });
-        HttpResilienceFuture { inner, attempt }
+        HttpResilienceFuture {
+            inner,
+            attempt,
+            covers_body: self.covers_body,
+        }
     }
 }
 
@@ -143,6 +160,7 @@ pin_project! {
             >,
         >,
         attempt: Option<Attempt>,
+        covers_body: bool,
     }
 }
 
@@ -165,7 +183,7 @@ where
     ResB: Body + Send + 'static,
     ResB::Data: Send,
 {
-    type Output = Result<Response<ResB>, BoxError>;
+    type Output = Result<Response<DeadlineBody<ResB>>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -173,7 +191,19 @@ where
             Ok(mut response) => {
                 let attempts = this.attempt.map_or(1, |a| a.number);
                 response.extensions_mut().insert(Attempts(attempts));
-                Poll::Ready(Ok(response))
+                let bound = if *this.covers_body {
+                    let inner = this.inner.as_ref().get_ref();
+                    let kept = inner.running().kept();
+                    BodyBound::of(inner, *this.attempt).map(|bound| match kept {
+                        Some(kept) => {
+                            bound.with_subject(format!("{} {}", kept.method(), kept.uri()))
+                        }
+                        None => bound,
+                    })
+                } else {
+                    None
+                };
+                Poll::Ready(Ok(response.map(|body| DeadlineBody::new(body, bound))))
             }
             Err(err) => {
                 // Retry always keeps a copy of an HTTP request (its body may not replay, but
@@ -198,6 +228,7 @@ impl<S: Clone> Layer<S> for HttpResilienceLayer {
             stack: self.stack.retry().layer(timed),
             replay_cap: self.replay_cap,
             total_timeout: self.stack.total_timeout(),
+            covers_body: self.covers_body,
         }
     }
 }
@@ -209,6 +240,7 @@ pub struct HttpResilienceBuilder {
     classifier: HttpClassifier,
     replay_cap: usize,
     attempt_header: Option<HeaderName>,
+    covers_body: bool,
 }
 
 crate::preset::forward_resilience_setters!(HttpResilienceBuilder, HttpClassifier, HttpReplay);
@@ -240,6 +272,29 @@ impl HttpResilienceBuilder {
         self
     }
 
+    /// Makes the total timeout bound the response body too (off by default), as reqwest's
+    /// `timeout` does: a body still arriving when it passes fails with this crate's
+    /// [`Timeout`](crate::ErrorKind::Timeout) error of scope [`Total`](crate::TimeoutScope::Total),
+    /// naming the request, and the connection is let go. Without it the total timeout ends when
+    /// the response head arrives, and a stream (server-sent events, NDJSON) flows as long as the
+    /// server sends it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_tenacity::ResilienceLayer;
+    ///
+    /// let layer = ResilienceLayer::http()
+    ///     .total_timeout(Duration::from_secs(30))
+    ///     .total_timeout_covers_body()
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = layer;
+    /// ```
+    pub fn total_timeout_covers_body(mut self) -> Self {
+        self.covers_body = true;
+        self
+    }
+
     /// Checks the configuration and makes the layer.
     pub fn build(self) -> Result<HttpResilienceLayer, ConfigError> {
         let classifier = self.classifier;
@@ -251,6 +306,7 @@ impl HttpResilienceBuilder {
             stack,
             replay_cap: self.replay_cap,
             attempt_header: self.attempt_header,
+            covers_body: self.covers_body,
         })
     }
 }

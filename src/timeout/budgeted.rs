@@ -66,6 +66,17 @@ impl<F> Budgeted<F> {
     pub(crate) fn running(&self) -> &F {
         &self.inner
     }
+
+    /// The deadline and the budget it came from, if there is a budget: fixed when the inner
+    /// future was first pending, or (for a call that was ready at once) counted from now.
+    #[cfg(feature = "http")]
+    pub(crate) fn deadline(&self) -> Option<(Instant, Duration)> {
+        let budget = self.budget?;
+        let at = self
+            .deadline
+            .unwrap_or_else(|| after(Instant::now(), budget));
+        Some((at, budget))
+    }
 }
 
 /// What a poll of a [`Budgeted`] came to.

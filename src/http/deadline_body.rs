@@ -1,0 +1,268 @@
+//! A call's deadline over its response body: [`BodyDeadlineLayer`] and [`DeadlineBody`].
+//!
+//! A [`DeadlineLayer`](crate::timeout::DeadlineLayer) bounds a call until its response head
+//! arrives; a body that streams after that is the caller's to read for as long as it lasts.
+//! That is right for a stream whose length is its point (server-sent events, a gRPC `Watch`),
+//! and wrong for a caller who means "all of it within ten seconds", as reqwest's `timeout` does
+//! and as a gRPC deadline does. [`BodyDeadlineLayer`] is a deadline whose bound goes on over the
+//! body: when it passes mid-body, the body fails with this crate's
+//! [`Timeout`](crate::ErrorKind::Timeout) error of scope [`Total`](crate::TimeoutScope::Total)
+//! and lets go of the stream (which cancels it).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use http::Response;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::error::{Attempt, BoxError, Error, TimeoutScope};
+use crate::timeout::Budgeted;
+
+/// A deadline of `budget` for each call, response body included.
+///
+/// A [`DeadlineLayer`](crate::timeout::DeadlineLayer) bounds a call until its response head
+/// arrives; this one goes on over the body. When the deadline passes mid-body, the body fails
+/// with this crate's [`Timeout`](crate::ErrorKind::Timeout) error of scope
+/// [`Total`](crate::TimeoutScope::Total) and lets go of the stream (which cancels it). A retry
+/// layer inside sees the deadline as it sees a `DeadlineLayer`'s.
+///
+/// ```
+/// use std::time::Duration;
+/// use bytes::Bytes;
+/// use http_body_util::{BodyExt, StreamBody};
+/// use tower::{service_fn, Layer, Service, ServiceExt};
+/// use tower_tenacity::http::BodyDeadlineLayer;
+/// use tower_tenacity::{BoxError, Error, TimeoutScope};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// tokio::time::pause();
+/// // The head comes at once; the body never ends.
+/// let endless = service_fn(|_: ()| async {
+///     let frames = futures_util::stream::pending::<Result<http_body::Frame<Bytes>, BoxError>>();
+///     Ok::<_, BoxError>(http::Response::new(StreamBody::new(frames)))
+/// });
+/// let mut svc = BodyDeadlineLayer::new(Duration::from_secs(5)).layer(endless);
+/// let response = svc.ready().await.unwrap().call(()).await.unwrap();
+/// let err = response.into_body().collect().await.unwrap_err();
+/// assert_eq!(Error::find(err.as_ref()).unwrap().timeout_scope(), Some(TimeoutScope::Total));
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadlineLayer {
+    budget: Option<Duration>,
+}
+
+impl BodyDeadlineLayer {
+    /// A deadline of `budget` for each call and its response body.
+    pub const fn new(budget: Duration) -> Self {
+        BodyDeadlineLayer {
+            budget: Some(budget),
+        }
+    }
+
+    /// A deadline of `budget`, or none (the bodies then go through as they are).
+    pub const fn optional(budget: Option<Duration>) -> Self {
+        BodyDeadlineLayer { budget }
+    }
+}
+
+impl<S> Layer<S> for BodyDeadlineLayer {
+    type Service = BodyDeadline<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BodyDeadline {
+            inner,
+            budget: self.budget,
+        }
+    }
+}
+
+/// Bounds calls and their response bodies by one deadline; see [`BodyDeadlineLayer`].
+#[derive(Debug, Clone)]
+pub struct BodyDeadline<S> {
+    inner: S,
+    budget: Option<Duration>,
+}
+
+impl<S, Req, B> Service<Req> for BodyDeadline<S>
+where
+    S: Service<Req, Response = Response<B>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = Response<DeadlineBody<B>>;
+    type Error = BoxError;
+    type Future = BodyDeadlineFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        let mut attempt = None;
+        let inner = Budgeted::call(self.budget, &mut attempt, || self.inner.call(request));
+        BodyDeadlineFuture { inner, attempt }
+    }
+}
+
+pin_project! {
+    /// The future of a [`BodyDeadline`] call.
+    #[derive(Debug)]
+    pub struct BodyDeadlineFuture<F> {
+        #[pin]
+        inner: Budgeted<F>,
+        attempt: Option<Attempt>,
+    }
+}
+
+impl<F, B, E> Future for BodyDeadlineFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<DeadlineBody<B>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let response = ready!(this.inner.as_mut().poll_deadline(cx, this.attempt))?;
+        let bound = BodyBound::of(this.inner.as_ref().get_ref(), *this.attempt);
+        Poll::Ready(Ok(response.map(|body| DeadlineBody::new(body, bound))))
+    }
+}
+
+/// A deadline for a body, armed the first time the body is found pending: a body that is
+/// always ready costs no timer.
+pub(crate) struct Alarm {
+    at: Instant,
+    sleep: Option<Pin<Box<Sleep>>>,
+}
+
+impl Alarm {
+    pub(crate) fn new(at: Instant) -> Self {
+        Alarm { at, sleep: None }
+    }
+
+    /// Whether the deadline has passed; if not, the task is woken when it does.
+    pub(crate) fn rang(&mut self, cx: &mut Context<'_>) -> bool {
+        let at = self.at;
+        let sleep = self
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        sleep.as_mut().poll(cx).is_ready()
+    }
+}
+
+/// When a body must have ended, and what to say if it has not.
+pub(crate) struct BodyBound {
+    alarm: Alarm,
+    budget: Duration,
+    attempt: Option<Attempt>,
+    subject: Option<Box<str>>,
+}
+
+impl BodyBound {
+    /// The bound of the deadline that `budgeted` ran under, if it had one.
+    pub(crate) fn of<F>(budgeted: &Budgeted<F>, attempt: Option<Attempt>) -> Option<Box<Self>> {
+        let (at, budget) = budgeted.deadline()?;
+        Some(Box::new(BodyBound {
+            alarm: Alarm::new(at),
+            budget,
+            attempt,
+            subject: None,
+        }))
+    }
+
+    /// Names the request in the error (`GET http://…`).
+    pub(crate) fn with_subject(mut self: Box<Self>, subject: String) -> Box<Self> {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    fn error(&self) -> BoxError {
+        let mut error = Error::timeout(TimeoutScope::Total, self.budget).with_attempt(self.attempt);
+        if let Some(subject) = &self.subject {
+            error = error.with_subject(subject.clone());
+        }
+        error.into()
+    }
+}
+
+pin_project! {
+    /// A response body under its call's deadline (or none); see [`BodyDeadlineLayer`].
+    ///
+    /// Without a deadline it is the body as it is. With one, the first poll that finds the body
+    /// pending arms a timer; when it fires the body fails with the deadline's error and drops
+    /// the stream, and after that it has ended.
+    pub struct DeadlineBody<B> {
+        #[pin]
+        inner: Option<B>,
+        bound: Option<Box<BodyBound>>,
+    }
+}
+
+impl<B> DeadlineBody<B> {
+    pub(crate) fn new(body: B, bound: Option<Box<BodyBound>>) -> Self {
+        DeadlineBody {
+            inner: Some(body),
+            bound,
+        }
+    }
+}
+
+impl<B> fmt::Debug for DeadlineBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeadlineBody")
+            .field("deadline", &self.bound.as_ref().map(|bound| bound.alarm.at))
+            .field("ended", &self.inner.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> Body for DeadlineBody<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    type Data = B::Data;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, BoxError>>> {
+        let mut this = self.project();
+        let Some(inner) = this.inner.as_mut().as_pin_mut() else {
+            return Poll::Ready(None);
+        };
+        if let Poll::Ready(frame) = inner.poll_frame(cx) {
+            return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
+        }
+        let Some(bound) = this.bound.as_mut() else {
+            return Poll::Pending;
+        };
+        if !bound.alarm.rang(cx) {
+            return Poll::Pending;
+        }
+        let error = bound.error();
+        *this.bound = None;
+        this.inner.set(None);
+        Poll::Ready(Some(Err(error)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
