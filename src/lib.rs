@@ -26,7 +26,8 @@
 //!
 //! Each works alone and around any [`tower::Service`](tower_service::Service).
 //! [`ResilienceLayer`] builds all three from one validated configuration. Retry inside a
-//! deadline knows the time left and never starts a backoff that would end past it.
+//! deadline knows the time left, never starts a backoff that would end past it, and never sends
+//! an attempt at or after it.
 //!
 //! # Quick start
 //!
@@ -77,15 +78,22 @@
 //! client pipeline: [`HttpClassifier`](http::HttpClassifier) (5xx, 408 and 429 retried, only for
 //! idempotent requests unless told otherwise, `Retry-After` honoured), request bodies buffered
 //! for replay as they are sent, the attempt count on the response, the request named in errors,
-//! and retried responses drained so their connections are reused. See the [`http`] module, and
-//! the `demo_client` example, which runs it against a flaky server.
+//! and retried responses drained so their connections are reused. The total timeout covers the
+//! call up to the response head: a body that streams after that (SSE, NDJSON) flows as long as
+//! the server sends it, unless
+//! [`total_timeout_covers_body`](http::HttpResilienceBuilder::total_timeout_covers_body) asks
+//! for the body to be bounded too. See the [`http`] module, and the `demo_client` example,
+//! which runs it against a flaky server.
 //!
 //! # gRPC
 //!
 //! With the `grpc` feature (on by default), [`ResilienceLayer::grpc`] wraps a tonic `Channel`:
-//! gRPC status codes classified from headers or trailers, pushback, `grpc-timeout` set to the
-//! time left on every attempt, and errors a tonic client reports as `DEADLINE_EXCEEDED` or
-//! `UNAVAILABLE` rather than `UNKNOWN`. See the [`grpc`] module.
+//! gRPC status codes classified from headers or from trailers that come before any message,
+//! pushback, `grpc-timeout` set to the time left on every attempt, and errors a tonic client
+//! reports as `DEADLINE_EXCEEDED` or `UNAVAILABLE` rather than `UNKNOWN`. Streams pass through:
+//! an attempt is committed at its first message (gRFC A6), the attempt timeout bounds only the
+//! wait for it, and the total timeout is the RPC's deadline (none unless set). See the [`grpc`]
+//! module.
 //!
 //! # Features
 //!
@@ -95,6 +103,9 @@
 //!   resets (see [`classify_http_error`](http::classify_http_error)). Turn it on for a
 //!   hyper-util client that speaks HTTP/2.
 //! * `grpc` (on by default, implies `http2`): the [`grpc`] module.
+//! * `tower` (on by default): tower's own `timeout::error::Elapsed` is classified as an attempt
+//!   timeout by [`classify_error`](classify::classify_error), for a `tower::timeout::Timeout`
+//!   kept inside the retry layer.
 //! * `backoff` (off by default): lets a [`backoff`](https://docs.rs/backoff) crate schedule
 //!   drive the retry delays. That crate is unmaintained (RUSTSEC-2025-0012), which is why it is
 //!   not on by default.

@@ -4,7 +4,10 @@
 //!
 //! It follows gRFC A6 (client-side retries): `UNAVAILABLE` is retried by default,
 //! `grpc-retry-pushback-ms` sets the delay (or, negative, forbids the retry), retries carry
-//! `grpc-previous-rpc-attempts`, and a retry budget throttles them.
+//! `grpc-previous-rpc-attempts`, a retry budget throttles them, and an attempt is committed once
+//! its first message arrives, so streams of any kind pass through as they come. See
+//! [`ResilienceLayer::grpc`](crate::ResilienceLayer::grpc) for the streaming rules and the
+//! deadline.
 
 mod classify;
 mod deadline;
