@@ -454,3 +454,56 @@ async fn the_stack_boxes_and_its_calls_spawn() {
     assert_eq!(reply.status, 200);
     assert_eq!(script.calls(), 2);
 }
+
+/// An error type this crate knows nothing of (as `reqwest::Error` is): the default classifier
+/// reads its cause chain like any other, with no trait to implement.
+#[derive(Debug)]
+struct ForeignError(io::Error);
+
+impl std::fmt::Display for ForeignError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a foreign client failed")
+    }
+}
+
+impl std::error::Error for ForeignError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_default_classifier_reads_a_foreign_error_type() {
+    let calls = Arc::new(Mutex::new(0u32));
+    let counter = calls.clone();
+    let foreign = tower::service_fn(move |_: ()| {
+        let call = {
+            let mut calls = counter.lock().unwrap();
+            *calls += 1;
+            *calls
+        };
+        async move {
+            match call {
+                1 => Err(ForeignError(io::ErrorKind::ConnectionReset.into())),
+                2 => Err(ForeignError(io::ErrorKind::PermissionDenied.into())),
+                _ => Ok("never"),
+            }
+        }
+    });
+    let mut svc = RetryLayer::builder()
+        .no_budget()
+        .backoff(fixed(ms(10)))
+        .build()
+        .unwrap()
+        .layer(foreign);
+    let err = svc.ready().await.unwrap().call(()).await.unwrap_err();
+    assert_eq!(
+        *calls.lock().unwrap(),
+        2,
+        "the reset retried, the refusal fatal"
+    );
+    let foreign = err
+        .downcast_ref::<ForeignError>()
+        .expect("passed through as it is");
+    assert_eq!(foreign.0.kind(), io::ErrorKind::PermissionDenied);
+}

@@ -415,11 +415,7 @@ async fn run(options: &Options, progress: Option<&str>) -> Result<Report, String
                         attempts,
                         elapsed,
                         error: None,
-                        classification: Classify::<_, _, BoxError>::classify(
-                            &classifier,
-                            &head,
-                            Ok(&response),
-                        ),
+                        classification: Classify::classify(&classifier, &head, Ok(&response)),
                     },
                     Err(err) => Outcome {
                         url: url.to_string(),
@@ -430,7 +426,7 @@ async fn run(options: &Options, progress: Option<&str>) -> Result<Report, String
                             .unwrap_or(1),
                         elapsed,
                         error: Some(error_text(&err)),
-                        classification: Classify::<_, Response<String>, _>::classify(
+                        classification: Classify::<_, Response<String>>::classify(
                             &classifier,
                             &head,
                             Err(&err),

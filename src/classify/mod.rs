@@ -194,13 +194,17 @@ const GRPC_CODES: [&str; 17] = [
 /// Decides what one outcome means.
 ///
 /// `request` is the request as it was sent (the copy that retry keeps), `outcome` what the
-/// service answered. Implementations must be cheap and must not panic: they run on every call.
+/// service answered. Errors come as a [`BoxError`], as every tower layer returns them: a retry
+/// layer turns the inner service's error into one before asking (a `BoxError` stays as it is),
+/// so that one classifier serves any error type, foreign ones (`reqwest::Error`) included, and
+/// reads its cause chain (see [`classify_error`], [`find_cause`]). Implementations must be cheap
+/// and must not panic: they run on every call.
 ///
 /// A retry layer's classifier is shared by all its calls (one copy per wrapped service, behind
 /// an `Arc`), so a `Sync` classifier is what keeps its futures `Send`.
-pub trait Classify<Req, Res, E> {
+pub trait Classify<Req, Res> {
     /// Classifies one outcome of `request`.
-    fn classify(&self, request: &Req, outcome: Result<&Res, &E>) -> Classification;
+    fn classify(&self, request: &Req, outcome: Result<&Res, &BoxError>) -> Classification;
 
     /// Lets go of a response that was classified retryable and is about to be retried, so
     /// that the caller never sees it. By default it is dropped. A classifier that knows the
@@ -216,11 +220,11 @@ pub trait Classify<Req, Res, E> {
 /// Work done on a discarded response before the next attempt; see [`Classify::discard`].
 pub type Discarding = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
-impl<Req, Res, E, C> Classify<Req, Res, E> for Arc<C>
+impl<Req, Res, C> Classify<Req, Res> for Arc<C>
 where
-    C: Classify<Req, Res, E> + ?Sized,
+    C: Classify<Req, Res> + ?Sized,
 {
-    fn classify(&self, request: &Req, outcome: Result<&Res, &E>) -> Classification {
+    fn classify(&self, request: &Req, outcome: Result<&Res, &BoxError>) -> Classification {
         (**self).classify(request, outcome)
     }
 
@@ -229,11 +233,11 @@ where
     }
 }
 
-impl<Req, Res, E, C> Classify<Req, Res, E> for &C
+impl<Req, Res, C> Classify<Req, Res> for &C
 where
-    C: Classify<Req, Res, E> + ?Sized,
+    C: Classify<Req, Res> + ?Sized,
 {
-    fn classify(&self, request: &Req, outcome: Result<&Res, &E>) -> Classification {
+    fn classify(&self, request: &Req, outcome: Result<&Res, &BoxError>) -> Classification {
         (**self).classify(request, outcome)
     }
 
@@ -246,7 +250,7 @@ where
 #[derive(Clone, Copy)]
 pub struct ClassifyFn<F>(F);
 
-/// Makes a classifier of a closure `Fn(&Req, Result<&Res, &E>) -> Classification`.
+/// Makes a classifier of a closure `Fn(&Req, Result<&Res, &BoxError>) -> Classification`.
 pub fn classify_fn<F>(f: F) -> ClassifyFn<F> {
     ClassifyFn(f)
 }
@@ -257,11 +261,11 @@ impl<F> fmt::Debug for ClassifyFn<F> {
     }
 }
 
-impl<Req, Res, E, F> Classify<Req, Res, E> for ClassifyFn<F>
+impl<Req, Res, F> Classify<Req, Res> for ClassifyFn<F>
 where
-    F: Fn(&Req, Result<&Res, &E>) -> Classification,
+    F: Fn(&Req, Result<&Res, &BoxError>) -> Classification,
 {
-    fn classify(&self, request: &Req, outcome: Result<&Res, &E>) -> Classification {
+    fn classify(&self, request: &Req, outcome: Result<&Res, &BoxError>) -> Classification {
         (self.0)(request, outcome)
     }
 }
@@ -269,16 +273,16 @@ where
 /// The classifier for any service: every `Ok` is a success; an error is retryable when
 /// [`classify_error`] finds a transient cause in it, fatal otherwise.
 ///
-/// It works with any error type that can be seen as a `dyn Error` (see [`AsDynError`]), which
-/// includes the `BoxError` that every layer of this crate returns.
+/// It works for a service with any error type that tower accepts (`Into<BoxError>`: any
+/// `std::error::Error + Send + Sync + 'static`, foreign ones included, and `BoxError`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultClassifier;
 
-impl<Req, Res, E: AsDynError> Classify<Req, Res, E> for DefaultClassifier {
-    fn classify(&self, _request: &Req, outcome: Result<&Res, &E>) -> Classification {
+impl<Req, Res> Classify<Req, Res> for DefaultClassifier {
+    fn classify(&self, _request: &Req, outcome: Result<&Res, &BoxError>) -> Classification {
         match outcome {
             Ok(_) => Classification::Success,
-            Err(err) => classify_error(err.as_dyn_error()),
+            Err(err) => classify_error(err.as_ref()),
         }
     }
 }
@@ -355,46 +359,6 @@ pub fn causes<'a>(
 pub fn find_cause<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
     causes(err).find_map(|cause| cause.downcast_ref::<T>())
 }
-
-/// Error types that can be looked at as a `dyn Error`, so that cause-chain classifiers work on
-/// them.
-///
-/// `BoxError` and this crate's errors have it; for a service with a concrete error type, add a
-/// one-line impl or map its error into a `BoxError`.
-pub trait AsDynError {
-    /// This error as a trait object.
-    fn as_dyn_error(&self) -> &(dyn StdError + 'static);
-}
-
-impl AsDynError for BoxError {
-    fn as_dyn_error(&self) -> &(dyn StdError + 'static) {
-        &**self
-    }
-}
-
-impl AsDynError for Box<dyn StdError + Send + 'static> {
-    fn as_dyn_error(&self) -> &(dyn StdError + 'static) {
-        &**self
-    }
-}
-
-impl AsDynError for Box<dyn StdError + 'static> {
-    fn as_dyn_error(&self) -> &(dyn StdError + 'static) {
-        &**self
-    }
-}
-
-macro_rules! as_dyn_error_for {
-    ($($ty:ty),*) => {$(
-        impl AsDynError for $ty {
-            fn as_dyn_error(&self) -> &(dyn StdError + 'static) {
-                self
-            }
-        }
-    )*};
-}
-
-as_dyn_error_for!(io::Error, Error, std::convert::Infallible);
 
 #[cfg(test)]
 mod tests {

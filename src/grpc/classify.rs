@@ -7,7 +7,8 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use tonic::Code;
 
 use super::peek::PeekedTrailers;
-use crate::classify::{AsDynError, Classification, Classify, Reason, causes};
+use crate::classify::{Classification, Classify, Reason, causes};
+use crate::error::BoxError;
 use crate::http::classify_http_error;
 
 /// The header a gRPC server uses to push back: milliseconds to wait, or a negative or
@@ -167,11 +168,11 @@ fn status_in(headers: &HeaderMap) -> Option<Code> {
     Some(Code::from_i32(code))
 }
 
-impl<B, ResB, E: AsDynError> Classify<Request<B>, Response<ResB>, E> for GrpcClassifier {
+impl<B, ResB> Classify<Request<B>, Response<ResB>> for GrpcClassifier {
     fn classify(
         &self,
         _request: &Request<B>,
-        outcome: Result<&Response<ResB>, &E>,
+        outcome: Result<&Response<ResB>, &BoxError>,
     ) -> Classification {
         match outcome {
             Ok(response) => match response_status(response) {
@@ -187,7 +188,7 @@ impl<B, ResB, E: AsDynError> Classify<Request<B>, Response<ResB>, E> for GrpcCla
                 }
             },
             Err(err) => {
-                let err = err.as_dyn_error();
+                let err = err.as_ref();
                 match causes(err).find_map(|cause| cause.downcast_ref::<tonic::Status>()) {
                     Some(status) => {
                         self.classify_status(status.code(), &[status.metadata().as_ref()])
@@ -220,7 +221,7 @@ mod tests {
 
     fn classify(response: &Response<()>) -> Classification {
         let request = Request::new(());
-        Classify::<_, _, BoxError>::classify(&GrpcClassifier::new(), &request, Ok(response))
+        Classify::classify(&GrpcClassifier::new(), &request, Ok(response))
     }
 
     #[test]

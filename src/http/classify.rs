@@ -11,10 +11,8 @@ use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::BodyExt;
 
-use crate::classify::{
-    AsDynError, Classification, Classify, Discarding, Reason, causes, classify_error,
-};
-use crate::error::{Error, ErrorKind, TimeoutScope};
+use crate::classify::{Classification, Classify, Discarding, Reason, causes, classify_error};
+use crate::error::{BoxError, Error, ErrorKind, TimeoutScope};
 
 /// The header that makes a non-idempotent request safe to retry (the IETF `Idempotency-Key`
 /// draft, as payment APIs use it).
@@ -57,7 +55,6 @@ pub struct Idempotent;
 ///
 /// ```
 /// use http::{Method, Request, Response, StatusCode};
-/// use tower_tenacity::BoxError;
 /// use tower_tenacity::classify::{Classify, Reason};
 /// use tower_tenacity::http::HttpClassifier;
 ///
@@ -66,7 +63,7 @@ pub struct Idempotent;
 /// let post = Request::post("http://127.0.0.1/").body(()).unwrap();
 /// let busy = Response::builder().status(503).body(String::new()).unwrap();
 /// let retry = |req: &Request<()>| {
-///     Classify::<_, _, BoxError>::classify(&classifier, req, Ok(&busy)).is_retryable()
+///     classifier.classify(req, Ok(&busy)).is_retryable()
 /// };
 /// assert!(retry(&get));
 /// assert!(!retry(&post), "a POST may have been acted on");
@@ -169,11 +166,10 @@ pub fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-impl<B, ResB, E> Classify<Request<B>, Response<ResB>, E> for HttpClassifier
+impl<B, ResB> Classify<Request<B>, Response<ResB>> for HttpClassifier
 where
     ResB: Body + Send + 'static,
     ResB::Data: Send,
-    E: AsDynError,
 {
     /// Drains up to 64 KiB of the body, for at most 100 ms, so that an HTTP/1 connection can go
     /// back to the pool rather than be closed with a response half read.
@@ -203,11 +199,11 @@ where
     fn classify(
         &self,
         request: &Request<B>,
-        outcome: Result<&Response<ResB>, &E>,
+        outcome: Result<&Response<ResB>, &BoxError>,
     ) -> Classification {
         let classification = match outcome {
             Ok(response) => self.classify_status(response),
-            Err(err) => classify_http_error(err.as_dyn_error()),
+            Err(err) => classify_http_error(err.as_ref()),
         };
         match classification {
             Classification::Retryable { reason, .. }

@@ -33,17 +33,3 @@ pub use self::service::{
     AttemptHeader, AttemptHeaderLayer, Attempts, ReplayBodyFuture, ReplayBodyLayer,
     ReplayBodyService,
 };
-
-use crate::classify::AsDynError;
-
-impl AsDynError for hyper::Error {
-    fn as_dyn_error(&self) -> &(dyn std::error::Error + 'static) {
-        self
-    }
-}
-
-impl AsDynError for hyper_util::client::legacy::Error {
-    fn as_dyn_error(&self) -> &(dyn std::error::Error + 'static) {
-        self
-    }
-}

@@ -158,7 +158,7 @@ impl<S, Req, C, P> Future for ResponseFuture<S, Req, C, P>
 where
     S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
-    C: Classify<Req, S::Response, S::Error>,
+    C: Classify<Req, S::Response>,
     P: Replay<Req>,
 {
     type Output = Result<S::Response, BoxError>;
@@ -169,8 +169,10 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
+                    // Classifiers read errors as `BoxError`, whatever the service's type
+                    // (one that is a `BoxError` already stays as it is).
                     let outcome = match future.poll(cx) {
-                        Poll::Ready(outcome) => outcome,
+                        Poll::Ready(outcome) => outcome.map_err(Into::<BoxError>::into),
                         Poll::Pending => {
                             // Only `max_elapsed` measures from the first attempt: without it,
                             // a pending attempt reads no clock.
@@ -203,16 +205,14 @@ where
                         classification,
                     });
                     let (reason, hint) = match classification {
-                        Classification::Success => {
-                            return Poll::Ready(outcome.map_err(Into::into));
-                        }
+                        Classification::Success => return Poll::Ready(outcome),
                         Classification::Fatal { reason } => {
                             shared.emit(|| Event::GiveUp {
                                 attempt,
                                 why: GiveUp::Fatal,
                                 reason: Some(reason),
                             });
-                            return Poll::Ready(outcome.map_err(Into::into));
+                            return Poll::Ready(outcome);
                         }
                         Classification::Retryable { reason, after } => (reason, after),
                     };

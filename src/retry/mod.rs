@@ -170,7 +170,7 @@ impl<S, Req, C, P> Service<Req> for Retry<S, C, P>
 where
     S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
-    C: Classify<Req, S::Response, S::Error>,
+    C: Classify<Req, S::Response>,
     P: Replay<Req>,
 {
     type Response = S::Response;

@@ -102,7 +102,7 @@ impl<Req> Service<Req> for Script {
 #[derive(Debug, Clone, Copy)]
 pub struct StatusClassifier;
 
-impl<Req> Classify<Req, Reply, BoxError> for StatusClassifier {
+impl<Req> Classify<Req, Reply> for StatusClassifier {
     fn classify(&self, _req: &Req, outcome: Result<&Reply, &BoxError>) -> Classification {
         match outcome {
             Ok(reply) if (200..300).contains(&reply.status) => Classification::Success,
