@@ -218,19 +218,30 @@ where
 }
 
 /// Classifies an error from an HTTP client by the first cause in its chain that says something:
+/// with the `reqwest` feature, `reqwest::Error`s (connect errors as [`Reason::NeverSent`],
+/// reqwest's timeout as an attempt timeout, status errors by status); with the `hyper` feature,
 /// hyper-util's connect errors as [`Reason::NeverSent`], hyper's incomplete messages and
-/// canceled requests as [`Reason::Reset`], with the `http2` feature HTTP/2 errors (a refused
+/// canceled requests as [`Reason::Reset`]; with the `http2` feature HTTP/2 errors (a refused
 /// stream as [`Reason::NeverSent`], `ENHANCE_YOUR_CALM` as [`Reason::Throttled`], other resets
 /// from the server as [`Reason::Reset`], h2's I/O errors by kind), then as [`classify_error`]
 /// does (this crate's timeouts, I/O errors).
 pub fn classify_http_error(err: &(dyn StdError + 'static)) -> Classification {
     for cause in causes(err) {
+        #[cfg(feature = "reqwest")]
+        if let Some(reqwest) = cause.downcast_ref::<reqwest::Error>() {
+            if let Some(classification) = classify_reqwest_error(reqwest) {
+                return classification;
+            }
+            continue;
+        }
+        #[cfg(feature = "hyper")]
         if let Some(client) = cause.downcast_ref::<hyper_util::client::legacy::Error>() {
             if client.is_connect() {
                 return Classification::retryable(Reason::NeverSent);
             }
             continue;
         }
+        #[cfg(feature = "hyper")]
         if let Some(hyper) = cause.downcast_ref::<hyper::Error>() {
             if hyper.is_incomplete_message() || hyper.is_canceled() || hyper.is_closed() {
                 return Classification::retryable(Reason::Reset);
@@ -254,6 +265,27 @@ pub fn classify_http_error(err: &(dyn StdError + 'static)) -> Classification {
         }
     }
     classify_error(err)
+}
+
+/// A `reqwest::Error`, if it says something more than its causes do: a connect error was never
+/// sent, reqwest's own timeout bounded the attempt, a status error (`error_for_status`) is
+/// retryable for 408, 429, 500, 502, 503 and 504.
+#[cfg(feature = "reqwest")]
+fn classify_reqwest_error(err: &reqwest::Error) -> Option<Classification> {
+    if err.is_connect() {
+        return Some(Classification::retryable(Reason::NeverSent));
+    }
+    if err.is_timeout() {
+        return Some(Classification::retryable(Reason::Timeout(
+            TimeoutScope::Attempt,
+        )));
+    }
+    let status = err.status()?.as_u16();
+    let reason = Reason::Status(status);
+    Some(match status {
+        408 | 429 | 500 | 502 | 503 | 504 => Classification::retryable(reason),
+        _ => Classification::fatal(reason),
+    })
 }
 
 /// An HTTP/2 error, if it says something (RFC 9113 §8.7): a stream the server refused was never

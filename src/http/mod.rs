@@ -9,6 +9,8 @@ mod classify;
 mod deadline_body;
 mod preset;
 mod replay;
+#[cfg(feature = "reqwest")]
+mod reqwest;
 mod retry_after;
 mod server;
 mod service;
@@ -24,6 +26,8 @@ pub use self::preset::{
     HttpResilience, HttpResilienceBuilder, HttpResilienceFuture, HttpResilienceLayer,
 };
 pub use self::replay::{DEFAULT_REPLAY_CAP, HttpReplay, ReplayBody, ReplayError};
+#[cfg(feature = "reqwest")]
+pub use self::reqwest::{Reqwest, ReqwestFuture};
 pub use self::retry_after::{parse_retry_after, retry_after};
 pub use self::server::{
     ClassifyResponse, ClassifyResponseFuture, ClassifyResponseLayer, ServerTimeout,
