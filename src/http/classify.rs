@@ -126,10 +126,13 @@ impl HttpClassifier {
         self.retryable.contains(status.as_u16())
     }
 
-    /// Whether `request` may be sent again after a failure that it may have caused.
+    /// Whether `request` may be sent again after a failure that it may have caused: its method
+    /// is idempotent by `http::Method::is_idempotent` (GET, HEAD, OPTIONS, TRACE, QUERY, PUT,
+    /// DELETE), it carries an `Idempotency-Key` or the [`Idempotent`] extension, or the
+    /// classifier retries unsafe methods.
     pub fn may_retry<B>(&self, request: &Request<B>) -> bool {
         self.retry_unsafe
-            || is_idempotent(request.method())
+            || request.method().is_idempotent()
             || request.headers().contains_key(IDEMPOTENCY_KEY)
             || request.extensions().get::<Idempotent>().is_some()
     }
@@ -156,14 +159,6 @@ impl HttpClassifier {
             after: hint,
         }
     }
-}
-
-/// GET, HEAD, OPTIONS, TRACE, PUT and DELETE (RFC 9110 §9.2.2).
-pub fn is_idempotent(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
-    )
 }
 
 impl<B, ResB> Classify<Request<B>, Response<ResB>> for HttpClassifier
@@ -417,6 +412,8 @@ mod tests {
             Method::TRACE,
             Method::PUT,
             Method::DELETE,
+            // RFC 10008: safe and idempotent, as `http::Method::is_idempotent` knows.
+            Method::QUERY,
         ] {
             assert!(
                 classify(&request(method.clone()), Ok(&busy)).is_retryable(),

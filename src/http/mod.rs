@@ -17,7 +17,7 @@ mod service;
 
 pub use self::body_timeout::{BodyTimeout, BodyTimeoutFuture, BodyTimeoutLayer, TimeoutBody};
 pub use self::classify::{
-    HttpClassifier, IDEMPOTENCY_KEY, Idempotent, classify_http_error, is_idempotent,
+    HttpClassifier, IDEMPOTENCY_KEY, Idempotent, classify_http_error,
 };
 #[cfg(feature = "grpc")]
 pub(crate) use self::deadline_body::Alarm;
