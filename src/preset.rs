@@ -89,6 +89,13 @@ impl<C> ResilienceLayer<C> {
     }
 }
 
+impl Default for ResilienceLayer {
+    /// The standard pipeline with the [`DefaultClassifier`] and every default.
+    fn default() -> Self {
+        ResilienceLayer::new(DefaultClassifier)
+    }
+}
+
 impl<C, P> ResilienceLayer<C, P> {
     /// The total budget of each call; `None` when calls have no total deadline.
     pub fn total_timeout(&self) -> Option<Duration> {

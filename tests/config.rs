@@ -249,3 +249,32 @@ fn the_grpc_preset_has_no_total_deadline_unless_asked_and_fits_one_that_is() {
         .unwrap_err();
     assert_eq!(err.field(), "attempt_timeout", "two values the user set do");
 }
+
+#[test]
+fn the_presets_have_the_constructors_tower_users_look_for() {
+    let layer = ResilienceLayer::default();
+    assert_eq!(layer.total_timeout(), Some(secs(10)));
+    #[cfg(feature = "http")]
+    {
+        use tower_tenacity::http::HttpResilienceLayer;
+        let defaults = ResilienceLayer::http().build().unwrap();
+        for layer in [HttpResilienceLayer::new(), HttpResilienceLayer::default()] {
+            assert_eq!(
+                layer.stack().total_timeout(),
+                defaults.stack().total_timeout()
+            );
+            assert_eq!(
+                layer.stack().attempt_timeout(),
+                defaults.stack().attempt_timeout()
+            );
+        }
+    }
+    #[cfg(feature = "grpc")]
+    {
+        use tower_tenacity::grpc::GrpcResilienceLayer;
+        for layer in [GrpcResilienceLayer::new(), GrpcResilienceLayer::default()] {
+            assert_eq!(layer.stack().total_timeout(), None);
+            assert_eq!(layer.stack().attempt_timeout(), secs(2));
+        }
+    }
+}

@@ -99,9 +99,22 @@ pub type GrpcResilience<S> = GrpcStatus<
 >;
 
 impl GrpcResilienceLayer {
+    /// The gRPC pipeline with every default ([`ResilienceLayer::grpc`] built as it is).
+    pub fn new() -> Self {
+        ResilienceLayer::grpc()
+            .build()
+            .expect("the default gRPC configuration is valid")
+    }
+
     /// The deadline, retry and timeout settings inside.
     pub fn stack(&self) -> &ResilienceLayer<GrpcClassifier, HttpReplay> {
         &self.stack
+    }
+}
+
+impl Default for GrpcResilienceLayer {
+    fn default() -> Self {
+        GrpcResilienceLayer::new()
     }
 }
 

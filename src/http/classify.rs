@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use std::time::Duration;
 
 use bytes::Buf;
-use http::{Method, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::BodyExt;
 
@@ -342,6 +342,7 @@ impl fmt::Debug for StatusSet {
 mod tests {
     use super::*;
     use crate::error::BoxError;
+    use http::Method;
     use std::io;
 
     fn request(method: Method) -> Request<()> {

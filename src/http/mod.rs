@@ -16,9 +16,7 @@ mod server;
 mod service;
 
 pub use self::body_timeout::{BodyTimeout, BodyTimeoutFuture, BodyTimeoutLayer, TimeoutBody};
-pub use self::classify::{
-    HttpClassifier, IDEMPOTENCY_KEY, Idempotent, classify_http_error,
-};
+pub use self::classify::{HttpClassifier, IDEMPOTENCY_KEY, Idempotent, classify_http_error};
 #[cfg(feature = "grpc")]
 pub(crate) use self::deadline_body::Alarm;
 pub use self::deadline_body::{BodyDeadline, BodyDeadlineFuture, BodyDeadlineLayer, DeadlineBody};

@@ -89,6 +89,13 @@ pub struct HttpResilienceLayer {
 }
 
 impl HttpResilienceLayer {
+    /// The HTTP pipeline with every default ([`ResilienceLayer::http`] built as it is).
+    pub fn new() -> Self {
+        ResilienceLayer::http()
+            .build()
+            .expect("the default HTTP configuration is valid")
+    }
+
     /// The deadline, retry and timeout layers inside.
     pub fn stack(&self) -> &ResilienceLayer<HttpClassifier, HttpReplay> {
         &self.stack
@@ -215,6 +222,12 @@ where
                 Poll::Ready(Err(err))
             }
         }
+    }
+}
+
+impl Default for HttpResilienceLayer {
+    fn default() -> Self {
+        HttpResilienceLayer::new()
     }
 }
 
