@@ -5,6 +5,7 @@
 //! the outbound calls of an axum handler, or anything else speaking the `http` crate's types.
 
 mod body_timeout;
+mod carry;
 mod classify;
 mod deadline_body;
 mod preset;
@@ -16,6 +17,7 @@ mod server;
 mod service;
 
 pub use self::body_timeout::{BodyTimeout, BodyTimeoutFuture, BodyTimeoutLayer, TimeoutBody};
+pub use self::carry::{CarriedDeadline, CarryDeadline, CarryDeadlineLayer};
 pub use self::classify::{HttpClassifier, IDEMPOTENCY_KEY, Idempotent, classify_http_error};
 #[cfg(feature = "grpc")]
 pub(crate) use self::deadline_body::Alarm;

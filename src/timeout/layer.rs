@@ -9,6 +9,12 @@ use super::{Deadline, Timeout};
 /// Placed inside a [`RetryLayer`](crate::retry::RetryLayer) it bounds each attempt, and its
 /// expiry is classified as retryable.
 ///
+/// It fails the call with an error, as tower's own `Timeout` does. On an axum `Router`, whose
+/// services must not fail (`Infallible`), that does not compile ("the trait bound
+/// `Infallible: From<BoxError>` is not satisfied"): use
+/// [`ServerTimeoutLayer`](crate::http::ServerTimeoutLayer) there, which answers 503 or 504
+/// instead.
+///
 /// ```
 /// use std::time::Duration;
 /// use tower::{service_fn, Layer, Service, ServiceExt};

@@ -13,6 +13,23 @@
 //! A retry layer inside a deadline reads the time left (see [`remaining`]) and never starts a
 //! backoff that would end past it.
 //!
+//! # Where the deadline is seen
+//!
+//! A deadline is found by the layers below it in the same task, while it calls or polls them
+//! (see [`remaining`]): no request type has to carry it. Two things leave that task:
+//!
+//! * `tokio::spawn`: a future spawned from inside the call runs in a task of its own. It does
+//!   not see the deadline, and the deadline cannot cancel it (dropping the call does not stop a
+//!   spawned task). Read [`remaining`] before spawning and put a `DeadlineLayer` of that budget
+//!   inside the spawned work.
+//! * tower's `Buffer`: it calls the service behind it from its worker task, and hands the future
+//!   back to be polled by the caller. A retry layer behind a `Buffer` still sees the deadline
+//!   when it decides on a retry (that happens while the caller polls), but nothing behind it sees
+//!   the deadline during the *first* `call`: not a `grpc-timeout` layer, not a service reading
+//!   [`remaining`]. For `http::Request`s,
+//!   [`CarryDeadlineLayer`](crate::http::CarryDeadlineLayer) on both sides of the `Buffer`
+//!   carries the deadline across in a request extension.
+//!
 //! Both timers are armed only when the inner future is pending on its first poll: a call that
 //! is ready at once costs neither a timer nor a clock read. A deadline goes further: while a
 //! timer of this crate inside it (an attempt timeout, a backoff sleep, a tighter deadline) will

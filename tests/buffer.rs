@@ -1,0 +1,117 @@
+//! The deadline across tower's `Buffer`, for `http::Request`s: a `Buffer` makes the first call
+//! of the service behind it from its worker task, where the deadline's scope is not; with
+//! `CarryDeadlineLayer` on both sides, everything behind it sees the deadline on every attempt.
+//! Time is paused.
+#![cfg(feature = "http")]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Request, Response};
+use tokio::time::Instant;
+use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_tenacity::classify::{Classification, Reason, classify_fn};
+use tower_tenacity::http::CarryDeadlineLayer;
+use tower_tenacity::retry::{ExponentialBackoff, Jitter, RetryLayer, replay_fn};
+use tower_tenacity::timeout::{DeadlineLayer, remaining};
+use tower_tenacity::{BoxError, Error, TimeoutScope};
+
+/// Each call's instant and the time left it saw; every call answers 503.
+type Seen = Arc<Mutex<Vec<(Instant, Option<Duration>)>>>;
+
+async fn run(carry: bool) -> (Seen, Result<Response<()>, BoxError>) {
+    let seen: Seen = Arc::default();
+    let record = seen.clone();
+    let retry = RetryLayer::builder()
+        .classifier(classify_fn(
+            |_: &Request<()>, outcome: Result<&Response<()>, &BoxError>| match outcome {
+                Ok(response) if response.status() == 503 => {
+                    Classification::retryable(Reason::Status(503))
+                }
+                Ok(_) => Classification::Success,
+                Err(_) => Classification::fatal(Reason::Other("error")),
+            },
+        ))
+        .replay(replay_fn(|request: &Request<()>| {
+            let mut copy = Request::new(());
+            *copy.uri_mut() = request.uri().clone();
+            Some(copy)
+        }))
+        .max_attempts(5)
+        .no_budget()
+        .backoff(
+            ExponentialBackoff::new(Duration::from_millis(100), 1.0, Duration::from_millis(100))
+                .with_jitter(Jitter::None),
+        )
+        .build()
+        .unwrap();
+    let mut svc = ServiceBuilder::new()
+        .layer(DeadlineLayer::new(Duration::from_millis(350)))
+        .option_layer(carry.then(CarryDeadlineLayer::new))
+        .buffer(8)
+        .option_layer(carry.then(CarryDeadlineLayer::new))
+        .layer(retry)
+        .service_fn(move |_: Request<()>| {
+            record.lock().unwrap().push((Instant::now(), remaining()));
+            async { Ok::<_, BoxError>(Response::builder().status(503).body(()).unwrap()) }
+        });
+    let outcome = svc.ready().await.unwrap().call(Request::new(())).await;
+    (seen, outcome)
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_the_carrier_every_attempt_behind_a_buffer_sees_the_deadline() {
+    let started = Instant::now();
+    let (seen, outcome) = run(true).await;
+    let seen = seen.lock().unwrap();
+    let offsets: Vec<Duration> = seen.iter().map(|(at, _)| *at - started).collect();
+    let ms = Duration::from_millis;
+    assert_eq!(offsets, [ms(0), ms(100), ms(200), ms(300)]);
+    let left: Vec<Option<Duration>> = seen.iter().map(|(_, left)| *left).collect();
+    assert_eq!(
+        left,
+        [Some(ms(350)), Some(ms(250)), Some(ms(150)), Some(ms(50))],
+        "the first attempt, made by the buffer's worker, too"
+    );
+    // The fifth attempt would start at 400 ms: past the deadline, so not started; the last 503
+    // is the answer.
+    assert_eq!(outcome.unwrap().status(), 503);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_it_the_first_call_behind_a_buffer_sees_no_deadline() {
+    let (seen, _) = run(false).await;
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen[0].1, None,
+        "made by the buffer's worker, outside the deadline's scope"
+    );
+    assert_eq!(
+        seen[1].1,
+        Some(Duration::from_millis(250)),
+        "retries are made while the caller polls, inside it"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn below_the_buffer_the_carried_deadline_is_enforced_too() {
+    // Only the carrier below the buffer: a request that comes with a deadline written on it
+    // (from another task) runs under it.
+    let mut svc = ServiceBuilder::new()
+        .layer(CarryDeadlineLayer::new())
+        .service_fn(|_: Request<()>| async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok::<_, BoxError>(())
+        });
+    let mut request = Request::new(());
+    let deadline = Instant::now() + Duration::from_millis(200);
+    request
+        .extensions_mut()
+        .insert(tower_tenacity::http::CarriedDeadline(deadline));
+    let err = svc.ready().await.unwrap().call(request).await.unwrap_err();
+    assert_eq!(
+        Error::find(err.as_ref()).and_then(Error::timeout_scope),
+        Some(TimeoutScope::Total)
+    );
+    assert_eq!(Instant::now(), deadline);
+}
