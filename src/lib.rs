@@ -118,6 +118,7 @@
 
 pub mod classify;
 mod error;
+pub mod guides;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 #[cfg(feature = "http")]

@@ -1,0 +1,200 @@
+//! Guides: this crate in the stacks Rust services are built of, and coming from other retry
+//! crates. Each is a page of docs; the code in them is compiled (and run, where it needs no
+//! server).
+
+/// With a hyper-util client (`hyper` feature, on by default).
+///
+/// The HTTP preset wraps a `hyper_util::client::legacy::Client` built for the replayable body it
+/// sends, [`ReplayBody`](crate::http::ReplayBody) of yours. The caller sends `Request<B>` and
+/// gets `Response<DeadlineBody<Incoming>>`, with the attempts it took as an
+/// [`Attempts`](crate::http::Attempts) extension.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use bytes::Bytes;
+/// use http_body_util::{BodyExt, Full};
+/// use hyper_util::client::legacy::Client;
+/// use hyper_util::rt::TokioExecutor;
+/// use tower::{Layer, Service, ServiceExt};
+/// use tower_tenacity::http::{Attempts, ReplayBody};
+/// use tower_tenacity::{BoxError, ResilienceLayer};
+///
+/// # async fn run() -> Result<(), BoxError> {
+/// let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
+/// let mut client = ResilienceLayer::http()
+///     .total_timeout(Duration::from_secs(10)) // up to the response head
+///     .attempt_timeout(Duration::from_secs(2))
+///     .build()?
+///     .layer(client);
+/// let request = http::Request::get("http://127.0.0.1:8080/report").body(Full::new(Bytes::new()))?;
+/// let response = client.ready().await?.call(request).await?;
+/// let attempts = response.extensions().get::<Attempts>().map_or(1, |a| a.0);
+/// let body = response.into_body().collect().await?.to_bytes();
+/// # let _ = (attempts, body);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Clone the layered client freely: clones share the retry budget and the connection pool. A
+/// `POST` is retried only when it is safe: an `Idempotency-Key`, the
+/// [`Idempotent`](crate::http::Idempotent) extension, `retry_unsafe_methods()`, or a request
+/// that was provably never sent. For an HTTP/2 client, turn on the `http2` feature so that a
+/// stream the server refused is retried as never sent.
+#[cfg(feature = "hyper")]
+pub mod with_hyper_util {}
+
+/// With a `reqwest::Client` (`reqwest` feature).
+///
+/// `reqwest::Client` is a tower service of `reqwest::Request`; [`Reqwest`](crate::http::Reqwest)
+/// makes it one of `http::Request`, which is what the HTTP preset sends (so that it can replay
+/// bodies and read what it classifies). Build the client as you like it (TLS, proxy, pool): this
+/// crate turns none of reqwest's features on.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use bytes::Bytes;
+/// use http_body_util::{BodyExt, Full};
+/// use tower::{Layer, Service, ServiceExt};
+/// use tower_tenacity::http::Reqwest;
+/// use tower_tenacity::{BoxError, ResilienceLayer};
+///
+/// # async fn run() -> Result<(), BoxError> {
+/// let client = reqwest::Client::builder().build()?;
+/// let mut client = ResilienceLayer::http()
+///     .total_timeout(Duration::from_secs(30))
+///     .total_timeout_covers_body() // what reqwest's own `timeout` means
+///     .build()?
+///     .layer(Reqwest::new(client));
+/// let request = http::Request::post("http://127.0.0.1:8080/orders")
+///     .header("idempotency-key", "order-8812")
+///     .body(Full::new(Bytes::from_static(b"{\"sku\":42}")))?;
+/// let response = client.ready().await?.call(request).await?;
+/// let body = response.into_body().collect().await?.to_bytes();
+/// # let _ = body;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// What it adds to reqwest's own `retry` (a budget, status and error predicates): exponential
+/// backoff with jitter, `Retry-After` (both forms, capped), attempt timeouts inside a total
+/// deadline that no backoff or attempt outlives, request bodies replayed byte for byte (reqwest
+/// can only retry bodies it holds whole), typed errors that say which limit stopped the retries,
+/// and `tracing` events for each attempt.
+#[cfg(feature = "reqwest")]
+pub mod with_reqwest {}
+
+/// With tonic (`grpc` feature).
+///
+/// The gRPC preset wraps a tonic `Channel`; a generated client takes the layered channel as it
+/// takes the bare one.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tower::ServiceBuilder;
+/// use tower_tenacity::ResilienceLayer;
+/// use tonic_health::pb::health_client::HealthClient;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:50051").connect_lazy();
+/// let channel = ServiceBuilder::new()
+///     .layer(ResilienceLayer::grpc().total_timeout(Duration::from_secs(3)).build()?)
+///     .service(channel);
+/// let mut health = HealthClient::new(channel);
+/// let status = health.check(tonic_health::pb::HealthCheckRequest::default()).await?;
+/// # let _ = status;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// The streaming rules (gRFC A6):
+///
+/// * an attempt is committed once its first message arrives. Before that, a status in a
+///   Trailers-Only response or in trailers that end the body with no message is classified
+///   (`UNAVAILABLE` retried by default, pushback honoured); after it, the stream is the caller's,
+///   never held and never retried, and its status arrives as the server sent it;
+/// * the attempt timeout (2 s by default) bounds the wait for the response head and first
+///   message, never the life of a stream. A client-streaming call waits for its single answer
+///   until the upload ends: give it an attempt timeout that fits;
+/// * the total timeout is the RPC's deadline, the same on both sides: sent as `grpc-timeout` on
+///   every attempt, and a stream still open when it passes ends with `DEADLINE_EXCEEDED` and is
+///   cancelled. There is none unless you set one;
+/// * a request stream that cannot be replayed (longer than the replay cap, 64 KiB, or still open
+///   when its attempt failed) is sent once.
+///
+/// On the server, [`GrpcDeadlineLayer`](crate::grpc::GrpcDeadlineLayer) honours the
+/// `grpc-timeout` a caller sends, streams included.
+#[cfg(feature = "grpc")]
+pub mod with_tonic {}
+
+/// In an axum app (`http` feature; no client needed for the server side).
+///
+/// Two jobs: bound each handler, and make the handler's outbound calls resilient within what is
+/// left of that bound.
+///
+/// ```
+/// use std::time::Duration;
+/// use axum::{Router, routing::get};
+/// use http::StatusCode;
+/// use tower_tenacity::http::ServerTimeoutLayer;
+///
+/// let app: Router = Router::new()
+///     .route("/report", get(|| async { "done" }))
+///     // Answers 504 (not an error: axum's services are `Infallible`) and drops the handler.
+///     .layer(ServerTimeoutLayer::new(Duration::from_secs(5)).status(StatusCode::GATEWAY_TIMEOUT));
+/// # let _ = app;
+/// ```
+///
+/// [`TimeoutLayer`](crate::timeout::TimeoutLayer) fails a call with an error, as tower's
+/// `Timeout` does, so it does not fit a `Router` ("`Infallible: From<BoxError>` is not
+/// satisfied"); `ServerTimeoutLayer` answers instead. Handlers run under its deadline, so a
+/// resilient client they call (kept in the router's state; the preset's service is
+/// `Clone + Send + Sync`) sees the time left and never outlives it. The `axum_server` example
+/// does both.
+///
+/// tower-http's `TimeoutLayer` answers 408 where this one answers 503 or 504; either works. What
+/// this crate adds on the server is the deadline that outbound calls inherit.
+#[cfg(feature = "http")]
+pub mod in_axum {}
+
+/// Coming from `tower::retry::Policy`, reqwest-retry or backon: what maps to what.
+///
+/// | there | here |
+/// |---|---|
+/// | tower: `Policy::retry` deciding from the result | a [`Classify`](crate::classify::Classify) implementation (or [`classify_fn`](crate::classify::classify_fn)): success, retryable (reason, hint) or fatal |
+/// | tower: `Policy::clone_request` | [`Replay`](crate::retry::Replay) (`Clone` requests by default; [`replay_fn`](crate::retry::replay_fn)); HTTP bodies by [`ReplayBody`](crate::http::ReplayBody) |
+/// | tower: `TpsBudget` | [`RetryBudget`](crate::retry::RetryBudget) (ratio plus floor per window, shared by clones) |
+/// | tower: `timeout::Timeout` inside `Retry` | [`TimeoutLayer`](crate::timeout::TimeoutLayer) (tower's own is classified the same with the `tower` feature) |
+/// | tower: a backoff written into the policy | [`ExponentialBackoff`](crate::retry::ExponentialBackoff) with [`Jitter`](crate::retry::Jitter) |
+/// | reqwest-retry: `RetryTransientMiddleware` | the HTTP preset over [`Reqwest`](crate::http::Reqwest) (no middleware crate) |
+/// | reqwest-retry: `ExponentialBackoff::builder().build_with_max_retries(n)` | `.max_attempts(n + 1)` (attempts count the first) and `.backoff(..)` |
+/// | reqwest-retry: `RetryableStrategy` | a classifier, or [`HttpClassifier`](crate::http::HttpClassifier) `retry_on` / `no_retry_on` |
+/// | backon: `ExponentialBuilder` with `with_max_times` | `.backoff(..)` and `.max_attempts(..)` |
+/// | backon: `when(..)` | the classifier |
+/// | backon: `notify(..)` | an [`Observer`](crate::retry::Observer) or the `tracing` events |
+/// | backon: `with_total_delay` | `.retry_with(|r| r.max_elapsed(..))`, or a total timeout |
+///
+/// Beyond what those do: one total deadline that neither a backoff nor an attempt outlives,
+/// server hints (`Retry-After`, gRPC pushback) within a cap, requests that are not safe to send
+/// twice never sent twice, and errors that say which limit stopped the retries.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_tenacity::classify::{classify_fn, classify_error, Classification, Reason};
+/// use tower_tenacity::retry::{ExponentialBackoff, Jitter, RetryLayer};
+/// use tower_tenacity::BoxError;
+///
+/// // A tower `Policy` that retried "busy" replies and transient errors, three times at most:
+/// let layer = RetryLayer::builder()
+///     .classifier(classify_fn(|_: &String, outcome: Result<&String, &BoxError>| match outcome {
+///         Ok(reply) if reply == "busy" => Classification::retryable(Reason::Other("busy")),
+///         Ok(_) => Classification::Success,
+///         Err(err) => classify_error(err.as_ref()),
+///     }))
+///     .max_attempts(4)
+///     .backoff(ExponentialBackoff::new(Duration::from_millis(100), 2.0, Duration::from_secs(5))
+///         .with_jitter(Jitter::Full))
+///     .build()
+///     .unwrap();
+/// # let _ = layer;
+/// ```
+pub mod migrating {}
