@@ -87,28 +87,40 @@
 //!
 //! # gRPC
 //!
-//! With the `grpc` feature (on by default), [`ResilienceLayer::grpc`] wraps a tonic `Channel`:
+//! With the `grpc` feature, `ResilienceLayer::grpc` wraps a tonic `Channel`:
 //! gRPC status codes classified from headers or from trailers that come before any message,
 //! pushback, `grpc-timeout` set to the time left on every attempt, and errors a tonic client
 //! reports as `DEADLINE_EXCEEDED` or `UNAVAILABLE` rather than `UNKNOWN`. Streams pass through:
 //! an attempt is committed at its first message (gRFC A6), the attempt timeout bounds only the
-//! wait for it, and the total timeout is the RPC's deadline (none unless set). See the [`grpc`]
+//! wait for it, and the total timeout is the RPC's deadline (none unless set). See the `grpc`
 //! module.
 //!
 //! # Features
 //!
-//! * `http` (on by default): the [`http`] module.
-//! * `http2` (on by default through `grpc`, implies `http`): HTTP/2 errors classified too, so
-//!   that a stream the server refused is retried as never sent and other stream resets as
-//!   resets (see [`classify_http_error`](http::classify_http_error)). Turn it on for a
-//!   hyper-util client that speaks HTTP/2.
-//! * `grpc` (on by default, implies `http2`): the [`grpc`] module.
+//! Lean by default (`http`, `hyper`, `tower`); turn on what your stack has.
+//!
+//! * `http` (on by default): the [`http`] module, on the `http`/`http-body` types alone (no
+//!   client): an axum app that only wants [`ServerTimeoutLayer`](http::ServerTimeoutLayer)
+//!   needs nothing more.
+//! * `hyper` (on by default, implies `http`): hyper's and hyper-util's client errors classified
+//!   by [`classify_http_error`](http::classify_http_error), for a hyper-util client.
 //! * `tower` (on by default): tower's own `timeout::error::Elapsed` is classified as an attempt
 //!   timeout by [`classify_error`](classify::classify_error), for a `tower::timeout::Timeout`
 //!   kept inside the retry layer.
-//! * `backoff` (off by default): lets a [`backoff`](https://docs.rs/backoff) crate schedule
-//!   drive the retry delays. That crate is unmaintained (RUSTSEC-2025-0012), which is why it is
-//!   not on by default.
+//! * `http2` (implies `http`): HTTP/2 errors classified too, so that a stream the server refused
+//!   is retried as never sent and other stream resets as resets. Turn it on for a hyper-util
+//!   client that speaks HTTP/2.
+//! * `grpc` (implies `http2`): the `grpc` module, for tonic.
+//! * `reqwest` (implies `http`): `http::Reqwest`, the HTTP preset over a `reqwest::Client`, and
+//!   `reqwest::Error` classified (reqwest without TLS: bring your own).
+//! * `backoff`: lets a [`backoff`](https://docs.rs/backoff) crate schedule drive the retry
+//!   delays. That crate is unmaintained (RUSTSEC-2025-0012), which is why it is not on by
+//!   default.
+//!
+//! # Guides
+//!
+//! The [`guides`] module: with hyper-util, with reqwest, with tonic, in an axum app, and coming
+//! from `tower::retry::Policy`, reqwest-retry or backon.
 //!
 //! [tower]: https://docs.rs/tower
 
