@@ -130,9 +130,9 @@
 
 pub mod classify;
 mod error;
-pub mod guides;
 #[cfg(feature = "grpc")]
 pub mod grpc;
+pub mod guides;
 #[cfg(feature = "http")]
 pub mod http;
 mod preset;
