@@ -74,15 +74,51 @@ const WARM_UP: u64 = 32;
 
 fn scenarios() -> Vec<Scenario> {
     vec![
-        Scenario { name: "success/bare", ops: 10_000, run: success_bare },
-        Scenario { name: "success/tower", ops: 10_000, run: success_tower },
-        Scenario { name: "success/tenacity", ops: 10_000, run: success_tenacity },
-        Scenario { name: "retry/bare", ops: 500, run: retry_bare },
-        Scenario { name: "retry/tower", ops: 500, run: retry_tower },
-        Scenario { name: "retry/tenacity", ops: 500, run: retry_tenacity },
-        Scenario { name: "http/bare", ops: 300, run: http_bare },
-        Scenario { name: "http/tower", ops: 300, run: http_tower },
-        Scenario { name: "http/tenacity", ops: 300, run: http_tenacity },
+        Scenario {
+            name: "success/bare",
+            ops: 10_000,
+            run: success_bare,
+        },
+        Scenario {
+            name: "success/tower",
+            ops: 10_000,
+            run: success_tower,
+        },
+        Scenario {
+            name: "success/tenacity",
+            ops: 10_000,
+            run: success_tenacity,
+        },
+        Scenario {
+            name: "retry/bare",
+            ops: 500,
+            run: retry_bare,
+        },
+        Scenario {
+            name: "retry/tower",
+            ops: 500,
+            run: retry_tower,
+        },
+        Scenario {
+            name: "retry/tenacity",
+            ops: 500,
+            run: retry_tenacity,
+        },
+        Scenario {
+            name: "http/bare",
+            ops: 300,
+            run: http_bare,
+        },
+        Scenario {
+            name: "http/tower",
+            ops: 300,
+            run: http_tower,
+        },
+        Scenario {
+            name: "http/tenacity",
+            ops: 300,
+            run: http_tenacity,
+        },
     ]
 }
 
@@ -104,12 +140,18 @@ fn main() {
     let filter = std::env::var("INSTRUCTIONS").unwrap_or_default();
     let me = std::env::current_exe().expect("this binary");
     let mut rows = Vec::new();
-    for scenario in scenarios().into_iter().filter(|s| s.name.starts_with(&filter)) {
+    for scenario in scenarios()
+        .into_iter()
+        .filter(|s| s.name.starts_with(&filter))
+    {
         let (ir_0, allocs_0) = measure(&me, scenario.name, 0);
         let (ir_n, allocs_n) = measure(&me, scenario.name, scenario.ops);
         let per_op = (ir_n - ir_0) as f64 / scenario.ops as f64;
         let allocs = (allocs_n - allocs_0) as f64 / scenario.ops as f64;
-        eprintln!("{:<18} {per_op:>10.0} instructions/op {allocs:>6.2} allocations/op", scenario.name);
+        eprintln!(
+            "{:<18} {per_op:>10.0} instructions/op {allocs:>6.2} allocations/op",
+            scenario.name
+        );
         rows.push((scenario.name, per_op, allocs));
     }
     println!();
@@ -136,12 +178,19 @@ fn measure(me: &std::path::Path, name: &str, ops: u64) -> (u64, u64) {
         .env("INSTRUCTIONS_RUN", format!("{name}:{ops}"))
         .output()
         .expect("valgrind runs");
-    assert!(output.status.success(), "{name}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let report = std::fs::read_to_string(&out).expect("callgrind's output");
     let _ = std::fs::remove_file(&out);
     let instructions = report
         .lines()
-        .find_map(|line| line.strip_prefix("summary: ").or_else(|| line.strip_prefix("totals: ")))
+        .find_map(|line| {
+            line.strip_prefix("summary: ")
+                .or_else(|| line.strip_prefix("totals: "))
+        })
         .and_then(|n| n.trim().parse().ok())
         .expect("callgrind's summary line");
     let allocations = String::from_utf8_lossy(&output.stdout)
@@ -290,11 +339,12 @@ fn http_runtime() -> (tokio::runtime::Runtime, Uri) {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(|_: Request<hyper::body::Incoming>| {
-                        ready(Ok::<_, std::convert::Infallible>(Response::new(Full::new(
-                            Bytes::from_static(b"ok"),
-                        ))))
-                    });
+                    let service =
+                        hyper::service::service_fn(|_: Request<hyper::body::Incoming>| {
+                            ready(Ok::<_, std::convert::Infallible>(Response::new(Full::new(
+                                Bytes::from_static(b"ok"),
+                            ))))
+                        });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                         .await;
@@ -313,7 +363,9 @@ where
     B: http_body::Body,
     B::Error: std::fmt::Debug,
 {
-    let request = Request::get(uri.clone()).body(Full::new(Bytes::new())).unwrap();
+    let request = Request::get(uri.clone())
+        .body(Full::new(Bytes::new()))
+        .unwrap();
     let response = svc.ready().await.unwrap().call(request).await.unwrap();
     assert!(response.status().is_success());
     let body = response.into_body().collect().await.unwrap().to_bytes();

@@ -1,3 +1,10 @@
+//! The future of a [`Retry`](super::Retry) call: a state machine whose states own their data.
+//!
+//! ```text
+//! Calling ──retryable──▶ Waiting (backoff, drain) ──▶ Readying (a clone of the spare) ──▶ Calling
+//!    └──success, fatal, or a limit──▶ done
+//! ```
+
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -9,43 +16,89 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
+use super::decide::{Clock, Verdict, decide};
 use super::{Common, Event, GiveUp, Replay, Schedule, Shared};
 use crate::classify::{Classification, Classify, Discarding, Reason};
-use crate::error::{Attempt, BoxError, Error, ErrorKind, Limit};
+use crate::error::{Attempt, BoxError, Error, ErrorKind};
 
 pin_project! {
     #[project = StateProj]
-    enum State<F> {
+    enum State<S, Req>
+    where
+        S: Service<Req>,
+    {
         // An attempt is in flight.
-        Calling { #[pin] future: F },
-        // Waiting out the delay before the next attempt (the timer is in `RetryState`).
-        Backoff,
-        // Waiting for the service to be ready for the next attempt.
-        Readying,
+        Calling { #[pin] future: S::Future },
+        // Waiting out the delay before the next attempt (no timer for a zero delay), while the
+        // response being retried is drained.
+        Waiting {
+            #[pin]
+            sleep: Option<Sleep>,
+            discarding: Option<Discarding>,
+            next: Option<Req>,
+        },
+        // Waiting for a clone of the spare service to be ready for the next attempt. It is
+        // kept until it is: a service wakes the clone that asked, and only while it lives.
+        Readying { service: S, next: Option<Req> },
     }
 }
 
 pin_project! {
-    /// The future of a [`Retry`](super::Retry) call: a state machine over attempts, backoff
-    /// sleeps and readiness.
+    /// The future of a [`Retry`](super::Retry) call.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct ResponseFuture<S, Req, C, P>
     where
         S: Service<Req>,
     {
         #[pin]
-        state: State<S::Future>,
+        state: State<S, Req>,
         // The copy kept for classification and for making the next attempt's request.
         kept: Option<Req>,
-        // The layer's configuration, classifier and replay, and where retries get their clone
-        // of the service from.
+        // The layer's configuration, classifier and replay, and the spare service.
         shared: Arc<Common<S, C, P>>,
         attempt: u32,
         // When the first attempt was found pending (kept only under a `max_elapsed`); a call
         // that completes at once reads no clock.
         started: Option<Instant>,
-        // What only a request that retries needs, timer and service included: boxed at the
-        // first retry so that the future of a call that succeeds at once stays small.
-        retry: Option<Pin<Box<RetryState<S, Req>>>>,
+        backoff: BackoffState,
+    }
+
+    impl<S, Req, C, P> PinnedDrop for ResponseFuture<S, Req, C, P>
+    where
+        S: Service<Req>,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            // A backoff timer may have been an enclosing deadline's reason not to arm one.
+            if let State::Waiting { sleep: Some(_), .. } = &this.state {
+                crate::timeout::uncover();
+            }
+        }
+    }
+}
+
+/// The per-request state of the backoff schedule: its randomness and the previous delay (for
+/// decorrelated jitter), made at the first retry; a `backoff` crate schedule's own state.
+#[derive(Default)]
+struct BackoffState {
+    rng: Option<fastrand::Rng>,
+    previous: Duration,
+    #[cfg(feature = "backoff")]
+    custom: Option<Box<dyn ::backoff::backoff::Backoff + Send>>,
+}
+
+impl BackoffState {
+    /// The delay before retry number `retry`, or `None` when the schedule has ended.
+    fn next_delay(&mut self, shared: &Shared, retry: u32) -> Option<Duration> {
+        let delay = match &shared.schedule {
+            Schedule::Exponential(delays) => {
+                let rng = self.rng.get_or_insert_with(|| shared.rng());
+                delays.delay(retry, self.previous, rng)
+            }
+            #[cfg(feature = "backoff")]
+            Schedule::Custom(make) => self.custom.get_or_insert_with(|| make()).next_backoff()?,
+        };
+        self.previous = delay;
+        Some(delay)
     }
 }
 
@@ -60,15 +113,10 @@ where
             shared,
             attempt: 1,
             started: None,
-            retry: None,
+            backoff: BackoffState::default(),
         }
     }
-}
 
-impl<S, Req, C, P> ResponseFuture<S, Req, C, P>
-where
-    S: Service<Req>,
-{
     /// The copy of the request kept for retries, if one could be made.
     #[cfg(feature = "http")]
     pub(crate) fn kept(&self) -> Option<&Req> {
@@ -83,74 +131,8 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("attempt", &self.attempt)
-            .field("max_attempts", &self.shared.max_attempts)
+            .field("max_attempts", &self.shared.limits.max_attempts)
             .finish_non_exhaustive()
-    }
-}
-
-pin_project! {
-    /// The backoff timer, randomness, history and service of one request that retries.
-    struct RetryState<S, Req> {
-        // Made at the first backoff, reset for the later ones.
-        #[pin]
-        sleep: Option<Sleep>,
-        rng: fastrand::Rng,
-        previous: Duration,
-        custom: CustomBackoff,
-        // A discarded response being let go of (drained) before the next attempt.
-        discarding: Option<Discarding>,
-        // This request's clone of the spare service, made for its first retry.
-        service: Option<S>,
-        // The request for the next attempt, made before the backoff so that a request that
-        // cannot be replayed is known before waiting for nothing.
-        next: Option<Req>,
-    }
-
-    impl<S, Req> PinnedDrop for RetryState<S, Req> {
-        fn drop(this: Pin<&mut Self>) {
-            // Its timer may have been an enclosing deadline's reason not to arm one.
-            if this.sleep.is_some() {
-                crate::timeout::uncover();
-            }
-        }
-    }
-}
-
-/// The per-request state of a `backoff` crate schedule.
-#[cfg(feature = "backoff")]
-type CustomBackoff = Option<Box<dyn ::backoff::backoff::Backoff + Send>>;
-#[cfg(not(feature = "backoff"))]
-type CustomBackoff = ();
-
-impl<S, Req> RetryState<S, Req> {
-    fn new(shared: &Shared) -> Self {
-        RetryState {
-            sleep: None,
-            rng: shared.rng(),
-            previous: Duration::ZERO,
-            #[cfg(feature = "backoff")]
-            custom: match &shared.schedule {
-                Schedule::Custom(make) => Some(make()),
-                Schedule::Exponential(_) => None,
-            },
-            #[cfg(not(feature = "backoff"))]
-            custom: (),
-            discarding: None,
-            service: None,
-            next: None,
-        }
-    }
-
-    /// The delay before retry number `retry`, or `None` when the schedule has ended.
-    fn next_delay(self: Pin<&mut Self>, schedule: &Schedule, retry: u32) -> Option<Duration> {
-        let this = self.project();
-        let delay = match schedule {
-            Schedule::Exponential(delays) => delays.delay(retry, *this.previous, this.rng),
-            #[cfg(feature = "backoff")]
-            Schedule::Custom(_) => this.custom.as_mut()?.next_backoff()?,
-        };
-        *this.previous = delay;
-        Some(delay)
     }
 }
 
@@ -164,125 +146,36 @@ where
     type Output = Result<S::Response, BoxError>;
 
     #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
+            let mut this = self.as_mut().project();
             match this.state.as_mut().project() {
                 StateProj::Calling { future } => {
-                    // Classifiers read errors as `BoxError`, whatever the service's type
-                    // (one that is a `BoxError` already stays as it is).
-                    let outcome = match future.poll(cx) {
-                        Poll::Ready(outcome) => outcome.map_err(Into::<BoxError>::into),
-                        Poll::Pending => {
-                            // Only `max_elapsed` measures from the first attempt: without it,
-                            // a pending attempt reads no clock.
-                            if this.started.is_none() && this.shared.max_elapsed.is_some() {
-                                *this.started = Some(Instant::now());
-                            }
-                            return Poll::Pending;
+                    let Poll::Ready(outcome) = future.poll(cx) else {
+                        // Only `max_elapsed` measures from the first attempt: without it, a
+                        // pending attempt reads no clock.
+                        if this.started.is_none() && this.shared.limits.max_elapsed.is_some() {
+                            *this.started = Some(Instant::now());
                         }
+                        return Poll::Pending;
                     };
-                    let shared: &Shared = this.shared;
-                    let attempt = shared.attempt(*this.attempt);
-                    let Some(kept) = this.kept.as_ref() else {
-                        // Could not be copied before it was sent: nothing to classify it against
-                        // and nothing to retry with.
-                        return Poll::Ready(match outcome {
-                            Ok(response) => Ok(response),
-                            Err(err) => {
-                                shared.emit(|| Event::GiveUp {
-                                    attempt,
-                                    why: GiveUp::NotReplayable,
-                                    reason: None,
-                                });
-                                Err(give_up(err, attempt, GiveUp::NotReplayable, None))
-                            }
-                        });
-                    };
-                    let classification = this.shared.classifier.classify(kept, outcome.as_ref());
-                    shared.emit(|| Event::Outcome {
-                        attempt,
-                        classification,
-                    });
-                    let (reason, hint) = match classification {
-                        Classification::Success => return Poll::Ready(outcome),
-                        Classification::Fatal { reason } => {
-                            shared.emit(|| Event::GiveUp {
-                                attempt,
-                                why: GiveUp::Fatal,
-                                reason: Some(reason),
-                            });
-                            return Poll::Ready(outcome);
-                        }
-                        Classification::Retryable { reason, after } => (reason, after),
-                    };
-                    let decision = decide(shared, attempt, hint, this.started, this.retry, || {
-                        this.shared.replay.replay(kept)
-                    });
-                    match decision {
-                        Ok(delay) => {
-                            shared.emit(|| Event::Retry {
-                                attempt,
-                                delay,
-                                reason,
-                                hinted: hint.is_some(),
-                            });
-                            let discarding = match outcome {
-                                Ok(response) => this.shared.classifier.discard(response),
-                                Err(_) => None,
-                            };
-                            let draining = discarding.is_some();
-                            if let Some(retry) = this.retry.as_mut() {
-                                *retry.as_mut().project().discarding = discarding;
-                            }
-                            this.state.set(if delay.is_zero() && !draining {
-                                State::Readying
-                            } else {
-                                State::Backoff
-                            });
-                        }
-                        Err(why) => {
-                            shared.emit(|| Event::GiveUp {
-                                attempt,
-                                why,
-                                reason: Some(reason),
-                            });
-                            return Poll::Ready(match outcome {
-                                Ok(response) => Ok(response),
-                                Err(err) => Err(give_up(err, attempt, why, Some(reason))),
-                            });
-                        }
+                    // Classifiers read errors as `BoxError`, whatever the service's type (one
+                    // that is a `BoxError` already stays as it is).
+                    if let Some(done) = self.as_mut().on_outcome(outcome.map_err(Into::into)) {
+                        return Poll::Ready(done);
                     }
                 }
-                StateProj::Backoff => {
-                    if let Some(retry) = this.retry.as_mut() {
-                        let retry = retry.as_mut().project();
-                        if let Some(discarding) = retry.discarding.as_mut()
-                            && discarding.as_mut().poll(cx).is_ready()
-                        {
-                            *retry.discarding = None;
-                        }
-                        if let Some(mut sleep) = retry.sleep.as_pin_mut()
-                            && sleep.as_mut().poll(cx).is_pending()
-                        {
-                            // The deadline around need not arm a timer of its own: retry never
-                            // sleeps past it.
-                            crate::timeout::cover(sleep.deadline());
-                            return Poll::Pending;
-                        }
-                        if retry.discarding.is_some() {
-                            return Poll::Pending;
-                        }
-                    }
-                    this.state.set(State::Readying);
+                StateProj::Waiting {
+                    sleep,
+                    discarding,
+                    next,
+                } => {
+                    ready!(poll_wait(sleep, discarding, cx));
+                    let next = next.take();
+                    let service = this.shared.spare();
+                    this.state.set(State::Readying { service, next });
                 }
-                StateProj::Readying => {
-                    let Some(retry) = this.retry.as_mut() else {
-                        unreachable!("`decide` makes the retry state before any retry");
-                    };
-                    let retry = retry.as_mut().project();
-                    let shared: &Common<S, C, P> = this.shared;
-                    let service = retry.service.get_or_insert_with(|| shared.spare());
+                StateProj::Readying { service, next } => {
                     if let Err(err) = ready!(service.poll_ready(cx)) {
                         return Poll::Ready(Err(err.into()));
                     }
@@ -291,8 +184,8 @@ where
                     if crate::timeout::deadline_passed() {
                         return Poll::Pending;
                     }
-                    let Some(request) = retry.next.take() else {
-                        unreachable!("`decide` makes the next request before any retry");
+                    let Some(request) = next.take() else {
+                        unreachable!("a retry is planned with its request");
                     };
                     *this.attempt += 1;
                     this.shared.started(this.shared.attempt(*this.attempt));
@@ -304,88 +197,163 @@ where
     }
 }
 
-/// Decides whether a retryable failure of `attempt` is retried: the delay (with the backoff
-/// timer set to it and the request for the next attempt made), or why not. The cheap, local checks
-/// come first; the budget is asked last, so that a retry that would not happen anyway does not
-/// spend it.
-fn decide<S, Req>(
-    shared: &Shared,
-    attempt: Attempt,
-    hint: Option<Duration>,
-    started: &mut Option<Instant>,
-    retry: &mut Option<Pin<Box<RetryState<S, Req>>>>,
-    replay: impl FnOnce() -> Option<Req>,
-) -> Result<Duration, GiveUp> {
-    if attempt.number >= attempt.max {
-        return Err(GiveUp::Limit(Limit::Attempts));
-    }
-    let state = retry.get_or_insert_with(|| Box::pin(RetryState::new(shared)));
-    let delay = match hint {
-        Some(requested) if requested > shared.max_retry_after => {
-            return Err(GiveUp::Limit(Limit::RetryAfter {
-                requested,
-                cap: shared.max_retry_after,
-            }));
-        }
-        Some(requested) => requested,
-        None => state
-            .as_mut()
-            .next_delay(&shared.schedule, attempt.number)
-            .ok_or(GiveUp::Limit(Limit::Elapsed))?,
-    };
-    // The one clock read of a retry decision: everything below measures from it.
-    let now = Instant::now();
-    // An attempt that failed without ever being pending started, for all the clock can tell, now.
-    let started = *started.get_or_insert(now);
-    // A delay beyond any clock (an uncapped hint, an unbounded schedule) waits "for ever"
-    // rather than overflowing.
-    let next_start = crate::timeout::after(now, delay);
-    if let Some(max_elapsed) = shared.max_elapsed
-        && next_start.saturating_duration_since(started) > max_elapsed
+/// The backoff and the drain before the next attempt: ready once both are done.
+fn poll_wait(
+    mut sleep: Pin<&mut Option<Sleep>>,
+    discarding: &mut Option<Discarding>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    if let Some(drain) = discarding.as_mut()
+        && drain.as_mut().poll(cx).is_ready()
     {
-        return Err(GiveUp::Limit(Limit::Elapsed));
+        *discarding = None;
     }
-    if crate::timeout::current_deadline(now).is_some_and(|deadline| next_start >= deadline) {
-        return Err(GiveUp::Limit(Limit::Deadline));
-    }
-    let request = replay().ok_or(GiveUp::NotReplayable)?;
-    if let Some(budget) = &shared.budget
-        && !budget.withdraw_at(now)
-    {
-        return Err(GiveUp::Budget);
-    }
-    let mut state = state.as_mut().project();
-    *state.next = Some(request);
-    if !delay.is_zero() {
-        match state.sleep.as_mut().as_pin_mut() {
-            Some(sleep) => sleep.reset(next_start),
-            None => state.sleep.set(Some(tokio::time::sleep_until(next_start))),
+    if let Some(mut timer) = sleep.as_mut().as_pin_mut() {
+        if timer.as_mut().poll(cx).is_pending() {
+            // The deadline around need not arm a timer of its own: retry never sleeps past it.
+            crate::timeout::cover(timer.deadline());
+            return Poll::Pending;
         }
+        // Done: a finished timer promises nothing any more.
+        sleep.set(None);
     }
-    Ok(delay)
+    if discarding.is_some() {
+        return Poll::Pending;
+    }
+    Poll::Ready(())
 }
 
-/// The error the caller gets when retrying stopped on an error.
-fn give_up<E: Into<BoxError>>(
-    err: E,
-    attempt: Attempt,
-    why: GiveUp,
-    reason: Option<Reason>,
-) -> BoxError {
+impl<S, Req, C, P> ResponseFuture<S, Req, C, P>
+where
+    S: Service<Req> + Clone,
+    S::Error: Into<BoxError>,
+    C: Classify<Req, S::Response>,
+    P: Replay<Req>,
+{
+    /// Classifies the outcome of the attempt in flight and either ends the call (`Some`) or
+    /// plans the next attempt (`None`, in the `Waiting` state).
+    fn on_outcome(
+        self: Pin<&mut Self>,
+        outcome: Result<S::Response, BoxError>,
+    ) -> Option<Result<S::Response, BoxError>> {
+        let mut this = self.project();
+        let shared: &Common<S, C, P> = this.shared;
+        let attempt = shared.attempt(*this.attempt);
+        let Some(kept) = this.kept.as_ref() else {
+            // Could not be copied before it was sent: nothing to classify it against and
+            // nothing to retry with.
+            return Some(outcome.map_err(|err| {
+                shared.emit(|| Event::GiveUp {
+                    attempt,
+                    why: GiveUp::NotReplayable,
+                    reason: None,
+                });
+                stopped(err, attempt, GiveUp::NotReplayable, None)
+            }));
+        };
+        let classification = shared.classifier.classify(kept, outcome.as_ref());
+        shared.emit(|| Event::Outcome {
+            attempt,
+            classification,
+        });
+        let (reason, hint) = match classification {
+            Classification::Success => return Some(outcome),
+            Classification::Fatal { reason } => {
+                shared.emit(|| Event::GiveUp {
+                    attempt,
+                    why: GiveUp::Fatal,
+                    reason: Some(reason),
+                });
+                return Some(outcome);
+            }
+            Classification::Retryable { reason, after } => (reason, after),
+        };
+        let backoff = this.backoff;
+        let started = this.started;
+        // The one clock read of a retry decision, made only if the decision needs it.
+        let mut now = None;
+        let verdict = decide(
+            &shared.limits,
+            attempt.number,
+            hint,
+            || backoff.next_delay(shared, attempt.number),
+            || {
+                let read = *now.insert(Instant::now());
+                Clock {
+                    now: read,
+                    started: *started.get_or_insert(read),
+                    deadline: crate::timeout::current_deadline(read),
+                }
+            },
+        );
+        let planned = match (verdict, now) {
+            (Verdict::Retry { delay, at }, Some(now)) => {
+                plan(shared, kept, now).map(|next| (delay, at, next))
+            }
+            (Verdict::Retry { .. }, None) => unreachable!("a retry is planned on the clock"),
+            (Verdict::Stop(why), _) => Err(why),
+        };
+        match planned {
+            Ok((delay, at, next)) => {
+                shared.emit(|| Event::Retry {
+                    attempt,
+                    delay,
+                    reason,
+                    hinted: hint.is_some(),
+                });
+                let discarding = match outcome {
+                    Ok(response) => shared.classifier.discard(response),
+                    Err(_) => None,
+                };
+                let sleep = (!delay.is_zero()).then(|| tokio::time::sleep_until(at));
+                this.state.set(State::Waiting {
+                    sleep,
+                    discarding,
+                    next: Some(next),
+                });
+                None
+            }
+            Err(why) => {
+                shared.emit(|| Event::GiveUp {
+                    attempt,
+                    why,
+                    reason: Some(reason),
+                });
+                Some(outcome.map_err(|err| stopped(err, attempt, why, Some(reason))))
+            }
+        }
+    }
+}
+
+/// What a planned retry needs beyond the decision: the next request (the request may not be
+/// replayable) and a retry from the budget, asked last so that a retry that would not happen
+/// spends nothing.
+fn plan<S, Req, C, P: Replay<Req>>(
+    shared: &Common<S, C, P>,
+    kept: &Req,
+    now: Instant,
+) -> Result<Req, GiveUp> {
+    let next = shared.replay.replay(kept).ok_or(GiveUp::NotReplayable)?;
+    match &shared.budget {
+        Some(budget) if !budget.withdraw_at(now) => Err(GiveUp::Budget),
+        _ => Ok(next),
+    }
+}
+
+/// The error the caller gets when retrying stopped on an error: why it stopped, after how many
+/// attempts, with the last error as its source.
+fn stopped(err: BoxError, attempt: Attempt, why: GiveUp, reason: Option<Reason>) -> BoxError {
     let attempts = attempt.number;
     let kind = match why {
         GiveUp::Limit(limit) => ErrorKind::RetriesExhausted { attempts, limit },
         GiveUp::Budget => ErrorKind::BudgetExhausted { attempts },
         GiveUp::NotReplayable => ErrorKind::NotReplayable { attempts },
-        // Fatal errors are returned as they are and never come here.
-        GiveUp::Fatal => ErrorKind::RetriesExhausted {
-            attempts,
-            limit: Limit::Attempts,
-        },
+        // A fatal error is returned as it is.
+        GiveUp::Fatal => return err,
     };
     let mut error = Error::new(kind)
         .with_attempt(Some(attempt))
-        .with_source(err.into());
+        .with_source(err);
     if let Some(reason) = reason {
         error = error.with_reason(reason);
     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
+use super::decide::Limits;
 use super::{
     BaseDelays, CloneReplay, ExponentialBackoff, Observer, Retry, RetryBudget, Schedule, Shared,
 };
@@ -48,7 +49,7 @@ impl<C, P> RetryLayer<C, P> {
 
     /// The number of attempts allowed, the first included.
     pub fn max_attempts(&self) -> u32 {
-        self.shared.max_attempts
+        self.shared.limits.max_attempts
     }
 }
 
@@ -267,9 +268,11 @@ impl<C, P> RetryBuilder<C, P> {
             classifier: self.classifier,
             replay: self.replay,
             shared: Arc::new(Shared {
-                max_attempts: self.max_attempts,
-                max_elapsed: self.max_elapsed,
-                max_retry_after: self.max_retry_after,
+                limits: Limits {
+                    max_attempts: self.max_attempts,
+                    max_elapsed: self.max_elapsed,
+                    max_retry_after: self.max_retry_after,
+                },
                 schedule: self.schedule,
                 budget: self.budget,
                 observer: self.observer,

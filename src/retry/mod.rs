@@ -49,6 +49,7 @@
 
 mod backoff;
 mod budget;
+mod decide;
 mod events;
 mod future;
 mod layer;
@@ -59,8 +60,6 @@ use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
-
 use tower_service::Service;
 
 use crate::classify::{Classify, DefaultClassifier};
@@ -69,6 +68,7 @@ use crate::error::{Attempt, BoxError};
 use self::backoff::BaseDelays;
 pub use self::backoff::{ExponentialBackoff, Jitter};
 pub use self::budget::RetryBudget;
+use self::decide::Limits;
 pub use self::events::{Event, GiveUp, Observer};
 pub use self::future::ResponseFuture;
 pub use self::layer::{RetryBuilder, RetryLayer};
@@ -197,9 +197,7 @@ where
 
 /// What every clone of a retry layer shares: the validated configuration and the budget.
 pub(crate) struct Shared {
-    pub(crate) max_attempts: u32,
-    pub(crate) max_elapsed: Option<Duration>,
-    pub(crate) max_retry_after: Duration,
+    pub(crate) limits: Limits,
     pub(crate) schedule: Schedule,
     pub(crate) budget: Option<RetryBudget>,
     pub(crate) observer: Option<Arc<dyn Observer>>,
@@ -212,7 +210,7 @@ impl Shared {
     pub(crate) fn attempt(&self, number: u32) -> Attempt {
         Attempt {
             number,
-            max: self.max_attempts,
+            max: self.limits.max_attempts,
         }
     }
 
@@ -249,9 +247,9 @@ impl Shared {
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryConfig")
-            .field("max_attempts", &self.max_attempts)
-            .field("max_elapsed", &self.max_elapsed)
-            .field("max_retry_after", &self.max_retry_after)
+            .field("max_attempts", &self.limits.max_attempts)
+            .field("max_elapsed", &self.limits.max_elapsed)
+            .field("max_retry_after", &self.limits.max_retry_after)
             .field("schedule", &self.schedule)
             .field("budget", &self.budget)
             .field("observer", &self.observer.is_some())
