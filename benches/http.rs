@@ -44,9 +44,10 @@ use tokio::runtime::Runtime;
 use tower::util::MapRequestLayer;
 use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::ResilienceLayer;
+use tower_tenacity::deadline::DeadlineLayer;
 use tower_tenacity::http::{HttpClassifier, HttpReplay, ReplayBody};
 use tower_tenacity::retry::RetryLayer;
-use tower_tenacity::timeout::{DeadlineLayer, TimeoutLayer};
+use tower_tenacity::timeout::TimeoutLayer;
 
 const REQUESTS: usize = 2048;
 const IN_FLIGHT: usize = 64;

@@ -23,7 +23,7 @@ pub enum TimeoutScope {
     /// One attempt ran longer than the per-attempt timeout ([`TimeoutLayer`](crate::timeout::TimeoutLayer)).
     Attempt,
     /// The whole call, attempts and backoff included, ran out of its total budget
-    /// ([`DeadlineLayer`](crate::timeout::DeadlineLayer)).
+    /// ([`DeadlineLayer`](crate::deadline::DeadlineLayer)).
     Total,
     /// A response body went longer than its idle timeout between two frames.
     BodyIdle,

@@ -20,7 +20,7 @@
 //!
 //! | layer | job |
 //! |---|---|
-//! | [`DeadlineLayer`](timeout::DeadlineLayer) | one budget for the whole call, attempts and backoff included |
+//! | [`DeadlineLayer`](deadline::DeadlineLayer) | one budget for the whole call, attempts and backoff included |
 //! | [`RetryLayer`](retry::RetryLayer) | classify, decide, back off, re-issue; attempts, elapsed and budget limits |
 //! | [`TimeoutLayer`](timeout::TimeoutLayer) | bounds one attempt; its expiry is retryable |
 //!
@@ -129,6 +129,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod classify;
+pub mod context;
+pub mod deadline;
 mod error;
 #[cfg(feature = "grpc")]
 pub mod grpc;

@@ -7,11 +7,12 @@ use std::time::Duration;
 use tower_layer::Layer;
 
 use crate::classify::DefaultClassifier;
+use crate::deadline::Deadline;
 use crate::error::{ConfigError, ConfigProblem};
 use crate::retry::{
     CloneReplay, ExponentialBackoff, Observer, Retry, RetryBudget, RetryBuilder, RetryLayer,
 };
-use crate::timeout::{Deadline, Timeout, TimeoutLayer};
+use crate::timeout::{Timeout, TimeoutLayer};
 
 /// The standard pipeline: a total deadline, retry inside it, a per-attempt timeout inside that.
 ///

@@ -11,9 +11,10 @@ use http::{Request, Response};
 use tokio::time::Instant;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_tenacity::classify::{Classification, Reason, classify_fn};
+use tower_tenacity::context::remaining;
+use tower_tenacity::deadline::DeadlineLayer;
 use tower_tenacity::http::CarryDeadlineLayer;
 use tower_tenacity::retry::{ExponentialBackoff, Jitter, RetryLayer, replay_fn};
-use tower_tenacity::timeout::{DeadlineLayer, remaining};
 use tower_tenacity::{BoxError, Error, TimeoutScope};
 
 /// Each call's instant and the time left it saw; every call answers 503.

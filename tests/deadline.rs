@@ -16,8 +16,9 @@ use std::time::Duration;
 use common::{Script, StatusClassifier, Step, call, ms, secs};
 use tokio::time::Instant;
 use tower::{Layer, Service};
+use tower_tenacity::deadline::DeadlineLayer;
 use tower_tenacity::retry::{ExponentialBackoff, Jitter, RetryLayer};
-use tower_tenacity::timeout::{DeadlineLayer, TimeoutLayer};
+use tower_tenacity::timeout::TimeoutLayer;
 use tower_tenacity::{BoxError, Error, TimeoutScope};
 
 /// A layer that polls its inner future once, drops it, and then waits for nothing: whatever

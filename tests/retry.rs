@@ -10,10 +10,11 @@ use std::time::Duration;
 use common::{Reply, Script, StatusClassifier, Step, ms, secs};
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
+use tower_tenacity::deadline::DeadlineLayer;
 use tower_tenacity::retry::{
     Event, ExponentialBackoff, GiveUp, Jitter, NoReplay, RetryBuilder, RetryLayer, replay_fn,
 };
-use tower_tenacity::timeout::{DeadlineLayer, TimeoutLayer};
+use tower_tenacity::timeout::TimeoutLayer;
 use tower_tenacity::{BoxError, Error, ErrorKind, Limit, TimeoutScope};
 use tower_test::mock;
 

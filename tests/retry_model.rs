@@ -19,8 +19,9 @@ use std::io;
 use common::{Reply, Script, StatusClassifier, Step, call, ms};
 use proptest::prelude::*;
 use tower::ServiceBuilder;
+use tower_tenacity::deadline::DeadlineLayer;
 use tower_tenacity::retry::{ExponentialBackoff, Jitter, RetryLayer};
-use tower_tenacity::timeout::{DeadlineLayer, TimeoutLayer};
+use tower_tenacity::timeout::TimeoutLayer;
 use tower_tenacity::{Error, ErrorKind, Limit, TimeoutScope};
 
 #[derive(Debug, Clone)]

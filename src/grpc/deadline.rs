@@ -12,8 +12,9 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::context::remaining;
+use crate::deadline::{Polled, UnderDeadline};
 use crate::http::Alarm;
-use crate::timeout::{Budgeted, Polled, remaining};
 
 /// The request header that carries a gRPC deadline.
 pub const GRPC_TIMEOUT: &str = "grpc-timeout";
@@ -187,7 +188,7 @@ where
             (asked, max) => asked.or(max),
         };
         GrpcDeadlineFuture {
-            inner: Budgeted::call(budget, &mut None, || self.inner.call(request)),
+            inner: UnderDeadline::call(budget, &mut None, || self.inner.call(request)),
         }
     }
 }
@@ -197,7 +198,7 @@ pin_project! {
     #[derive(Debug)]
     pub struct GrpcDeadlineFuture<F> {
         #[pin]
-        inner: Budgeted<F>,
+        inner: UnderDeadline<F>,
     }
 }
 

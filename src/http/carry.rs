@@ -7,8 +7,9 @@ use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::context::current_deadline;
+use crate::deadline::{DeadlineFuture, UnderDeadline};
 use crate::error::BoxError;
-use crate::timeout::{Budgeted, DeadlineFuture, current_deadline};
 
 /// The deadline of a call, as a request extension: what [`CarryDeadlineLayer`] writes above a
 /// task boundary and reads below it.
@@ -18,18 +19,18 @@ pub struct CarriedDeadline(pub Instant);
 /// Carries the deadline across tower's `Buffer` (or any hop to another task) in the request.
 ///
 /// A deadline is found by the layers below it in the same task (see
-/// [`remaining`](crate::timeout::remaining)); a `Buffer` calls the service behind it from its
+/// [`remaining`](crate::context::remaining)); a `Buffer` calls the service behind it from its
 /// worker task, where nothing is found. Put this layer on both sides of the `Buffer`. Above it,
 /// where a deadline is in scope, it writes the deadline into the request as a
 /// [`CarriedDeadline`] extension; below it, where none is, it reads the extension and runs the
-/// call under that deadline, as a [`DeadlineLayer`](crate::timeout::DeadlineLayer) would. A
+/// call under that deadline, as a [`DeadlineLayer`](crate::deadline::DeadlineLayer) would. A
 /// request with neither goes through as it is.
 ///
 /// ```
 /// use std::time::Duration;
 /// use tower::ServiceBuilder;
 /// use tower_tenacity::http::CarryDeadlineLayer;
-/// use tower_tenacity::timeout::DeadlineLayer;
+/// use tower_tenacity::deadline::DeadlineLayer;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -40,7 +41,7 @@ pub struct CarriedDeadline(pub Instant);
 ///     .layer(CarryDeadlineLayer::new())
 ///     .service_fn(|_: http::Request<()>| async {
 ///         // Sees the deadline, though the buffer's worker task made this call.
-///         Ok::<_, tower_tenacity::BoxError>(tower_tenacity::timeout::remaining())
+///         Ok::<_, tower_tenacity::BoxError>(tower_tenacity::context::remaining())
 ///     });
 /// # let mut svc = svc;
 /// # use tower::{Service, ServiceExt};
@@ -102,7 +103,7 @@ where
                 .map(|carried| carried.0.saturating_duration_since(now)),
         };
         let mut attempt = None;
-        let future = Budgeted::call(budget, &mut attempt, || self.inner.call(request));
+        let future = UnderDeadline::call(budget, &mut attempt, || self.inner.call(request));
         DeadlineFuture::new(future, attempt)
     }
 }

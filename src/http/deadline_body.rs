@@ -1,6 +1,6 @@
 //! A call's deadline over its response body: [`BodyDeadlineLayer`] and [`DeadlineBody`].
 //!
-//! A [`DeadlineLayer`](crate::timeout::DeadlineLayer) bounds a call until its response head
+//! A [`DeadlineLayer`](crate::deadline::DeadlineLayer) bounds a call until its response head
 //! arrives; a body that streams after that is the caller's to read for as long as it lasts.
 //! That is right for a stream whose length is its point (server-sent events, a gRPC `Watch`),
 //! and wrong for a caller who means "all of it within ten seconds", as reqwest's `timeout` does
@@ -22,12 +22,12 @@ use tokio::time::{Instant, Sleep};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::deadline::UnderDeadline;
 use crate::error::{Attempt, BoxError, Error, TimeoutScope};
-use crate::timeout::Budgeted;
 
 /// A deadline of `budget` for each call, response body included.
 ///
-/// A [`DeadlineLayer`](crate::timeout::DeadlineLayer) bounds a call until its response head
+/// A [`DeadlineLayer`](crate::deadline::DeadlineLayer) bounds a call until its response head
 /// arrives; this one goes on over the body. When the deadline passes mid-body, the body fails
 /// with this crate's [`Timeout`](crate::ErrorKind::Timeout) error of scope
 /// [`Total`](crate::TimeoutScope::Total) and lets go of the stream (which cancels it). A retry
@@ -107,7 +107,7 @@ where
 
     fn call(&mut self, request: Req) -> Self::Future {
         let mut attempt = None;
-        let inner = Budgeted::call(self.budget, &mut attempt, || self.inner.call(request));
+        let inner = UnderDeadline::call(self.budget, &mut attempt, || self.inner.call(request));
         BodyDeadlineFuture { inner, attempt }
     }
 }
@@ -117,7 +117,7 @@ pin_project! {
     #[derive(Debug)]
     pub struct BodyDeadlineFuture<F> {
         #[pin]
-        inner: Budgeted<F>,
+        inner: UnderDeadline<F>,
         attempt: Option<Attempt>,
     }
 }
@@ -169,7 +169,10 @@ pub(crate) struct BodyBound {
 
 impl BodyBound {
     /// The bound of the deadline that `budgeted` ran under, if it had one.
-    pub(crate) fn of<F>(budgeted: &Budgeted<F>, attempt: Option<Attempt>) -> Option<Box<Self>> {
+    pub(crate) fn of<F>(
+        budgeted: &UnderDeadline<F>,
+        attempt: Option<Attempt>,
+    ) -> Option<Box<Self>> {
         let (at, budget) = budgeted.deadline()?;
         Some(Box::new(BodyBound {
             alarm: Alarm::new(at),

@@ -17,10 +17,11 @@ use super::classify::HttpClassifier;
 use super::deadline_body::{BodyBound, DeadlineBody};
 use super::replay::{DEFAULT_REPLAY_CAP, HttpReplay, ReplayBody};
 use super::service::{AttemptHeader, AttemptHeaderLayer, Attempts, named};
+use crate::deadline::UnderDeadline;
 use crate::error::{Attempt, BoxError, ConfigError};
 use crate::preset::{ResilienceBuilder, ResilienceLayer};
 use crate::retry::{self, Retry};
-use crate::timeout::{Budgeted, Timeout};
+use crate::timeout::Timeout;
 
 impl ResilienceLayer {
     /// The standard HTTP client pipeline, from one validated configuration:
@@ -140,7 +141,7 @@ where
         let cap = self.replay_cap;
         let request = request.map(|body| ReplayBody::new(body, cap));
         let mut attempt = None;
-        let inner = Budgeted::call(self.total_timeout, &mut attempt, || {
+        let inner = UnderDeadline::call(self.total_timeout, &mut attempt, || {
             self.stack.call(request)
         });
         HttpResilienceFuture {
@@ -158,7 +159,7 @@ pin_project! {
         AttemptHeader<Timeout<S>>: Service<Request<ReplayBody<B>>>,
     {
         #[pin]
-        inner: Budgeted<
+        inner: UnderDeadline<
             retry::ResponseFuture<
                 AttemptHeader<Timeout<S>>,
                 Request<ReplayBody<B>>,

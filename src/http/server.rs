@@ -12,10 +12,10 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::classify::HttpClassifier;
-use crate::timeout::{Budgeted, Polled};
+use crate::deadline::{Polled, UnderDeadline};
 
 /// The server-side form of [`TimeoutLayer`](crate::timeout::TimeoutLayer) and
-/// [`DeadlineLayer`](crate::timeout::DeadlineLayer): a handler that runs too long is dropped
+/// [`DeadlineLayer`](crate::deadline::DeadlineLayer): a handler that runs too long is dropped
 /// and the client gets an answer (503 by default, or 504, with a short text body), so the
 /// service keeps its `Infallible` error type and fits an axum `Router` with no
 /// `HandleErrorLayer`.
@@ -97,7 +97,7 @@ where
     fn call(&mut self, request: Request<ReqB>) -> Self::Future {
         let timeout = Some(self.config.timeout);
         ServerTimeoutFuture {
-            inner: Budgeted::call(timeout, &mut None, || self.inner.call(request)),
+            inner: UnderDeadline::call(timeout, &mut None, || self.inner.call(request)),
             config: self.config,
         }
     }
@@ -108,7 +108,7 @@ pin_project! {
     #[derive(Debug)]
     pub struct ServerTimeoutFuture<F> {
         #[pin]
-        inner: Budgeted<F>,
+        inner: UnderDeadline<F>,
         config: ServerTimeoutLayer,
     }
 }

@@ -13,8 +13,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::replay::ReplayBody;
+use crate::context::{current_attempt, observe_attempt};
 use crate::error::{BoxError, Error};
-use crate::timeout::{current_attempt, observe_attempt};
 
 /// How many attempts a response took, the successful one included: a response extension put
 /// there by the HTTP stack ([`ResilienceLayer::http`](crate::ResilienceLayer::http)).

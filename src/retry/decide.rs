@@ -70,7 +70,7 @@ pub(crate) fn decide(
     let clock = clock();
     // A delay beyond any clock (an uncapped hint, an unbounded schedule) waits "for ever"
     // rather than overflowing.
-    let at = crate::timeout::after(clock.now, delay);
+    let at = crate::context::after(clock.now, delay);
     if limits
         .max_elapsed
         .is_some_and(|max| at.saturating_duration_since(clock.started) > max)

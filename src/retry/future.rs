@@ -13,12 +13,13 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tower_service::Service;
 
 use super::decide::{Clock, Verdict, decide};
 use super::{Common, Event, GiveUp, Replay, Schedule, Shared};
 use crate::classify::{Classification, Classify, Discarding, Reason};
+use crate::context::Timer;
 use crate::error::{Attempt, BoxError, Error, ErrorKind};
 
 pin_project! {
@@ -33,7 +34,7 @@ pin_project! {
         // response being retried is drained.
         Waiting {
             #[pin]
-            sleep: Option<Sleep>,
+            timer: Option<Timer>,
             discarding: Option<Discarding>,
             next: Option<Req>,
         },
@@ -61,18 +62,6 @@ pin_project! {
         // that completes at once reads no clock.
         started: Option<Instant>,
         backoff: BackoffState,
-    }
-
-    impl<S, Req, C, P> PinnedDrop for ResponseFuture<S, Req, C, P>
-    where
-        S: Service<Req>,
-    {
-        fn drop(this: Pin<&mut Self>) {
-            // A backoff timer may have been an enclosing deadline's reason not to arm one.
-            if let State::Waiting { sleep: Some(_), .. } = &this.state {
-                crate::timeout::uncover();
-            }
-        }
     }
 }
 
@@ -166,11 +155,11 @@ where
                     }
                 }
                 StateProj::Waiting {
-                    sleep,
+                    timer,
                     discarding,
                     next,
                 } => {
-                    ready!(poll_wait(sleep, discarding, cx));
+                    ready!(poll_wait(timer, discarding, cx));
                     let next = next.take();
                     let service = this.shared.spare();
                     this.state.set(State::Readying { service, next });
@@ -181,7 +170,7 @@ where
                     }
                     // Nothing is sent that the deadline would cancel at once: the deadline
                     // (whose timer is armed, as nothing here promised to wake it) answers.
-                    if crate::timeout::deadline_passed() {
+                    if crate::context::deadline_passed() {
                         return Poll::Pending;
                     }
                     let Some(request) = next.take() else {
@@ -199,7 +188,7 @@ where
 
 /// The backoff and the drain before the next attempt: ready once both are done.
 fn poll_wait(
-    mut sleep: Pin<&mut Option<Sleep>>,
+    mut timer: Pin<&mut Option<Timer>>,
     discarding: &mut Option<Discarding>,
     cx: &mut Context<'_>,
 ) -> Poll<()> {
@@ -208,14 +197,10 @@ fn poll_wait(
     {
         *discarding = None;
     }
-    if let Some(mut timer) = sleep.as_mut().as_pin_mut() {
-        if timer.as_mut().poll(cx).is_pending() {
-            // The deadline around need not arm a timer of its own: retry never sleeps past it.
-            crate::timeout::cover(timer.deadline());
-            return Poll::Pending;
-        }
-        // Done: a finished timer promises nothing any more.
-        sleep.set(None);
+    if let Some(backoff) = timer.as_mut().as_pin_mut() {
+        // While it is pending, the deadline around need not arm a timer of its own.
+        ready!(backoff.poll_fired(cx));
+        timer.set(None);
     }
     if discarding.is_some() {
         return Poll::Pending;
@@ -282,7 +267,7 @@ where
                 Clock {
                     now: read,
                     started: *started.get_or_insert(read),
-                    deadline: crate::timeout::current_deadline(read),
+                    deadline: crate::context::current_deadline(read),
                 }
             },
         );
@@ -305,9 +290,9 @@ where
                     Ok(response) => shared.classifier.discard(response),
                     Err(_) => None,
                 };
-                let sleep = (!delay.is_zero()).then(|| tokio::time::sleep_until(at));
+                let timer = (!delay.is_zero()).then(|| Timer::at(at));
                 this.state.set(State::Waiting {
-                    sleep,
+                    timer,
                     discarding,
                     next: Some(next),
                 });

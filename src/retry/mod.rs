@@ -7,7 +7,7 @@
 //!
 //! * `max_attempts` attempts in all (3 by default, the first included);
 //! * `max_elapsed`: no attempt starts later than this after the first;
-//! * the enclosing [`DeadlineLayer`](crate::timeout::DeadlineLayer): no backoff that would end
+//! * the enclosing [`DeadlineLayer`](crate::deadline::DeadlineLayer): no backoff that would end
 //!   past it is started, and no attempt is sent at or after it, whatever the timer's resolution
 //!   (a backoff that wakes late, a service that turns ready late);
 //! * `max_retry_after`: a server that asks for a longer wait than this is not retried;
@@ -228,7 +228,7 @@ impl Shared {
     /// Notes an attempt being sent: for the enclosing deadline's error, and as an event.
     #[inline]
     pub(crate) fn started(&self, attempt: Attempt) {
-        crate::timeout::record_attempt(attempt);
+        crate::context::record_attempt(attempt);
         self.emit(|| Event::Attempt { attempt });
     }
 

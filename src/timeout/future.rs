@@ -4,31 +4,22 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
-use super::budgeted::Budgeted;
-use super::scope::{after, clock_read, cover, uncover};
-use crate::error::{Attempt, BoxError, Error, TimeoutScope};
+use crate::context::{Timer, after, clock_read};
+use crate::error::{BoxError, Error, TimeoutScope};
 
 pin_project! {
     /// The future of a [`Timeout`](super::Timeout) call.
     #[derive(Debug)]
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
         // Armed on the first poll that finds `inner` pending.
         #[pin]
-        sleep: Option<Sleep>,
+        timer: Option<Timer>,
         timeout: Duration,
-    }
-
-    impl<F> PinnedDrop for ResponseFuture<F> {
-        fn drop(this: Pin<&mut Self>) {
-            // Its timer may have been an enclosing deadline's reason not to arm one.
-            if this.sleep.is_some() {
-                uncover();
-            }
-        }
     }
 }
 
@@ -36,7 +27,7 @@ impl<F> ResponseFuture<F> {
     pub(crate) fn new(inner: F, timeout: Duration) -> Self {
         ResponseFuture {
             inner,
-            sleep: None,
+            timer: None,
             timeout,
         }
     }
@@ -55,53 +46,22 @@ where
         if let Poll::Ready(out) = this.inner.poll(cx) {
             return Poll::Ready(out.map_err(Into::into));
         }
-        if this.sleep.is_none() {
+        if this.timer.is_none() {
             let now = Instant::now();
             // A deadline around that starts its clock in this poll can take this reading.
             clock_read(now);
-            this.sleep
-                .set(Some(tokio::time::sleep_until(after(now, *this.timeout))));
+            this.timer.set(Some(Timer::at(after(now, *this.timeout))));
         }
-        let Some(mut sleep) = this.sleep.as_pin_mut() else {
+        let Some(timer) = this.timer.as_pin_mut() else {
             return Poll::Pending;
         };
-        if sleep.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Err(
-                Error::timeout(TimeoutScope::Attempt, *this.timeout).into()
-            ));
+        match timer.poll_fired(cx) {
+            Poll::Ready(()) => {
+                Poll::Ready(Err(
+                    Error::timeout(TimeoutScope::Attempt, *this.timeout).into()
+                ))
+            }
+            Poll::Pending => Poll::Pending,
         }
-        // An enclosing deadline that ends later need not arm a timer of its own.
-        cover(sleep.deadline());
-        Poll::Pending
-    }
-}
-
-pin_project! {
-    /// The future of a [`Deadline`](super::Deadline) call.
-    #[derive(Debug)]
-    pub struct DeadlineFuture<F> {
-        #[pin]
-        inner: Budgeted<F>,
-        attempt: Option<Attempt>,
-    }
-}
-
-impl<F> DeadlineFuture<F> {
-    pub(crate) fn new(inner: Budgeted<F>, attempt: Option<Attempt>) -> Self {
-        DeadlineFuture { inner, attempt }
-    }
-}
-
-impl<F, T, E> Future for DeadlineFuture<F>
-where
-    F: Future<Output = Result<T, E>>,
-    E: Into<BoxError>,
-{
-    type Output = Result<T, BoxError>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        this.inner.poll_deadline(cx, this.attempt)
     }
 }

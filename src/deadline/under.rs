@@ -13,13 +13,13 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use super::scope::{Bound, after, clock_read, cover, enter, uncover, watch};
+use crate::context::{Bound, after, clock_read, cover, enter, uncover, watch};
 use crate::error::{Attempt, BoxError, Error, TimeoutScope};
 
 pin_project! {
     /// `inner` under a budget; `None` runs it as it is.
     #[derive(Debug)]
-    pub(crate) struct Budgeted<F> {
+    pub(crate) struct UnderDeadline<F> {
         #[pin]
         inner: F,
         budget: Option<Duration>,
@@ -30,7 +30,7 @@ pin_project! {
         sleep: Option<Pin<Box<Sleep>>>,
     }
 
-    impl<F> PinnedDrop for Budgeted<F> {
+    impl<F> PinnedDrop for UnderDeadline<F> {
         fn drop(this: Pin<&mut Self>) {
             // It may have told an enclosing deadline that it would wake the task.
             if this.deadline.is_some() {
@@ -40,7 +40,7 @@ pin_project! {
     }
 }
 
-impl<F> Budgeted<F> {
+impl<F> UnderDeadline<F> {
     /// Calls `call` (which makes `inner`) with the budget in scope, so that a layer inside sees
     /// it from its own `call` on; `attempt` is left as a retry inside recorded it.
     #[inline]
@@ -53,7 +53,7 @@ impl<F> Budgeted<F> {
             Some(budget) => enter(Bound::Unstarted(budget), attempt, call),
             None => call(),
         };
-        Budgeted {
+        UnderDeadline {
             inner,
             budget,
             deadline: None,
@@ -79,7 +79,7 @@ impl<F> Budgeted<F> {
     }
 }
 
-/// What a poll of a [`Budgeted`] came to.
+/// What a poll of a [`UnderDeadline`] came to.
 pub(crate) enum Polled<T> {
     /// `inner` finished.
     Ready(T),
@@ -89,7 +89,7 @@ pub(crate) enum Polled<T> {
     Pending,
 }
 
-impl<F: Future> Budgeted<F> {
+impl<F: Future> UnderDeadline<F> {
     /// Polls `inner` with the budget in scope (`attempt` as for [`call`](Self::call)) and, while
     /// it is pending, the budget. The first pending poll fixes the deadline (and so starts the
     /// clock); the timer is armed the first time nothing inside promises to wake the task
@@ -154,7 +154,7 @@ impl<F: Future> Budgeted<F> {
     }
 }
 
-impl<F, T, E> Budgeted<F>
+impl<F, T, E> UnderDeadline<F>
 where
     F: Future<Output = Result<T, E>>,
     E: Into<BoxError>,
@@ -197,7 +197,7 @@ mod tests {
     /// ends, once: whether the deadline armed a timer of its own.
     fn arms_a_timer(budget: Duration, attempt: Duration) -> bool {
         let call = || ResponseFuture::new(pending::<Result<(), BoxError>>(), attempt);
-        let mut deadline = pin!(Budgeted::call(Some(budget), &mut None, call));
+        let mut deadline = pin!(UnderDeadline::call(Some(budget), &mut None, call));
         let mut cx = Context::from_waker(Waker::noop());
         let polled = deadline.as_mut().poll(&mut cx, &mut None);
         assert!(matches!(polled, Polled::Pending));

@@ -1,16 +1,28 @@
-//! How a [`Deadline`](super::Deadline) tells the layers inside it how much time is left.
+//! The call context: what a [`Deadline`](crate::deadline::Deadline) tells the layers below it
+//! (its bound, and through it the time left), and what a retry layer tells the layers around it
+//! (the attempt it is on).
 //!
-//! The deadline is carried beside the request rather than in it, so that it works for any
-//! request type: while a `Deadline` future polls (or calls) the service inside it, thread-local
-//! cells hold the current bound, and a retry layer underneath reads them synchronously. It is the
-//! idea of a tokio task-local, cut down to a few word-sized `Cell`s so that entering the scope on
-//! every poll costs a handful of moves and no allocation, and so that the inside can write back
-//! the attempt it is on, which the deadline's error then reports.
+//! It is carried beside the request rather than in it, so that it works for any request type:
+//! while a deadline's future polls (or calls) the service inside it, a few thread-local cells
+//! hold the bound, and a layer underneath reads them synchronously. It is the idea of a tokio
+//! task-local, cut down to word-sized `Cell`s so that entering it on every poll costs a handful
+//! of moves and no allocation, and so that the inside can write back the attempt it is on, which
+//! the deadline's error then reports. It is seen in the task that calls and polls, not across
+//! `tokio::spawn` or from a `Buffer`'s worker (see
+//! [`CarryDeadlineLayer`](crate::http::CarryDeadlineLayer) for `http::Request`s).
+//!
+//! It also lets timers share: a deadline needs no timer of its own while a timer inside it
+//! (an attempt timeout, a backoff) will wake the task first. A `Timer` says so each time it is
+//! found pending, and takes it back when it is dropped armed; nothing else has to remember to.
 
 use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::time::Instant;
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
 
 use crate::error::Attempt;
 
@@ -213,7 +225,8 @@ pub(crate) fn record_attempt(attempt: Attempt) {
     ATTEMPT.set(pack(Some(attempt)));
 }
 
-/// The deadline of the enclosing [`Deadline`](super::Deadline) layers, if there is one.
+/// The deadline of the enclosing [`Deadline`](crate::deadline::Deadline) layers, if there is
+/// one.
 ///
 /// Call it from a service's `call` or a future's `poll` that runs inside a `Deadline`; anywhere
 /// else it returns `None`. A deadline whose clock has not started yet (its future has not been
@@ -249,7 +262,8 @@ pub(crate) fn deadline_passed() -> bool {
 /// ```
 /// use std::time::Duration;
 /// use tower::{service_fn, Layer, Service, ServiceExt};
-/// use tower_tenacity::timeout::{remaining, DeadlineLayer};
+/// use tower_tenacity::context::remaining;
+/// use tower_tenacity::deadline::DeadlineLayer;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
@@ -262,6 +276,48 @@ pub(crate) fn deadline_passed() -> bool {
 pub fn remaining() -> Option<Duration> {
     let now = Instant::now();
     current_deadline(now).map(|deadline| deadline.saturating_duration_since(now))
+}
+
+pin_project! {
+    /// A timer that an enclosing deadline can count on: each time it is found pending it says
+    /// when it will wake the task (so that the deadline arms no timer of its own while this one
+    /// ends first), and when it is dropped armed it takes that back.
+    #[derive(Debug)]
+    pub(crate) struct Timer {
+        #[pin]
+        sleep: Sleep,
+    }
+
+    impl PinnedDrop for Timer {
+        fn drop(_this: Pin<&mut Self>) {
+            uncover();
+        }
+    }
+}
+
+impl Timer {
+    /// A timer that fires at `deadline`.
+    #[inline]
+    pub(crate) fn at(deadline: Instant) -> Self {
+        Timer {
+            sleep: tokio::time::sleep_until(deadline),
+        }
+    }
+
+    /// Ready once the timer has fired; while it has not, an enclosing deadline is told when it
+    /// will.
+    #[inline]
+    pub(crate) fn poll_fired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let sleep = self.project().sleep;
+        let deadline = sleep.deadline();
+        match sleep.poll(cx) {
+            Poll::Ready(()) => Poll::Ready(()),
+            Poll::Pending => {
+                cover(deadline);
+                Poll::Pending
+            }
+        }
+    }
 }
 
 #[cfg(test)]
