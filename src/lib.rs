@@ -150,3 +150,21 @@ pub use crate::preset::{ResilienceBuilder, ResilienceLayer};
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+/// Futures and builders that are dropped unused warn (`#[must_use]`): a call that is never
+/// awaited, a builder that is never built.
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// tower_tenacity::retry::RetryLayer::builder().max_attempts(2);
+/// ```
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// use tower::{Service, ServiceExt};
+/// async fn forgot(mut svc: tower_tenacity::retry::Retry<tower::util::ServiceFn<fn(u32) -> std::future::Ready<Result<u32, std::io::Error>>>>) {
+///     svc.ready().await.unwrap().call(1);
+/// }
+/// ```
+#[cfg(doctest)]
+pub struct MustUseDoctests;

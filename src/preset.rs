@@ -146,6 +146,7 @@ impl<S: Clone, C: Clone, P: Clone> Layer<S> for ResilienceLayer<C, P> {
 }
 
 /// The configuration of a [`ResilienceLayer`], checked by [`build`](Self::build).
+#[must_use = "a builder does nothing until `.build()` makes the layer"]
 pub struct ResilienceBuilder<C = DefaultClassifier, P = CloneReplay> {
     // What the user set: `Some(None)` is "no total deadline".
     total: Option<Option<Duration>>,

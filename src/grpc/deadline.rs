@@ -196,6 +196,7 @@ where
 pin_project! {
     /// The future of a [`GrpcDeadline`] call.
     #[derive(Debug)]
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct GrpcDeadlineFuture<F> {
         #[pin]
         inner: UnderDeadline<F>,

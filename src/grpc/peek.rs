@@ -90,6 +90,7 @@ struct Peeking<B> {
 
 pin_project! {
     /// The future of a [`PeekTrailers`] call.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct PeekFuture<F, B> {
         #[pin]
         inner: F,

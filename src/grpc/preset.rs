@@ -161,6 +161,7 @@ where
 
 /// The configuration of a [`GrpcResilienceLayer`], checked by [`build`](Self::build).
 #[derive(Debug)]
+#[must_use = "a builder does nothing until `.build()` makes the layer"]
 pub struct GrpcResilienceBuilder {
     inner: ResilienceBuilder<GrpcClassifier, HttpReplay>,
     classifier: GrpcClassifier,

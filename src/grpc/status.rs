@@ -67,6 +67,7 @@ where
 pin_project! {
     /// The future of a [`GrpcStatus`] call.
     #[derive(Debug)]
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct GrpcStatusFuture<F> {
         #[pin]
         inner: F,

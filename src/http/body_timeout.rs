@@ -110,6 +110,7 @@ where
 pin_project! {
     /// The future of a [`BodyTimeout`] call.
     #[derive(Debug)]
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct BodyTimeoutFuture<F> {
         #[pin]
         inner: F,

@@ -115,6 +115,7 @@ where
 pin_project! {
     /// The future of a [`BodyDeadline`] call.
     #[derive(Debug)]
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct BodyDeadlineFuture<F> {
         #[pin]
         inner: UnderDeadline<F>,

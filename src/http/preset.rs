@@ -154,6 +154,7 @@ where
 
 pin_project! {
     /// The future of an [`HttpResilience`] call.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct HttpResilienceFuture<S, B>
     where
         AttemptHeader<Timeout<S>>: Service<Request<ReplayBody<B>>>,
@@ -249,6 +250,7 @@ impl<S: Clone> Layer<S> for HttpResilienceLayer {
 
 /// The configuration of an [`HttpResilienceLayer`], checked by [`build`](Self::build).
 #[derive(Debug)]
+#[must_use = "a builder does nothing until `.build()` makes the layer"]
 pub struct HttpResilienceBuilder {
     inner: ResilienceBuilder<HttpClassifier, HttpReplay>,
     classifier: HttpClassifier,

@@ -122,6 +122,7 @@ where
 
 pin_project! {
     /// The future of a [`Reqwest`] call.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct ReqwestFuture {
         #[pin]
         state: State,

@@ -106,6 +106,7 @@ where
 pin_project! {
     /// The future of a [`ServerTimeout`] call.
     #[derive(Debug)]
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct ServerTimeoutFuture<F> {
         #[pin]
         inner: UnderDeadline<F>,
@@ -205,6 +206,7 @@ where
 pin_project! {
     /// The future of a [`ClassifyResponse`] call.
     #[derive(Debug)]
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct ClassifyResponseFuture<F> {
         #[pin]
         inner: F,

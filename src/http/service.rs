@@ -95,6 +95,7 @@ where
 pin_project! {
     /// The future of a [`ReplayBodyService`] call.
     #[derive(Debug)]
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct ReplayBodyFuture<F> {
         #[pin]
         inner: F,

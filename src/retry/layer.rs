@@ -103,6 +103,7 @@ impl<S: Clone, C: Clone, P: Clone> Layer<S> for RetryLayer<C, P> {
 /// assert_eq!(layer.max_attempts(), 5);
 /// assert!(RetryLayer::builder().max_attempts(0).build().is_err());
 /// ```
+#[must_use = "a builder does nothing until `.build()` makes the layer"]
 pub struct RetryBuilder<C = DefaultClassifier, P = CloneReplay> {
     classifier: C,
     replay: P,
