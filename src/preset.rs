@@ -86,6 +86,7 @@ impl<C> ResilienceLayer<C> {
             attempt: None,
             default_total: Some(DEFAULT_TOTAL),
             retry: RetryLayer::builder().classifier(classifier),
+            options: (),
         }
     }
 }
@@ -145,28 +146,33 @@ impl<S: Clone, C: Clone, P: Clone> Layer<S> for ResilienceLayer<C, P> {
     }
 }
 
-/// The configuration of a [`ResilienceLayer`], checked by [`build`](Self::build).
+/// The one configuration of every preset, checked by `build`: the timeouts and the retry
+/// settings, and in `X` what a protocol preset adds (`()` for [`ResilienceLayer::builder`];
+/// the HTTP and gRPC presets' builders are this type with their own options, and add their
+/// own setters and `build`).
 #[must_use = "a builder does nothing until `.build()` makes the layer"]
-pub struct ResilienceBuilder<C = DefaultClassifier, P = CloneReplay> {
+pub struct ResilienceBuilder<C = DefaultClassifier, P = CloneReplay, X = ()> {
     // What the user set: `Some(None)` is "no total deadline".
     total: Option<Option<Duration>>,
     attempt: Option<Duration>,
     // The preset's total when the user sets none (the gRPC preset has none).
     default_total: Option<Duration>,
     retry: RetryBuilder<C, P>,
+    options: X,
 }
 
-impl<C: fmt::Debug, P: fmt::Debug> fmt::Debug for ResilienceBuilder<C, P> {
+impl<C: fmt::Debug, P: fmt::Debug, X: fmt::Debug> fmt::Debug for ResilienceBuilder<C, P, X> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResilienceBuilder")
             .field("total_timeout", &self.total)
             .field("attempt_timeout", &self.attempt)
             .field("retry", &self.retry)
+            .field("options", &self.options)
             .finish()
     }
 }
 
-impl<C, P> ResilienceBuilder<C, P> {
+impl<C, P, X> ResilienceBuilder<C, P, X> {
     /// The budget of each call, attempts and backoff included (default 10 s; with only the
     /// attempt timeout set, at least `attempt × max_attempts`).
     pub fn total_timeout(mut self, total: Duration) -> Self {
@@ -240,15 +246,71 @@ impl<C, P> ResilienceBuilder<C, P> {
     pub fn retry_with<C2, P2>(
         self,
         configure: impl FnOnce(RetryBuilder<C, P>) -> RetryBuilder<C2, P2>,
-    ) -> ResilienceBuilder<C2, P2> {
+    ) -> ResilienceBuilder<C2, P2, X> {
         ResilienceBuilder {
             total: self.total,
             attempt: self.attempt,
             default_total: self.default_total,
             retry: configure(self.retry),
+            options: self.options,
         }
     }
 
+    /// Decides which outcomes are retried.
+    pub fn classifier<C2>(self, classifier: C2) -> ResilienceBuilder<C2, P, X> {
+        self.retry_with(|retry| retry.classifier(classifier))
+    }
+
+    /// Seeds the jitter, for reproducible tests.
+    pub fn seed(self, seed: u64) -> Self {
+        self.retry_with(|retry| retry.seed(seed))
+    }
+
+    /// Stops retrying once the next attempt would start more than `elapsed` after the first.
+    pub fn max_elapsed(self, elapsed: Duration) -> Self {
+        self.retry_with(|retry| retry.max_elapsed(elapsed))
+    }
+
+    /// A preset's builder: these settings with its own options.
+    #[cfg(feature = "http")]
+    pub(crate) fn with_options<X2>(self, options: X2) -> ResilienceBuilder<C, P, X2> {
+        ResilienceBuilder {
+            total: self.total,
+            attempt: self.attempt,
+            default_total: self.default_total,
+            retry: self.retry,
+            options,
+        }
+    }
+
+    /// The preset's own options.
+    #[cfg(feature = "http")]
+    pub(crate) fn options_mut(&mut self) -> &mut X {
+        &mut self.options
+    }
+
+    /// The classifier, changed in place.
+    #[cfg(feature = "http")]
+    pub(crate) fn map_classifier(self, change: impl FnOnce(C) -> C) -> Self {
+        self.retry_with(|retry| retry.map_classifier(change))
+    }
+
+    /// Checks the settings and makes the stack, handing back the preset's options.
+    #[cfg(feature = "http")]
+    pub(crate) fn build_with_options(self) -> Result<(ResilienceLayer<C, P>, X), ConfigError> {
+        let options = self.options;
+        let checked = ResilienceBuilder {
+            total: self.total,
+            attempt: self.attempt,
+            default_total: self.default_total,
+            retry: self.retry,
+            options: (),
+        };
+        Ok((checked.build()?, options))
+    }
+}
+
+impl<C, P> ResilienceBuilder<C, P> {
     /// Checks the configuration and makes the layer.
     pub fn build(self) -> Result<ResilienceLayer<C, P>, ConfigError> {
         let attempts = self.retry.attempts().max(1);
@@ -296,82 +358,3 @@ impl<C, P> ResilienceBuilder<C, P> {
         })
     }
 }
-
-#[cfg(feature = "http")]
-/// The setters that the protocol presets' builders (HTTP, gRPC) share with
-/// [`ResilienceBuilder`], forwarded to the builder each keeps in its `inner` field.
-macro_rules! forward_resilience_setters {
-    ($builder:ty, $classifier:ty, $replay:ty) => {
-        impl $builder {
-            fn with(
-                mut self,
-                configure: impl FnOnce(
-                    $crate::ResilienceBuilder<$classifier, $replay>,
-                ) -> $crate::ResilienceBuilder<$classifier, $replay>,
-            ) -> Self {
-                self.inner = configure(self.inner);
-                self
-            }
-
-            /// The budget of each call, attempts and backoff included; see
-            /// [`ResilienceBuilder::total_timeout`].
-            pub fn total_timeout(self, total: std::time::Duration) -> Self {
-                self.with(|b| b.total_timeout(total))
-            }
-
-            /// No total deadline; see [`ResilienceBuilder::no_total_timeout`].
-            pub fn no_total_timeout(self) -> Self {
-                self.with($crate::ResilienceBuilder::no_total_timeout)
-            }
-
-            /// The timeout of each attempt (default 2 s, or `total / max_attempts` if that is
-            /// shorter); at most the total.
-            pub fn attempt_timeout(self, attempt: std::time::Duration) -> Self {
-                self.with(|b| b.attempt_timeout(attempt))
-            }
-
-            /// Attempts in all, the first included (default 3).
-            pub fn max_attempts(self, attempts: u32) -> Self {
-                self.with(|b| b.max_attempts(attempts))
-            }
-
-            /// The delays between attempts.
-            pub fn backoff(self, backoff: $crate::retry::ExponentialBackoff) -> Self {
-                self.with(|b| b.backoff(backoff))
-            }
-
-            /// The longest server hint honoured (default 60 s; the deadline bounds it too).
-            pub fn max_retry_after(self, cap: std::time::Duration) -> Self {
-                self.with(|b| b.max_retry_after(cap))
-            }
-
-            /// A retry budget shared with other layers.
-            pub fn budget(self, budget: $crate::retry::RetryBudget) -> Self {
-                self.with(|b| b.budget(budget))
-            }
-
-            /// No retry budget.
-            pub fn no_budget(self) -> Self {
-                self.with($crate::ResilienceBuilder::no_budget)
-            }
-
-            /// Receives every retry event.
-            pub fn observer(self, observer: impl $crate::retry::Observer) -> Self {
-                self.with(|b| b.observer(observer))
-            }
-
-            /// Any other retry setting, on the retry builder itself.
-            pub fn retry_with(
-                self,
-                configure: impl FnOnce(
-                    $crate::retry::RetryBuilder<$classifier, $replay>,
-                ) -> $crate::retry::RetryBuilder<$classifier, $replay>,
-            ) -> Self {
-                self.with(|b| b.retry_with(configure))
-            }
-        }
-    };
-}
-
-#[cfg(feature = "http")]
-pub(crate) use forward_resilience_setters;

@@ -21,5 +21,7 @@ pub use self::deadline::{
     GrpcTimeout, GrpcTimeoutLayer, decode_grpc_timeout, encode_grpc_timeout,
 };
 pub use self::peek::{PeekFuture, PeekTrailers, PeekTrailersLayer, PeekedBody, PeekedTrailers};
-pub use self::preset::{GrpcResilience, GrpcResilienceBuilder, GrpcResilienceLayer, TonicBody};
+pub use self::preset::{
+    GrpcOptions, GrpcResilience, GrpcResilienceBuilder, GrpcResilienceLayer, TonicBody,
+};
 pub use self::status::{GrpcStatus, GrpcStatusBody, GrpcStatusFuture, GrpcStatusLayer, to_status};

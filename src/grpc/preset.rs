@@ -68,13 +68,12 @@ impl ResilienceLayer {
     /// # }
     /// ```
     pub fn grpc() -> GrpcResilienceBuilder {
-        GrpcResilienceBuilder {
-            inner: ResilienceLayer::builder(GrpcClassifier::new())
-                .default_total(None)
-                .retry_with(|r| r.replay(HttpReplay)),
-            classifier: GrpcClassifier::new(),
-            replay_cap: DEFAULT_REPLAY_CAP,
-        }
+        ResilienceLayer::builder(GrpcClassifier::new())
+            .default_total(None)
+            .retry_with(|r| r.replay(HttpReplay))
+            .with_options(GrpcOptions {
+                replay_cap: DEFAULT_REPLAY_CAP,
+            })
     }
 }
 
@@ -159,41 +158,32 @@ where
     }
 }
 
-/// The configuration of a [`GrpcResilienceLayer`], checked by [`build`](Self::build).
-#[derive(Debug)]
-#[must_use = "a builder does nothing until `.build()` makes the layer"]
-pub struct GrpcResilienceBuilder {
-    inner: ResilienceBuilder<GrpcClassifier, HttpReplay>,
-    classifier: GrpcClassifier,
+/// What the gRPC preset adds to the settings every preset shares; set through
+/// [`GrpcResilienceBuilder`].
+#[derive(Debug, Clone)]
+pub struct GrpcOptions {
     replay_cap: usize,
 }
 
-crate::preset::forward_resilience_setters!(GrpcResilienceBuilder, GrpcClassifier, HttpReplay);
+/// The configuration of a [`GrpcResilienceLayer`]: the settings every preset shares (see
+/// [`ResilienceBuilder`]) and the gRPC preset's own, checked by
+/// [`build`](ResilienceBuilder::build).
+pub type GrpcResilienceBuilder = ResilienceBuilder<GrpcClassifier, HttpReplay, GrpcOptions>;
 
-impl GrpcResilienceBuilder {
-    /// Which codes are retried (default: [`GrpcClassifier::new`], `UNAVAILABLE`).
-    pub fn classifier(mut self, classifier: GrpcClassifier) -> Self {
-        self.classifier = classifier;
-        self
-    }
-
+impl ResilienceBuilder<GrpcClassifier, HttpReplay, GrpcOptions> {
     /// Buffers at most `cap` bytes of each request for retries (default 64 KiB); a larger
     /// request (a long client stream) is sent once.
     pub fn replay_cap(mut self, cap: usize) -> Self {
-        self.replay_cap = cap;
+        self.options_mut().replay_cap = cap;
         self
     }
 
     /// Checks the configuration and makes the layer.
     pub fn build(self) -> Result<GrpcResilienceLayer, ConfigError> {
-        let classifier = self.classifier;
-        let stack = self
-            .inner
-            .retry_with(|r| r.classifier(classifier))
-            .build()?;
+        let (stack, options) = self.build_with_options()?;
         Ok(GrpcResilienceLayer {
             stack,
-            replay_cap: self.replay_cap,
+            replay_cap: options.replay_cap,
         })
     }
 }

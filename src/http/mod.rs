@@ -23,7 +23,7 @@ pub use self::classify::{HttpClassifier, IDEMPOTENCY_KEY, Idempotent, classify_h
 pub(crate) use self::deadline_body::Alarm;
 pub use self::deadline_body::{BodyDeadline, BodyDeadlineFuture, BodyDeadlineLayer, DeadlineBody};
 pub use self::preset::{
-    HttpResilience, HttpResilienceBuilder, HttpResilienceFuture, HttpResilienceLayer,
+    HttpOptions, HttpResilience, HttpResilienceBuilder, HttpResilienceFuture, HttpResilienceLayer,
 };
 pub use self::replay::{DEFAULT_REPLAY_CAP, HttpReplay, ReplayBody, ReplayError};
 #[cfg(feature = "reqwest")]

@@ -69,14 +69,13 @@ impl ResilienceLayer {
     /// # }
     /// ```
     pub fn http() -> HttpResilienceBuilder {
-        HttpResilienceBuilder {
-            inner: ResilienceLayer::builder(HttpClassifier::new())
-                .retry_with(|r| r.replay(HttpReplay)),
-            classifier: HttpClassifier::new(),
-            replay_cap: DEFAULT_REPLAY_CAP,
-            attempt_header: None,
-            covers_body: false,
-        }
+        ResilienceLayer::builder(HttpClassifier::new())
+            .retry_with(|r| r.replay(HttpReplay))
+            .with_options(HttpOptions {
+                replay_cap: DEFAULT_REPLAY_CAP,
+                attempt_header: None,
+                covers_body: false,
+            })
     }
 }
 
@@ -248,43 +247,36 @@ impl<S: Clone> Layer<S> for HttpResilienceLayer {
     }
 }
 
-/// The configuration of an [`HttpResilienceLayer`], checked by [`build`](Self::build).
-#[derive(Debug)]
-#[must_use = "a builder does nothing until `.build()` makes the layer"]
-pub struct HttpResilienceBuilder {
-    inner: ResilienceBuilder<HttpClassifier, HttpReplay>,
-    classifier: HttpClassifier,
+/// What the HTTP preset adds to the settings every preset shares; set through
+/// [`HttpResilienceBuilder`].
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
     replay_cap: usize,
     attempt_header: Option<HeaderName>,
     covers_body: bool,
 }
 
-crate::preset::forward_resilience_setters!(HttpResilienceBuilder, HttpClassifier, HttpReplay);
+/// The configuration of an [`HttpResilienceLayer`]: the settings every preset shares (see
+/// [`ResilienceBuilder`]) and the HTTP preset's own, checked by
+/// [`build`](ResilienceBuilder::build).
+pub type HttpResilienceBuilder = ResilienceBuilder<HttpClassifier, HttpReplay, HttpOptions>;
 
-impl HttpResilienceBuilder {
-    /// Which statuses are retried, and whether unsafe methods are (default:
-    /// [`HttpClassifier::new`]).
-    pub fn classifier(mut self, classifier: HttpClassifier) -> Self {
-        self.classifier = classifier;
-        self
-    }
-
+impl ResilienceBuilder<HttpClassifier, HttpReplay, HttpOptions> {
     /// Retries POST, PATCH and other non-idempotent requests too.
-    pub fn retry_unsafe_methods(mut self) -> Self {
-        self.classifier = self.classifier.retry_unsafe_methods(true);
-        self
+    pub fn retry_unsafe_methods(self) -> Self {
+        self.map_classifier(|classifier| classifier.retry_unsafe_methods(true))
     }
 
     /// Buffers at most `cap` bytes of each request body for retries (default 64 KiB); a larger
     /// body is sent once.
     pub fn replay_cap(mut self, cap: usize) -> Self {
-        self.replay_cap = cap;
+        self.options_mut().replay_cap = cap;
         self
     }
 
     /// Sends the attempt number in `header` on retries (off by default).
     pub fn attempt_header(mut self, header: HeaderName) -> Self {
-        self.attempt_header = Some(header);
+        self.options_mut().attempt_header = Some(header);
         self
     }
 
@@ -307,22 +299,18 @@ impl HttpResilienceBuilder {
     /// # let _ = layer;
     /// ```
     pub fn total_timeout_covers_body(mut self) -> Self {
-        self.covers_body = true;
+        self.options_mut().covers_body = true;
         self
     }
 
     /// Checks the configuration and makes the layer.
     pub fn build(self) -> Result<HttpResilienceLayer, ConfigError> {
-        let classifier = self.classifier;
-        let stack = self
-            .inner
-            .retry_with(|r| r.classifier(classifier))
-            .build()?;
+        let (stack, options) = self.build_with_options()?;
         Ok(HttpResilienceLayer {
             stack,
-            replay_cap: self.replay_cap,
-            attempt_header: self.attempt_header,
-            covers_body: self.covers_body,
+            replay_cap: options.replay_cap,
+            attempt_header: options.attempt_header,
+            covers_body: options.covers_body,
         })
     }
 }

@@ -247,6 +247,13 @@ impl<C, P> RetryBuilder<C, P> {
         self
     }
 
+    /// The classifier, changed in place.
+    #[cfg(feature = "http")]
+    pub(crate) fn map_classifier(mut self, change: impl FnOnce(C) -> C) -> Self {
+        self.classifier = change(self.classifier);
+        self
+    }
+
     /// The attempts configured so far.
     pub(crate) fn attempts(&self) -> u32 {
         self.max_attempts
