@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use super::decide::{Clock, Verdict, decide};
-use super::{Common, Event, GiveUp, Replay, Schedule, Shared};
+use super::{Config, Event, GiveUp, Replay, Schedule, Shared};
 use crate::classify::{Classification, Classify, Discarding, Reason};
 use crate::context::Timer;
 use crate::error::{Attempt, BoxError, Error, ErrorKind};
@@ -56,7 +56,7 @@ pin_project! {
         // The copy kept for classification and for making the next attempt's request.
         kept: Option<Req>,
         // The layer's configuration, classifier and replay, and the spare service.
-        shared: Arc<Common<S, C, P>>,
+        shared: Arc<Shared<S, C, P>>,
         attempt: u32,
         // When the first attempt was found pending (kept only under a `max_elapsed`); a call
         // that completes at once reads no clock.
@@ -77,7 +77,7 @@ struct BackoffState {
 
 impl BackoffState {
     /// The delay before retry number `retry`, or `None` when the schedule has ended.
-    fn next_delay(&mut self, shared: &Shared, retry: u32) -> Option<Duration> {
+    fn next_delay(&mut self, shared: &Config, retry: u32) -> Option<Duration> {
         let delay = match &shared.schedule {
             Schedule::Exponential(delays) => {
                 let rng = self.rng.get_or_insert_with(|| shared.rng());
@@ -95,7 +95,7 @@ impl<S, Req, C, P> ResponseFuture<S, Req, C, P>
 where
     S: Service<Req>,
 {
-    pub(crate) fn new(future: S::Future, kept: Option<Req>, shared: Arc<Common<S, C, P>>) -> Self {
+    pub(crate) fn new(future: S::Future, kept: Option<Req>, shared: Arc<Shared<S, C, P>>) -> Self {
         ResponseFuture {
             state: State::Calling { future },
             kept,
@@ -120,7 +120,7 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
             .field("attempt", &self.attempt)
-            .field("max_attempts", &self.shared.limits.max_attempts)
+            .field("max_attempts", &self.shared.config.limits.max_attempts)
             .finish_non_exhaustive()
     }
 }
@@ -143,7 +143,8 @@ where
                     let Poll::Ready(outcome) = future.poll(cx) else {
                         // Only `max_elapsed` measures from the first attempt: without it, a
                         // pending attempt reads no clock.
-                        if this.started.is_none() && this.shared.limits.max_elapsed.is_some() {
+                        if this.started.is_none() && this.shared.config.limits.max_elapsed.is_some()
+                        {
                             *this.started = Some(Instant::now());
                         }
                         return Poll::Pending;
@@ -177,7 +178,9 @@ where
                         unreachable!("a retry is planned with its request");
                     };
                     *this.attempt += 1;
-                    this.shared.started(this.shared.attempt(*this.attempt));
+                    this.shared
+                        .config
+                        .started(this.shared.config.attempt(*this.attempt));
                     let future = service.call(request);
                     this.state.set(State::Calling { future });
                 }
@@ -222,13 +225,14 @@ where
         outcome: Result<S::Response, BoxError>,
     ) -> Option<Result<S::Response, BoxError>> {
         let mut this = self.project();
-        let shared: &Common<S, C, P> = this.shared;
-        let attempt = shared.attempt(*this.attempt);
+        let shared: &Shared<S, C, P> = this.shared;
+        let config: &Config = &shared.config;
+        let attempt = config.attempt(*this.attempt);
         let Some(kept) = this.kept.as_ref() else {
             // Could not be copied before it was sent: nothing to classify it against and
             // nothing to retry with.
             return Some(outcome.map_err(|err| {
-                shared.emit(|| Event::GiveUp {
+                config.emit(|| Event::GiveUp {
                     attempt,
                     why: GiveUp::NotReplayable,
                     reason: None,
@@ -237,14 +241,14 @@ where
             }));
         };
         let classification = shared.classifier.classify(kept, outcome.as_ref());
-        shared.emit(|| Event::Outcome {
+        config.emit(|| Event::Outcome {
             attempt,
             classification,
         });
         let (reason, hint) = match classification {
             Classification::Success => return Some(outcome),
             Classification::Fatal { reason } => {
-                shared.emit(|| Event::GiveUp {
+                config.emit(|| Event::GiveUp {
                     attempt,
                     why: GiveUp::Fatal,
                     reason: Some(reason),
@@ -258,10 +262,10 @@ where
         // The one clock read of a retry decision, made only if the decision needs it.
         let mut now = None;
         let verdict = decide(
-            &shared.limits,
+            &config.limits,
             attempt.number,
             hint,
-            || backoff.next_delay(shared, attempt.number),
+            || backoff.next_delay(config, attempt.number),
             || {
                 let read = *now.insert(Instant::now());
                 Clock {
@@ -280,7 +284,7 @@ where
         };
         match planned {
             Ok((delay, at, next)) => {
-                shared.emit(|| Event::Retry {
+                config.emit(|| Event::Retry {
                     attempt,
                     delay,
                     reason,
@@ -299,7 +303,7 @@ where
                 None
             }
             Err(why) => {
-                shared.emit(|| Event::GiveUp {
+                config.emit(|| Event::GiveUp {
                     attempt,
                     why,
                     reason: Some(reason),
@@ -314,12 +318,12 @@ where
 /// replayable) and a retry from the budget, asked last so that a retry that would not happen
 /// spends nothing.
 fn plan<S, Req, C, P: Replay<Req>>(
-    shared: &Common<S, C, P>,
+    shared: &Shared<S, C, P>,
     kept: &Req,
     now: Instant,
 ) -> Result<Req, GiveUp> {
     let next = shared.replay.replay(kept).ok_or(GiveUp::NotReplayable)?;
-    match &shared.budget {
+    match &shared.config.budget {
         Some(budget) if !budget.withdraw_at(now) => Err(GiveUp::Budget),
         _ => Ok(next),
     }

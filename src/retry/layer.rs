@@ -7,7 +7,7 @@ use tower_layer::Layer;
 
 use super::decide::Limits;
 use super::{
-    BaseDelays, CloneReplay, ExponentialBackoff, Observer, Retry, RetryBudget, Schedule, Shared,
+    BaseDelays, CloneReplay, Config, ExponentialBackoff, Observer, Retry, RetryBudget, Schedule,
 };
 use crate::classify::DefaultClassifier;
 use crate::error::{ConfigError, ConfigProblem};
@@ -17,7 +17,7 @@ use crate::error::{ConfigError, ConfigProblem};
 pub struct RetryLayer<C = DefaultClassifier, P = CloneReplay> {
     classifier: C,
     replay: P,
-    shared: Arc<Shared>,
+    shared: Arc<Config>,
 }
 
 impl RetryLayer {
@@ -275,7 +275,7 @@ impl<C, P> RetryBuilder<C, P> {
         Ok(RetryLayer {
             classifier: self.classifier,
             replay: self.replay,
-            shared: Arc::new(Shared {
+            shared: Arc::new(Config {
                 limits: Limits {
                     max_attempts: self.max_attempts,
                     max_elapsed: self.max_elapsed,

@@ -56,7 +56,6 @@ mod layer;
 mod replay;
 
 use std::fmt;
-use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -82,7 +81,7 @@ pub use self::replay::{CloneReplay, NoReplay, Replay, ReplayFn, replay_fn};
 /// all reach the same place, which is what retrying needs.
 pub struct Retry<S, C = DefaultClassifier, P = CloneReplay> {
     inner: S,
-    shared: Arc<Common<S, C, P>>,
+    shared: Arc<Shared<S, C, P>>,
 }
 
 impl<S: Clone, C, P> Clone for Retry<S, C, P> {
@@ -106,25 +105,16 @@ impl<S: fmt::Debug, C: fmt::Debug, P: fmt::Debug> fmt::Debug for Retry<S, C, P> 
 }
 
 /// What the clones of one [`Retry`] share, behind one `Arc` so that a call counts one
-/// reference and its future stays small: the layer's configuration and budget (which it reads
-/// through this), the classifier and the replay, and the spare service that retries go out
-/// through.
-pub(crate) struct Common<S, C, P> {
-    config: Arc<Shared>,
+/// reference and its future stays small: the layer's configuration (with its budget), the
+/// classifier and the replay, and the spare service that retries go out through.
+pub(crate) struct Shared<S, C, P> {
+    pub(crate) config: Arc<Config>,
     pub(crate) classifier: C,
     pub(crate) replay: P,
     spare: Mutex<S>,
 }
 
-impl<S, C, P> Deref for Common<S, C, P> {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.config
-    }
-}
-
-impl<S: Clone, C, P> Common<S, C, P> {
+impl<S: Clone, C, P> Shared<S, C, P> {
     /// A clone of the spare service, for one request's retries.
     pub(crate) fn spare(&self) -> S {
         self.spare
@@ -135,9 +125,9 @@ impl<S: Clone, C, P> Common<S, C, P> {
 }
 
 impl<S: Clone, C, P> Retry<S, C, P> {
-    pub(crate) fn new(inner: S, classifier: C, replay: P, config: Arc<Shared>) -> Self {
+    pub(crate) fn new(inner: S, classifier: C, replay: P, config: Arc<Config>) -> Self {
         Retry {
-            shared: Arc::new(Common {
+            shared: Arc::new(Shared {
                 config,
                 classifier,
                 replay,
@@ -184,19 +174,19 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        if let Some(budget) = &self.shared.budget {
+        if let Some(budget) = &self.shared.config.budget {
             budget.deposit();
         }
         let kept = self.shared.replay.keep(&request);
-        let attempt = self.shared.attempt(1);
-        self.shared.started(attempt);
+        let attempt = self.shared.config.attempt(1);
+        self.shared.config.started(attempt);
         let future = self.inner.call(request);
         ResponseFuture::new(future, kept, self.shared.clone())
     }
 }
 
-/// What every clone of a retry layer shares: the validated configuration and the budget.
-pub(crate) struct Shared {
+/// A retry layer's validated configuration, with the budget its services share.
+pub(crate) struct Config {
     pub(crate) limits: Limits,
     pub(crate) schedule: Schedule,
     pub(crate) budget: Option<RetryBudget>,
@@ -206,7 +196,7 @@ pub(crate) struct Shared {
     pub(crate) sequence: AtomicU64,
 }
 
-impl Shared {
+impl Config {
     pub(crate) fn attempt(&self, number: u32) -> Attempt {
         Attempt {
             number,
@@ -244,7 +234,7 @@ impl Shared {
     }
 }
 
-impl fmt::Debug for Shared {
+impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryConfig")
             .field("max_attempts", &self.limits.max_attempts)
