@@ -13,6 +13,10 @@ use std::time::Duration;
 
 use crate::classify::Reason;
 
+mod config;
+
+pub use self::config::{ConfigError, ConfigProblem};
+
 /// A type-erased error, as tower uses it: what every layer of this crate returns.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -311,95 +315,3 @@ impl StdError for Error {
             .map(|e| e as &(dyn StdError + 'static))
     }
 }
-
-/// A configuration that a builder refused: names the field, the value and the bound it broke.
-///
-/// ```
-/// use std::time::Duration;
-/// use tower_tenacity::retry::{ExponentialBackoff, RetryLayer};
-///
-/// let err = RetryLayer::builder()
-///     .backoff(ExponentialBackoff::new(Duration::from_secs(10), 2.0, Duration::from_secs(5)))
-///     .build()
-///     .unwrap_err();
-/// assert_eq!(err.field(), "backoff.initial");
-/// assert_eq!(err.to_string(), "invalid configuration: backoff.initial (10s) must not exceed backoff.max (5s)");
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigError {
-    field: &'static str,
-    problem: ConfigProblem,
-}
-
-/// What was wrong with a [`ConfigError`]'s field.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ConfigProblem {
-    /// A number that must be finite was NaN or infinite.
-    NotFinite(f64),
-    /// A number fell outside its range.
-    OutOfRange {
-        /// The value given.
-        value: f64,
-        /// The smallest value allowed.
-        min: f64,
-        /// The largest value allowed.
-        max: f64,
-    },
-    /// A count that must be at least one was zero.
-    Zero,
-    /// A duration that must be positive was zero.
-    ZeroDuration,
-    /// A duration was larger than another that bounds it.
-    Exceeds {
-        /// The value given.
-        value: Duration,
-        /// The name of the bounding field.
-        bound: &'static str,
-        /// The bounding field's value.
-        limit: Duration,
-    },
-}
-
-impl ConfigError {
-    pub(crate) fn new(field: &'static str, problem: ConfigProblem) -> Self {
-        ConfigError { field, problem }
-    }
-
-    /// The field that was refused, dotted like `backoff.initial`.
-    pub fn field(&self) -> &'static str {
-        self.field
-    }
-
-    /// What was wrong with it.
-    pub fn problem(&self) -> &ConfigProblem {
-        &self.problem
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let field = self.field;
-        write!(f, "invalid configuration: ")?;
-        match &self.problem {
-            ConfigProblem::NotFinite(v) => write!(f, "{field} must be a finite number, got {v}"),
-            ConfigProblem::OutOfRange { value, min, max } if max.is_infinite() => {
-                write!(f, "{field} must be at least {min}, got {value}")
-            }
-            ConfigProblem::OutOfRange { value, min, max } => {
-                write!(f, "{field} must be between {min} and {max}, got {value}")
-            }
-            ConfigProblem::Zero => write!(f, "{field} must be at least 1, got 0"),
-            ConfigProblem::ZeroDuration => write!(f, "{field} must be longer than zero"),
-            ConfigProblem::Exceeds {
-                value,
-                bound,
-                limit,
-            } => {
-                write!(f, "{field} ({value:?}) must not exceed {bound} ({limit:?})")
-            }
-        }
-    }
-}
-
-impl StdError for ConfigError {}
