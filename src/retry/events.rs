@@ -151,31 +151,32 @@ pub(crate) fn emit(observer: Option<&dyn Observer>, event: Event) {
             attempt,
             why,
             reason,
-        } if why == GiveUp::Fatal => {
-            // A fatal answer (a 404, say) is the service's verdict, not an incident.
-            tracing::debug!(
-                attempt = attempt.number,
-                max_attempts = attempt.max,
-                why = %why,
-                reason = reason.map(tracing::field::display),
-                "not retrying"
-            );
-        }
-        Event::GiveUp {
-            attempt,
-            why,
-            reason,
-        } => {
-            tracing::warn!(
-                attempt = attempt.number,
-                max_attempts = attempt.max,
-                why = %why,
-                reason = reason.map(tracing::field::display),
-                "giving up"
-            );
-        }
+        } => trace_give_up(attempt, why, reason),
     }
     if let Some(observer) = observer {
         observer.on_event(&event);
+    }
+}
+
+/// A give-up's `tracing` event: DEBUG for a fatal answer (a 404, say: the service's verdict, not
+/// an incident), WARN when a limit stopped the retries.
+fn trace_give_up(attempt: Attempt, why: GiveUp, reason: Option<Reason>) {
+    let reason = reason.map(tracing::field::display);
+    if why == GiveUp::Fatal {
+        tracing::debug!(
+            attempt = attempt.number,
+            max_attempts = attempt.max,
+            why = %why,
+            reason,
+            "not retrying"
+        );
+    } else {
+        tracing::warn!(
+            attempt = attempt.number,
+            max_attempts = attempt.max,
+            why = %why,
+            reason,
+            "giving up"
+        );
     }
 }

@@ -58,11 +58,17 @@ pin_project! {
         // The layer's configuration, classifier and replay, and the spare service.
         shared: Arc<Shared<S, C, P>>,
         attempt: u32,
-        // When the first attempt was found pending (kept only under a `max_elapsed`); a call
-        // that completes at once reads no clock.
-        started: Option<Instant>,
-        backoff: BackoffState,
+        progress: Progress,
     }
+}
+
+/// How far a request's retrying has come: when it started, and where its backoff is.
+#[derive(Default)]
+struct Progress {
+    // When the first attempt was found pending (kept only under a `max_elapsed`); a call that
+    // completes at once reads no clock.
+    started: Option<Instant>,
+    backoff: BackoffState,
 }
 
 /// The per-request state of the backoff schedule: its randomness and the previous delay (for
@@ -101,8 +107,7 @@ where
             kept,
             shared,
             attempt: 1,
-            started: None,
-            backoff: BackoffState::default(),
+            progress: Progress::default(),
         }
     }
 
@@ -143,9 +148,10 @@ where
                     let Poll::Ready(outcome) = future.poll(cx) else {
                         // Only `max_elapsed` measures from the first attempt: without it, a
                         // pending attempt reads no clock.
-                        if this.started.is_none() && this.shared.config.limits.max_elapsed.is_some()
+                        if this.progress.started.is_none()
+                            && this.shared.config.limits.max_elapsed.is_some()
                         {
-                            *this.started = Some(Instant::now());
+                            this.progress.started = Some(Instant::now());
                         }
                         return Poll::Pending;
                     };
@@ -257,31 +263,7 @@ where
             }
             Classification::Retryable { reason, after } => (reason, after),
         };
-        let backoff = this.backoff;
-        let started = this.started;
-        // The one clock read of a retry decision, made only if the decision needs it.
-        let mut now = None;
-        let verdict = decide(
-            &config.limits,
-            attempt.number,
-            hint,
-            || backoff.next_delay(config, attempt.number),
-            || {
-                let read = *now.insert(Instant::now());
-                Clock {
-                    now: read,
-                    started: *started.get_or_insert(read),
-                    deadline: crate::context::current_deadline(read),
-                }
-            },
-        );
-        let planned = match (verdict, now) {
-            (Verdict::Retry { delay, at }, Some(now)) => {
-                plan(shared, kept, now).map(|next| (delay, at, next))
-            }
-            (Verdict::Retry { .. }, None) => unreachable!("a retry is planned on the clock"),
-            (Verdict::Stop(why), _) => Err(why),
-        };
+        let planned = plan_retry(shared, kept, attempt, hint, this.progress);
         match planned {
             Ok((delay, at, next)) => {
                 config.emit(|| Event::Retry {
@@ -314,18 +296,45 @@ where
     }
 }
 
-/// What a planned retry needs beyond the decision: the next request (the request may not be
-/// replayable) and a retry from the budget, asked last so that a retry that would not happen
-/// spends nothing.
-fn plan<S, Req, C, P: Replay<Req>>(
+/// Whether the failed `attempt` (with the server's `hint`) is followed by another: when, and
+/// the request for it, or why not. The decision first; then what needs side effects, the next
+/// request (the request may not be replayable) and a retry from the budget, asked last so that
+/// a retry that would not happen spends nothing.
+fn plan_retry<S, Req, C, P: Replay<Req>>(
     shared: &Shared<S, C, P>,
     kept: &Req,
-    now: Instant,
-) -> Result<Req, GiveUp> {
+    attempt: Attempt,
+    hint: Option<Duration>,
+    progress: &mut Progress,
+) -> Result<(Duration, Instant, Req), GiveUp> {
+    let config = &shared.config;
+    let Progress { started, backoff } = progress;
+    // The one clock read of a retry decision, made only if the decision needs it.
+    let mut now = None;
+    let verdict = decide(
+        &config.limits,
+        attempt.number,
+        hint,
+        || backoff.next_delay(config, attempt.number),
+        || {
+            let read = *now.insert(Instant::now());
+            Clock {
+                now: read,
+                started: *started.get_or_insert(read),
+                deadline: crate::context::current_deadline(read),
+            }
+        },
+    );
+    let (Verdict::Retry { delay, at }, Some(now)) = (verdict, now) else {
+        return Err(match verdict {
+            Verdict::Stop(why) => why,
+            Verdict::Retry { .. } => unreachable!("a retry is planned on the clock"),
+        });
+    };
     let next = shared.replay.replay(kept).ok_or(GiveUp::NotReplayable)?;
-    match &shared.config.budget {
+    match &config.budget {
         Some(budget) if !budget.withdraw_at(now) => Err(GiveUp::Budget),
-        _ => Ok(next),
+        _ => Ok((delay, at, next)),
     }
 }
 

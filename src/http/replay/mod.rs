@@ -237,6 +237,45 @@ impl std::error::Error for ReplayError {
     }
 }
 
+/// Buffers a frame of the original on its way out (within the cap; past it, the buffer is
+/// dropped and the body committed to this attempt), and hands it on; `None` for a frame kind
+/// this crate does not know. `replayed` and `trailers_sent` are the reading clone's.
+fn keep_frame<B: Body>(
+    shared: &mut Shared<B>,
+    frame: Frame<B::Data>,
+    replayed: &mut usize,
+    trailers_sent: &mut bool,
+) -> Option<Frame<Bytes>> {
+    shared.started = true;
+    let frame = match frame.into_data() {
+        Ok(mut data) => {
+            let chunk = data.copy_to_bytes(data.remaining());
+            if !shared.overflowed {
+                if shared.buffered + chunk.len() > shared.cap {
+                    // Committed to this attempt: free the buffer now.
+                    shared.overflowed = true;
+                    shared.chunks = VecDeque::new();
+                } else {
+                    shared.buffered += chunk.len();
+                    shared.chunks.push_back(chunk.clone());
+                    *replayed += 1;
+                }
+            }
+            Frame::data(chunk)
+        }
+        Err(frame) => {
+            let trailers = frame.into_trailers().ok()?;
+            shared.trailers = Some(trailers.clone());
+            *trailers_sent = true;
+            Frame::trailers(trailers)
+        }
+    };
+    if shared.rest.as_ref().is_some_and(Body::is_end_stream) {
+        shared.complete = true;
+    }
+    Some(frame)
+}
+
 impl<B> Body for ReplayBody<B>
 where
     B: Body + Unpin,
@@ -299,41 +338,15 @@ where
             }
             Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(ReplayError::Body(err.into())))),
             Poll::Ready(Some(Ok(frame))) => {
-                shared.started = true;
-                let frame = match frame.into_data() {
-                    Ok(mut data) => {
-                        let chunk = data.copy_to_bytes(data.remaining());
-                        if !shared.overflowed {
-                            if shared.buffered + chunk.len() > shared.cap {
-                                // Committed to this attempt: free the buffer now.
-                                shared.overflowed = true;
-                                shared.chunks = VecDeque::new();
-                            } else {
-                                shared.buffered += chunk.len();
-                                shared.chunks.push_back(chunk.clone());
-                                this.replayed += 1;
-                            }
-                        }
-                        Frame::data(chunk)
+                match keep_frame(shared, frame, &mut this.replayed, &mut this.trailers_sent) {
+                    Some(frame) => Poll::Ready(Some(Ok(frame))),
+                    // A frame kind this crate does not know: pass nothing on rather than
+                    // guess; the body goes on with its next frame.
+                    None => {
+                        cx.waker().wake_by_ref();
+                        Poll::Pending
                     }
-                    Err(frame) => match frame.into_trailers() {
-                        Ok(trailers) => {
-                            shared.trailers = Some(trailers.clone());
-                            this.trailers_sent = true;
-                            Frame::trailers(trailers)
-                        }
-                        // A frame kind this crate does not know: pass nothing on rather than
-                        // guess; the body goes on with its next frame.
-                        Err(_) => {
-                            cx.waker().wake_by_ref();
-                            return Poll::Pending;
-                        }
-                    },
-                };
-                if shared.rest.as_ref().is_some_and(Body::is_end_stream) {
-                    shared.complete = true;
                 }
-                Poll::Ready(Some(Ok(frame)))
             }
         }
     }
