@@ -235,16 +235,7 @@ where
         let config: &Config = &shared.config;
         let attempt = config.attempt(*this.attempt);
         let Some(kept) = this.kept.as_ref() else {
-            // Could not be copied before it was sent: nothing to classify it against and
-            // nothing to retry with.
-            return Some(outcome.map_err(|err| {
-                config.emit(|| Event::GiveUp {
-                    attempt,
-                    why: GiveUp::NotReplayable,
-                    reason: None,
-                });
-                stopped(err, attempt, GiveUp::NotReplayable, None)
-            }));
+            return Some(unclassified(config, attempt, outcome));
         };
         let classification = shared.classifier.classify(kept, outcome.as_ref());
         config.emit(|| Event::Outcome {
@@ -294,6 +285,23 @@ where
             }
         }
     }
+}
+
+/// The outcome of a request that could not be copied before it was sent: nothing to classify
+/// it against and nothing to retry with, and an error says so.
+fn unclassified<T>(
+    config: &Config,
+    attempt: Attempt,
+    outcome: Result<T, BoxError>,
+) -> Result<T, BoxError> {
+    outcome.map_err(|err| {
+        config.emit(|| Event::GiveUp {
+            attempt,
+            why: GiveUp::NotReplayable,
+            reason: None,
+        });
+        stopped(err, attempt, GiveUp::NotReplayable, None)
+    })
 }
 
 /// Whether the failed `attempt` (with the server's `hint`) is followed by another: when, and

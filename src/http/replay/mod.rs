@@ -237,6 +237,36 @@ impl std::error::Error for ReplayError {
     }
 }
 
+/// The next frame for a clone that is not reading the original: what earlier attempts
+/// buffered, the end, or that it cannot go on; `None` when it is to read the rest of the
+/// original, which follows the buffer only from where the buffer ends, one clone at a time.
+/// Over the cap nothing was kept, and only an untouched original can still be read.
+/// `replayed` and `trailers_sent` are the clone's.
+#[allow(clippy::type_complexity)]
+fn next_buffered<B>(
+    shared: &Shared<B>,
+    replayed: &mut usize,
+    trailers_sent: &mut bool,
+) -> Option<Option<Result<Frame<Bytes>, ReplayError>>> {
+    if !shared.overflowed {
+        if let Some(chunk) = shared.chunks.get(*replayed) {
+            *replayed += 1;
+            return Some(Some(Ok(Frame::data(chunk.clone()))));
+        }
+        if shared.complete {
+            if !*trailers_sent && let Some(trailers) = shared.trailers.clone() {
+                *trailers_sent = true;
+                return Some(Some(Ok(Frame::trailers(trailers))));
+            }
+            return Some(None);
+        }
+    }
+    if shared.chunks.len() != *replayed || shared.reading || shared.rest.is_none() {
+        return Some(Some(Err(ReplayError::Unavailable)));
+    }
+    None
+}
+
 /// Buffers a frame of the original on its way out (within the cap; past it, the buffer is
 /// dropped and the body committed to this attempt), and hands it on; `None` for a frame kind
 /// this crate does not know. `replayed` and `trailers_sent` are the reading clone's.
@@ -295,28 +325,12 @@ where
         let mut guard = lock(shared_buffer);
         let shared = &mut *guard;
 
-        // First what earlier attempts buffered; over the cap, nothing was kept, and only an
-        // untouched original can still be read.
+        // First what earlier attempts buffered, then (for one clone at a time) the original.
         if !this.live {
-            if !shared.overflowed {
-                if let Some(chunk) = shared.chunks.get(this.replayed) {
-                    this.replayed += 1;
-                    return Poll::Ready(Some(Ok(Frame::data(chunk.clone()))));
-                }
-                if shared.complete {
-                    if !this.trailers_sent
-                        && let Some(trailers) = shared.trailers.clone()
-                    {
-                        this.trailers_sent = true;
-                        return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
-                    }
-                    return Poll::Ready(None);
-                }
-            }
-            // The rest of the original can only follow the buffer from where the buffer ends,
-            // and only one clone reads it at a time.
-            if shared.chunks.len() != this.replayed || shared.reading || shared.rest.is_none() {
-                return Poll::Ready(Some(Err(ReplayError::Unavailable)));
+            if let Some(buffered) =
+                next_buffered(shared, &mut this.replayed, &mut this.trailers_sent)
+            {
+                return Poll::Ready(buffered);
             }
             shared.reading = true;
             this.live = true;
