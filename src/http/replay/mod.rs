@@ -7,11 +7,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes};
-use http::{HeaderMap, Request};
+use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 
 use crate::error::BoxError;
-use crate::retry::Replay;
 
 /// The default replay buffer: 64 KiB per request.
 pub const DEFAULT_REPLAY_CAP: usize = 64 * 1024;
@@ -207,36 +206,6 @@ impl<B> fmt::Debug for ReplayBody<B> {
     }
 }
 
-/// Why a [`ReplayBody`] could not yield its body.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum ReplayError {
-    /// Another clone is reading the original body, or it was lost over the cap.
-    Unavailable,
-    /// The original body failed.
-    Body(BoxError),
-}
-
-impl fmt::Display for ReplayError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ReplayError::Unavailable => {
-                f.write_str("request body cannot be replayed: another attempt holds it")
-            }
-            ReplayError::Body(_) => f.write_str("request body failed"),
-        }
-    }
-}
-
-impl std::error::Error for ReplayError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ReplayError::Body(err) => Some(err.as_ref()),
-            ReplayError::Unavailable => None,
-        }
-    }
-}
-
 /// The next frame for a clone that is not reading the original: what earlier attempts
 /// buffered, the end, or that it cannot go on; `None` when it is to read the rest of the
 /// original, which follows the buffer only from where the buffer ends, one clone at a time.
@@ -397,23 +366,9 @@ where
     }
 }
 
-/// Replays `http::Request<ReplayBody<B>>`: clones the head and the body handle when
-/// [`ReplayBody::is_replayable`], declines otherwise (the request is then not retried, and the
-/// give-up says it could not be sent again). The kept copy is always taken, so that every
-/// outcome is classified.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HttpReplay;
+mod request;
 
-impl<B: Body + Unpin> Replay<Request<ReplayBody<B>>> for HttpReplay {
-    fn replay(&self, kept: &Request<ReplayBody<B>>) -> Option<Request<ReplayBody<B>>> {
-        kept.body().is_replayable().then(|| kept.clone())
-    }
-
-    /// Always a handle: whether it can be sent is known only after the first attempt.
-    fn keep(&self, request: &Request<ReplayBody<B>>) -> Option<Request<ReplayBody<B>>> {
-        Some(request.clone())
-    }
-}
+pub use self::request::{HttpReplay, ReplayError};
 
 #[cfg(test)]
 mod tests;
