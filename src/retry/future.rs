@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! Calling ──retryable──▶ Waiting (backoff, drain) ──▶ Readying (a clone of the spare) ──▶ Calling
+//!                                                     (the request made again from the kept copy)
 //!    └──success, fatal, or a limit──▶ done
 //! ```
 
@@ -36,11 +37,12 @@ pin_project! {
             #[pin]
             timer: Option<Timer>,
             discarding: Option<Discarding>,
-            next: Option<Req>,
         },
-        // Waiting for a clone of the spare service to be ready for the next attempt. It is
-        // kept until it is: a service wakes the clone that asked, and only while it lives.
-        Readying { service: S, next: Option<Req> },
+        // Waiting for a clone of the spare service to be ready for the next attempt. One that
+        // is ready at once is called at once; one that is not is kept (boxed, to keep this
+        // future small) until it is: a service wakes the clone that asked, and only while it
+        // lives.
+        Readying { pending: Option<Box<S>> },
     }
 }
 
@@ -161,38 +163,68 @@ where
                         return Poll::Ready(done);
                     }
                 }
-                StateProj::Waiting {
-                    timer,
-                    discarding,
-                    next,
-                } => {
+                StateProj::Waiting { timer, discarding } => {
                     ready!(poll_wait(timer, discarding, cx));
-                    let next = next.take();
-                    let service = this.shared.spare();
-                    this.state.set(State::Readying { service, next });
+                    this.state.set(State::Readying { pending: None });
                 }
-                StateProj::Readying { service, next } => {
-                    if let Err(err) = ready!(service.poll_ready(cx)) {
-                        return Poll::Ready(Err(err.into()));
-                    }
+                StateProj::Readying { pending } => {
+                    let mut service = match ready!(ready_service(this.shared, pending, cx)) {
+                        Ok(service) => service,
+                        Err(err) => return Poll::Ready(Err(err)),
+                    };
                     // Nothing is sent that the deadline would cancel at once: the deadline
                     // (whose timer is armed, as nothing here promised to wake it) answers.
                     if crate::context::deadline_passed() {
                         return Poll::Pending;
                     }
-                    let Some(request) = next.take() else {
-                        unreachable!("a retry is planned with its request");
+                    let config = &this.shared.config;
+                    let next = this
+                        .kept
+                        .as_ref()
+                        .and_then(|kept| this.shared.replay.replay(kept));
+                    let Some(request) = next else {
+                        // `can_replay` said it could be; a replay that changed its mind.
+                        let attempt = config.attempt(*this.attempt);
+                        return Poll::Ready(unclassified(config, attempt, Err(none_left())));
                     };
                     *this.attempt += 1;
-                    this.shared
-                        .config
-                        .started(this.shared.config.attempt(*this.attempt));
+                    config.started(config.attempt(*this.attempt));
                     let future = service.call(request);
                     this.state.set(State::Calling { future });
                 }
             }
         }
     }
+}
+
+/// A clone of the spare service, ready for the next attempt: the one kept in `pending` from an
+/// earlier poll, or a fresh one, which is kept there if it is not ready yet.
+fn ready_service<S, Req, C, P>(
+    shared: &Shared<S, C, P>,
+    pending: &mut Option<Box<S>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<S, BoxError>>
+where
+    S: Service<Req> + Clone,
+    S::Error: Into<BoxError>,
+{
+    let mut service = match pending.take() {
+        Some(boxed) => *boxed,
+        None => shared.spare(),
+    };
+    match service.poll_ready(cx) {
+        Poll::Ready(Ok(())) => Poll::Ready(Ok(service)),
+        Poll::Ready(Err(err)) => Poll::Ready(Err(err.into())),
+        Poll::Pending => {
+            *pending = Some(Box::new(service));
+            Poll::Pending
+        }
+    }
+}
+
+/// The cause of a give-up on a request that could no longer be made.
+fn none_left() -> BoxError {
+    "the request could not be made again".into()
 }
 
 /// The backoff and the drain before the next attempt: ready once both are done.
@@ -256,7 +288,7 @@ where
         };
         let planned = plan_retry(shared, kept, attempt, hint, this.progress);
         match planned {
-            Ok((delay, at, next)) => {
+            Ok((delay, at)) => {
                 config.emit(|| Event::Retry {
                     attempt,
                     delay,
@@ -268,11 +300,7 @@ where
                     Err(_) => None,
                 };
                 let timer = (!delay.is_zero()).then(|| Timer::at(at));
-                this.state.set(State::Waiting {
-                    timer,
-                    discarding,
-                    next: Some(next),
-                });
+                this.state.set(State::Waiting { timer, discarding });
                 None
             }
             Err(why) => {
@@ -304,17 +332,17 @@ fn unclassified<T>(
     })
 }
 
-/// Whether the failed `attempt` (with the server's `hint`) is followed by another: when, and
-/// the request for it, or why not. The decision first; then what needs side effects, the next
-/// request (the request may not be replayable) and a retry from the budget, asked last so that
-/// a retry that would not happen spends nothing.
+/// Whether the failed `attempt` (with the server's `hint`) is followed by another: when, or why
+/// not. The decision first; then whether the request can be made again (known before waiting
+/// for nothing; it is made when the attempt is sent), and a retry from the budget, asked last
+/// so that a retry that would not happen spends nothing.
 fn plan_retry<S, Req, C, P: Replay<Req>>(
     shared: &Shared<S, C, P>,
     kept: &Req,
     attempt: Attempt,
     hint: Option<Duration>,
     progress: &mut Progress,
-) -> Result<(Duration, Instant, Req), GiveUp> {
+) -> Result<(Duration, Instant), GiveUp> {
     let config = &shared.config;
     let Progress { started, backoff } = progress;
     // The one clock read of a retry decision, made only if the decision needs it.
@@ -339,10 +367,12 @@ fn plan_retry<S, Req, C, P: Replay<Req>>(
             Verdict::Retry { .. } => unreachable!("a retry is planned on the clock"),
         });
     };
-    let next = shared.replay.replay(kept).ok_or(GiveUp::NotReplayable)?;
+    if !shared.replay.can_replay(kept) {
+        return Err(GiveUp::NotReplayable);
+    }
     match &config.budget {
         Some(budget) if !budget.withdraw_at(now) => Err(GiveUp::Budget),
-        _ => Ok((delay, at, next)),
+        _ => Ok((delay, at)),
     }
 }
 

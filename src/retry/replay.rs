@@ -14,6 +14,14 @@ pub trait Replay<Req> {
     /// again.
     fn replay(&self, kept: &Req) -> Option<Req>;
 
+    /// Whether [`replay`](Self::replay) would make a request now, asked when a retry is
+    /// planned, so that a request that cannot be sent again is known before waiting out a
+    /// backoff for nothing. The request itself is made when the attempt is sent. By default it
+    /// makes one and drops it; a replay that can tell more cheaply says so.
+    fn can_replay(&self, kept: &Req) -> bool {
+        self.replay(kept).is_some()
+    }
+
     /// The copy of `request` that retry keeps, taken before the first attempt sends the
     /// original: the classifier sees it, and [`replay`](Self::replay) makes retries from it.
     /// `None` means the request cannot be copied at all: it is sent once, unclassified.
@@ -34,6 +42,10 @@ impl<Req: Clone> Replay<Req> for CloneReplay {
     fn replay(&self, kept: &Req) -> Option<Req> {
         Some(kept.clone())
     }
+
+    fn can_replay(&self, _kept: &Req) -> bool {
+        true
+    }
 }
 
 /// Never replays: each request is sent once. For request types that cannot be copied at all.
@@ -43,6 +55,10 @@ pub struct NoReplay;
 impl<Req> Replay<Req> for NoReplay {
     fn replay(&self, _kept: &Req) -> Option<Req> {
         None
+    }
+
+    fn can_replay(&self, _kept: &Req) -> bool {
+        false
     }
 }
 

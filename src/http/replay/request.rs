@@ -52,6 +52,10 @@ impl<B: Body + Unpin> Replay<Request<ReplayBody<B>>> for HttpReplay {
         kept.body().is_replayable().then(|| kept.clone())
     }
 
+    fn can_replay(&self, kept: &Request<ReplayBody<B>>) -> bool {
+        kept.body().is_replayable()
+    }
+
     /// Always a handle: whether it can be sent is known only after the first attempt.
     fn keep(&self, request: &Request<ReplayBody<B>>) -> Option<Request<ReplayBody<B>>> {
         Some(request.clone())
