@@ -200,7 +200,6 @@ pub(crate) fn enter<R>(bound: Bound, attempt: &mut Option<Attempt>, f: impl FnOn
 /// (else `attempt` is left as it was): for a layer outside retry that reports the attempt count
 /// (on a response, in an error). An out-parameter, like [`enter`]'s, so that `f`'s large output
 /// is not copied once more on the way out.
-#[cfg(feature = "http")]
 #[inline]
 pub(crate) fn observe_attempt<R>(attempt: &mut Option<Attempt>, f: impl FnOnce() -> R) -> R {
     let outer = ATTEMPT.replace(0);

@@ -13,7 +13,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use crate::context::{Bound, after, clock_read, cover, enter, uncover, watch};
+use crate::context::{Bound, after, clock_read, cover, enter, observe_attempt, uncover, watch};
 use crate::error::{Attempt, BoxError, Error, TimeoutScope};
 
 pin_project! {
@@ -51,7 +51,7 @@ impl<F> UnderDeadline<F> {
     ) -> Self {
         let inner = match budget {
             Some(budget) => enter(Bound::Unstarted(budget), attempt, call),
-            None => call(),
+            None => observe_attempt(attempt, call),
         };
         UnderDeadline {
             inner,
@@ -59,12 +59,6 @@ impl<F> UnderDeadline<F> {
             deadline: None,
             sleep: None,
         }
-    }
-
-    /// The future it runs.
-    #[cfg(feature = "http")]
-    pub(crate) fn running(&self) -> &F {
-        &self.inner
     }
 
     /// The deadline and the budget it came from, if there is a budget: fixed when the inner
@@ -102,8 +96,10 @@ impl<F: Future> UnderDeadline<F> {
     ) -> Polled<F::Output> {
         let this = self.project();
         let (bound, budget) = match (*this.deadline, *this.budget) {
+            // No deadline: the attempt a retry inside is on is still learned.
             (_, None) => {
-                return match this.inner.poll(cx) {
+                let inner = this.inner;
+                return match observe_attempt(attempt, || inner.poll(cx)) {
                     Poll::Ready(out) => Polled::Ready(out),
                     Poll::Pending => Polled::Pending,
                 };

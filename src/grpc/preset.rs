@@ -13,8 +13,7 @@ use super::peek::{PeekTrailers, PeekTrailersLayer};
 use super::status::{GrpcStatus, GrpcStatusLayer};
 use crate::error::{BoxError, ConfigError};
 use crate::http::{
-    AttemptHeader, AttemptHeaderLayer, BodyDeadline, BodyDeadlineLayer, DEFAULT_REPLAY_CAP,
-    HttpReplay, ReplayBody, ReplayBodyLayer, ReplayBodyService,
+    AttemptHeader, AttemptHeaderLayer, DEFAULT_REPLAY_CAP, HttpEdge, HttpReplay, ReplayBody,
 };
 use crate::preset::{ResilienceBuilder, ResilienceLayer};
 use crate::retry::Retry;
@@ -86,13 +85,11 @@ pub struct GrpcResilienceLayer {
 
 /// The service [`GrpcResilienceLayer`] makes of a channel `S`.
 pub type GrpcResilience<S> = GrpcStatus<
-    ReplayBodyService<
-        BodyDeadline<
-            Retry<
-                AttemptHeader<GrpcTimeout<Timeout<PeekTrailers<TonicBody<S>>>>>,
-                GrpcClassifier,
-                HttpReplay,
-            >,
+    HttpEdge<
+        Retry<
+            AttemptHeader<GrpcTimeout<Timeout<PeekTrailers<TonicBody<S>>>>>,
+            GrpcClassifier,
+            HttpReplay,
         >,
     >,
 >;
@@ -128,8 +125,9 @@ impl<S: Clone> Layer<S> for GrpcResilienceLayer {
         ))
         .layer(GrpcTimeoutLayer.layer(timed));
         let retried = self.stack.retry().layer(told);
-        let bounded = BodyDeadlineLayer::optional(self.stack.total_timeout()).layer(retried);
-        GrpcStatusLayer.layer(ReplayBodyLayer::new(self.replay_cap).layer(bounded))
+        // The RPC's deadline, if it has one, goes on over the response stream.
+        let edge = HttpEdge::new(retried, self.replay_cap, self.stack.total_timeout(), true);
+        GrpcStatusLayer.layer(edge)
     }
 }
 

@@ -8,6 +8,7 @@ mod body_timeout;
 mod carry;
 mod classify;
 mod deadline_body;
+mod edge;
 mod preset;
 mod replay;
 #[cfg(feature = "reqwest")]
@@ -22,6 +23,7 @@ pub use self::classify::{HttpClassifier, IDEMPOTENCY_KEY, Idempotent, classify_h
 #[cfg(feature = "grpc")]
 pub(crate) use self::deadline_body::Alarm;
 pub use self::deadline_body::{BodyDeadline, BodyDeadlineFuture, BodyDeadlineLayer, DeadlineBody};
+pub use self::edge::{HttpEdge, HttpEdgeFuture};
 pub use self::preset::{
     HttpOptions, HttpResilience, HttpResilienceBuilder, HttpResilienceFuture, HttpResilienceLayer,
 };
@@ -33,7 +35,4 @@ pub use self::server::{
     ClassifyResponse, ClassifyResponseFuture, ClassifyResponseLayer, ServerTimeout,
     ServerTimeoutFuture, ServerTimeoutLayer,
 };
-pub use self::service::{
-    AttemptHeader, AttemptHeaderLayer, Attempts, ReplayBodyFuture, ReplayBodyLayer,
-    ReplayBodyService,
-};
+pub use self::service::{AttemptHeader, AttemptHeaderLayer, Attempts};

@@ -1,24 +1,14 @@
 //! The standard HTTP client pipeline: [`ResilienceLayer::http`].
 
-use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
-use std::time::Duration;
-
+use http::Request;
 use http::header::HeaderName;
-use http::{Request, Response};
-use http_body::Body;
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
-use tower_service::Service;
 
 use super::classify::HttpClassifier;
-use super::deadline_body::{BodyBound, DeadlineBody};
+use super::edge::{HttpEdge, HttpEdgeFuture};
 use super::replay::{DEFAULT_REPLAY_CAP, HttpReplay, ReplayBody};
-use super::service::{AttemptHeader, AttemptHeaderLayer, Attempts, named};
-use crate::deadline::UnderDeadline;
-use crate::error::{Attempt, BoxError, ConfigError};
+use super::service::{AttemptHeader, AttemptHeaderLayer};
+use crate::error::ConfigError;
 use crate::preset::{ResilienceBuilder, ResilienceLayer};
 use crate::retry::{self, Retry};
 use crate::timeout::Timeout;
@@ -105,126 +95,21 @@ impl HttpResilienceLayer {
 /// The retry stack inside an [`HttpResilience`].
 type Stack<S> = Retry<AttemptHeader<Timeout<S>>, HttpClassifier, HttpReplay>;
 
-/// The service [`HttpResilienceLayer`] makes of a client `S`: request bodies made replayable,
-/// then the deadline, retry, attempt header and attempt timeout of [`ResilienceLayer::http`].
-///
-/// The edges of the pipeline (the replayable body, the [`Attempts`] extension, the request
-/// named in errors) and the deadline are one layer here, so that a call makes one future
-/// around the retry rather than two, and so that errors name the request from the copy that
-/// retry keeps anyway rather than from one more copy of its URI.
-#[derive(Clone, Debug)]
-pub struct HttpResilience<S> {
-    stack: Stack<S>,
-    replay_cap: usize,
-    total_timeout: Option<Duration>,
-    covers_body: bool,
-}
+/// The service [`HttpResilienceLayer`] makes of a client `S`: the [`HttpEdge`] (request bodies
+/// made replayable, the deadline, the attempt count on the response, the request named in
+/// errors) around retry, the attempt header and the attempt timeout of
+/// [`ResilienceLayer::http`].
+pub type HttpResilience<S> = HttpEdge<Stack<S>>;
 
-impl<S, B, ResB> Service<Request<B>> for HttpResilience<S>
-where
-    S: Service<Request<ReplayBody<B>>, Response = Response<ResB>> + Clone,
-    S::Error: Into<BoxError>,
-    B: Body + Unpin,
-    ResB: Body + Send + 'static,
-    ResB::Data: Send,
-{
-    type Response = Response<DeadlineBody<ResB>>;
-    type Error = BoxError;
-    type Future = HttpResilienceFuture<S, B>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.stack.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let cap = self.replay_cap;
-        let request = request.map(|body| ReplayBody::new(body, cap));
-        let mut attempt = None;
-        let inner = UnderDeadline::call(self.total_timeout, &mut attempt, || {
-            self.stack.call(request)
-        });
-        HttpResilienceFuture {
-            inner,
-            attempt,
-            covers_body: self.covers_body,
-        }
-    }
-}
-
-pin_project! {
-    /// The future of an [`HttpResilience`] call.
-    #[must_use = "futures do nothing unless you `.await` or poll them"]
-    pub struct HttpResilienceFuture<S, B>
-    where
-        AttemptHeader<Timeout<S>>: Service<Request<ReplayBody<B>>>,
-    {
-        #[pin]
-        inner: UnderDeadline<
-            retry::ResponseFuture<
-                AttemptHeader<Timeout<S>>,
-                Request<ReplayBody<B>>,
-                HttpClassifier,
-                HttpReplay,
-            >,
-        >,
-        attempt: Option<Attempt>,
-        covers_body: bool,
-    }
-}
-
-impl<S, B> fmt::Debug for HttpResilienceFuture<S, B>
-where
-    AttemptHeader<Timeout<S>>: Service<Request<ReplayBody<B>>>,
-{
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpResilienceFuture")
-            .field("attempt", &self.attempt)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S, B, ResB> Future for HttpResilienceFuture<S, B>
-where
-    S: Service<Request<ReplayBody<B>>, Response = Response<ResB>> + Clone,
-    S::Error: Into<BoxError>,
-    B: Body + Unpin,
-    ResB: Body + Send + 'static,
-    ResB::Data: Send,
-{
-    type Output = Result<Response<DeadlineBody<ResB>>, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        match ready!(this.inner.as_mut().poll_deadline(cx, this.attempt)) {
-            Ok(mut response) => {
-                let attempts = this.attempt.map_or(1, |a| a.number);
-                response.extensions_mut().insert(Attempts(attempts));
-                let bound = if *this.covers_body {
-                    let inner = this.inner.as_ref().get_ref();
-                    let kept = inner.running().kept();
-                    BodyBound::of(inner, *this.attempt).map(|bound| match kept {
-                        Some(kept) => {
-                            bound.with_subject(format!("{} {}", kept.method(), kept.uri()))
-                        }
-                        None => bound,
-                    })
-                } else {
-                    None
-                };
-                Poll::Ready(Ok(response.map(|body| DeadlineBody::new(body, bound))))
-            }
-            Err(err) => {
-                // Retry always keeps a copy of an HTTP request (its body may not replay, but
-                // its head does), and keeps it until its future is dropped.
-                let err = match this.inner.as_ref().get_ref().running().kept() {
-                    Some(kept) => named(err, kept.method(), kept.uri()),
-                    None => err,
-                };
-                Poll::Ready(Err(err))
-            }
-        }
-    }
-}
+/// The future of an [`HttpResilience`] call.
+pub type HttpResilienceFuture<S, B> = HttpEdgeFuture<
+    retry::ResponseFuture<
+        AttemptHeader<Timeout<S>>,
+        Request<ReplayBody<B>>,
+        HttpClassifier,
+        HttpReplay,
+    >,
+>;
 
 impl Default for HttpResilienceLayer {
     fn default() -> Self {
@@ -238,12 +123,12 @@ impl<S: Clone> Layer<S> for HttpResilienceLayer {
     fn layer(&self, client: S) -> Self::Service {
         let timed = AttemptHeaderLayer::new(self.attempt_header.clone())
             .layer(Timeout::new(client, self.stack.attempt_timeout()));
-        HttpResilience {
-            stack: self.stack.retry().layer(timed),
-            replay_cap: self.replay_cap,
-            total_timeout: self.stack.total_timeout(),
-            covers_body: self.covers_body,
-        }
+        HttpEdge::new(
+            self.stack.retry().layer(timed),
+            self.replay_cap,
+            self.stack.total_timeout(),
+            self.covers_body,
+        )
     }
 }
 

@@ -112,12 +112,6 @@ where
             progress: Progress::default(),
         }
     }
-
-    /// The copy of the request kept for retries, if one could be made.
-    #[cfg(feature = "http")]
-    pub(crate) fn kept(&self) -> Option<&Req> {
-        self.kept.as_ref()
-    }
 }
 
 impl<S, Req, C, P> fmt::Debug for ResponseFuture<S, Req, C, P>

@@ -1,0 +1,140 @@
+//! The HTTP edge of the presets, outside retry: [`HttpEdge`], one layer for both presets.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use http::{Method, Request, Response, Uri};
+use pin_project_lite::pin_project;
+use tower_service::Service;
+
+use super::deadline_body::{BodyBound, DeadlineBody};
+use super::replay::ReplayBody;
+use super::service::{Attempts, named};
+use crate::deadline::UnderDeadline;
+use crate::error::{Attempt, BoxError};
+
+/// The edge of the HTTP and gRPC presets, around their retry layer: each request's body made a
+/// [`ReplayBody`] (buffered up to `replay_cap` for retries), the call under its total deadline
+/// (if there is one; over the response body too, if asked), the attempts it took put on the
+/// response ([`Attempts`]), and the request named in this crate's errors (`GET http://…`).
+#[derive(Debug, Clone)]
+pub struct HttpEdge<S> {
+    inner: S,
+    replay_cap: usize,
+    total: Option<Duration>,
+    covers_body: bool,
+}
+
+impl<S> HttpEdge<S> {
+    pub(crate) fn new(
+        inner: S,
+        replay_cap: usize,
+        total: Option<Duration>,
+        covers_body: bool,
+    ) -> Self {
+        HttpEdge {
+            inner,
+            replay_cap,
+            total,
+            covers_body,
+        }
+    }
+
+    /// The service inside.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S, B, ResB> Service<Request<B>> for HttpEdge<S>
+where
+    S: Service<Request<ReplayBody<B>>, Response = Response<ResB>>,
+    S::Error: Into<BoxError>,
+    B: http_body::Body,
+{
+    type Response = Response<DeadlineBody<ResB>>;
+    type Error = BoxError;
+    type Future = HttpEdgeFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let subject = Subject {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+        };
+        let cap = self.replay_cap;
+        let request = request.map(|body| ReplayBody::new(body, cap));
+        let mut attempt = None;
+        let inner = UnderDeadline::call(self.total, &mut attempt, || self.inner.call(request));
+        HttpEdgeFuture {
+            inner,
+            attempt,
+            subject,
+            covers_body: self.covers_body,
+        }
+    }
+}
+
+/// The request an edge future is about, for its errors.
+#[derive(Debug)]
+struct Subject {
+    method: Method,
+    uri: Uri,
+}
+
+pin_project! {
+    /// The future of an [`HttpEdge`] call.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub struct HttpEdgeFuture<F> {
+        #[pin]
+        inner: UnderDeadline<F>,
+        attempt: Option<Attempt>,
+        subject: Subject,
+        covers_body: bool,
+    }
+}
+
+impl<F> fmt::Debug for HttpEdgeFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpEdgeFuture")
+            .field("attempt", &self.attempt)
+            .field("method", &self.subject.method)
+            .field("uri", &self.subject.uri)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, ResB, E> Future for HttpEdgeFuture<F>
+where
+    F: Future<Output = Result<Response<ResB>, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<Response<DeadlineBody<ResB>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let outcome = ready!(this.inner.as_mut().poll_deadline(cx, this.attempt));
+        let subject = &*this.subject;
+        match outcome {
+            Ok(mut response) => {
+                let attempts = this.attempt.map_or(1, |a| a.number);
+                response.extensions_mut().insert(Attempts(attempts));
+                let bound = if *this.covers_body {
+                    BodyBound::of(this.inner.as_ref().get_ref(), *this.attempt).map(|bound| {
+                        bound.with_subject(format!("{} {}", subject.method, subject.uri))
+                    })
+                } else {
+                    None
+                };
+                Poll::Ready(Ok(response.map(|body| DeadlineBody::new(body, bound))))
+            }
+            Err(err) => Poll::Ready(Err(named(err, &subject.method, &subject.uri))),
+        }
+    }
+}
