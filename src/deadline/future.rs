@@ -1,3 +1,5 @@
+//! The future of a [`Deadline`](super::Deadline) call.
+
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};

@@ -34,7 +34,7 @@
 //!   `remaining()`. For `http::Request`s, `CarryDeadlineLayer` (in the `http` module) on both
 //!   sides of the `Buffer` carries the deadline across in a request extension.
 
-mod future;
+pub mod future;
 mod layer;
 mod under;
 
@@ -45,7 +45,7 @@ use tower_service::Service;
 
 use crate::error::BoxError;
 
-pub use self::future::DeadlineFuture;
+use self::future::DeadlineFuture;
 pub use self::layer::DeadlineLayer;
 #[cfg(feature = "http")]
 pub(crate) use self::under::Polled;

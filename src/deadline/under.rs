@@ -187,7 +187,7 @@ mod tests {
 
     use super::*;
     use crate::error::BoxError;
-    use crate::timeout::ResponseFuture;
+    use crate::timeout::future::ResponseFuture;
 
     /// Polls a deadline of `budget` over an attempt timeout of `attempt` on a call that never
     /// ends, once: whether the deadline armed a timer of its own.

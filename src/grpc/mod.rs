@@ -17,11 +17,19 @@ mod status;
 
 pub use self::classify::{GrpcClassifier, PUSHBACK, response_status};
 pub use self::deadline::{
-    GRPC_TIMEOUT, GrpcDeadline, GrpcDeadlineBody, GrpcDeadlineFuture, GrpcDeadlineLayer,
-    GrpcTimeout, GrpcTimeoutLayer, decode_grpc_timeout, encode_grpc_timeout,
+    GRPC_TIMEOUT, GrpcDeadline, GrpcDeadlineBody, GrpcDeadlineLayer, GrpcTimeout, GrpcTimeoutLayer,
+    decode_grpc_timeout, encode_grpc_timeout,
 };
-pub use self::peek::{PeekFuture, PeekTrailers, PeekTrailersLayer, PeekedBody, PeekedTrailers};
+pub use self::peek::{PeekTrailers, PeekTrailersLayer, PeekedBody, PeekedTrailers};
 pub use self::preset::{
     GrpcOptions, GrpcResilience, GrpcResilienceBuilder, GrpcResilienceLayer, TonicBody,
 };
-pub use self::status::{GrpcStatus, GrpcStatusBody, GrpcStatusFuture, GrpcStatusLayer, to_status};
+pub use self::status::{GrpcStatus, GrpcStatusBody, GrpcStatusLayer, to_status};
+
+/// The futures of this module's services, as tower keeps them: named by the services' `Future`
+/// types, seldom by users.
+pub mod future {
+    pub use super::deadline::GrpcDeadlineFuture;
+    pub use super::peek::PeekFuture;
+    pub use super::status::GrpcStatusFuture;
+}

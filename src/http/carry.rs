@@ -8,7 +8,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::context::current_deadline;
-use crate::deadline::{DeadlineFuture, UnderDeadline};
+use crate::deadline::UnderDeadline;
+use crate::deadline::future::DeadlineFuture;
 use crate::error::BoxError;
 
 /// The deadline of a call, as a request extension: what [`CarryDeadlineLayer`] writes above a

@@ -17,22 +17,31 @@ mod retry_after;
 mod server;
 mod service;
 
-pub use self::body_timeout::{BodyTimeout, BodyTimeoutFuture, BodyTimeoutLayer, TimeoutBody};
+pub use self::body_timeout::{BodyTimeout, BodyTimeoutLayer, TimeoutBody};
 pub use self::carry::{CarriedDeadline, CarryDeadline, CarryDeadlineLayer};
 pub use self::classify::{HttpClassifier, IDEMPOTENCY_KEY, Idempotent, classify_http_error};
 #[cfg(feature = "grpc")]
 pub(crate) use self::deadline_body::Alarm;
-pub use self::deadline_body::{BodyDeadline, BodyDeadlineFuture, BodyDeadlineLayer, DeadlineBody};
-pub use self::edge::{HttpEdge, HttpEdgeFuture};
-pub use self::preset::{
-    HttpOptions, HttpResilience, HttpResilienceBuilder, HttpResilienceFuture, HttpResilienceLayer,
-};
+pub use self::deadline_body::{BodyDeadline, BodyDeadlineLayer, DeadlineBody};
+pub use self::edge::HttpEdge;
+pub use self::preset::{HttpOptions, HttpResilience, HttpResilienceBuilder, HttpResilienceLayer};
 pub use self::replay::{DEFAULT_REPLAY_CAP, HttpReplay, ReplayBody, ReplayError};
 #[cfg(feature = "reqwest")]
-pub use self::reqwest::{Reqwest, ReqwestFuture};
+pub use self::reqwest::Reqwest;
 pub use self::retry_after::{parse_retry_after, retry_after};
 pub use self::server::{
-    ClassifyResponse, ClassifyResponseFuture, ClassifyResponseLayer, ServerTimeout,
-    ServerTimeoutFuture, ServerTimeoutLayer,
+    ClassifyResponse, ClassifyResponseLayer, ServerTimeout, ServerTimeoutLayer,
 };
+
+/// The futures of this module's services, as tower keeps them: named by the services' `Future`
+/// types, seldom by users.
+pub mod future {
+    pub use super::body_timeout::BodyTimeoutFuture;
+    pub use super::deadline_body::BodyDeadlineFuture;
+    pub use super::edge::HttpEdgeFuture;
+    pub use super::preset::HttpResilienceFuture;
+    #[cfg(feature = "reqwest")]
+    pub use super::reqwest::ReqwestFuture;
+    pub use super::server::{ClassifyResponseFuture, ServerTimeoutFuture};
+}
 pub use self::service::{AttemptHeader, AttemptHeaderLayer, Attempts};

@@ -103,7 +103,7 @@ pub type HttpResilience<S> = HttpEdge<Stack<S>>;
 
 /// The future of an [`HttpResilience`] call.
 pub type HttpResilienceFuture<S, B> = HttpEdgeFuture<
-    retry::ResponseFuture<
+    retry::future::ResponseFuture<
         AttemptHeader<Timeout<S>>,
         Request<ReplayBody<B>>,
         HttpClassifier,

@@ -51,7 +51,7 @@ mod backoff;
 mod budget;
 mod decide;
 mod events;
-mod future;
+pub mod future;
 mod layer;
 mod replay;
 
@@ -69,7 +69,7 @@ pub use self::backoff::{ExponentialBackoff, Jitter};
 pub use self::budget::RetryBudget;
 use self::decide::Limits;
 pub use self::events::{Event, GiveUp, Observer};
-pub use self::future::ResponseFuture;
+use self::future::ResponseFuture;
 pub use self::layer::{RetryBuilder, RetryLayer};
 pub use self::replay::{CloneReplay, NoReplay, Replay, ReplayFn, replay_fn};
 

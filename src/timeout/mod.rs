@@ -13,7 +13,7 @@
 //! is pending on its first poll: a call that is ready at once costs neither a timer nor a clock
 //! read. While it is armed, an enclosing deadline that ends later arms none of its own.
 
-mod future;
+pub mod future;
 mod layer;
 
 use std::task::{Context, Poll};
@@ -23,7 +23,7 @@ use tower_service::Service;
 
 use crate::error::BoxError;
 
-pub use self::future::ResponseFuture;
+use self::future::ResponseFuture;
 pub use self::layer::TimeoutLayer;
 
 /// Bounds each call of the inner service by a timeout; see [`TimeoutLayer`].
