@@ -161,9 +161,22 @@ impl ExponentialBackoff {
     }
 
     /// The jittered delay before retry number `retry`, given the delay before the previous one
-    /// (used by [`Jitter::Decorrelated`]; pass `Duration::ZERO` for the first retry).
-    pub fn delay(&self, retry: u32, previous: Duration, rng: &mut fastrand::Rng) -> Duration {
-        self.jittered(self.base_delay(retry), previous, rng)
+    /// (used by [`Jitter::Decorrelated`]; pass `Duration::ZERO` for the first retry), as a
+    /// request whose randomness is seeded with `seed` would draw it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_tenacity::retry::{ExponentialBackoff, Jitter};
+    ///
+    /// let backoff = ExponentialBackoff::new(Duration::from_millis(100), 2.0, Duration::from_secs(5))
+    ///     .with_jitter(Jitter::Equal);
+    /// let third = backoff.delay(3, Duration::ZERO, 7);
+    /// assert!(Duration::from_millis(200) <= third && third <= Duration::from_millis(400));
+    /// assert_eq!(third, backoff.delay(3, Duration::ZERO, 7), "the same seed, the same draw");
+    /// ```
+    pub fn delay(&self, retry: u32, previous: Duration, seed: u64) -> Duration {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        self.jittered(self.base_delay(retry), previous, &mut rng)
     }
 
     /// Applies the jitter to `base`, the delay [`base_delay`](Self::base_delay) gives.
@@ -249,9 +262,8 @@ mod tests {
     #[test]
     fn no_jitter_doubles_up_to_the_cap() {
         let backoff = ExponentialBackoff::default().with_jitter(Jitter::None);
-        let mut rng = fastrand::Rng::with_seed(1);
         let delays: Vec<u128> = (1..=8)
-            .map(|n| backoff.delay(n, Duration::ZERO, &mut rng).as_millis())
+            .map(|n| backoff.delay(n, Duration::ZERO, 1).as_millis())
             .collect();
         assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
     }
