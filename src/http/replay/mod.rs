@@ -120,14 +120,17 @@ impl<B> ReplayBody<B>
 where
     B: Body + Unpin,
 {
-    /// Whether a clone made now could send the whole body: it was not sent at all (and was
-    /// handed back untouched, whatever its size), or it was sent to its end within the cap.
+    /// Settles whether a clone made now could send the whole body: it was not sent at all (and
+    /// was handed back untouched, whatever its size), or it was sent to its end within the cap.
+    /// Not a plain query: it may poll the original once (with no waker) and drop what it reads.
     ///
     /// A body whose every byte was sent but whose end had not been seen yet (a gRPC message is
     /// one data frame, and the end of the stream comes with the next poll, which the transport
-    /// may not have made before the answer came) counts as sent to its end: if the original
-    /// ends as soon as it is asked, nothing was cut short.
-    pub fn is_replayable(&self) -> bool {
+    /// may not have made before the answer came) counts as sent to its end if the original ends
+    /// as soon as it is asked: nothing was cut short. If it yields more, the attempt was cut
+    /// short, and what was just read is dropped, so that no clone goes on as though it were
+    /// whole.
+    pub(crate) fn settle_replayable(&self) -> bool {
         let Some(mut shared) = self.shared() else {
             return true;
         };

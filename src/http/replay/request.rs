@@ -41,7 +41,7 @@ impl std::error::Error for ReplayError {
 }
 
 /// Replays `http::Request<ReplayBody<B>>`: clones the head and the body handle when
-/// [`ReplayBody::is_replayable`], declines otherwise (the request is then not retried, and the
+/// [`ReplayBody`] can be replayed, declines otherwise (the request is then not retried, and the
 /// give-up says it could not be sent again). The kept copy is always taken, so that every
 /// outcome is classified.
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,11 +49,11 @@ pub struct HttpReplay;
 
 impl<B: Body + Unpin> Replay<Request<ReplayBody<B>>> for HttpReplay {
     fn replay(&self, kept: &Request<ReplayBody<B>>) -> Option<Request<ReplayBody<B>>> {
-        kept.body().is_replayable().then(|| kept.clone())
+        kept.body().settle_replayable().then(|| kept.clone())
     }
 
     fn can_replay(&self, kept: &Request<ReplayBody<B>>) -> bool {
-        kept.body().is_replayable()
+        kept.body().settle_replayable()
     }
 
     /// Always a handle: whether it can be sent is known only after the first attempt.

@@ -15,7 +15,7 @@ async fn an_empty_body_needs_no_buffer_and_replays_as_empty() {
     let body = ReplayBody::new(Empty::<Bytes>::new(), 16);
     assert!(body.shared.is_none());
     let again = body.clone();
-    assert!(body.is_end_stream() && body.is_replayable() && !body.is_over_cap());
+    assert!(body.is_end_stream() && body.settle_replayable() && !body.is_over_cap());
     assert_eq!(body.size_hint().exact(), Some(0));
     assert_eq!(collect(body).await.unwrap(), "");
     assert_eq!(collect(again).await.unwrap(), "");
@@ -64,21 +64,21 @@ async fn each_clone_yields_the_whole_body_and_only_one_reads_the_original() {
         next_data(&mut rival).await,
         Err(ReplayError::Unavailable)
     ));
-    assert!(!body.is_replayable(), "half sent");
+    assert!(!body.settle_replayable(), "half sent");
     // Dropped halfway, the first hands the original back to whoever goes on.
     drop(first);
     assert_eq!(collect(body.clone()).await.unwrap(), "abcdef");
-    assert!(body.is_replayable());
+    assert!(body.settle_replayable());
     assert_eq!(collect(body).await.unwrap(), "abcdef");
 }
 
 #[tokio::test]
-async fn a_body_sent_whole_but_for_its_end_is_replayable() {
+async fn a_body_sent_whole_but_for_its_end_settle_replayable() {
     // As a gRPC request: the message goes out in one frame; the end would come with the
     // next poll, which the attempt never made.
     let body = streamed(&["message"], futures_util::stream::empty());
     assert_eq!(send_one_frame(&body).await, "message");
-    assert!(body.is_replayable());
+    assert!(body.settle_replayable());
     assert_eq!(collect(body).await.unwrap(), "message");
 }
 
@@ -87,12 +87,12 @@ async fn a_body_cut_short_is_not_replayable() {
     // The rest is not there yet: the attempt was cut short, and may still go on.
     let waiting = streamed(&["ab", "cd"], futures_util::stream::pending());
     send_one_frame(&waiting).await;
-    assert!(!waiting.is_replayable());
+    assert!(!waiting.settle_replayable());
 
     // More was ready to go: not replayable, and no clone reads on as though it were whole.
     let more = streamed(&["ab", "cd", "ef"], futures_util::stream::empty());
     send_one_frame(&more).await;
-    assert!(!more.is_replayable());
+    assert!(!more.settle_replayable());
     let mut next = more.clone();
     assert_eq!(next_data(&mut next).await.unwrap(), "ab");
     assert!(matches!(
@@ -182,7 +182,7 @@ mod any_body {
             } else {
                 sent == frames.len() && sent_bytes <= cap
             };
-            prop_assert_eq!(body.is_replayable(), expected);
+            prop_assert_eq!(body.settle_replayable(), expected);
             match read_all(&body) {
                 Ok(bytes) => prop_assert_eq!(bytes, whole.clone()),
                 Err(_) => prop_assert!(!expected, "refused a body it said was replayable"),
@@ -190,7 +190,7 @@ mod any_body {
             if expected {
                 // Once the retry has sent it all, it can go again if it fitted the cap.
                 let fits = whole.len() <= cap;
-                prop_assert_eq!(body.is_replayable(), fits);
+                prop_assert_eq!(body.settle_replayable(), fits);
                 prop_assert_eq!(read_all(&body).ok(), fits.then_some(whole));
             }
         }
@@ -202,11 +202,11 @@ async fn a_body_over_the_cap_is_sent_once() {
     let body = ReplayBody::new(Full::new(Bytes::from_static(b"0123456789")), 4);
     assert!(body.is_over_cap());
     assert!(
-        body.is_replayable(),
+        body.settle_replayable(),
         "not sent yet: it can still go out whole"
     );
     assert_eq!(collect(body.clone()).await.unwrap(), "0123456789");
-    assert!(!body.is_replayable());
+    assert!(!body.settle_replayable());
     assert!(matches!(
         next_data(&mut body.clone()).await,
         Err(ReplayError::Unavailable)
