@@ -11,11 +11,11 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
-use crate::classify::Reason;
-
 mod config;
+mod reason;
 
 pub use self::config::{ConfigError, ConfigProblem};
+pub use self::reason::{Reason, causes, find_cause};
 
 /// A type-erased error, as tower uses it: what every layer of this crate returns.
 pub type BoxError = Box<dyn StdError + Send + Sync>;
@@ -197,7 +197,7 @@ impl Error {
 
     /// The first [`Error`] in `err`'s cause chain, `err` itself included.
     pub fn find<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a Error> {
-        crate::classify::find_cause::<Error>(err)
+        find_cause::<Error>(err)
     }
 
     fn last_timeout(&self) -> Option<(TimeoutScope, Duration)> {

@@ -1,0 +1,100 @@
+//! Why an outcome was a failure ([`Reason`]), and the cause-chain helpers every classifier and
+//! [`Error::find`](super::Error::find) read errors with.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::io;
+use std::iter;
+
+use super::TimeoutScope;
+
+/// Why an outcome was a failure.
+///
+/// `Display` gives a short phrase ("connection refused", "HTTP status 503") that suits both log
+/// lines and the keys of a metrics table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// One of this crate's timeouts fired.
+    Timeout(TimeoutScope),
+    /// The connection could not be made (refused, unreachable): the request never left.
+    Connect,
+    /// The connection broke while the request was in flight (reset, aborted, broken pipe).
+    Reset,
+    /// Another I/O error, by kind.
+    Io(io::ErrorKind),
+    /// An HTTP response status.
+    Status(u16),
+    /// A gRPC status code (`grpc-status`), like 14 for `UNAVAILABLE`.
+    Grpc(u8),
+    /// The server said it is overloaded or rate limiting.
+    Throttled,
+    /// The request was provably not sent, so retrying it is safe whatever it is.
+    NeverSent,
+    /// Anything else; the text names it.
+    Other(&'static str),
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Timeout(TimeoutScope::Attempt) => f.write_str("attempt timed out"),
+            Reason::Timeout(TimeoutScope::Total) => f.write_str("deadline exceeded"),
+            Reason::Timeout(TimeoutScope::BodyIdle) => f.write_str("response body stalled"),
+            Reason::Timeout(TimeoutScope::BodyTotal) => f.write_str("response body too slow"),
+            Reason::Connect => f.write_str("connection refused"),
+            Reason::Reset => f.write_str("connection reset"),
+            Reason::Io(kind) => write!(f, "I/O error: {kind}"),
+            Reason::Status(code) => write!(f, "HTTP status {code}"),
+            Reason::Grpc(code) => match GRPC_CODES.get(usize::from(*code)) {
+                Some(name) => write!(f, "gRPC status {name}"),
+                None => write!(f, "gRPC status {code}"),
+            },
+            Reason::Throttled => f.write_str("throttled"),
+            Reason::NeverSent => f.write_str("request never sent"),
+            Reason::Other(text) => f.write_str(text),
+        }
+    }
+}
+
+/// The names of the gRPC status codes, by number.
+const GRPC_CODES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
+/// Iterates over `err` and its chain of [`source`](StdError::source)s.
+pub fn causes<'a>(
+    err: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    iter::successors(Some(err), |&e| e.source())
+}
+
+/// The first error of type `T` in `err`'s cause chain, `err` itself included.
+///
+/// ```
+/// use std::io;
+/// use tower_tenacity::BoxError;
+/// use tower_tenacity::classify::find_cause;
+///
+/// let err: BoxError = io::Error::new(io::ErrorKind::Other, "wrapped").into();
+/// assert!(find_cause::<io::Error>(err.as_ref()).is_some());
+/// ```
+pub fn find_cause<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    causes(err).find_map(|cause| cause.downcast_ref::<T>())
+}
