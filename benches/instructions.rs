@@ -17,16 +17,16 @@
 //! operations after the same setup and warm-up, and divides the difference by N: what the
 //! setup costs cancels out. Allocations are counted by a counting allocator in the same runs.
 
+#[path = "support/services.rs"]
+mod services;
 #[path = "support/tower_stack.rs"]
 mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::future::{Future, Ready, ready};
-use std::io;
+use std::future::{Future, ready};
 use std::pin::pin;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -35,11 +35,12 @@ use http::{Request, Response, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tower::{Layer, Service, ServiceExt, service_fn};
+use services::{always_ready, fails_twice};
+use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::classify::DefaultClassifier;
 use tower_tenacity::http::ReplayBody;
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
-use tower_tenacity::{BoxError, ResilienceLayer};
+use tower_tenacity::ResilienceLayer;
 
 /// Counts every allocation, to report allocations per operation.
 struct Counting;
@@ -214,12 +215,6 @@ fn repeat(n: u64, mut op: impl FnMut()) {
 
 // --- success path -------------------------------------------------------------------------
 
-fn always_ready()
--> impl Service<u64, Response = u64, Error = BoxError, Future = Ready<Result<u64, BoxError>>> + Clone
-{
-    service_fn(|n: u64| ready(Ok::<_, BoxError>(n)))
-}
-
 fn call_ready<S: Service<u64>>(svc: &mut S) {
     let mut cx = Context::from_waker(Waker::noop());
     let Poll::Ready(Ok(())) = svc.poll_ready(&mut cx) else {
@@ -278,21 +273,6 @@ fn success_tenacity(n: u64) {
 }
 
 // --- retry path ---------------------------------------------------------------------------
-
-/// Fails the first two calls of every three.
-fn fails_twice()
--> impl Service<u64, Response = u64, Error = BoxError, Future = Ready<Result<u64, BoxError>>> + Clone
-{
-    let calls = Arc::new(AtomicU32::new(0));
-    service_fn(move |n: u64| {
-        let call = calls.fetch_add(1, Ordering::Relaxed);
-        ready(if call % 3 == 2 {
-            Ok(n)
-        } else {
-            Err(io::Error::from(io::ErrorKind::ConnectionReset).into())
-        })
-    })
-}
 
 fn retry_bare(n: u64) {
     let rt = timer_runtime(true);

@@ -9,6 +9,8 @@
 //!
 //! `cargo bench --bench overhead`
 
+#[path = "support/services.rs"]
+mod services;
 #[path = "support/tower_stack.rs"]
 mod support;
 
@@ -21,17 +23,12 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use services::{always_ready, fails_twice};
 use support::tower_stack;
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_tenacity::classify::DefaultClassifier;
 use tower_tenacity::retry::{ExponentialBackoff as TenacityBackoff, Jitter};
 use tower_tenacity::{BoxError, ResilienceLayer};
-
-fn always_ready()
--> impl Service<u64, Response = u64, Error = BoxError, Future = Ready<Result<u64, BoxError>>> + Clone
-{
-    service_fn(|n: u64| ready(Ok::<_, BoxError>(n)))
-}
 
 /// Fails the first two attempts of each request: the request carries its own attempt counter,
 /// so that concurrent requests do not disturb each other's pattern.
@@ -42,21 +39,6 @@ fn fails_twice_per_request()
         let attempt = attempts.fetch_add(1, Ordering::Relaxed);
         ready(if attempt >= 2 {
             Ok(attempt)
-        } else {
-            Err(io::Error::from(io::ErrorKind::ConnectionReset).into())
-        })
-    })
-}
-
-/// Fails the first two calls of every three.
-fn fails_twice()
--> impl Service<u64, Response = u64, Error = BoxError, Future = Ready<Result<u64, BoxError>>> + Clone
-{
-    let calls = Arc::new(AtomicU32::new(0));
-    service_fn(move |n: u64| {
-        let call = calls.fetch_add(1, Ordering::Relaxed);
-        ready(if call % 3 == 2 {
-            Ok(n)
         } else {
             Err(io::Error::from(io::ErrorKind::ConnectionReset).into())
         })
