@@ -37,10 +37,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use services::{always_ready, fails_twice};
 use tower::{Layer, Service, ServiceExt};
+use tower_tenacity::ResilienceLayer;
 use tower_tenacity::classify::DefaultClassifier;
 use tower_tenacity::http::ReplayBody;
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
-use tower_tenacity::ResilienceLayer;
 
 /// Counts every allocation, to report allocations per operation.
 struct Counting;
