@@ -53,7 +53,7 @@
 //!
 //! let err = svc.ready().await?.call("lookup").await.unwrap_err();
 //! let err = Error::find(err.as_ref()).expect("one of ours");
-//! assert!(matches!(err.kind(), ErrorKind::RetriesExhausted { attempts: 3, .. }));
+//! assert!(matches!(err.kind(), ErrorKind::GaveUp { attempts: 3, .. }));
 //! assert_eq!(err.to_string(), "request timed out after 2s (attempt 3 of 3)");
 //! # Ok(())
 //! # }
@@ -142,7 +142,7 @@ pub mod retry;
 pub mod timeout;
 
 pub use crate::error::{
-    Attempt, BoxError, ConfigError, ConfigProblem, Error, ErrorKind, Limit, TimeoutScope,
+    Attempt, BoxError, ConfigError, ConfigProblem, Error, ErrorKind, GiveUp, Limit, TimeoutScope,
 };
 pub use crate::preset::{ResilienceBuilder, ResilienceLayer};
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{Script, Step, ms};
 use tower::Layer;
 use tower_tenacity::retry::RetryLayer;
-use tower_tenacity::{Error, ErrorKind, Limit};
+use tower_tenacity::{Error, ErrorKind, GiveUp, Limit};
 
 /// 30 ms, then 70 ms, then the schedule is over.
 #[derive(Clone, Default)]
@@ -39,9 +39,9 @@ async fn a_backoff_crate_schedule_sets_the_delays_and_its_end_stops_retrying() {
     assert_eq!(script.call_offsets(), [ms(0), ms(30), ms(100)]);
     assert_eq!(
         Error::find(err.as_ref()).unwrap().kind(),
-        ErrorKind::RetriesExhausted {
+        ErrorKind::GaveUp {
             attempts: 3,
-            limit: Limit::Elapsed
+            why: GiveUp::Limit(Limit::Elapsed)
         }
     );
 }

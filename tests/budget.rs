@@ -57,7 +57,10 @@ async fn under_total_failure_the_inner_service_sees_at_most_the_budget() {
         .filter(|e| {
             matches!(
                 Error::find(e.as_ref()).map(Error::kind),
-                Some(ErrorKind::BudgetExhausted { .. })
+                Some(ErrorKind::GaveUp {
+                    why: GiveUp::Budget,
+                    ..
+                })
             )
         })
         .count();

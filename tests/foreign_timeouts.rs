@@ -107,10 +107,7 @@ async fn towers_timeout_that_keeps_firing_ends_as_retries_exhausted() {
         .service(svc);
     let err = svc.ready().await.unwrap().call(7).await.unwrap_err();
     let ours = Error::find(err.as_ref()).expect("retry says why it stopped");
-    assert!(matches!(
-        ours.kind(),
-        ErrorKind::RetriesExhausted { attempts: 2, .. }
-    ));
+    assert!(matches!(ours.kind(), ErrorKind::GaveUp { attempts: 2, .. }));
     assert_eq!(ours.reason(), Some(Reason::Timeout(TimeoutScope::Attempt)));
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }

@@ -179,9 +179,9 @@ async fn a_reset_connection_is_retried_for_get_but_not_for_post() {
     let error = Error::find(err.as_ref()).unwrap();
     assert_eq!(
         error.kind(),
-        ErrorKind::RetriesExhausted {
+        ErrorKind::GaveUp {
             attempts: 3,
-            limit: Limit::Attempts
+            why: GiveUp::Limit(Limit::Attempts)
         }
     );
     assert_eq!(error.reason(), Some(Reason::Reset));

@@ -17,7 +17,7 @@ use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::classify::Reason;
 use tower_tenacity::http::{Attempts, HttpResilienceBuilder, Reqwest};
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
-use tower_tenacity::{BoxError, Error, ErrorKind, Limit, ResilienceLayer};
+use tower_tenacity::{BoxError, Error, ErrorKind, GiveUp, Limit, ResilienceLayer};
 
 fn fast() -> HttpResilienceBuilder {
     ResilienceLayer::http()
@@ -82,9 +82,9 @@ async fn a_refused_connection_is_retried_even_for_a_post() {
     let ours = Error::find(err.as_ref()).expect("retry says why it stopped");
     assert_eq!(
         ours.kind(),
-        ErrorKind::RetriesExhausted {
+        ErrorKind::GaveUp {
             attempts: 3,
-            limit: Limit::Attempts
+            why: GiveUp::Limit(Limit::Attempts)
         }
     );
     assert_eq!(ours.reason(), Some(Reason::NeverSent));

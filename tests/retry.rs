@@ -94,9 +94,9 @@ async fn exhausted_errors_say_attempts_limit_and_cause() {
     let error = ours(&err);
     assert_eq!(
         error.kind(),
-        ErrorKind::RetriesExhausted {
+        ErrorKind::GaveUp {
             attempts: 4,
-            limit: Limit::Attempts
+            why: GiveUp::Limit(Limit::Attempts)
         }
     );
     assert_eq!(error.attempts(), Some(4));
@@ -151,9 +151,9 @@ async fn max_elapsed_stops_before_an_attempt_that_would_start_too_late() {
     assert_eq!(start.elapsed(), secs(3));
     assert_eq!(
         ours(&err).kind(),
-        ErrorKind::RetriesExhausted {
+        ErrorKind::GaveUp {
             attempts: 4,
-            limit: Limit::Elapsed
+            why: GiveUp::Limit(Limit::Elapsed)
         }
     );
 }
@@ -284,9 +284,9 @@ async fn retry_never_sleeps_past_the_deadline() {
     let error = ours(&err);
     assert_eq!(
         error.kind(),
-        ErrorKind::RetriesExhausted {
+        ErrorKind::GaveUp {
             attempts: 2,
-            limit: Limit::Deadline
+            why: GiveUp::Limit(Limit::Deadline)
         }
     );
     assert_eq!(
@@ -356,7 +356,13 @@ async fn a_request_that_cannot_be_copied_is_sent_once_and_says_so() {
         .layer(script.clone());
     let err = call(&mut svc).await.unwrap_err();
     assert_eq!(script.calls(), 1);
-    assert_eq!(ours(&err).kind(), ErrorKind::NotReplayable { attempts: 1 });
+    assert_eq!(
+        ours(&err).kind(),
+        ErrorKind::GaveUp {
+            attempts: 1,
+            why: GiveUp::NotReplayable
+        }
+    );
     assert!(
         ours(&err)
             .to_string()

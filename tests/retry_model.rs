@@ -22,7 +22,7 @@ use tower::ServiceBuilder;
 use tower_tenacity::deadline::DeadlineLayer;
 use tower_tenacity::retry::{ExponentialBackoff, Jitter, RetryLayer};
 use tower_tenacity::timeout::TimeoutLayer;
-use tower_tenacity::{Error, ErrorKind, Limit, TimeoutScope};
+use tower_tenacity::{Error, ErrorKind, GiveUp, Limit, TimeoutScope};
 
 #[derive(Debug, Clone)]
 struct Config {
@@ -159,9 +159,10 @@ fn run(config: &Config, steps: &[Step], then: Step) -> (Vec<u64>, Ended) {
         let ended = match result {
             Ok(Reply { status, .. }) => Ended::Reply(status),
             Err(err) => match Error::find(err.as_ref()).map(Error::kind) {
-                Some(ErrorKind::RetriesExhausted { attempts, limit }) => {
-                    Ended::GaveUp { attempts, limit }
-                }
+                Some(ErrorKind::GaveUp {
+                    attempts,
+                    why: GiveUp::Limit(limit),
+                }) => Ended::GaveUp { attempts, limit },
                 Some(ErrorKind::Timeout {
                     scope: TimeoutScope::Total,
                     ..

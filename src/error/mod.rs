@@ -65,25 +65,47 @@ pub enum ErrorKind {
         /// The configured timeout that elapsed.
         after: Duration,
     },
-    /// The last attempt failed with a retryable error and a [`Limit`] kept retry from going on.
-    RetriesExhausted {
+    /// The last attempt failed with a retryable error, and retrying stopped: `why` says which
+    /// limit was reached, or that the budget had no retry left, or that the request could not
+    /// be made again.
+    GaveUp {
         /// Attempts made, the first included.
         attempts: u32,
-        /// The limit that was reached.
-        limit: Limit,
+        /// Why retrying stopped (never [`GiveUp::Fatal`]: a fatal error is returned as it is).
+        why: GiveUp,
     },
-    /// The last attempt failed with a retryable error and the shared
-    /// [`RetryBudget`](crate::retry::RetryBudget) had no retry left to give.
-    BudgetExhausted {
-        /// Attempts made, the first included.
-        attempts: u32,
-    },
-    /// The last attempt failed with a retryable error but the request could not be made again
-    /// (see [`Replay`](crate::retry::Replay)), so it was not retried.
-    NotReplayable {
-        /// Attempts made, the first included.
-        attempts: u32,
-    },
+}
+
+/// Why the retry loop stopped on a failed outcome: the one vocabulary of the retry events and
+/// of [`ErrorKind::GaveUp`], with one phrase for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GiveUp {
+    /// The classifier called the outcome fatal.
+    Fatal,
+    /// A [`Limit`] was reached.
+    Limit(Limit),
+    /// The [`RetryBudget`](crate::retry::RetryBudget) had no retry to give.
+    Budget,
+    /// The request could not be made again (see [`Replay`](crate::retry::Replay)).
+    NotReplayable,
+}
+
+impl fmt::Display for GiveUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GiveUp::Fatal => f.write_str("fatal failure"),
+            GiveUp::Limit(Limit::Attempts) => f.write_str("attempts exhausted"),
+            GiveUp::Limit(Limit::Elapsed) => f.write_str("the retry time limit was reached"),
+            GiveUp::Limit(Limit::Deadline) => f.write_str("the backoff would reach the deadline"),
+            GiveUp::Limit(Limit::RetryAfter { requested, cap }) => write!(
+                f,
+                "the server asked to wait {requested:?}, over the {cap:?} cap"
+            ),
+            GiveUp::Budget => f.write_str("retry budget exhausted"),
+            GiveUp::NotReplayable => f.write_str("the request cannot be sent again"),
+        }
+    }
 }
 
 /// The error made by this crate's layers.
@@ -101,7 +123,7 @@ pub enum ErrorKind {
 ///         Some(ErrorKind::Timeout { scope: TimeoutScope::Total, after }) => {
 ///             format!("gave up: the {after:?} budget is spent")
 ///         }
-///         Some(ErrorKind::RetriesExhausted { attempts, .. }) => format!("failed {attempts} times"),
+///         Some(ErrorKind::GaveUp { attempts, why }) => format!("failed {attempts} times: {why}"),
 ///         _ => err.to_string(),
 ///     }
 /// }
@@ -175,9 +197,7 @@ impl Error {
     /// How many attempts were made in all, when known.
     pub fn attempts(&self) -> Option<u32> {
         match self.kind {
-            ErrorKind::RetriesExhausted { attempts, .. }
-            | ErrorKind::BudgetExhausted { attempts }
-            | ErrorKind::NotReplayable { attempts } => Some(attempts),
+            ErrorKind::GaveUp { attempts, .. } => Some(attempts),
             ErrorKind::Timeout { .. } => self.attempt.map(|a| a.number),
         }
     }
@@ -252,37 +272,21 @@ impl fmt::Display for Error {
                 (None, None) => f.write_str("failed")?,
             },
         }
+        // Running out of attempts needs no note: "(attempt 3 of 3)" says it.
         let note = match self.kind {
-            ErrorKind::Timeout { .. }
-            | ErrorKind::RetriesExhausted {
-                limit: Limit::Attempts,
-                ..
-            } => None,
-            ErrorKind::RetriesExhausted {
-                limit: Limit::Elapsed,
-                ..
-            } => Some("not retried: the retry time limit was reached".to_owned()),
-            ErrorKind::RetriesExhausted {
-                limit: Limit::Deadline,
-                ..
-            } => Some("not retried: the backoff would reach the deadline".to_owned()),
-            ErrorKind::RetriesExhausted {
-                limit: Limit::RetryAfter { requested, cap },
-                ..
-            } => Some(format!(
-                "not retried: the server asked to wait {requested:?}, over the {cap:?} cap"
-            )),
-            ErrorKind::BudgetExhausted { .. } => {
-                Some("not retried: retry budget exhausted".to_owned())
-            }
-            ErrorKind::NotReplayable { .. } => {
-                Some("not retried: the request cannot be sent again".to_owned())
-            }
+            ErrorKind::GaveUp { why, .. } if why != GiveUp::Limit(Limit::Attempts) => Some(why),
+            _ => None,
         };
         match (self.attempt, note) {
-            (Some(a), Some(note)) => write!(f, " (attempt {} of {}; {note})", a.number, a.max),
+            (Some(a), Some(why)) => {
+                write!(
+                    f,
+                    " (attempt {} of {}; not retried: {why})",
+                    a.number, a.max
+                )
+            }
             (Some(a), None) => write!(f, " (attempt {} of {})", a.number, a.max),
-            (None, Some(note)) => write!(f, " ({note})"),
+            (None, Some(why)) => write!(f, " (not retried: {why})"),
             (None, None) => Ok(()),
         }
     }

@@ -12,7 +12,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::classify::causes;
-use crate::error::{BoxError, Error, ErrorKind};
+use crate::error::{BoxError, Error, ErrorKind, GiveUp};
 
 /// Turns this crate's errors into the [`Status`] a gRPC caller expects, so that a tonic
 /// client reports them by code rather than as `UNKNOWN`:
@@ -138,7 +138,10 @@ pub fn to_status(err: BoxError) -> Status {
         return Status::deadline_exceeded(message);
     }
     match ours.kind() {
-        ErrorKind::BudgetExhausted { .. } => Status::unavailable(message),
+        ErrorKind::GaveUp {
+            why: GiveUp::Budget,
+            ..
+        } => Status::unavailable(message),
         _ => match causes(err.as_ref()).find_map(|c| c.downcast_ref::<Status>()) {
             Some(last) => Status::new(last.code(), message),
             None => Status::unavailable(message),

@@ -1,38 +1,10 @@
 //! What the retry loop reports: `tracing` events, and the same as data for an [`Observer`].
 
-use std::fmt;
 use std::time::Duration;
 
 use crate::classify::{Classification, Reason};
-use crate::error::{Attempt, Limit};
-
-/// Why the retry loop stopped on a failed outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum GiveUp {
-    /// The classifier called the outcome fatal.
-    Fatal,
-    /// A [`Limit`] was reached.
-    Limit(Limit),
-    /// The [`RetryBudget`](super::RetryBudget) had no retry to give.
-    Budget,
-    /// The request could not be made again.
-    NotReplayable,
-}
-
-impl fmt::Display for GiveUp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GiveUp::Fatal => f.write_str("fatal failure"),
-            GiveUp::Limit(Limit::Attempts) => f.write_str("attempts exhausted"),
-            GiveUp::Limit(Limit::Elapsed) => f.write_str("retry time limit reached"),
-            GiveUp::Limit(Limit::Deadline) => f.write_str("no time left before the deadline"),
-            GiveUp::Limit(Limit::RetryAfter { .. }) => f.write_str("server hint over the cap"),
-            GiveUp::Budget => f.write_str("retry budget exhausted"),
-            GiveUp::NotReplayable => f.write_str("request cannot be sent again"),
-        }
-    }
-}
+use crate::error::Attempt;
+pub use crate::error::GiveUp;
 
 /// One thing that happened in a retry loop.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -374,13 +374,11 @@ fn plan_retry<S, Req, C, P: Replay<Req>>(
 /// attempts, with the last error as its source.
 fn stopped(err: BoxError, attempt: Attempt, why: GiveUp, reason: Option<Reason>) -> BoxError {
     let attempts = attempt.number;
-    let kind = match why {
-        GiveUp::Limit(limit) => ErrorKind::RetriesExhausted { attempts, limit },
-        GiveUp::Budget => ErrorKind::BudgetExhausted { attempts },
-        GiveUp::NotReplayable => ErrorKind::NotReplayable { attempts },
-        // A fatal error is returned as it is.
-        GiveUp::Fatal => return err,
-    };
+    // A fatal error is returned as it is.
+    if why == GiveUp::Fatal {
+        return err;
+    }
+    let kind = ErrorKind::GaveUp { attempts, why };
     let mut error = Error::new(kind)
         .with_attempt(Some(attempt))
         .with_source(err);
