@@ -17,7 +17,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use server::FlakyServer;
 use tower::{Layer, Service, ServiceExt};
-use tower_tenacity::classify::Reason;
+use tower_tenacity::classify::{NotSent, Reason};
 use tower_tenacity::http::{
     Attempts, BodyTimeoutLayer, DeadlineBody, HttpResilienceBuilder, IDEMPOTENCY_KEY, Idempotent,
     ReplayBody,
@@ -233,7 +233,7 @@ async fn a_request_never_sent_is_retried_whatever_its_method() {
         .unwrap_err();
     let error = Error::find(err.as_ref()).unwrap();
     assert_eq!(error.attempts(), Some(3));
-    assert_eq!(error.reason(), Some(Reason::NeverSent));
+    assert_eq!(error.reason(), Some(Reason::NeverSent(NotSent::Connect)));
     assert_eq!(events.retry_delays().len(), 2);
 }
 
@@ -246,7 +246,7 @@ async fn a_body_over_the_cap_is_retried_while_no_attempt_has_sent_it() {
         .unwrap_err();
     let error = Error::find(err.as_ref()).unwrap();
     assert_eq!(error.attempts(), Some(3), "refused each time, never sent");
-    assert_eq!(error.reason(), Some(Reason::NeverSent));
+    assert_eq!(error.reason(), Some(Reason::NeverSent(NotSent::Connect)));
     assert_eq!(events.retry_delays().len(), 2);
 }
 

@@ -14,7 +14,7 @@ use http::Request;
 use http_body_util::{BodyExt, Full};
 use server::FlakyServer;
 use tower::{Layer, Service, ServiceExt};
-use tower_tenacity::classify::Reason;
+use tower_tenacity::classify::{NotSent, Reason};
 use tower_tenacity::http::{Attempts, HttpResilienceBuilder, Reqwest};
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
 use tower_tenacity::{BoxError, Error, ErrorKind, GiveUp, Limit, ResilienceLayer};
@@ -87,7 +87,7 @@ async fn a_refused_connection_is_retried_even_for_a_post() {
             why: GiveUp::Limit(Limit::Attempts)
         }
     );
-    assert_eq!(ours.reason(), Some(Reason::NeverSent));
+    assert_eq!(ours.reason(), Some(Reason::NeverSent(NotSent::Connect)));
     assert!(
         tower_tenacity::classify::find_cause::<reqwest::Error>(err.as_ref())
             .is_some_and(reqwest::Error::is_connect),

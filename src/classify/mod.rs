@@ -12,7 +12,7 @@
 //! ```
 //! use std::io;
 //! use tower_tenacity::BoxError;
-//! use tower_tenacity::classify::{classify_fn, Classification, Classify, Reason};
+//! use tower_tenacity::classify::{classify_fn, Classification, Classify, NotSent, Reason};
 //!
 //! // "Not found" is an answer, not a failure; "busy" is worth another try.
 //! let classifier = classify_fn(|_req: &String, outcome: Result<&u16, &BoxError>| match outcome {
@@ -24,7 +24,9 @@
 //! let req = "GET /".to_string();
 //! assert!(classifier.classify(&req, Ok(&503)).is_retryable());
 //! let refused: BoxError = io::Error::from(io::ErrorKind::ConnectionRefused).into();
-//! assert_eq!(classifier.classify(&req, Err(&refused)).reason(), Some(Reason::Connect));
+//! let never_sent = Reason::NeverSent(NotSent::ConnectionRefused);
+//! assert_eq!(classifier.classify(&req, Err(&refused)).reason(), Some(never_sent));
+//! assert_eq!(never_sent.to_string(), "connection refused");
 //! ```
 
 use std::error::Error as StdError;
@@ -34,7 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{BoxError, Error, ErrorKind, TimeoutScope};
-pub use crate::error::{Reason, causes, find_cause};
+pub use crate::error::{NotSent, Reason, causes, find_cause};
 
 /// The verdict on one outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +225,7 @@ impl<Req, Res> Classify<Req, Res> for DefaultClassifier {
 ///   timeout is fatal, since no time is left to retry in; with the `tower` feature (on by
 ///   default), tower's own `timeout::error::Elapsed` is an attempt timeout too;
 /// * an [`io::Error`] of a transient kind is retryable: `ConnectionRefused` as
-///   [`Reason::Connect`], `ConnectionReset`, `ConnectionAborted` and `BrokenPipe` as
+///   [`Reason::NeverSent`], `ConnectionReset`, `ConnectionAborted` and `BrokenPipe` as
 ///   [`Reason::Reset`], `TimedOut`, `NotConnected` and `UnexpectedEof` as [`Reason::Io`];
 /// * anything else is fatal ([`Reason::Io`] for other I/O errors, [`Reason::Other`] beyond).
 pub fn classify_error(err: &(dyn StdError + 'static)) -> Classification {
@@ -258,7 +260,9 @@ pub fn classify_error(err: &(dyn StdError + 'static)) -> Classification {
 pub fn classify_io(kind: io::ErrorKind) -> Classification {
     use io::ErrorKind as K;
     match kind {
-        K::ConnectionRefused => Classification::retryable(Reason::Connect),
+        K::ConnectionRefused => {
+            Classification::retryable(Reason::NeverSent(NotSent::ConnectionRefused))
+        }
         K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => {
             Classification::retryable(Reason::Reset)
         }

@@ -15,7 +15,7 @@ mod config;
 mod reason;
 
 pub use self::config::{ConfigError, ConfigProblem};
-pub use self::reason::{Reason, causes, find_cause};
+pub use self::reason::{NotSent, Reason, causes, find_cause};
 
 /// A type-erased error, as tower uses it: what every layer of this crate returns.
 pub type BoxError = Box<dyn StdError + Send + Sync>;

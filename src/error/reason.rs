@@ -17,8 +17,6 @@ use super::TimeoutScope;
 pub enum Reason {
     /// One of this crate's timeouts fired.
     Timeout(TimeoutScope),
-    /// The connection could not be made (refused, unreachable): the request never left.
-    Connect,
     /// The connection broke while the request was in flight (reset, aborted, broken pipe).
     Reset,
     /// Another I/O error, by kind.
@@ -29,8 +27,9 @@ pub enum Reason {
     Grpc(u8),
     /// The server said it is overloaded or rate limiting.
     Throttled,
-    /// The request was provably not sent, so retrying it is safe whatever it is.
-    NeverSent,
+    /// The request was provably not sent, so retrying it is safe whatever it is; how that is
+    /// known is the [`NotSent`].
+    NeverSent(NotSent),
     /// Anything else; the text names it.
     Other(&'static str),
 }
@@ -42,7 +41,6 @@ impl fmt::Display for Reason {
             Reason::Timeout(TimeoutScope::Total) => f.write_str("deadline exceeded"),
             Reason::Timeout(TimeoutScope::BodyIdle) => f.write_str("response body stalled"),
             Reason::Timeout(TimeoutScope::BodyTotal) => f.write_str("response body too slow"),
-            Reason::Connect => f.write_str("connection refused"),
             Reason::Reset => f.write_str("connection reset"),
             Reason::Io(kind) => write!(f, "I/O error: {kind}"),
             Reason::Status(code) => write!(f, "HTTP status {code}"),
@@ -51,9 +49,32 @@ impl fmt::Display for Reason {
                 None => write!(f, "gRPC status {code}"),
             },
             Reason::Throttled => f.write_str("throttled"),
-            Reason::NeverSent => f.write_str("request never sent"),
+            Reason::NeverSent(how) => how.fmt(f),
             Reason::Other(text) => f.write_str(text),
         }
+    }
+}
+
+/// How a request is known not to have been sent: [`Reason::NeverSent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NotSent {
+    /// The server refused the connection (an I/O error of kind `ConnectionRefused`).
+    ConnectionRefused,
+    /// The client could not make the connection (its connect error: refused, unreachable, a
+    /// name that does not resolve).
+    Connect,
+    /// An HTTP/2 server refused the stream (`REFUSED_STREAM`): it did not process it.
+    StreamRefused,
+}
+
+impl fmt::Display for NotSent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NotSent::ConnectionRefused => "connection refused",
+            NotSent::Connect => "could not connect",
+            NotSent::StreamRefused => "stream refused by the server",
+        })
     }
 }
 

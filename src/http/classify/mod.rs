@@ -11,7 +11,9 @@ use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::BodyExt;
 
-use crate::classify::{Classification, Classify, Discarding, Reason, causes, classify_error};
+use crate::classify::{
+    Classification, Classify, Discarding, NotSent, Reason, causes, classify_error,
+};
 use crate::error::{BoxError, Error, ErrorKind, TimeoutScope};
 
 /// The header that makes a non-idempotent request safe to retry (the IETF `Idempotency-Key`
@@ -202,8 +204,7 @@ where
         };
         match classification {
             Classification::Retryable { reason, .. }
-                if !matches!(reason, Reason::NeverSent | Reason::Connect)
-                    && !self.may_retry(request) =>
+                if !matches!(reason, Reason::NeverSent(_)) && !self.may_retry(request) =>
             {
                 Classification::fatal(reason)
             }
@@ -232,7 +233,7 @@ pub fn classify_http_error(err: &(dyn StdError + 'static)) -> Classification {
         #[cfg(feature = "hyper")]
         if let Some(client) = cause.downcast_ref::<hyper_util::client::legacy::Error>() {
             if client.is_connect() {
-                return Classification::retryable(Reason::NeverSent);
+                return Classification::retryable(Reason::NeverSent(NotSent::Connect));
             }
             continue;
         }
@@ -268,7 +269,9 @@ pub fn classify_http_error(err: &(dyn StdError + 'static)) -> Classification {
 #[cfg(feature = "reqwest")]
 fn classify_reqwest_error(err: &reqwest::Error) -> Option<Classification> {
     if err.is_connect() {
-        return Some(Classification::retryable(Reason::NeverSent));
+        return Some(Classification::retryable(Reason::NeverSent(
+            NotSent::Connect,
+        )));
     }
     if err.is_timeout() {
         return Some(Classification::retryable(Reason::Timeout(
@@ -297,7 +300,9 @@ fn classify_h2_error(err: &h2::Error) -> Option<Classification> {
         return None;
     }
     Some(match err.reason() {
-        Some(h2::Reason::REFUSED_STREAM) => Classification::retryable(Reason::NeverSent),
+        Some(h2::Reason::REFUSED_STREAM) => {
+            Classification::retryable(Reason::NeverSent(NotSent::StreamRefused))
+        }
         Some(h2::Reason::ENHANCE_YOUR_CALM) => Classification::retryable(Reason::Throttled),
         _ => Classification::retryable(Reason::Reset),
     })

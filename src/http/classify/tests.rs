@@ -100,7 +100,7 @@ fn a_request_never_sent_is_retried_whatever_its_method() {
     let post = request(Method::POST);
     assert_eq!(
         classify(&post, Err(&refused)),
-        Classification::retryable(Reason::Connect)
+        Classification::retryable(Reason::NeverSent(NotSent::ConnectionRefused))
     );
     assert_eq!(
         classify(&post, Err(&reset)),
