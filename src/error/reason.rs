@@ -23,8 +23,14 @@ pub enum Reason {
     Io(io::ErrorKind),
     /// An HTTP response status.
     Status(u16),
-    /// A gRPC status code (`grpc-status`), like 14 for `UNAVAILABLE`.
-    Grpc(u8),
+    /// A gRPC status (`grpc-status`): its code, like 14, and its name, like `UNAVAILABLE`, as
+    /// the gRPC classifier gives them.
+    Grpc {
+        /// The status code.
+        code: u8,
+        /// The code's name.
+        name: &'static str,
+    },
     /// The server said it is overloaded or rate limiting.
     Throttled,
     /// The request was provably not sent, so retrying it is safe whatever it is; how that is
@@ -44,10 +50,7 @@ impl fmt::Display for Reason {
             Reason::Reset => f.write_str("connection reset"),
             Reason::Io(kind) => write!(f, "I/O error: {kind}"),
             Reason::Status(code) => write!(f, "HTTP status {code}"),
-            Reason::Grpc(code) => match GRPC_CODES.get(usize::from(*code)) {
-                Some(name) => write!(f, "gRPC status {name}"),
-                None => write!(f, "gRPC status {code}"),
-            },
+            Reason::Grpc { name, .. } => write!(f, "gRPC status {name}"),
             Reason::Throttled => f.write_str("throttled"),
             Reason::NeverSent(how) => how.fmt(f),
             Reason::Other(text) => f.write_str(text),
@@ -77,27 +80,6 @@ impl fmt::Display for NotSent {
         })
     }
 }
-
-/// The names of the gRPC status codes, by number.
-const GRPC_CODES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
 
 /// Iterates over `err` and its chain of [`source`](StdError::source)s.
 pub fn causes<'a>(

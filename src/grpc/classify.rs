@@ -89,7 +89,7 @@ impl GrpcClassifier {
         if code == Code::Ok {
             return Classification::Success;
         }
-        let reason = Reason::Grpc(code as u8);
+        let reason = grpc_reason(code);
         if !self.retries(code) {
             return Classification::fatal(reason);
         }
@@ -206,6 +206,41 @@ impl<B, ResB> Classify<Request<B>, Response<ResB>> for GrpcClassifier {
     }
 }
 
+/// The [`Reason`] of a gRPC status code: its number and name.
+pub fn grpc_reason(code: Code) -> Reason {
+    let number = code as i32;
+    let name = usize::try_from(number)
+        .ok()
+        .and_then(|i| GRPC_CODES.get(i))
+        .copied()
+        .unwrap_or("UNKNOWN");
+    Reason::Grpc {
+        code: u8::try_from(number).unwrap_or(u8::MAX),
+        name,
+    }
+}
+
+/// The names of the gRPC status codes, by number.
+const GRPC_CODES: [&str; 17] = [
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,11 +264,11 @@ mod tests {
         assert!(classify(&response(&[("grpc-status", "0")])).is_success());
         assert_eq!(
             classify(&response(&[("grpc-status", "14")])),
-            Classification::retryable(Reason::Grpc(14))
+            Classification::retryable(grpc_reason(Code::Unavailable))
         );
         assert_eq!(
             classify(&response(&[("grpc-status", "13")])),
-            Classification::fatal(Reason::Grpc(13))
+            Classification::fatal(grpc_reason(Code::Internal))
         );
         assert!(
             classify(&response(&[])).is_success(),
@@ -245,7 +280,7 @@ mod tests {
     fn pushback_is_a_delay_or_a_refusal() {
         assert_eq!(
             classify(&response(&[("grpc-status", "14"), (PUSHBACK, "250")])),
-            Classification::retry_after(Reason::Grpc(14), Duration::from_millis(250))
+            Classification::retry_after(grpc_reason(Code::Unavailable), Duration::from_millis(250))
         );
         for refusal in ["-1", "soon", ""] {
             assert!(
@@ -264,7 +299,7 @@ mod tests {
         response.extensions_mut().insert(PeekedTrailers(trailers));
         assert_eq!(
             classify(&response),
-            Classification::retry_after(Reason::Grpc(14), Duration::from_millis(10))
+            Classification::retry_after(grpc_reason(Code::Unavailable), Duration::from_millis(10))
         );
     }
 
@@ -278,6 +313,9 @@ mod tests {
                 .classify(&request, outcome)
                 .is_retryable()
         );
-        assert_eq!(Reason::Grpc(14).to_string(), "gRPC status UNAVAILABLE");
+        assert_eq!(
+            grpc_reason(Code::Unavailable).to_string(),
+            "gRPC status UNAVAILABLE"
+        );
     }
 }

@@ -15,7 +15,7 @@ mod peek;
 mod preset;
 mod status;
 
-pub use self::classify::{GrpcClassifier, PUSHBACK, response_status};
+pub use self::classify::{GrpcClassifier, PUSHBACK, grpc_reason, response_status};
 pub use self::deadline::{
     GRPC_TIMEOUT, GrpcDeadline, GrpcDeadlineBody, GrpcDeadlineLayer, GrpcTimeout, GrpcTimeoutLayer,
     decode_grpc_timeout, encode_grpc_timeout,
