@@ -11,9 +11,7 @@ use http::{Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::BodyExt;
 
-use crate::classify::{
-    Classification, Classify, Discarding, NotSent, Reason, causes, classify_error,
-};
+use crate::classify::{Classification, Classify, Discarding, Reason, causes, classify_error};
 use crate::error::{BoxError, Error, ErrorKind, TimeoutScope};
 
 /// The header that makes a non-idempotent request safe to retry (the IETF `Idempotency-Key`
@@ -233,7 +231,9 @@ pub fn classify_http_error(err: &(dyn StdError + 'static)) -> Classification {
         #[cfg(feature = "hyper")]
         if let Some(client) = cause.downcast_ref::<hyper_util::client::legacy::Error>() {
             if client.is_connect() {
-                return Classification::retryable(Reason::NeverSent(NotSent::Connect));
+                return Classification::retryable(Reason::NeverSent(
+                    crate::classify::NotSent::Connect,
+                ));
             }
             continue;
         }
@@ -270,7 +270,7 @@ pub fn classify_http_error(err: &(dyn StdError + 'static)) -> Classification {
 fn classify_reqwest_error(err: &reqwest::Error) -> Option<Classification> {
     if err.is_connect() {
         return Some(Classification::retryable(Reason::NeverSent(
-            NotSent::Connect,
+            crate::classify::NotSent::Connect,
         )));
     }
     if err.is_timeout() {
@@ -301,7 +301,7 @@ fn classify_h2_error(err: &h2::Error) -> Option<Classification> {
     }
     Some(match err.reason() {
         Some(h2::Reason::REFUSED_STREAM) => {
-            Classification::retryable(Reason::NeverSent(NotSent::StreamRefused))
+            Classification::retryable(Reason::NeverSent(crate::classify::NotSent::StreamRefused))
         }
         Some(h2::Reason::ENHANCE_YOUR_CALM) => Classification::retryable(Reason::Throttled),
         _ => Classification::retryable(Reason::Reset),

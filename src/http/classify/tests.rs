@@ -1,4 +1,5 @@
 use super::*;
+use crate::classify::NotSent;
 use crate::error::BoxError;
 use http::Method;
 use std::io;
