@@ -137,20 +137,7 @@ impl fmt::Display for Classification {
 pub trait Classify<Req, Res> {
     /// Classifies one outcome of `request`.
     fn classify(&self, request: &Req, outcome: Result<&Res, &BoxError>) -> Classification;
-
-    /// Lets go of a response that was classified retryable and is about to be retried, so
-    /// that the caller never sees it. By default it is dropped. A classifier that knows the
-    /// response can do better: the HTTP classifier drains a little of its body, so that the
-    /// connection goes back to the pool instead of being closed. The future returned, if any,
-    /// is awaited alongside the backoff before the next attempt; it must bound itself in time.
-    fn discard(&self, response: Res) -> Option<Discarding> {
-        drop(response);
-        None
-    }
 }
-
-/// Work done on a discarded response before the next attempt; see [`Classify::discard`].
-pub type Discarding = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 impl<Req, Res, C> Classify<Req, Res> for Arc<C>
 where
@@ -158,10 +145,6 @@ where
 {
     fn classify(&self, request: &Req, outcome: Result<&Res, &BoxError>) -> Classification {
         (**self).classify(request, outcome)
-    }
-
-    fn discard(&self, response: Res) -> Option<Discarding> {
-        (**self).discard(response)
     }
 }
 
@@ -171,10 +154,6 @@ where
 {
     fn classify(&self, request: &Req, outcome: Result<&Res, &BoxError>) -> Classification {
         (**self).classify(request, outcome)
-    }
-
-    fn discard(&self, response: Res) -> Option<Discarding> {
-        (**self).discard(response)
     }
 }
 

@@ -18,8 +18,9 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use super::decide::{Clock, Verdict, decide};
+use super::replay::Releasing;
 use super::{Config, Event, GiveUp, Replay, Schedule, Shared};
-use crate::classify::{Classification, Classify, Discarding, Reason};
+use crate::classify::{Classification, Classify, Reason};
 use crate::context::Timer;
 use crate::error::{Attempt, BoxError, Error, ErrorKind};
 
@@ -36,7 +37,7 @@ pin_project! {
         Waiting {
             #[pin]
             timer: Option<Timer>,
-            discarding: Option<Discarding>,
+            discarding: Option<Releasing>,
         },
         // Waiting for a clone of the spare service to be ready for the next attempt. One that
         // is ready at once is called at once; one that is not is kept (boxed, to keep this
@@ -131,7 +132,7 @@ where
     S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
     C: Classify<Req, S::Response>,
-    P: Replay<Req>,
+    P: Replay<Req, S::Response>,
 {
     type Output = Result<S::Response, BoxError>;
 
@@ -224,7 +225,7 @@ fn none_left() -> BoxError {
 /// The backoff and the drain before the next attempt: ready once both are done.
 fn poll_wait(
     mut timer: Pin<&mut Option<Timer>>,
-    discarding: &mut Option<Discarding>,
+    discarding: &mut Option<Releasing>,
     cx: &mut Context<'_>,
 ) -> Poll<()> {
     if let Some(drain) = discarding.as_mut()
@@ -248,7 +249,7 @@ where
     S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
     C: Classify<Req, S::Response>,
-    P: Replay<Req>,
+    P: Replay<Req, S::Response>,
 {
     /// Classifies the outcome of the attempt in flight and either ends the call (`Some`) or
     /// plans the next attempt (`None`, in the `Waiting` state).
@@ -290,7 +291,7 @@ where
                     hinted: hint.is_some(),
                 });
                 let discarding = match outcome {
-                    Ok(response) => shared.classifier.discard(response),
+                    Ok(response) => shared.replay.release(response),
                     Err(_) => None,
                 };
                 let timer = (!delay.is_zero()).then(|| Timer::at(at));
@@ -330,7 +331,7 @@ fn unclassified<T>(
 /// not. The decision first; then whether the request can be made again (known before waiting
 /// for nothing; it is made when the attempt is sent), and a retry from the budget, asked last
 /// so that a retry that would not happen spends nothing.
-fn plan_retry<S, Req, C, P: Replay<Req>>(
+fn plan_retry<S: Service<Req>, Req, C, P: Replay<Req, S::Response>>(
     shared: &Shared<S, C, P>,
     kept: &Req,
     attempt: Attempt,

@@ -71,7 +71,7 @@ use self::decide::Limits;
 pub use self::events::{Event, GiveUp, Observer};
 use self::future::ResponseFuture;
 pub use self::layer::{RetryBuilder, RetryLayer};
-pub use self::replay::{CloneReplay, NoReplay, Replay, ReplayFn, replay_fn};
+pub use self::replay::{CloneReplay, NoReplay, Releasing, Replay, ReplayFn, replay_fn};
 
 /// Retries calls to the inner service as its classifier and limits allow; see [`RetryLayer`].
 ///
@@ -161,7 +161,7 @@ where
     S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
     C: Classify<Req, S::Response>,
-    P: Replay<Req>,
+    P: Replay<Req, S::Response>,
 {
     type Response = S::Response;
     type Error = BoxError;

@@ -1,5 +1,9 @@
 //! How a request is made again for the next attempt.
 //!
+//! It also lets go of the response of an attempt that is retried ([`Replay::release`]): the
+//! part of a retry that touches what was sent and received, as opposed to the classifier, which
+//! only decides.
+//!
 //! A service takes its request by value, so to retry, the retry layer keeps a copy of each
 //! request before sending it and makes a fresh one from that copy for every further attempt.
 //! [`Replay`] is that step. For any `Req: Clone` the default, [`CloneReplay`], clones. A request
@@ -7,8 +11,9 @@
 //! buffer) is not silently dropped from retrying: it is sent once, and both the error and a
 //! give-up event say it could not be retried.
 
-/// Makes the request for another attempt out of the copy that retry keeps.
-pub trait Replay<Req> {
+/// Makes the request for another attempt out of the copy that retry keeps, and lets go of the
+/// response of an attempt that is retried. `Res` is the service's response type.
+pub trait Replay<Req, Res = ()> {
     /// A request equal to `kept`, to send now; `None` when it cannot be made. Called before
     /// each retry; `None` stops retrying, and the give-up says the request could not be sent
     /// again.
@@ -32,13 +37,27 @@ pub trait Replay<Req> {
     fn keep(&self, request: &Req) -> Option<Req> {
         self.replay(request)
     }
+
+    /// Lets go of a response that was classified retryable and is about to be retried, so that
+    /// the caller never sees it. By default it is dropped. A replay that knows the response can
+    /// do better: [`HttpReplay`](crate::http::HttpReplay) drains a little of its body, so that
+    /// the connection goes back to the pool instead of being closed. The future returned, if
+    /// any, is awaited alongside the backoff before the next attempt; it must bound itself in
+    /// time.
+    fn release(&self, response: Res) -> Option<Releasing> {
+        drop(response);
+        None
+    }
 }
+
+/// Work done on a released response before the next attempt; see [`Replay::release`].
+pub type Releasing = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// Replays a request by cloning it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CloneReplay;
 
-impl<Req: Clone> Replay<Req> for CloneReplay {
+impl<Req: Clone, Res> Replay<Req, Res> for CloneReplay {
     fn replay(&self, kept: &Req) -> Option<Req> {
         Some(kept.clone())
     }
@@ -52,7 +71,7 @@ impl<Req: Clone> Replay<Req> for CloneReplay {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoReplay;
 
-impl<Req> Replay<Req> for NoReplay {
+impl<Req, Res> Replay<Req, Res> for NoReplay {
     fn replay(&self, _kept: &Req) -> Option<Req> {
         None
     }
@@ -77,7 +96,7 @@ impl<F> std::fmt::Debug for ReplayFn<F> {
     }
 }
 
-impl<Req, F> Replay<Req> for ReplayFn<F>
+impl<Req, Res, F> Replay<Req, Res> for ReplayFn<F>
 where
     F: Fn(&Req) -> Option<Req>,
 {

@@ -4,24 +4,14 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::SystemTime;
 
-use std::time::Duration;
-
-use bytes::Buf;
 use http::{Request, Response, StatusCode};
-use http_body::Body;
-use http_body_util::BodyExt;
 
-use crate::classify::{Classification, Classify, Discarding, Reason, causes, classify_error};
+use crate::classify::{Classification, Classify, Reason, causes, classify_error};
 use crate::error::{BoxError, Error, ErrorKind, TimeoutScope};
 
 /// The header that makes a non-idempotent request safe to retry (the IETF `Idempotency-Key`
 /// draft, as payment APIs use it).
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
-
-/// How much of a retried response's body is drained, at most, to keep its connection.
-const DRAIN_BYTES: usize = 64 * 1024;
-/// How long draining a retried response's body may take, at most.
-const DRAIN_TIME: Duration = Duration::from_millis(100);
 
 /// A request extension that marks one request as safe to retry whatever its method.
 ///
@@ -161,36 +151,7 @@ impl HttpClassifier {
     }
 }
 
-impl<B, ResB> Classify<Request<B>, Response<ResB>> for HttpClassifier
-where
-    ResB: Body + Send + 'static,
-    ResB::Data: Send,
-{
-    /// Drains up to 64 KiB of the body, for at most 100 ms, so that an HTTP/1 connection can go
-    /// back to the pool rather than be closed with a response half read.
-    fn discard(&self, response: Response<ResB>) -> Option<Discarding> {
-        let body = response.into_body();
-        if body.is_end_stream() {
-            return None;
-        }
-        Some(Box::pin(async move {
-            let mut body = std::pin::pin!(body);
-            let mut drained = 0usize;
-            let drain = async {
-                while let Some(Ok(frame)) = body.frame().await {
-                    if let Some(data) = frame.data_ref() {
-                        drained += data.remaining();
-                        if drained > DRAIN_BYTES {
-                            break;
-                        }
-                    }
-                }
-            };
-            // Past the bound the body is dropped, and with it the connection.
-            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
-        }))
-    }
-
+impl<B, ResB> Classify<Request<B>, Response<ResB>> for HttpClassifier {
     fn classify(
         &self,
         request: &Request<B>,

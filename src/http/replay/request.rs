@@ -2,13 +2,16 @@
 //! with [`ReplayBody`] bodies again.
 
 use std::fmt;
+use std::time::Duration;
 
-use http::Request;
+use bytes::Buf;
+use http::{Request, Response};
 use http_body::Body;
+use http_body_util::BodyExt;
 
 use super::ReplayBody;
 use crate::error::BoxError;
-use crate::retry::Replay;
+use crate::retry::{Releasing, Replay};
 
 /// Why a [`ReplayBody`] could not yield its body.
 #[derive(Debug)]
@@ -47,7 +50,17 @@ impl std::error::Error for ReplayError {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HttpReplay;
 
-impl<B: Body + Unpin> Replay<Request<ReplayBody<B>>> for HttpReplay {
+/// How much of a retried response's body is drained, at most, to keep its connection.
+const DRAIN_BYTES: usize = 64 * 1024;
+/// How long draining a retried response's body may take, at most.
+const DRAIN_TIME: Duration = Duration::from_millis(100);
+
+impl<B, ResB> Replay<Request<ReplayBody<B>>, Response<ResB>> for HttpReplay
+where
+    B: Body + Unpin,
+    ResB: Body + Send + 'static,
+    ResB::Data: Send,
+{
     fn replay(&self, kept: &Request<ReplayBody<B>>) -> Option<Request<ReplayBody<B>>> {
         kept.body().settle_replayable().then(|| kept.clone())
     }
@@ -59,5 +72,30 @@ impl<B: Body + Unpin> Replay<Request<ReplayBody<B>>> for HttpReplay {
     /// Always a handle: whether it can be sent is known only after the first attempt.
     fn keep(&self, request: &Request<ReplayBody<B>>) -> Option<Request<ReplayBody<B>>> {
         Some(request.clone())
+    }
+
+    /// Drains up to 64 KiB of the body, for at most 100 ms, so that an HTTP/1 connection can go
+    /// back to the pool rather than be closed with a response half read.
+    fn release(&self, response: Response<ResB>) -> Option<Releasing> {
+        let body = response.into_body();
+        if body.is_end_stream() {
+            return None;
+        }
+        Some(Box::pin(async move {
+            let mut body = std::pin::pin!(body);
+            let mut drained = 0usize;
+            let drain = async {
+                while let Some(Ok(frame)) = body.frame().await {
+                    if let Some(data) = frame.data_ref() {
+                        drained += data.remaining();
+                        if drained > DRAIN_BYTES {
+                            break;
+                        }
+                    }
+                }
+            };
+            // Past the bound the body is dropped, and with it the connection.
+            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+        }))
     }
 }
