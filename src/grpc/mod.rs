@@ -21,9 +21,7 @@ pub use self::deadline::{
     decode_grpc_timeout, encode_grpc_timeout,
 };
 pub use self::peek::{PeekTrailers, PeekTrailersLayer, PeekedBody, PeekedTrailers};
-pub use self::preset::{
-    GrpcOptions, GrpcResilience, GrpcResilienceBuilder, GrpcResilienceLayer, TonicBody,
-};
+pub use self::preset::{GrpcOptions, GrpcResilience, GrpcResilienceBuilder, GrpcResilienceLayer};
 pub use self::status::{GrpcStatus, GrpcStatusBody, GrpcStatusLayer, to_status};
 
 /// The futures of this module's services, as tower keeps them: named by the services' `Future`
