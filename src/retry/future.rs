@@ -203,10 +203,17 @@ where
     S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
 {
-    let mut service = match pending.take() {
-        Some(boxed) => *boxed,
-        None => shared.spare(),
-    };
+    if let Some(mut boxed) = pending.take() {
+        return match boxed.poll_ready(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(*boxed)),
+            Poll::Ready(Err(err)) => Poll::Ready(Err(err.into())),
+            Poll::Pending => {
+                *pending = Some(boxed);
+                Poll::Pending
+            }
+        };
+    }
+    let mut service = shared.spare();
     match service.poll_ready(cx) {
         Poll::Ready(Ok(())) => Poll::Ready(Ok(service)),
         Poll::Ready(Err(err)) => Poll::Ready(Err(err.into())),
