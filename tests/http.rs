@@ -106,6 +106,20 @@ where
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// A first-try success carries no `Attempts` (none is allocated for it); one that was retried
+/// says how many attempts it took.
+#[tokio::test]
+async fn only_a_retried_response_carries_its_attempt_count() {
+    let server = FlakyServer::start().await.unwrap();
+    let first_try = send(fast(), get(server.url("/ok"))).await.unwrap();
+    assert_eq!(first_try.status(), 200);
+    assert_eq!(first_try.extensions().get::<Attempts>(), None);
+    let retried = send(fast(), get(server.url("/fail/count/1/503")))
+        .await
+        .unwrap();
+    assert_eq!(retried.extensions().get::<Attempts>(), Some(&Attempts(2)));
+}
+
 #[tokio::test]
 async fn a_503_is_retried_until_the_server_recovers() {
     let server = FlakyServer::start().await.unwrap();

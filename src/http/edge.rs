@@ -123,8 +123,12 @@ where
         let subject = &*this.subject;
         match outcome {
             Ok(mut response) => {
-                let attempts = this.attempt.map_or(1, |a| a.number);
-                response.extensions_mut().insert(Attempts(attempts));
+                // Only a response that took more than one attempt says so: the map an
+                // extension lives in is allocated on its first insert, and one attempt is what
+                // `map_or(1, ..)` reads from none.
+                if let Some(attempt) = this.attempt.filter(|a| a.number > 1) {
+                    response.extensions_mut().insert(Attempts(attempt.number));
+                }
                 let bound = if *this.covers_body {
                     BodyBound::of(this.inner.as_ref().get_ref(), *this.attempt).map(|bound| {
                         bound.with_subject(format!("{} {}", subject.method, subject.uri))

@@ -11,8 +11,10 @@ use tower_service::Service;
 use crate::context::current_attempt;
 use crate::error::{BoxError, Error};
 
-/// How many attempts a response took, the successful one included: a response extension put
-/// there by the HTTP stack ([`ResilienceLayer::http`](crate::ResilienceLayer::http)).
+/// How many attempts a response took, the successful one included: a response extension that
+/// the HTTP stack ([`ResilienceLayer::http`](crate::ResilienceLayer::http)) puts on a response
+/// that took more than one. A response without it took one: read it as below. (An extension
+/// map is allocated on its first insert; a first-try success, the common case, costs none.)
 ///
 /// ```
 /// # use tower_tenacity::http::Attempts;
