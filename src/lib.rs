@@ -77,7 +77,7 @@
 //! With the `http` feature (on by default), [`ResilienceLayer::http`] is the standard HTTP
 //! client pipeline: [`HttpClassifier`](http::HttpClassifier) (5xx, 408 and 429 retried, only for
 //! idempotent requests unless told otherwise, `Retry-After` honoured), request bodies buffered
-//! for replay as they are sent, the attempt count on the response, the request named in errors,
+//! for replay as they are sent, the attempt count on a retried response, the request named in errors,
 //! and retried responses drained so their connections are reused. The total timeout covers the
 //! call up to the response head: a body that streams after that (SSE, NDJSON) flows as long as
 //! the server sends it, unless

@@ -18,8 +18,9 @@ use crate::error::{Attempt, BoxError};
 
 /// The edge of the HTTP and gRPC presets, around their retry layer: each request's body made a
 /// [`ReplayBody`] (buffered up to `replay_cap` for retries), the call under its total deadline
-/// (if there is one; over the response body too, if asked), the attempts it took put on the
-/// response ([`Attempts`]), and the request named in this crate's errors (`GET http://…`).
+/// (if there is one; over the response body too, if asked), the attempts it took put on a
+/// response that took more than one ([`Attempts`]), and the request named in this crate's errors
+/// (`GET http://…`).
 #[derive(Debug, Clone)]
 pub struct HttpEdge<S> {
     inner: S,

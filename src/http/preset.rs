@@ -17,7 +17,7 @@ impl ResilienceLayer {
     /// The standard HTTP client pipeline, from one validated configuration:
     ///
     /// ```text
-    /// request bodies made replayable (64 KiB)   → attempt count on the response, request named in errors
+    /// request bodies made replayable (64 KiB)   → attempt count on a retried response, request named in errors
     ///   → Deadline (10 s in all)
     ///     → Retry (HttpClassifier: 5xx/408/429, idempotent methods, Retry-After; 3 attempts)
     ///       → attempt header on retries (optional)
@@ -96,7 +96,7 @@ impl HttpResilienceLayer {
 type Stack<S> = Retry<AttemptHeader<Timeout<S>>, HttpClassifier, HttpReplay>;
 
 /// The service [`HttpResilienceLayer`] makes of a client `S`: the [`HttpEdge`] (request bodies
-/// made replayable, the deadline, the attempt count on the response, the request named in
+/// made replayable, the deadline, the attempt count on a retried response, the request named in
 /// errors) around retry, the attempt header and the attempt timeout of
 /// [`ResilienceLayer::http`].
 pub type HttpResilience<S> = HttpEdge<Stack<S>>;

@@ -1,4 +1,4 @@
-//! What the HTTP stack tells: the attempt count on the response ([`Attempts`]), the request
+//! What the HTTP stack tells: the attempt count on a retried response ([`Attempts`]), the request
 //! named in errors, and the attempt number told to the server on retries ([`AttemptHeader`]).
 
 use std::task::{Context, Poll};
