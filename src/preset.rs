@@ -295,24 +295,9 @@ impl<C, P, X> ResilienceBuilder<C, P, X> {
         self.retry_with(|retry| retry.map_classifier(change))
     }
 
-    /// Checks the settings and makes the stack, handing back the preset's options.
-    #[cfg(feature = "http")]
+    /// Checks the settings (the defaults filled in around what was set) and makes the stack,
+    /// handing back the preset's own options.
     pub(crate) fn build_with_options(self) -> Result<(ResilienceLayer<C, P>, X), ConfigError> {
-        let options = self.options;
-        let checked = ResilienceBuilder {
-            total: self.total,
-            attempt: self.attempt,
-            default_total: self.default_total,
-            retry: self.retry,
-            options: (),
-        };
-        Ok((checked.build()?, options))
-    }
-}
-
-impl<C, P> ResilienceBuilder<C, P> {
-    /// Checks the configuration and makes the layer.
-    pub fn build(self) -> Result<ResilienceLayer<C, P>, ConfigError> {
         let attempts = self.retry.attempts().max(1);
         let total = match (self.total, self.attempt) {
             (Some(total), _) => total,
@@ -351,10 +336,18 @@ impl<C, P> ResilienceBuilder<C, P> {
                 },
             ));
         }
-        Ok(ResilienceLayer {
+        let layer = ResilienceLayer {
             retry: self.retry.build()?,
             total,
             attempt,
-        })
+        };
+        Ok((layer, self.options))
+    }
+}
+
+impl<C, P> ResilienceBuilder<C, P> {
+    /// Checks the configuration and makes the layer.
+    pub fn build(self) -> Result<ResilienceLayer<C, P>, ConfigError> {
+        self.build_with_options().map(|(layer, ())| layer)
     }
 }

@@ -80,7 +80,7 @@ impl ResilienceLayer {
 #[derive(Clone, Debug)]
 pub struct GrpcResilienceLayer {
     stack: ResilienceLayer<GrpcClassifier, HttpReplay>,
-    replay_cap: usize,
+    options: GrpcOptions,
 }
 
 /// The service [`GrpcResilienceLayer`] makes of a channel `S`.
@@ -126,7 +126,12 @@ impl<S: Clone> Layer<S> for GrpcResilienceLayer {
         .layer(GrpcTimeoutLayer.layer(timed));
         let retried = self.stack.retry().layer(told);
         // The RPC's deadline, if it has one, goes on over the response stream.
-        let edge = HttpEdge::new(retried, self.replay_cap, self.stack.total_timeout(), true);
+        let edge = HttpEdge::new(
+            retried,
+            self.options.replay_cap,
+            self.stack.total_timeout(),
+            true,
+        );
         GrpcStatusLayer.layer(edge)
     }
 }
@@ -179,9 +184,6 @@ impl ResilienceBuilder<GrpcClassifier, HttpReplay, GrpcOptions> {
     /// Checks the configuration and makes the layer.
     pub fn build(self) -> Result<GrpcResilienceLayer, ConfigError> {
         let (stack, options) = self.build_with_options()?;
-        Ok(GrpcResilienceLayer {
-            stack,
-            replay_cap: options.replay_cap,
-        })
+        Ok(GrpcResilienceLayer { stack, options })
     }
 }

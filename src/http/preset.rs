@@ -73,9 +73,7 @@ impl ResilienceLayer {
 #[derive(Clone, Debug)]
 pub struct HttpResilienceLayer {
     stack: ResilienceLayer<HttpClassifier, HttpReplay>,
-    replay_cap: usize,
-    attempt_header: Option<HeaderName>,
-    covers_body: bool,
+    options: HttpOptions,
 }
 
 impl HttpResilienceLayer {
@@ -121,13 +119,14 @@ impl<S: Clone> Layer<S> for HttpResilienceLayer {
     type Service = HttpResilience<S>;
 
     fn layer(&self, client: S) -> Self::Service {
-        let timed = AttemptHeaderLayer::new(self.attempt_header.clone())
+        let options = &self.options;
+        let timed = AttemptHeaderLayer::new(options.attempt_header.clone())
             .layer(Timeout::new(client, self.stack.attempt_timeout()));
         HttpEdge::new(
             self.stack.retry().layer(timed),
-            self.replay_cap,
+            options.replay_cap,
             self.stack.total_timeout(),
-            self.covers_body,
+            options.covers_body,
         )
     }
 }
@@ -191,11 +190,6 @@ impl ResilienceBuilder<HttpClassifier, HttpReplay, HttpOptions> {
     /// Checks the configuration and makes the layer.
     pub fn build(self) -> Result<HttpResilienceLayer, ConfigError> {
         let (stack, options) = self.build_with_options()?;
-        Ok(HttpResilienceLayer {
-            stack,
-            replay_cap: options.replay_cap,
-            attempt_header: options.attempt_header,
-            covers_body: options.covers_body,
-        })
+        Ok(HttpResilienceLayer { stack, options })
     }
 }
