@@ -107,9 +107,7 @@ impl<S: Clone, C: Clone, P: Clone> Layer<S> for RetryLayer<C, P> {
 pub struct RetryBuilder<C = DefaultClassifier, P = CloneReplay> {
     classifier: C,
     replay: P,
-    max_attempts: u32,
-    max_elapsed: Option<Duration>,
-    max_retry_after: Duration,
+    limits: Limits,
     schedule: Schedule,
     budget: Option<RetryBudget>,
     observer: Option<Arc<dyn Observer>>,
@@ -121,9 +119,11 @@ impl Default for RetryBuilder {
         RetryBuilder {
             classifier: DefaultClassifier,
             replay: CloneReplay,
-            max_attempts: 3,
-            max_elapsed: None,
-            max_retry_after: Duration::from_secs(60),
+            limits: Limits {
+                max_attempts: 3,
+                max_elapsed: None,
+                max_retry_after: Duration::from_secs(60),
+            },
             schedule: Schedule::Exponential(BaseDelays::new(ExponentialBackoff::default())),
             budget: Some(RetryBudget::default()),
             observer: None,
@@ -137,9 +137,9 @@ impl<C: fmt::Debug, P: fmt::Debug> fmt::Debug for RetryBuilder<C, P> {
         f.debug_struct("RetryBuilder")
             .field("classifier", &self.classifier)
             .field("replay", &self.replay)
-            .field("max_attempts", &self.max_attempts)
-            .field("max_elapsed", &self.max_elapsed)
-            .field("max_retry_after", &self.max_retry_after)
+            .field("max_attempts", &self.limits.max_attempts)
+            .field("max_elapsed", &self.limits.max_elapsed)
+            .field("max_retry_after", &self.limits.max_retry_after)
             .field("schedule", &self.schedule)
             .field("budget", &self.budget)
             .field("observer", &self.observer.is_some())
@@ -154,9 +154,7 @@ impl<C, P> RetryBuilder<C, P> {
         RetryBuilder {
             classifier,
             replay: self.replay,
-            max_attempts: self.max_attempts,
-            max_elapsed: self.max_elapsed,
-            max_retry_after: self.max_retry_after,
+            limits: self.limits,
             schedule: self.schedule,
             budget: self.budget,
             observer: self.observer,
@@ -169,9 +167,7 @@ impl<C, P> RetryBuilder<C, P> {
         RetryBuilder {
             classifier: self.classifier,
             replay,
-            max_attempts: self.max_attempts,
-            max_elapsed: self.max_elapsed,
-            max_retry_after: self.max_retry_after,
+            limits: self.limits,
             schedule: self.schedule,
             budget: self.budget,
             observer: self.observer,
@@ -181,21 +177,21 @@ impl<C, P> RetryBuilder<C, P> {
 
     /// Attempts in all, the first included (default 3; at least 1, which disables retries).
     pub fn max_attempts(mut self, attempts: u32) -> Self {
-        self.max_attempts = attempts;
+        self.limits.max_attempts = attempts;
         self
     }
 
     /// Stops retrying once the next attempt would start more than `elapsed` after the first
     /// (default: no such limit).
     pub fn max_elapsed(mut self, elapsed: Duration) -> Self {
-        self.max_elapsed = Some(elapsed);
+        self.limits.max_elapsed = Some(elapsed);
         self
     }
 
     /// The longest server hint (`Retry-After`, pushback) honoured (default 60 s). A hint longer
     /// than this ends the retries at once, rather than holding the caller that long.
     pub fn max_retry_after(mut self, cap: Duration) -> Self {
-        self.max_retry_after = cap;
+        self.limits.max_retry_after = cap;
         self
     }
 
@@ -256,15 +252,19 @@ impl<C, P> RetryBuilder<C, P> {
 
     /// The attempts configured so far.
     pub(crate) fn attempts(&self) -> u32 {
-        self.max_attempts
+        self.limits.max_attempts
     }
 
     /// Checks the configuration and makes the layer.
     pub fn build(self) -> Result<RetryLayer<C, P>, ConfigError> {
-        if self.max_attempts == 0 {
+        if self.limits.max_attempts == 0 {
             return Err(ConfigError::new("max_attempts", ConfigProblem::Zero));
         }
-        if self.max_elapsed.is_some_and(|elapsed| elapsed.is_zero()) {
+        if self
+            .limits
+            .max_elapsed
+            .is_some_and(|elapsed| elapsed.is_zero())
+        {
             return Err(ConfigError::new("max_elapsed", ConfigProblem::ZeroDuration));
         }
         match &self.schedule {
@@ -276,11 +276,7 @@ impl<C, P> RetryBuilder<C, P> {
             classifier: self.classifier,
             replay: self.replay,
             shared: Arc::new(Config {
-                limits: Limits {
-                    max_attempts: self.max_attempts,
-                    max_elapsed: self.max_elapsed,
-                    max_retry_after: self.max_retry_after,
-                },
+                limits: self.limits,
                 schedule: self.schedule,
                 budget: self.budget,
                 observer: self.observer,
