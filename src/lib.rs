@@ -128,6 +128,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod breaker;
 pub mod classify;
 pub mod context;
 pub mod deadline;
@@ -139,6 +140,7 @@ pub mod guides;
 pub mod http;
 mod preset;
 pub mod retry;
+pub mod scope;
 pub mod timeout;
 
 pub use crate::error::{

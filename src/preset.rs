@@ -6,18 +6,24 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
+use crate::breaker::{BreakerConfig, CircuitBreaker, CircuitBreakerLayer, NoBreaker};
 use crate::classify::DefaultClassifier;
 use crate::deadline::Deadline;
 use crate::error::{ConfigError, ConfigProblem};
 use crate::retry::{
     CloneReplay, ExponentialBackoff, Observer, Retry, RetryBudget, RetryBuilder, RetryLayer,
 };
+#[cfg(feature = "http")]
+use crate::scope::DEFAULT_MAX_KEYS;
+use crate::scope::Unscoped;
 use crate::timeout::{Timeout, TimeoutLayer};
 
-/// The standard pipeline: a total deadline, retry inside it, a per-attempt timeout inside that.
+/// The standard pipeline: a total deadline, retry inside it, a per-attempt timeout inside that,
+/// and, when asked for, a circuit breaker between retry and the attempt timeout.
 ///
 /// ```text
-/// Deadline (total, 10 s) → Retry (3 attempts, backoff, budget) → Timeout (2 s per attempt) → S
+/// Deadline (total, 10 s) → Retry (3 attempts, backoff, budget) → [CircuitBreaker]
+///     → Timeout (2 s per attempt) → S
 /// ```
 ///
 /// The defaults are those shown; [`builder`](Self::builder) changes them and checks that they
@@ -59,8 +65,9 @@ use crate::timeout::{Timeout, TimeoutLayer};
 /// # Ok(())
 /// # }
 /// ```
-pub struct ResilienceLayer<C = DefaultClassifier, P = CloneReplay> {
+pub struct ResilienceLayer<C = DefaultClassifier, P = CloneReplay, B = NoBreaker> {
     retry: RetryLayer<C, P>,
+    breaker: CircuitBreakerLayer<B>,
     total: Option<Duration>,
     attempt: Duration,
 }
@@ -86,6 +93,8 @@ impl<C> ResilienceLayer<C> {
             attempt: None,
             default_total: Some(DEFAULT_TOTAL),
             retry: RetryLayer::builder().classifier(classifier),
+            breaker: None,
+            breaker_classifier: NoBreaker,
             options: (),
         }
     }
@@ -98,7 +107,7 @@ impl Default for ResilienceLayer {
     }
 }
 
-impl<C, P> ResilienceLayer<C, P> {
+impl<C, P, B> ResilienceLayer<C, P, B> {
     /// The total budget of each call; `None` when calls have no total deadline.
     pub fn total_timeout(&self) -> Option<Duration> {
         self.total
@@ -113,35 +122,42 @@ impl<C, P> ResilienceLayer<C, P> {
     pub fn retry(&self) -> &RetryLayer<C, P> {
         &self.retry
     }
+
+    /// The circuit breaker between retry and the attempt timeout (switched off unless
+    /// [`circuit_breaker`](ResilienceBuilder::circuit_breaker) was set).
+    pub fn breaker(&self) -> &CircuitBreakerLayer<B> {
+        &self.breaker
+    }
 }
 
-impl<C: Clone, P: Clone> Clone for ResilienceLayer<C, P> {
+impl<C: Clone, P: Clone, B> Clone for ResilienceLayer<C, P, B> {
     fn clone(&self) -> Self {
         ResilienceLayer {
             retry: self.retry.clone(),
+            breaker: self.breaker.clone(),
             total: self.total,
             attempt: self.attempt,
         }
     }
 }
 
-impl<C: fmt::Debug, P: fmt::Debug> fmt::Debug for ResilienceLayer<C, P> {
+impl<C: fmt::Debug, P: fmt::Debug, B: fmt::Debug> fmt::Debug for ResilienceLayer<C, P, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResilienceLayer")
             .field("total_timeout", &self.total)
             .field("retry", &self.retry)
+            .field("breaker", &self.breaker)
             .field("attempt_timeout", &self.attempt)
             .finish()
     }
 }
 
-impl<S: Clone, C: Clone, P: Clone> Layer<S> for ResilienceLayer<C, P> {
-    type Service = Deadline<Retry<Timeout<S>, C, P>>;
+impl<S: Clone, C: Clone, P: Clone, B> Layer<S> for ResilienceLayer<C, P, B> {
+    type Service = Deadline<Retry<CircuitBreaker<Timeout<S>, B>, C, P>>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let attempts = self
-            .retry
-            .layer(TimeoutLayer::new(self.attempt).layer(inner));
+        let timed = TimeoutLayer::new(self.attempt).layer(inner);
+        let attempts = self.retry.layer(self.breaker.layer(timed));
         Deadline::optional(attempts, self.total)
     }
 }
@@ -150,29 +166,65 @@ impl<S: Clone, C: Clone, P: Clone> Layer<S> for ResilienceLayer<C, P> {
 /// settings, and in `X` what a protocol preset adds (`()` for [`ResilienceLayer::builder`];
 /// the HTTP and gRPC presets' builders are this type with their own options, and add their
 /// own setters and `build`).
+///
+/// `B` is the classifier of the circuit breaker: [`NoBreaker`] until
+/// [`circuit_breaker`](Self::circuit_breaker) switches one on, with the preset's classifier.
 #[must_use = "a builder does nothing until `.build()` makes the layer"]
-pub struct ResilienceBuilder<C = DefaultClassifier, P = CloneReplay, X = ()> {
+pub struct ResilienceBuilder<C = DefaultClassifier, P = CloneReplay, X = (), B = NoBreaker> {
     // What the user set: `Some(None)` is "no total deadline".
     total: Option<Option<Duration>>,
     attempt: Option<Duration>,
     // The preset's total when the user sets none (the gRPC preset has none).
     default_total: Option<Duration>,
     retry: RetryBuilder<C, P>,
+    breaker: Option<BreakerConfig>,
+    breaker_classifier: B,
     options: X,
 }
 
-impl<C: fmt::Debug, P: fmt::Debug, X: fmt::Debug> fmt::Debug for ResilienceBuilder<C, P, X> {
+impl<C: fmt::Debug, P: fmt::Debug, X: fmt::Debug, B> fmt::Debug for ResilienceBuilder<C, P, X, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResilienceBuilder")
             .field("total_timeout", &self.total)
             .field("attempt_timeout", &self.attempt)
             .field("retry", &self.retry)
+            .field("breaker", &self.breaker)
             .field("options", &self.options)
             .finish()
     }
 }
 
-impl<C, P, X> ResilienceBuilder<C, P, X> {
+impl<C: Clone, P, X, B> ResilienceBuilder<C, P, X, B> {
+    /// Puts a circuit breaker between retry and the attempt timeout (Polly's standard order),
+    /// counting what this preset's classifier calls retryable. The HTTP and gRPC presets keep
+    /// one circuit per host (scheme and authority); the others one circuit for every call.
+    /// See [`breaker`](crate::breaker).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_tenacity::breaker::BreakerConfig;
+    /// use tower_tenacity::{classify::DefaultClassifier, ResilienceLayer};
+    ///
+    /// let layer = ResilienceLayer::builder(DefaultClassifier)
+    ///     .circuit_breaker(BreakerConfig::new().consecutive_failures(5))
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(layer.breaker().is_on());
+    /// ```
+    pub fn circuit_breaker(self, config: BreakerConfig) -> ResilienceBuilder<C, P, X, C> {
+        ResilienceBuilder {
+            total: self.total,
+            attempt: self.attempt,
+            default_total: self.default_total,
+            breaker_classifier: self.retry.classifier_ref().clone(),
+            retry: self.retry,
+            breaker: Some(config),
+            options: self.options,
+        }
+    }
+}
+
+impl<C, P, X, B> ResilienceBuilder<C, P, X, B> {
     /// The budget of each call, attempts and backoff included (default 10 s; with only the
     /// attempt timeout set, at least `attempt × max_attempts`).
     pub fn total_timeout(mut self, total: Duration) -> Self {
@@ -246,18 +298,21 @@ impl<C, P, X> ResilienceBuilder<C, P, X> {
     pub fn retry_with<C2, P2>(
         self,
         configure: impl FnOnce(RetryBuilder<C, P>) -> RetryBuilder<C2, P2>,
-    ) -> ResilienceBuilder<C2, P2, X> {
+    ) -> ResilienceBuilder<C2, P2, X, B> {
         ResilienceBuilder {
             total: self.total,
             attempt: self.attempt,
             default_total: self.default_total,
             retry: configure(self.retry),
+            breaker: self.breaker,
+            breaker_classifier: self.breaker_classifier,
             options: self.options,
         }
     }
 
-    /// Decides which outcomes are retried.
-    pub fn classifier<C2>(self, classifier: C2) -> ResilienceBuilder<C2, P, X> {
+    /// Decides which outcomes are retried (set it before
+    /// [`circuit_breaker`](Self::circuit_breaker), which counts with the same classifier).
+    pub fn classifier<C2>(self, classifier: C2) -> ResilienceBuilder<C2, P, X, B> {
         self.retry_with(|retry| retry.classifier(classifier))
     }
 
@@ -273,12 +328,14 @@ impl<C, P, X> ResilienceBuilder<C, P, X> {
 
     /// A preset's builder: these settings with its own options.
     #[cfg(feature = "http")]
-    pub(crate) fn with_options<X2>(self, options: X2) -> ResilienceBuilder<C, P, X2> {
+    pub(crate) fn with_options<X2>(self, options: X2) -> ResilienceBuilder<C, P, X2, B> {
         ResilienceBuilder {
             total: self.total,
             attempt: self.attempt,
             default_total: self.default_total,
             retry: self.retry,
+            breaker: self.breaker,
+            breaker_classifier: self.breaker_classifier,
             options,
         }
     }
@@ -297,7 +354,10 @@ impl<C, P, X> ResilienceBuilder<C, P, X> {
 
     /// Checks the settings (the defaults filled in around what was set) and makes the stack,
     /// handing back the preset's own options.
-    pub(crate) fn build_with_options(self) -> Result<(ResilienceLayer<C, P>, X), ConfigError> {
+    pub(crate) fn build_with_options(self) -> Result<(ResilienceLayer<C, P, B>, X), ConfigError>
+    where
+        B: 'static,
+    {
         let attempts = self.retry.attempts().max(1);
         let total = match (self.total, self.attempt) {
             (Some(total), _) => total,
@@ -336,8 +396,15 @@ impl<C, P, X> ResilienceBuilder<C, P, X> {
                 },
             ));
         }
+        let breaker = match self.breaker {
+            Some(config) => CircuitBreakerLayer::builder(config)
+                .classifier(self.breaker_classifier)
+                .build()?,
+            None => CircuitBreakerLayer::off(self.breaker_classifier, Unscoped),
+        };
         let layer = ResilienceLayer {
             retry: self.retry.build()?,
+            breaker,
             total,
             attempt,
         };
@@ -345,9 +412,61 @@ impl<C, P, X> ResilienceBuilder<C, P, X> {
     }
 }
 
-impl<C, P> ResilienceBuilder<C, P> {
+/// A protocol preset's layers: the deadline and timeout settings (with retry's model), and the
+/// retry budget and the breaker kept per key.
+#[cfg(feature = "http")]
+pub(crate) struct PresetParts<C, P, K, X> {
+    pub(crate) stack: ResilienceLayer<C, P>,
+    pub(crate) retry: RetryLayer<C, P, K>,
+    pub(crate) breaker: CircuitBreakerLayer<C, K>,
+    pub(crate) options: X,
+}
+
+#[cfg(feature = "http")]
+impl<C: Clone, P: Clone, X, B: 'static> ResilienceBuilder<C, P, X, B> {
+    /// Checks the settings and makes a protocol preset's layers, with the retry budget and the
+    /// breaker (if one was asked for) kept per key of `scope`.
+    pub(crate) fn build_per_key<K: Clone + 'static>(
+        mut self,
+        scope: K,
+    ) -> Result<PresetParts<C, P, K, X>, ConfigError> {
+        let breaker = self.breaker.take();
+        let classifier = self.retry.classifier_ref().clone();
+        let (stack, options) = self.build_with_options()?;
+        let max_keys = breaker
+            .as_ref()
+            .map_or(DEFAULT_MAX_KEYS, BreakerConfig::keys);
+        let breaker = match breaker {
+            Some(config) => CircuitBreakerLayer::builder(config)
+                .classifier(classifier)
+                .per_key(scope.clone())
+                .build()?,
+            None => CircuitBreakerLayer::off(classifier, scope.clone()),
+        };
+        let ResilienceLayer {
+            retry,
+            total,
+            attempt,
+            ..
+        } = stack;
+        let stack = ResilienceLayer {
+            retry: retry.clone(),
+            breaker: CircuitBreakerLayer::off(NoBreaker, Unscoped),
+            total,
+            attempt,
+        };
+        Ok(PresetParts {
+            stack,
+            retry: retry.budget_per_key(scope, max_keys),
+            breaker,
+            options,
+        })
+    }
+}
+
+impl<C, P, B: 'static> ResilienceBuilder<C, P, (), B> {
     /// Checks the configuration and makes the layer.
-    pub fn build(self) -> Result<ResilienceLayer<C, P>, ConfigError> {
+    pub fn build(self) -> Result<ResilienceLayer<C, P, B>, ConfigError> {
         self.build_with_options().map(|(layer, ())| layer)
     }
 }

@@ -113,7 +113,7 @@ impl fmt::Display for Classification {
             Classification::Retryable {
                 reason,
                 after: Some(after),
-            } => write!(f, "retryable ({reason}; server asked to wait {after:?})"),
+            } => write!(f, "retryable ({reason}; wait {after:?} asked for)"),
             Classification::Retryable {
                 reason,
                 after: None,
@@ -154,6 +154,86 @@ where
 {
     fn classify(&self, request: &Req, outcome: Result<&Res, &BoxError>) -> Classification {
         (**self).classify(request, outcome)
+    }
+}
+
+/// Decides what an outcome says about the service, whatever the request was: what a
+/// [circuit breaker](crate::breaker) counts. A breaker judges the dependency, not the request,
+/// so a 503 to a `POST` counts as a failure even though retry will not repeat the `POST`.
+///
+/// The crate's classifiers implement it as [`Classify`] does, without the request's part (for
+/// [`HttpClassifier`](crate::http::HttpClassifier), idempotency). For a classifier of your own,
+/// implement it beside [`Classify`], or build one of a closure with [`outcome_fn`], which is
+/// both.
+pub trait ClassifyOutcome<Res> {
+    /// Classifies one outcome.
+    fn classify_outcome(&self, outcome: Result<&Res, &BoxError>) -> Classification;
+}
+
+impl<Res, C: ClassifyOutcome<Res> + ?Sized> ClassifyOutcome<Res> for Arc<C> {
+    fn classify_outcome(&self, outcome: Result<&Res, &BoxError>) -> Classification {
+        (**self).classify_outcome(outcome)
+    }
+}
+
+impl<Res, C: ClassifyOutcome<Res> + ?Sized> ClassifyOutcome<Res> for &C {
+    fn classify_outcome(&self, outcome: Result<&Res, &BoxError>) -> Classification {
+        (**self).classify_outcome(outcome)
+    }
+}
+
+impl<Res> ClassifyOutcome<Res> for DefaultClassifier {
+    fn classify_outcome(&self, outcome: Result<&Res, &BoxError>) -> Classification {
+        match outcome {
+            Ok(_) => Classification::Success,
+            Err(err) => classify_error(err.as_ref()),
+        }
+    }
+}
+
+/// A classifier of outcomes alone, made of a closure; see [`outcome_fn`].
+#[derive(Clone, Copy)]
+pub struct OutcomeFn<F>(F);
+
+/// Makes a classifier of a closure `Fn(Result<&Res, &BoxError>) -> Classification`: a
+/// [`ClassifyOutcome`] for a breaker, and a [`Classify`] (of any request) for retry.
+///
+/// ```
+/// use tower_tenacity::classify::{outcome_fn, Classification, ClassifyOutcome, Reason};
+/// use tower_tenacity::BoxError;
+///
+/// let classifier = outcome_fn(|outcome: Result<&u16, &BoxError>| match outcome {
+///     Ok(503) => Classification::retryable(Reason::Status(503)),
+///     Ok(_) => Classification::Success,
+///     Err(err) => tower_tenacity::classify::classify_error(err.as_ref()),
+/// });
+/// assert!(classifier.classify_outcome(Ok(&503)).is_retryable());
+/// ```
+pub fn outcome_fn<F>(f: F) -> OutcomeFn<F> {
+    OutcomeFn(f)
+}
+
+impl<F> fmt::Debug for OutcomeFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutcomeFn").finish_non_exhaustive()
+    }
+}
+
+impl<Res, F> ClassifyOutcome<Res> for OutcomeFn<F>
+where
+    F: Fn(Result<&Res, &BoxError>) -> Classification,
+{
+    fn classify_outcome(&self, outcome: Result<&Res, &BoxError>) -> Classification {
+        (self.0)(outcome)
+    }
+}
+
+impl<Req, Res, F> Classify<Req, Res> for OutcomeFn<F>
+where
+    F: Fn(Result<&Res, &BoxError>) -> Classification,
+{
+    fn classify(&self, _request: &Req, outcome: Result<&Res, &BoxError>) -> Classification {
+        (self.0)(outcome)
     }
 }
 
@@ -200,6 +280,9 @@ impl<Req, Res> Classify<Req, Res> for DefaultClassifier {
 
 /// Classifies an error by the first cause in its chain that says something:
 ///
+/// * a [circuit breaker](crate::breaker)'s rejection was never sent: retryable
+///   ([`NotSent::CircuitOpen`]) with the rest of the break as the hint, or fatal while the
+///   circuit is held open;
 /// * this crate's per-attempt timeout is retryable ([`Reason::Timeout`]); a total-deadline
 ///   timeout is fatal, since no time is left to retry in; with the `tower` feature (on by
 ///   default), tower's own `timeout::error::Elapsed` is an attempt timeout too;
@@ -218,6 +301,17 @@ pub fn classify_error(err: &(dyn StdError + 'static)) -> Classification {
                 // No time left (total), or the answer already came (body): not retried here.
                 ErrorKind::Timeout { scope, .. } => {
                     return Classification::fatal(Reason::Timeout(scope));
+                }
+                // Never sent: worth another try once the break is over, unless an operator
+                // holds the circuit open.
+                ErrorKind::CircuitOpen { held: true, .. } => {
+                    return Classification::fatal(Reason::NeverSent(NotSent::CircuitOpen));
+                }
+                ErrorKind::CircuitOpen { remaining, .. } => {
+                    return Classification::Retryable {
+                        reason: Reason::NeverSent(NotSent::CircuitOpen),
+                        after: remaining,
+                    };
                 }
                 // Retries that already ran out below us are final here too.
                 _ => return Classification::fatal(ours.reason().unwrap_or(Reason::Other("error"))),

@@ -45,7 +45,7 @@ pub enum Limit {
     Elapsed,
     /// The backoff before the next attempt would have reached the total deadline.
     Deadline,
-    /// The server asked to wait longer than `max_retry_after` allows.
+    /// The server (or an open circuit) asked to wait longer than `max_retry_after` allows.
     RetryAfter {
         /// What the server asked for.
         requested: Duration,
@@ -74,6 +74,15 @@ pub enum ErrorKind {
         /// Why retrying stopped (never [`GiveUp::Fatal`]: a fatal error is returned as it is).
         why: GiveUp,
     },
+    /// A [circuit breaker](crate::breaker) rejected the call without sending it: the
+    /// dependency has been failing.
+    CircuitOpen {
+        /// How long the break still lasts; `None` while the circuit is half-open with every
+        /// probe out, or held open.
+        remaining: Option<Duration>,
+        /// Held open by hand, until an operator releases it.
+        held: bool,
+    },
 }
 
 /// Why the retry loop stopped on a failed outcome: the one vocabulary of the retry events and
@@ -100,7 +109,7 @@ impl fmt::Display for GiveUp {
             GiveUp::Limit(Limit::Deadline) => f.write_str("the backoff would reach the deadline"),
             GiveUp::Limit(Limit::RetryAfter { requested, cap }) => write!(
                 f,
-                "the server asked to wait {requested:?}, over the {cap:?} cap"
+                "the wait asked for ({requested:?}) is over the {cap:?} cap"
             ),
             GiveUp::Budget => f.write_str("retry budget exhausted"),
             GiveUp::NotReplayable => f.write_str("the request cannot be sent again"),
@@ -198,7 +207,9 @@ impl Error {
     pub fn attempts(&self) -> Option<u32> {
         match self.kind {
             ErrorKind::GaveUp { attempts, .. } => Some(attempts),
-            ErrorKind::Timeout { .. } => self.attempt.map(|a| a.number),
+            ErrorKind::Timeout { .. } | ErrorKind::CircuitOpen { .. } => {
+                self.attempt.map(|a| a.number)
+            }
         }
     }
 
@@ -247,6 +258,15 @@ fn write_timeout(f: &mut fmt::Formatter<'_>, scope: TimeoutScope, after: Duratio
     }
 }
 
+fn write_open(f: &mut fmt::Formatter<'_>, remaining: Option<Duration>, held: bool) -> fmt::Result {
+    f.write_str("not sent: the circuit is ")?;
+    match (held, remaining) {
+        (true, _) => f.write_str("held open"),
+        (false, Some(remaining)) => write!(f, "open for {remaining:?} more"),
+        (false, None) => f.write_str("half-open and its probes are out"),
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let subject = match (self.subject.as_deref(), self.kind) {
@@ -266,7 +286,8 @@ impl fmt::Display for Error {
         }
         match self.kind {
             ErrorKind::Timeout { scope, after } => write_timeout(f, scope, after)?,
-            _ => match (self.last_timeout(), self.reason) {
+            ErrorKind::CircuitOpen { remaining, held } => write_open(f, remaining, held)?,
+            ErrorKind::GaveUp { .. } => match (self.last_timeout(), self.reason) {
                 (Some((scope, after)), _) => write_timeout(f, scope, after)?,
                 (None, Some(reason)) => write!(f, "failed: {reason}")?,
                 (None, None) => f.write_str("failed")?,

@@ -69,6 +69,8 @@ pub enum NotSent {
     Connect,
     /// An HTTP/2 server refused the stream (`REFUSED_STREAM`): it did not process it.
     StreamRefused,
+    /// A [circuit breaker](crate::breaker) rejected the call.
+    CircuitOpen,
 }
 
 impl fmt::Display for NotSent {
@@ -77,6 +79,7 @@ impl fmt::Display for NotSent {
             NotSent::ConnectionRefused => "connection refused",
             NotSent::Connect => "could not connect",
             NotSent::StreamRefused => "stream refused by the server",
+            NotSent::CircuitOpen => "circuit open",
         })
     }
 }

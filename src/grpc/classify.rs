@@ -7,7 +7,7 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use tonic::Code;
 
 use super::peek::PeekedTrailers;
-use crate::classify::{Classification, Classify, Reason, causes};
+use crate::classify::{Classification, Classify, ClassifyOutcome, Reason, causes};
 use crate::error::BoxError;
 use crate::http::classify_http_error;
 
@@ -174,6 +174,12 @@ impl<B, ResB> Classify<Request<B>, Response<ResB>> for GrpcClassifier {
         _request: &Request<B>,
         outcome: Result<&Response<ResB>, &BoxError>,
     ) -> Classification {
+        self.classify_outcome(outcome)
+    }
+}
+
+impl<ResB> ClassifyOutcome<Response<ResB>> for GrpcClassifier {
+    fn classify_outcome(&self, outcome: Result<&Response<ResB>, &BoxError>) -> Classification {
         match outcome {
             Ok(response) => match response_status(response) {
                 None => Classification::Success,

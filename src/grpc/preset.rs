@@ -11,12 +11,14 @@ use super::classify::GrpcClassifier;
 use super::deadline::{GrpcTimeout, GrpcTimeoutLayer};
 use super::peek::{PeekTrailers, PeekTrailersLayer};
 use super::status::{GrpcStatus, GrpcStatusLayer};
+use crate::breaker::{CircuitBreaker, CircuitBreakerLayer};
 use crate::error::{BoxError, ConfigError};
 use crate::http::{
-    AttemptHeader, AttemptHeaderLayer, DEFAULT_REPLAY_CAP, HttpEdge, HttpReplay, ReplayBody,
+    AttemptHeader, AttemptHeaderLayer, ByAuthority, DEFAULT_REPLAY_CAP, HttpEdge, HttpReplay,
+    ReplayBody,
 };
 use crate::preset::{ResilienceBuilder, ResilienceLayer};
-use crate::retry::Retry;
+use crate::retry::{Retry, RetryLayer};
 use crate::timeout::Timeout;
 
 impl ResilienceLayer {
@@ -80,6 +82,8 @@ impl ResilienceLayer {
 #[derive(Clone, Debug)]
 pub struct GrpcResilienceLayer {
     stack: ResilienceLayer<GrpcClassifier, HttpReplay>,
+    retry: RetryLayer<GrpcClassifier, HttpReplay, ByAuthority>,
+    breaker: CircuitBreakerLayer<GrpcClassifier, ByAuthority>,
     options: GrpcOptions,
 }
 
@@ -87,9 +91,14 @@ pub struct GrpcResilienceLayer {
 pub type GrpcResilience<S> = GrpcStatus<
     HttpEdge<
         Retry<
-            AttemptHeader<GrpcTimeout<Timeout<PeekTrailers<TonicBody<S>>>>>,
+            CircuitBreaker<
+                AttemptHeader<GrpcTimeout<Timeout<PeekTrailers<TonicBody<S>>>>>,
+                GrpcClassifier,
+                ByAuthority,
+            >,
             GrpcClassifier,
             HttpReplay,
+            ByAuthority,
         >,
     >,
 >;
@@ -102,9 +111,21 @@ impl GrpcResilienceLayer {
             .expect("the default gRPC configuration is valid")
     }
 
-    /// The deadline, retry and timeout settings inside.
+    /// The deadline and timeout settings, and the retry settings that each host's retries
+    /// follow.
     pub fn stack(&self) -> &ResilienceLayer<GrpcClassifier, HttpReplay> {
         &self.stack
+    }
+
+    /// The retry layer, with a budget per host.
+    pub fn retry(&self) -> &RetryLayer<GrpcClassifier, HttpReplay, ByAuthority> {
+        &self.retry
+    }
+
+    /// The circuit breaker, with a circuit per host (switched off unless
+    /// [`circuit_breaker`](ResilienceBuilder::circuit_breaker) was set).
+    pub fn breaker(&self) -> &CircuitBreakerLayer<GrpcClassifier, ByAuthority> {
+        &self.breaker
     }
 }
 
@@ -124,7 +145,7 @@ impl<S: Clone> Layer<S> for GrpcResilienceLayer {
             "grpc-previous-rpc-attempts",
         ))
         .layer(GrpcTimeoutLayer.layer(timed));
-        let retried = self.stack.retry().layer(told);
+        let retried = self.retry.layer(self.breaker.layer(told));
         // The RPC's deadline, if it has one, goes on over the response stream.
         let edge = HttpEdge::new(
             retried,
@@ -173,7 +194,7 @@ pub struct GrpcOptions {
 /// [`build`](ResilienceBuilder::build).
 pub type GrpcResilienceBuilder = ResilienceBuilder<GrpcClassifier, HttpReplay, GrpcOptions>;
 
-impl ResilienceBuilder<GrpcClassifier, HttpReplay, GrpcOptions> {
+impl<B: 'static> ResilienceBuilder<GrpcClassifier, HttpReplay, GrpcOptions, B> {
     /// Buffers at most `cap` bytes of each request for retries (default 64 KiB); a larger
     /// request (a long client stream) is sent once.
     pub fn replay_cap(mut self, cap: usize) -> Self {
@@ -183,7 +204,12 @@ impl ResilienceBuilder<GrpcClassifier, HttpReplay, GrpcOptions> {
 
     /// Checks the configuration and makes the layer.
     pub fn build(self) -> Result<GrpcResilienceLayer, ConfigError> {
-        let (stack, options) = self.build_with_options()?;
-        Ok(GrpcResilienceLayer { stack, options })
+        let parts = self.build_per_key(ByAuthority)?;
+        Ok(GrpcResilienceLayer {
+            stack: parts.stack,
+            retry: parts.retry,
+            breaker: parts.breaker,
+            options: parts.options,
+        })
     }
 }

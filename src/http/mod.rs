@@ -9,6 +9,7 @@ mod carry;
 mod classify;
 mod deadline_body;
 mod edge;
+mod host;
 mod preset;
 mod replay;
 #[cfg(feature = "reqwest")]
@@ -24,6 +25,7 @@ pub use self::classify::{HttpClassifier, IDEMPOTENCY_KEY, Idempotent, classify_h
 pub(crate) use self::deadline_body::Alarm;
 pub use self::deadline_body::{BodyDeadline, BodyDeadlineLayer, DeadlineBody};
 pub use self::edge::HttpEdge;
+pub use self::host::{ByAuthority, HostKey};
 pub use self::preset::{HttpOptions, HttpResilience, HttpResilienceBuilder, HttpResilienceLayer};
 pub use self::replay::{DEFAULT_REPLAY_CAP, HttpReplay, ReplayBody, ReplayError};
 #[cfg(feature = "reqwest")]

@@ -4,13 +4,15 @@ use http::Request;
 use http::header::HeaderName;
 use tower_layer::Layer;
 
+use super::ByAuthority;
 use super::classify::HttpClassifier;
 use super::edge::{HttpEdge, HttpEdgeFuture};
 use super::replay::{DEFAULT_REPLAY_CAP, HttpReplay, ReplayBody};
 use super::service::{AttemptHeader, AttemptHeaderLayer};
+use crate::breaker::{CircuitBreaker, CircuitBreakerLayer};
 use crate::error::ConfigError;
 use crate::preset::{ResilienceBuilder, ResilienceLayer};
-use crate::retry::{self, Retry};
+use crate::retry::{self, Retry, RetryLayer};
 use crate::timeout::Timeout;
 
 impl ResilienceLayer {
@@ -19,11 +21,17 @@ impl ResilienceLayer {
     /// ```text
     /// request bodies made replayable (64 KiB)   → attempt count on a retried response, request named in errors
     ///   → Deadline (10 s in all)
-    ///     → Retry (HttpClassifier: 5xx/408/429, idempotent methods, Retry-After; 3 attempts)
-    ///       → attempt header on retries (optional)
-    ///         → Timeout (2 s per attempt)
-    ///           → your client
+    ///     → Retry (HttpClassifier: 5xx/408/429, idempotent methods, Retry-After; 3 attempts;
+    ///              a retry budget per host)
+    ///       → circuit breaker, a circuit per host (optional)
+    ///         → attempt header on retries (optional)
+    ///           → Timeout (2 s per attempt)
+    ///             → your client
     /// ```
+    ///
+    /// The retry budget, and the circuits when a breaker is asked for, are kept per host (the
+    /// request URI's scheme and authority, [`ByAuthority`]): a host that is down drains only its
+    /// own budget and opens only its own circuit.
     ///
     /// The client inside receives `Request<ReplayBody<B>>` for the caller's `Request<B>`; a
     /// hyper-util client is built for that body type.
@@ -73,6 +81,8 @@ impl ResilienceLayer {
 #[derive(Clone, Debug)]
 pub struct HttpResilienceLayer {
     stack: ResilienceLayer<HttpClassifier, HttpReplay>,
+    retry: RetryLayer<HttpClassifier, HttpReplay, ByAuthority>,
+    breaker: CircuitBreakerLayer<HttpClassifier, ByAuthority>,
     options: HttpOptions,
 }
 
@@ -84,29 +94,40 @@ impl HttpResilienceLayer {
             .expect("the default HTTP configuration is valid")
     }
 
-    /// The deadline, retry and timeout layers inside.
+    /// The deadline and timeout settings, and the retry settings that each host's retries
+    /// follow.
     pub fn stack(&self) -> &ResilienceLayer<HttpClassifier, HttpReplay> {
         &self.stack
     }
+
+    /// The retry layer, with a budget per host.
+    pub fn retry(&self) -> &RetryLayer<HttpClassifier, HttpReplay, ByAuthority> {
+        &self.retry
+    }
+
+    /// The circuit breaker, with a circuit per host (switched off unless
+    /// [`circuit_breaker`](ResilienceBuilder::circuit_breaker) was set).
+    pub fn breaker(&self) -> &CircuitBreakerLayer<HttpClassifier, ByAuthority> {
+        &self.breaker
+    }
 }
 
+/// The attempts of an [`HttpResilience`]: the circuit breaker, the attempt header and the
+/// attempt timeout around the client.
+type Attempts<S> = CircuitBreaker<AttemptHeader<Timeout<S>>, HttpClassifier, ByAuthority>;
+
 /// The retry stack inside an [`HttpResilience`].
-type Stack<S> = Retry<AttemptHeader<Timeout<S>>, HttpClassifier, HttpReplay>;
+type Stack<S> = Retry<Attempts<S>, HttpClassifier, HttpReplay, ByAuthority>;
 
 /// The service [`HttpResilienceLayer`] makes of a client `S`: the [`HttpEdge`] (request bodies
 /// made replayable, the deadline, the attempt count on a retried response, the request named in
-/// errors) around retry, the attempt header and the attempt timeout of
+/// errors) around retry, the circuit breaker, the attempt header and the attempt timeout of
 /// [`ResilienceLayer::http`].
 pub type HttpResilience<S> = HttpEdge<Stack<S>>;
 
 /// The future of an [`HttpResilience`] call.
 pub type HttpResilienceFuture<S, B> = HttpEdgeFuture<
-    retry::future::ResponseFuture<
-        AttemptHeader<Timeout<S>>,
-        Request<ReplayBody<B>>,
-        HttpClassifier,
-        HttpReplay,
-    >,
+    retry::future::ResponseFuture<Attempts<S>, Request<ReplayBody<B>>, HttpClassifier, HttpReplay>,
 >;
 
 impl Default for HttpResilienceLayer {
@@ -123,7 +144,7 @@ impl<S: Clone> Layer<S> for HttpResilienceLayer {
         let timed = AttemptHeaderLayer::new(options.attempt_header.clone())
             .layer(Timeout::new(client, self.stack.attempt_timeout()));
         HttpEdge::new(
-            self.stack.retry().layer(timed),
+            self.retry.layer(self.breaker.layer(timed)),
             options.replay_cap,
             self.stack.total_timeout(),
             options.covers_body,
@@ -145,7 +166,7 @@ pub struct HttpOptions {
 /// [`build`](ResilienceBuilder::build).
 pub type HttpResilienceBuilder = ResilienceBuilder<HttpClassifier, HttpReplay, HttpOptions>;
 
-impl ResilienceBuilder<HttpClassifier, HttpReplay, HttpOptions> {
+impl<B: 'static> ResilienceBuilder<HttpClassifier, HttpReplay, HttpOptions, B> {
     /// Retries POST, PATCH and other non-idempotent requests too.
     pub fn retry_unsafe_methods(self) -> Self {
         self.map_classifier(|classifier| classifier.retry_unsafe_methods(true))
@@ -189,7 +210,12 @@ impl ResilienceBuilder<HttpClassifier, HttpReplay, HttpOptions> {
 
     /// Checks the configuration and makes the layer.
     pub fn build(self) -> Result<HttpResilienceLayer, ConfigError> {
-        let (stack, options) = self.build_with_options()?;
-        Ok(HttpResilienceLayer { stack, options })
+        let parts = self.build_per_key(ByAuthority)?;
+        Ok(HttpResilienceLayer {
+            stack: parts.stack,
+            retry: parts.retry,
+            breaker: parts.breaker,
+            options: parts.options,
+        })
     }
 }

@@ -104,6 +104,21 @@ impl RetryBudget {
         Ok(RetryBudget::build(ratio, floor, window))
     }
 
+    /// A budget with this one's settings and nothing earned or spent: the model of a budget
+    /// per key.
+    pub(crate) fn fresh(&self) -> Self {
+        let state = &*self.state;
+        RetryBudget {
+            state: Arc::new(State {
+                origin: Instant::now(),
+                earned: AtomicI64::new(0),
+                floor_left: AtomicI64::new(state.floor),
+                current_window: AtomicU64::new(0),
+                ..*state
+            }),
+        }
+    }
+
     fn build(ratio: f64, floor: u32, window: Duration) -> Self {
         let deposit = deposit_for(ratio);
         RetryBudget {

@@ -19,10 +19,11 @@ use tower_service::Service;
 
 use super::decide::{Clock, Verdict, decide};
 use super::replay::Releasing;
-use super::{Config, Event, GiveUp, Replay, Schedule, Shared};
-use crate::classify::{Classification, Classify, Reason};
+use super::{Config, Event, GiveUp, Replay, RetryBudget, Schedule, Shared};
+use crate::classify::{Classification, Classify, NotSent, Reason};
 use crate::context::Timer;
 use crate::error::{Attempt, BoxError, Error, ErrorKind};
+use crate::scope::Slot;
 
 pin_project! {
     #[project = StateProj]
@@ -62,6 +63,8 @@ pin_project! {
         shared: Arc<Shared<S, C, P>>,
         attempt: u32,
         progress: Progress,
+        // This request's key's budget, when the layer keeps one per key.
+        keyed: Option<Arc<Slot<RetryBudget>>>,
     }
 }
 
@@ -104,13 +107,19 @@ impl<S, Req, C, P> ResponseFuture<S, Req, C, P>
 where
     S: Service<Req>,
 {
-    pub(crate) fn new(future: S::Future, kept: Option<Req>, shared: Arc<Shared<S, C, P>>) -> Self {
+    pub(crate) fn new(
+        future: S::Future,
+        kept: Option<Req>,
+        shared: Arc<Shared<S, C, P>>,
+        keyed: Option<Arc<Slot<RetryBudget>>>,
+    ) -> Self {
         ResponseFuture {
             state: State::Calling { future },
             kept,
             shared,
             attempt: 1,
             progress: Progress::default(),
+            keyed,
         }
     }
 }
@@ -288,7 +297,12 @@ where
             }
             Classification::Retryable { reason, after } => (reason, after),
         };
-        let planned = plan_retry(shared, kept, attempt, hint, this.progress);
+        let budget = this
+            .keyed
+            .as_ref()
+            .map(|slot| &***slot)
+            .or(config.budget.as_ref());
+        let planned = plan_retry(shared, kept, attempt, (reason, hint, budget), this.progress);
         match planned {
             Ok((delay, at)) => {
                 config.emit(|| Event::Retry {
@@ -334,15 +348,16 @@ fn unclassified<T>(
     })
 }
 
-/// Whether the failed `attempt` (with the server's `hint`) is followed by another: when, or why
-/// not. The decision first; then whether the request can be made again (known before waiting
-/// for nothing; it is made when the attempt is sent), and a retry from the budget, asked last
-/// so that a retry that would not happen spends nothing.
+/// Whether the failed `attempt` (with its reason and the server's `hint`) is followed by
+/// another: when, or why not. The decision first; then whether the request can be made again
+/// (known before waiting for nothing; it is made when the attempt is sent), and a retry from the
+/// budget, asked last so that a retry that would not happen spends nothing. An attempt that an
+/// open circuit turned away put no load on the dependency, and its retry takes no budget.
 fn plan_retry<S: Service<Req>, Req, C, P: Replay<Req, S::Response>>(
     shared: &Shared<S, C, P>,
     kept: &Req,
     attempt: Attempt,
-    hint: Option<Duration>,
+    (reason, hint, budget): (Reason, Option<Duration>, Option<&RetryBudget>),
     progress: &mut Progress,
 ) -> Result<(Duration, Instant), GiveUp> {
     let config = &shared.config;
@@ -372,7 +387,8 @@ fn plan_retry<S: Service<Req>, Req, C, P: Replay<Req, S::Response>>(
     if !shared.replay.can_replay(kept) {
         return Err(GiveUp::NotReplayable);
     }
-    match &config.budget {
+    match budget {
+        Some(_) if reason == Reason::NeverSent(NotSent::CircuitOpen) => Ok((delay, at)),
         Some(budget) if !budget.withdraw_at(now) => Err(GiveUp::Budget),
         _ => Ok((delay, at)),
     }

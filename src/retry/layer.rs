@@ -11,13 +11,17 @@ use super::{
 };
 use crate::classify::DefaultClassifier;
 use crate::error::{ConfigError, ConfigProblem};
+use crate::scope::{Scopes, Unscoped};
 
 /// Wraps services in [`Retry`]. Build it with [`RetryLayer::builder`]; every clone, and every
-/// service it makes, shares one configuration and one [`RetryBudget`].
-pub struct RetryLayer<C = DefaultClassifier, P = CloneReplay> {
+/// service it makes, shares one configuration and one [`RetryBudget`] (or one per key, with
+/// [`budget_per_key`](Self::budget_per_key)).
+pub struct RetryLayer<C = DefaultClassifier, P = CloneReplay, K = Unscoped> {
     classifier: C,
     replay: P,
     shared: Arc<Config>,
+    scope: K,
+    keyed: Option<Arc<Scopes<RetryBudget>>>,
 }
 
 impl RetryLayer {
@@ -41,10 +45,38 @@ impl Default for RetryLayer {
     }
 }
 
-impl<C, P> RetryLayer<C, P> {
-    /// The budget that this layer's services share, if it has one.
+impl<C, P, K> RetryLayer<C, P, K> {
+    /// The budget that this layer's services share, if it has one (with a budget per key, the
+    /// one that each key's budget is a fresh copy of).
     pub fn budget(&self) -> Option<&RetryBudget> {
         self.shared.budget.as_ref()
+    }
+
+    /// Keeps one budget per key of `scope`, each a fresh copy of this layer's, for at most
+    /// `max_keys` keys (see [`scope`](crate::scope)): a host that is down spends only its own
+    /// budget. A layer without a budget stays without one.
+    ///
+    /// ```
+    /// use tower_tenacity::retry::RetryLayer;
+    /// use tower_tenacity::scope::key_fn;
+    ///
+    /// struct Job { tenant: &'static str }
+    /// let layer = RetryLayer::new().budget_per_key(key_fn(|job: &Job| job.tenant), 100);
+    /// # let _ = layer;
+    /// ```
+    pub fn budget_per_key<K2>(self, scope: K2, max_keys: usize) -> RetryLayer<C, P, K2> {
+        let keyed = self
+            .shared
+            .budget
+            .clone()
+            .map(|template| Arc::new(Scopes::per_key(max_keys, move || template.fresh())));
+        RetryLayer {
+            classifier: self.classifier,
+            replay: self.replay,
+            shared: self.shared,
+            scope,
+            keyed,
+        }
     }
 
     /// The number of attempts allowed, the first included.
@@ -53,28 +85,32 @@ impl<C, P> RetryLayer<C, P> {
     }
 }
 
-impl<C: Clone, P: Clone> Clone for RetryLayer<C, P> {
+impl<C: Clone, P: Clone, K: Clone> Clone for RetryLayer<C, P, K> {
     fn clone(&self) -> Self {
         RetryLayer {
             classifier: self.classifier.clone(),
             replay: self.replay.clone(),
             shared: self.shared.clone(),
+            scope: self.scope.clone(),
+            keyed: self.keyed.clone(),
         }
     }
 }
 
-impl<C: fmt::Debug, P: fmt::Debug> fmt::Debug for RetryLayer<C, P> {
+impl<C: fmt::Debug, P: fmt::Debug, K: fmt::Debug> fmt::Debug for RetryLayer<C, P, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryLayer")
             .field("classifier", &self.classifier)
             .field("replay", &self.replay)
             .field("config", &self.shared)
+            .field("scope", &self.scope)
+            .field("budgets", &self.keyed)
             .finish()
     }
 }
 
-impl<S: Clone, C: Clone, P: Clone> Layer<S> for RetryLayer<C, P> {
-    type Service = Retry<S, C, P>;
+impl<S: Clone, C: Clone, P: Clone, K: Clone> Layer<S> for RetryLayer<C, P, K> {
+    type Service = Retry<S, C, P, K>;
 
     fn layer(&self, inner: S) -> Self::Service {
         Retry::new(
@@ -82,6 +118,7 @@ impl<S: Clone, C: Clone, P: Clone> Layer<S> for RetryLayer<C, P> {
             self.classifier.clone(),
             self.replay.clone(),
             self.shared.clone(),
+            (self.scope.clone(), self.keyed.clone()),
         )
     }
 }
@@ -250,6 +287,11 @@ impl<C, P> RetryBuilder<C, P> {
         self
     }
 
+    /// The classifier set so far.
+    pub(crate) fn classifier_ref(&self) -> &C {
+        &self.classifier
+    }
+
     /// The attempts configured so far.
     pub(crate) fn attempts(&self) -> u32 {
         self.limits.max_attempts
@@ -275,6 +317,8 @@ impl<C, P> RetryBuilder<C, P> {
         Ok(RetryLayer {
             classifier: self.classifier,
             replay: self.replay,
+            scope: Unscoped,
+            keyed: None,
             shared: Arc::new(Config {
                 limits: self.limits,
                 schedule: self.schedule,

@@ -63,6 +63,7 @@ use tower_service::Service;
 
 use crate::classify::{Classify, DefaultClassifier};
 use crate::error::{Attempt, BoxError};
+use crate::scope::{ScopeKey, Scopes, Unscoped};
 
 use self::backoff::BaseDelays;
 pub use self::backoff::{ExponentialBackoff, Jitter};
@@ -79,21 +80,23 @@ pub use self::replay::{CloneReplay, NoReplay, Releasing, Replay, ReplayFn, repla
 /// by all clones of this `Retry` (and readied with `poll_ready` before each retry): a call that
 /// succeeds at once clones nothing. Clones of a client (hyper-util, tonic, tower's `Buffer`)
 /// all reach the same place, which is what retrying needs.
-pub struct Retry<S, C = DefaultClassifier, P = CloneReplay> {
+pub struct Retry<S, C = DefaultClassifier, P = CloneReplay, K = Unscoped> {
     inner: S,
     shared: Arc<Shared<S, C, P>>,
+    scope: K,
 }
 
-impl<S: Clone, C, P> Clone for Retry<S, C, P> {
+impl<S: Clone, C, P, K: Clone> Clone for Retry<S, C, P, K> {
     fn clone(&self) -> Self {
         Retry {
             inner: self.inner.clone(),
             shared: self.shared.clone(),
+            scope: self.scope.clone(),
         }
     }
 }
 
-impl<S: fmt::Debug, C: fmt::Debug, P: fmt::Debug> fmt::Debug for Retry<S, C, P> {
+impl<S: fmt::Debug, C: fmt::Debug, P: fmt::Debug, K> fmt::Debug for Retry<S, C, P, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Retry")
             .field("inner", &self.inner)
@@ -111,6 +114,8 @@ pub(crate) struct Shared<S, C, P> {
     pub(crate) config: Arc<Config>,
     pub(crate) classifier: C,
     pub(crate) replay: P,
+    /// A budget per key, when the layer keeps one (`config.budget` is then only their model).
+    keyed: Option<Arc<Scopes<RetryBudget>>>,
     spare: Mutex<S>,
 }
 
@@ -124,21 +129,29 @@ impl<S: Clone, C, P> Shared<S, C, P> {
     }
 }
 
-impl<S: Clone, C, P> Retry<S, C, P> {
-    pub(crate) fn new(inner: S, classifier: C, replay: P, config: Arc<Config>) -> Self {
+impl<S: Clone, C, P, K> Retry<S, C, P, K> {
+    pub(crate) fn new(
+        inner: S,
+        classifier: C,
+        replay: P,
+        config: Arc<Config>,
+        (scope, keyed): (K, Option<Arc<Scopes<RetryBudget>>>),
+    ) -> Self {
         Retry {
             shared: Arc::new(Shared {
                 config,
                 classifier,
                 replay,
+                keyed,
                 spare: Mutex::new(inner.clone()),
             }),
             inner,
+            scope,
         }
     }
 }
 
-impl<S, C, P> Retry<S, C, P> {
+impl<S, C, P, K> Retry<S, C, P, K> {
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -156,12 +169,13 @@ impl<S, C, P> Retry<S, C, P> {
     }
 }
 
-impl<S, Req, C, P> Service<Req> for Retry<S, C, P>
+impl<S, Req, C, P, K> Service<Req> for Retry<S, C, P, K>
 where
     S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
     C: Classify<Req, S::Response>,
     P: Replay<Req, S::Response>,
+    K: ScopeKey<Req>,
 {
     type Response = S::Response;
     type Error = BoxError;
@@ -174,14 +188,20 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        if let Some(budget) = &self.shared.config.budget {
+        let keyed = (self.shared.keyed.as_ref()).map(|keyed| keyed.get(&self.scope, &request));
+        if let Some(budget) = keyed.as_ref().map(|slot| &***slot).or(self
+            .shared
+            .config
+            .budget
+            .as_ref())
+        {
             budget.deposit();
         }
         let kept = self.shared.replay.keep(&request);
         let attempt = self.shared.config.attempt(1);
         self.shared.config.started(attempt);
         let future = self.inner.call(request);
-        ResponseFuture::new(future, kept, self.shared.clone())
+        ResponseFuture::new(future, kept, self.shared.clone(), keyed)
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use http::{Request, Response, StatusCode};
 
-use crate::classify::{Classification, Classify, Reason, causes, classify_error};
+use crate::classify::{Classification, Classify, ClassifyOutcome, Reason, causes, classify_error};
 use crate::error::{BoxError, Error, ErrorKind, TimeoutScope};
 
 /// The header that makes a non-idempotent request safe to retry (the IETF `Idempotency-Key`
@@ -151,17 +151,23 @@ impl HttpClassifier {
     }
 }
 
+impl<ResB> ClassifyOutcome<Response<ResB>> for HttpClassifier {
+    /// The status or the error alone: a 503 counts as a failure whatever the method.
+    fn classify_outcome(&self, outcome: Result<&Response<ResB>, &BoxError>) -> Classification {
+        match outcome {
+            Ok(response) => self.classify_status(response),
+            Err(err) => classify_http_error(err.as_ref()),
+        }
+    }
+}
+
 impl<B, ResB> Classify<Request<B>, Response<ResB>> for HttpClassifier {
     fn classify(
         &self,
         request: &Request<B>,
         outcome: Result<&Response<ResB>, &BoxError>,
     ) -> Classification {
-        let classification = match outcome {
-            Ok(response) => self.classify_status(response),
-            Err(err) => classify_http_error(err.as_ref()),
-        };
-        match classification {
+        match self.classify_outcome(outcome) {
             Classification::Retryable { reason, .. }
                 if !matches!(reason, Reason::NeverSent(_)) && !self.may_retry(request) =>
             {

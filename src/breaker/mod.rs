@@ -1,0 +1,281 @@
+//! The circuit breaker: fail fast while a dependency is down, probe when the break ends.
+//!
+//! Retries and a budget protect a healthy dependency from a blip; they do not stop a service
+//! from spending its sockets and its deadlines on one that is down. A [`CircuitBreakerLayer`]
+//! counts the outcomes of the calls it lets through, as its classifier sees them (retryable
+//! ones are failures; fatal ones, a 404 or `INVALID_ARGUMENT`, mean the dependency answered and
+//! are not, unless [`count_fatal`](BreakerConfig::count_fatal)), and opens the circuit when
+//!
+//! * the failure ratio of a sliding window reaches its threshold, once the window holds enough
+//!   calls (Polly's defaults: 10% of at least 100 calls in 30 s), or
+//! * a number of failures come in a row ([`consecutive_failures`](BreakerConfig::consecutive_failures)), or
+//! * the ratio of slow calls reaches its threshold ([`slow_calls`](BreakerConfig::slow_calls)).
+//!
+//! While it is open, calls are rejected at once, without touching the inner service, with an
+//! [`Error`](crate::Error) of kind [`CircuitOpen`](crate::ErrorKind::CircuitOpen) that says how
+//! long the break still lasts. The first call after the break makes the circuit half-open: the
+//! configured number of probe calls pass (exactly that many, however many calls race for them)
+//! and the rest are rejected; the probes' outcomes close the circuit or open it again, for a
+//! longer break. A probe that is dropped before it has an outcome gives its place back.
+//!
+//! # Where it goes
+//!
+//! Inside retry, outside the attempt timeout (Polly's standard order): deadline → retry →
+//! breaker → attempt timeout. Then every attempt is counted, an attempt that times out is a
+//! failure, and a rejection is classified like any outcome: retryable, with the rest of the
+//! break as its hint, so that retry waits the break out only if its cap and the deadline
+//! allow, and otherwise fails at once. A rejection is never sent, so it is retried whatever the
+//! request is, and it spends no retry budget. The presets put it there:
+//! [`ResilienceBuilder::circuit_breaker`](crate::ResilienceBuilder::circuit_breaker).
+//!
+//! # Cost
+//!
+//! Lock-free: the state is one atomic word, the window a few atomic words per bucket, and a
+//! call allocates nothing. A call through a closed circuit loads the word; its outcome is one
+//! compare-and-swap in the window and a clock read (none without a failure ratio or slow-call
+//! threshold). `poll_ready` is the inner service's: a breaker keeps no readiness of its own,
+//! and a rejected call leaves the readiness it was given unused.
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower::{service_fn, Layer, Service, ServiceExt};
+//! use tower_tenacity::breaker::{BreakerConfig, CircuitBreakerLayer, CircuitState};
+//! use tower_tenacity::BoxError;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! tokio::time::pause();
+//! let layer = CircuitBreakerLayer::new(
+//!     BreakerConfig::new()
+//!         .failure_ratio(0.5)
+//!         .min_calls(4)
+//!         .break_duration(Duration::from_secs(1))
+//!         .break_jitter(0.0),
+//! )
+//! .unwrap();
+//! let handle = layer.handle();
+//! let mut svc = layer.layer(service_fn(|up: bool| async move {
+//!     if up { Ok(()) } else { Err::<(), BoxError>(std::io::Error::from(std::io::ErrorKind::ConnectionReset).into()) }
+//! }));
+//! for up in [true, true, false, false] {
+//!     let _ = svc.ready().await.unwrap().call(up).await;
+//! }
+//! assert_eq!(handle.snapshot().state, CircuitState::Open);
+//! tokio::time::advance(Duration::from_secs(1)).await;
+//! // The break is over: the next call probes, and its success closes the circuit.
+//! svc.ready().await.unwrap().call(true).await.unwrap();
+//! assert_eq!(handle.snapshot().state, CircuitState::Closed);
+//! # }
+//! ```
+
+mod circuit;
+mod config;
+mod events;
+pub mod future;
+mod layer;
+mod window;
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tower_service::Service;
+
+use crate::classify::{ClassifyOutcome, DefaultClassifier};
+use crate::error::{BoxError, Error, ErrorKind};
+use crate::scope::{ScopeKey, Scopes, Unscoped};
+
+use self::circuit::Circuit;
+pub use self::config::BreakerConfig;
+pub use self::events::{Cause, CircuitState, Observer, Snapshot, Transition};
+use self::future::{ResponseFuture, Ticket};
+pub use self::layer::{CircuitBreakerBuilder, CircuitBreakerLayer};
+pub use self::window::Counts;
+
+/// Rejects calls while its circuit is open; see [`CircuitBreakerLayer`].
+///
+/// In a preset with no breaker configured it is switched off, and passes calls through.
+pub struct CircuitBreaker<S, C = DefaultClassifier, K = Unscoped> {
+    inner: S,
+    circuits: Option<Arc<Scopes<Circuit>>>,
+    classifier: Arc<C>,
+    scope: K,
+}
+
+impl<S, C, K> CircuitBreaker<S, C, K> {
+    /// The handle to this breaker's circuits (shared with the layer and every clone).
+    pub fn handle(&self) -> BreakerHandle {
+        BreakerHandle {
+            circuits: self.circuits.clone(),
+        }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, C, K: Clone> Clone for CircuitBreaker<S, C, K> {
+    fn clone(&self) -> Self {
+        CircuitBreaker {
+            inner: self.inner.clone(),
+            circuits: self.circuits.clone(),
+            classifier: self.classifier.clone(),
+            scope: self.scope.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, C: fmt::Debug, K: fmt::Debug> fmt::Debug for CircuitBreaker<S, C, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("inner", &self.inner)
+            .field("classifier", &self.classifier)
+            .field("scope", &self.scope)
+            .field("circuits", &self.circuits)
+            .finish()
+    }
+}
+
+impl<S, C, K, Req> Service<Req> for CircuitBreaker<S, C, K>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    C: ClassifyOutcome<S::Response>,
+    K: ScopeKey<Req>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, C>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    #[inline]
+    fn call(&mut self, request: Req) -> Self::Future {
+        let Some(circuits) = &self.circuits else {
+            return ResponseFuture::passed(self.inner.call(request));
+        };
+        let circuit = circuits.get(&self.scope, &request);
+        match circuit.admit(circuit.name()) {
+            Ok(pass) => {
+                let started_us = circuit
+                    .settings()
+                    .slow_calls
+                    .is_some()
+                    .then(|| circuit.now_us());
+                let ticket = Ticket {
+                    circuit,
+                    classifier: self.classifier.clone(),
+                    pass,
+                    started_us,
+                    done: false,
+                };
+                ResponseFuture::called(self.inner.call(request), ticket)
+            }
+            Err(rejection) => {
+                let kind = ErrorKind::CircuitOpen {
+                    remaining: rejection.remaining,
+                    held: rejection.held,
+                };
+                ResponseFuture::rejected(Error::new(kind).into())
+            }
+        }
+    }
+}
+
+/// The classifier of a preset's breaker slot when no breaker is configured: it is never asked.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoBreaker;
+
+impl<Res> ClassifyOutcome<Res> for NoBreaker {
+    fn classify_outcome(
+        &self,
+        _outcome: Result<&Res, &BoxError>,
+    ) -> crate::classify::Classification {
+        crate::classify::Classification::Success
+    }
+}
+
+/// A handle to a breaker's circuits: snapshots for a health endpoint, and an operator's switch.
+/// Cheap to clone; every clone reaches the same circuits.
+///
+/// With one circuit per key, each acts on the circuits that exist now: a key first seen later
+/// starts closed. The handle of a breaker that is switched off has no circuits.
+#[derive(Clone)]
+pub struct BreakerHandle {
+    circuits: Option<Arc<Scopes<Circuit>>>,
+}
+
+impl fmt::Debug for BreakerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BreakerHandle")
+            .field("circuits", &self.circuits)
+            .finish()
+    }
+}
+
+impl BreakerHandle {
+    /// Every circuit's state and counts.
+    pub fn snapshots(&self) -> Vec<Snapshot> {
+        let all = self.circuits.as_ref().map(|c| c.all()).unwrap_or_default();
+        all.iter().map(|slot| slot.snapshot(slot.name())).collect()
+    }
+
+    /// The state and counts of the one circuit of an unscoped breaker (with one circuit per
+    /// key, of the circuit in the worst state: open before half-open before closed).
+    pub fn snapshot(&self) -> Snapshot {
+        let rank = |s: &Snapshot| match s.state {
+            CircuitState::HeldOpen => 0,
+            CircuitState::Open => 1,
+            CircuitState::HalfOpen => 2,
+            _ => 3,
+        };
+        self.snapshots()
+            .into_iter()
+            .min_by_key(rank)
+            .unwrap_or_else(|| Snapshot {
+                key: None,
+                state: CircuitState::Closed,
+                remaining: None,
+                counts: Counts::default(),
+                consecutive_failures: 0,
+                opens: 0,
+            })
+    }
+
+    /// Holds every circuit open: each call is rejected until [`release`](Self::release).
+    pub fn hold_open(&self) {
+        self.set(CircuitState::HeldOpen);
+    }
+
+    /// Holds every circuit closed: each call passes and nothing opens a circuit until
+    /// [`release`](Self::release).
+    pub fn hold_closed(&self) {
+        self.set(CircuitState::HeldClosed);
+    }
+
+    /// Closes every circuit, with a fresh window, and lets the outcomes drive them again.
+    pub fn release(&self) {
+        self.set(CircuitState::Closed);
+    }
+
+    fn set(&self, state: CircuitState) {
+        for slot in self.circuits.as_ref().map(|c| c.all()).unwrap_or_default() {
+            slot.set(state, slot.name());
+        }
+    }
+}
