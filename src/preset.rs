@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
-use crate::breaker::{BreakerConfig, CircuitBreaker, CircuitBreakerLayer, NoBreaker};
+use crate::breaker::{BreakerConfig, BreakerPlan, BreakerSlot, CircuitBreakerLayer, NoBreaker};
 use crate::classify::DefaultClassifier;
 use crate::deadline::Deadline;
 use crate::error::{ConfigError, ConfigProblem};
@@ -15,7 +15,6 @@ use crate::retry::{
 };
 #[cfg(feature = "http")]
 use crate::scope::DEFAULT_MAX_KEYS;
-use crate::scope::Unscoped;
 use crate::timeout::{Timeout, TimeoutLayer};
 
 /// The standard pipeline: a total deadline, retry inside it, a per-attempt timeout inside that,
@@ -65,9 +64,9 @@ use crate::timeout::{Timeout, TimeoutLayer};
 /// # Ok(())
 /// # }
 /// ```
-pub struct ResilienceLayer<C = DefaultClassifier, P = CloneReplay, B = NoBreaker> {
+pub struct ResilienceLayer<C = DefaultClassifier, P = CloneReplay, L = NoBreaker> {
     retry: RetryLayer<C, P>,
-    breaker: CircuitBreakerLayer<B>,
+    breaker: L,
     total: Option<Duration>,
     attempt: Duration,
 }
@@ -93,8 +92,7 @@ impl<C> ResilienceLayer<C> {
             attempt: None,
             default_total: Some(DEFAULT_TOTAL),
             retry: RetryLayer::builder().classifier(classifier),
-            breaker: None,
-            breaker_classifier: NoBreaker,
+            breaker: NoBreaker,
             options: (),
         }
     }
@@ -107,7 +105,7 @@ impl Default for ResilienceLayer {
     }
 }
 
-impl<C, P, B> ResilienceLayer<C, P, B> {
+impl<C, P, L> ResilienceLayer<C, P, L> {
     /// The total budget of each call; `None` when calls have no total deadline.
     pub fn total_timeout(&self) -> Option<Duration> {
         self.total
@@ -123,14 +121,15 @@ impl<C, P, B> ResilienceLayer<C, P, B> {
         &self.retry
     }
 
-    /// The circuit breaker between retry and the attempt timeout (switched off unless
-    /// [`circuit_breaker`](ResilienceBuilder::circuit_breaker) was set).
-    pub fn breaker(&self) -> &CircuitBreakerLayer<B> {
+    /// The circuit breaker between retry and the attempt timeout: a [`CircuitBreakerLayer`]
+    /// if [`circuit_breaker`](ResilienceBuilder::circuit_breaker) was set, [`NoBreaker`]
+    /// otherwise.
+    pub fn breaker(&self) -> &L {
         &self.breaker
     }
 }
 
-impl<C: Clone, P: Clone, B> Clone for ResilienceLayer<C, P, B> {
+impl<C: Clone, P: Clone, L: Clone> Clone for ResilienceLayer<C, P, L> {
     fn clone(&self) -> Self {
         ResilienceLayer {
             retry: self.retry.clone(),
@@ -141,7 +140,7 @@ impl<C: Clone, P: Clone, B> Clone for ResilienceLayer<C, P, B> {
     }
 }
 
-impl<C: fmt::Debug, P: fmt::Debug, B: fmt::Debug> fmt::Debug for ResilienceLayer<C, P, B> {
+impl<C: fmt::Debug, P: fmt::Debug, L: fmt::Debug> fmt::Debug for ResilienceLayer<C, P, L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResilienceLayer")
             .field("total_timeout", &self.total)
@@ -152,8 +151,12 @@ impl<C: fmt::Debug, P: fmt::Debug, B: fmt::Debug> fmt::Debug for ResilienceLayer
     }
 }
 
-impl<S: Clone, C: Clone, P: Clone, B> Layer<S> for ResilienceLayer<C, P, B> {
-    type Service = Deadline<Retry<CircuitBreaker<Timeout<S>, B>, C, P>>;
+impl<S: Clone, C: Clone, P: Clone, L> Layer<S> for ResilienceLayer<C, P, L>
+where
+    L: Layer<Timeout<S>>,
+    L::Service: Clone,
+{
+    type Service = Deadline<Retry<L::Service, C, P>>;
 
     fn layer(&self, inner: S) -> Self::Service {
         let timed = TimeoutLayer::new(self.attempt).layer(inner);
@@ -167,8 +170,8 @@ impl<S: Clone, C: Clone, P: Clone, B> Layer<S> for ResilienceLayer<C, P, B> {
 /// the HTTP and gRPC presets' builders are this type with their own options, and add their
 /// own setters and `build`).
 ///
-/// `B` is the classifier of the circuit breaker: [`NoBreaker`] until
-/// [`circuit_breaker`](Self::circuit_breaker) switches one on, with the preset's classifier.
+/// `B` is the breaker slot: [`NoBreaker`] until [`circuit_breaker`](Self::circuit_breaker)
+/// asks for one, a [`BreakerPlan`] after.
 #[must_use = "a builder does nothing until `.build()` makes the layer"]
 pub struct ResilienceBuilder<C = DefaultClassifier, P = CloneReplay, X = (), B = NoBreaker> {
     // What the user set: `Some(None)` is "no total deadline".
@@ -177,12 +180,13 @@ pub struct ResilienceBuilder<C = DefaultClassifier, P = CloneReplay, X = (), B =
     // The preset's total when the user sets none (the gRPC preset has none).
     default_total: Option<Duration>,
     retry: RetryBuilder<C, P>,
-    breaker: Option<BreakerConfig>,
-    breaker_classifier: B,
+    breaker: B,
     options: X,
 }
 
-impl<C: fmt::Debug, P: fmt::Debug, X: fmt::Debug, B> fmt::Debug for ResilienceBuilder<C, P, X, B> {
+impl<C: fmt::Debug, P: fmt::Debug, X: fmt::Debug, B: fmt::Debug> fmt::Debug
+    for ResilienceBuilder<C, P, X, B>
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResilienceBuilder")
             .field("total_timeout", &self.total)
@@ -211,14 +215,16 @@ impl<C: Clone, P, X, B> ResilienceBuilder<C, P, X, B> {
     ///     .unwrap();
     /// assert!(layer.breaker().is_on());
     /// ```
-    pub fn circuit_breaker(self, config: BreakerConfig) -> ResilienceBuilder<C, P, X, C> {
+    pub fn circuit_breaker(
+        self,
+        config: BreakerConfig,
+    ) -> ResilienceBuilder<C, P, X, BreakerPlan<C>> {
         ResilienceBuilder {
             total: self.total,
             attempt: self.attempt,
             default_total: self.default_total,
-            breaker_classifier: self.retry.classifier_ref().clone(),
+            breaker: BreakerPlan::new(config, self.retry.classifier_ref().clone()),
             retry: self.retry,
-            breaker: Some(config),
             options: self.options,
         }
     }
@@ -305,7 +311,6 @@ impl<C, P, X, B> ResilienceBuilder<C, P, X, B> {
             default_total: self.default_total,
             retry: configure(self.retry),
             breaker: self.breaker,
-            breaker_classifier: self.breaker_classifier,
             options: self.options,
         }
     }
@@ -335,7 +340,6 @@ impl<C, P, X, B> ResilienceBuilder<C, P, X, B> {
             default_total: self.default_total,
             retry: self.retry,
             breaker: self.breaker,
-            breaker_classifier: self.breaker_classifier,
             options,
         }
     }
@@ -346,6 +350,20 @@ impl<C, P, X, B> ResilienceBuilder<C, P, X, B> {
         &mut self.options
     }
 
+    /// The breaker slot, and these settings with an empty one.
+    #[cfg(feature = "http")]
+    fn take_breaker(self) -> (B, ResilienceBuilder<C, P, X>) {
+        let rest = ResilienceBuilder {
+            total: self.total,
+            attempt: self.attempt,
+            default_total: self.default_total,
+            retry: self.retry,
+            breaker: NoBreaker,
+            options: self.options,
+        };
+        (self.breaker, rest)
+    }
+
     /// The classifier, changed in place.
     #[cfg(feature = "http")]
     pub(crate) fn map_classifier(self, change: impl FnOnce(C) -> C) -> Self {
@@ -354,9 +372,9 @@ impl<C, P, X, B> ResilienceBuilder<C, P, X, B> {
 
     /// Checks the settings (the defaults filled in around what was set) and makes the stack,
     /// handing back the preset's own options.
-    pub(crate) fn build_with_options(self) -> Result<(ResilienceLayer<C, P, B>, X), ConfigError>
+    pub(crate) fn build_with_options(self) -> Result<Built<C, P, B, X>, ConfigError>
     where
-        B: 'static,
+        B: BreakerSlot,
     {
         let attempts = self.retry.attempts().max(1);
         let total = match (self.total, self.attempt) {
@@ -396,12 +414,7 @@ impl<C, P, X, B> ResilienceBuilder<C, P, X, B> {
                 },
             ));
         }
-        let breaker = match self.breaker {
-            Some(config) => CircuitBreakerLayer::builder(config)
-                .classifier(self.breaker_classifier)
-                .build()?,
-            None => CircuitBreakerLayer::off(self.breaker_classifier, Unscoped),
-        };
+        let breaker = self.breaker.build()?;
         let layer = ResilienceLayer {
             retry: self.retry.build()?,
             breaker,
@@ -411,6 +424,9 @@ impl<C, P, X, B> ResilienceBuilder<C, P, X, B> {
         Ok((layer, self.options))
     }
 }
+
+/// A checked configuration: the stack, and the preset's own options.
+type Built<C, P, B, X> = (ResilienceLayer<C, P, <B as BreakerSlot>::Layer>, X);
 
 /// A protocol preset's layers: the deadline and timeout settings (with retry's model), and the
 /// retry budget and the breaker kept per key.
@@ -423,16 +439,17 @@ pub(crate) struct PresetParts<C, P, K, X> {
 }
 
 #[cfg(feature = "http")]
-impl<C: Clone, P: Clone, X, B: 'static> ResilienceBuilder<C, P, X, B> {
+impl<C: Clone + 'static, P: Clone, X, B: BreakerSlot> ResilienceBuilder<C, P, X, B> {
     /// Checks the settings and makes a protocol preset's layers, with the retry budget and the
     /// breaker (if one was asked for) kept per key of `scope`.
     pub(crate) fn build_per_key<K: Clone + 'static>(
-        mut self,
+        self,
         scope: K,
     ) -> Result<PresetParts<C, P, K, X>, ConfigError> {
-        let breaker = self.breaker.take();
         let classifier = self.retry.classifier_ref().clone();
-        let (stack, options) = self.build_with_options()?;
+        let (breaker, unplanned) = self.take_breaker();
+        let breaker = breaker.into_config();
+        let (stack, options) = unplanned.build_with_options()?;
         let max_keys = breaker
             .as_ref()
             .map_or(DEFAULT_MAX_KEYS, BreakerConfig::keys);
@@ -443,30 +460,18 @@ impl<C: Clone, P: Clone, X, B: 'static> ResilienceBuilder<C, P, X, B> {
                 .build()?,
             None => CircuitBreakerLayer::off(classifier, scope.clone()),
         };
-        let ResilienceLayer {
-            retry,
-            total,
-            attempt,
-            ..
-        } = stack;
-        let stack = ResilienceLayer {
-            retry: retry.clone(),
-            breaker: CircuitBreakerLayer::off(NoBreaker, Unscoped),
-            total,
-            attempt,
-        };
         Ok(PresetParts {
+            retry: stack.retry.clone().budget_per_key(scope, max_keys),
             stack,
-            retry: retry.budget_per_key(scope, max_keys),
             breaker,
             options,
         })
     }
 }
 
-impl<C, P, B: 'static> ResilienceBuilder<C, P, (), B> {
+impl<C, P, B: BreakerSlot> ResilienceBuilder<C, P, (), B> {
     /// Checks the configuration and makes the layer.
-    pub fn build(self) -> Result<ResilienceLayer<C, P, B>, ConfigError> {
+    pub fn build(self) -> Result<ResilienceLayer<C, P, B::Layer>, ConfigError> {
         self.build_with_options().map(|(layer, ())| layer)
     }
 }

@@ -38,6 +38,10 @@ pub trait ScopeKey<Req>: Clone + Send + Sync + 'static {
 
     /// The key of `request`.
     fn key(&self, request: &Req) -> Self::Key;
+
+    /// Whether requests have keys at all: `false` only for [`Unscoped`], whose one state
+    /// needs no lookup.
+    const PER_KEY: bool = true;
 }
 
 /// One state for every request: the default.
@@ -46,6 +50,8 @@ pub struct Unscoped;
 
 impl<Req> ScopeKey<Req> for Unscoped {
     type Key = ();
+
+    const PER_KEY: bool = false;
 
     fn key(&self, _request: &Req) {}
 }

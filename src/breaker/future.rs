@@ -33,14 +33,32 @@ pin_project! {
 /// What a call let through owes its circuit: an outcome, or, for a probe dropped before it
 /// had one, its permit back.
 pub(crate) struct Ticket<C> {
-    pub(crate) circuit: Arc<Slot<Circuit>>,
-    pub(crate) classifier: Arc<C>,
-    pub(crate) pass: Pass,
-    pub(crate) started_us: Option<u64>,
-    pub(crate) done: bool,
+    circuit: Arc<Slot<Circuit>>,
+    classifier: Arc<C>,
+    // When the call started (µs), kept only under a slow-call threshold; `NOT_TIMED` otherwise.
+    started_us: u64,
+    pass: Pass,
+    done: bool,
 }
 
+const NOT_TIMED: u64 = u64::MAX;
+
 impl<C> Ticket<C> {
+    pub(crate) fn new(
+        circuit: Arc<Slot<Circuit>>,
+        classifier: Arc<C>,
+        pass: Pass,
+        started_us: Option<u64>,
+    ) -> Self {
+        Ticket {
+            circuit,
+            classifier,
+            started_us: started_us.unwrap_or(NOT_TIMED),
+            pass,
+            done: false,
+        }
+    }
+
     fn finish<Res>(&mut self, outcome: Result<&Res, &BoxError>)
     where
         C: ClassifyOutcome<Res>,
@@ -53,8 +71,9 @@ impl<C> Ticket<C> {
             Classification::Retryable { .. } => true,
             Classification::Fatal { .. } => settings.count_fatal,
         };
-        let now = (settings.windowed() || self.started_us.is_some()).then(|| circuit.now_us());
-        let slow = match (settings.slow_calls, self.started_us, now) {
+        let started = (self.started_us != NOT_TIMED).then_some(self.started_us);
+        let now = (settings.windowed() || started.is_some()).then(|| circuit.now_us());
+        let slow = match (settings.slow_calls, started, now) {
             (Some((threshold, _)), Some(started), Some(now)) => {
                 now.saturating_sub(started) >= super::config::micros(threshold)
             }

@@ -82,8 +82,8 @@ use std::task::{Context, Poll};
 use tower_service::Service;
 
 use crate::classify::{ClassifyOutcome, DefaultClassifier};
-use crate::error::{BoxError, Error, ErrorKind};
-use crate::scope::{ScopeKey, Scopes, Unscoped};
+use crate::error::{BoxError, ConfigError, Error, ErrorKind};
+use crate::scope::{ScopeKey, Scopes, Slot, Unscoped};
 
 use self::circuit::Circuit;
 pub use self::config::BreakerConfig;
@@ -166,10 +166,26 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        let Some(circuits) = &self.circuits else {
-            return ResponseFuture::passed(self.inner.call(request));
-        };
-        let circuit = circuits.get(&self.scope, &request);
+        match &self.circuits {
+            None => ResponseFuture::passed(self.inner.call(request)),
+            Some(circuits) => {
+                let circuit = circuits.get(&self.scope, &request);
+                self.call_through(circuit, request)
+            }
+        }
+    }
+}
+
+impl<S, C, K> CircuitBreaker<S, C, K> {
+    /// A call through a circuit that is switched on: let through, or rejected.
+    fn call_through<Req>(
+        &mut self,
+        circuit: Arc<Slot<Circuit>>,
+        request: Req,
+    ) -> ResponseFuture<S::Future, C>
+    where
+        S: Service<Req>,
+    {
         match circuit.admit(circuit.name()) {
             Ok(pass) => {
                 let started_us = circuit
@@ -177,13 +193,7 @@ where
                     .slow_calls
                     .is_some()
                     .then(|| circuit.now_us());
-                let ticket = Ticket {
-                    circuit,
-                    classifier: self.classifier.clone(),
-                    pass,
-                    started_us,
-                    done: false,
-                };
+                let ticket = Ticket::new(circuit, self.classifier.clone(), pass, started_us);
                 ResponseFuture::called(self.inner.call(request), ticket)
             }
             Err(rejection) => {
@@ -197,16 +207,74 @@ where
     }
 }
 
-/// The classifier of a preset's breaker slot when no breaker is configured: it is never asked.
+/// The breaker slot of [`ResilienceLayer`](crate::ResilienceLayer) with no breaker in it: a
+/// layer that adds nothing, so that a stack without a breaker is the stack it was.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoBreaker;
 
-impl<Res> ClassifyOutcome<Res> for NoBreaker {
-    fn classify_outcome(
-        &self,
-        _outcome: Result<&Res, &BoxError>,
-    ) -> crate::classify::Classification {
-        crate::classify::Classification::Success
+impl<S> tower_layer::Layer<S> for NoBreaker {
+    type Service = S;
+
+    fn layer(&self, inner: S) -> S {
+        inner
+    }
+}
+
+/// A breaker asked of a preset's builder, with the classifier it counts with: what
+/// [`ResilienceBuilder::circuit_breaker`](crate::ResilienceBuilder::circuit_breaker) sets.
+#[derive(Debug, Clone)]
+pub struct BreakerPlan<C> {
+    config: BreakerConfig,
+    classifier: C,
+}
+
+/// What a preset's builder has in its breaker slot: [`NoBreaker`] or a [`BreakerPlan`].
+pub trait BreakerSlot: sealed::Sealed {
+    /// The layer it makes.
+    type Layer;
+
+    #[doc(hidden)]
+    fn build(self) -> Result<Self::Layer, ConfigError>;
+
+    #[doc(hidden)]
+    fn into_config(self) -> Option<BreakerConfig>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::NoBreaker {}
+    impl<C> Sealed for super::BreakerPlan<C> {}
+}
+
+impl BreakerSlot for NoBreaker {
+    type Layer = NoBreaker;
+
+    fn build(self) -> Result<NoBreaker, ConfigError> {
+        Ok(NoBreaker)
+    }
+
+    fn into_config(self) -> Option<BreakerConfig> {
+        None
+    }
+}
+
+impl<C: 'static> BreakerSlot for BreakerPlan<C> {
+    type Layer = CircuitBreakerLayer<C>;
+
+    fn build(self) -> Result<CircuitBreakerLayer<C>, ConfigError> {
+        CircuitBreakerLayer::builder(self.config)
+            .classifier(self.classifier)
+            .build()
+    }
+
+    fn into_config(self) -> Option<BreakerConfig> {
+        Some(self.config)
+    }
+}
+
+impl<C> BreakerPlan<C> {
+    pub(crate) fn new(config: BreakerConfig, classifier: C) -> Self {
+        BreakerPlan { config, classifier }
     }
 }
 

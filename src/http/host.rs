@@ -1,6 +1,7 @@
 //! [`ByAuthority`]: the HTTP and gRPC presets' key for state kept per host.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 use http::Request;
 use http::uri::{Authority, Scheme};
@@ -27,11 +28,37 @@ use crate::scope::ScopeKey;
 pub struct ByAuthority;
 
 /// A request's scheme and authority: the key [`ByAuthority`] gives. Made without allocating:
-/// both share the request URI's bytes.
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// both share the request URI's bytes. Keys compare as written (`Example.com` and
+/// `example.com` are two keys): a lookup on every request is a byte comparison, not a
+/// case-folding one.
+#[derive(Clone)]
 pub struct HostKey {
     scheme: Option<Scheme>,
     authority: Option<Authority>,
+}
+
+impl HostKey {
+    fn parts(&self) -> (&str, &str) {
+        let scheme = self.scheme.as_ref().map_or("", Scheme::as_str);
+        let authority = self.authority.as_ref().map_or("", Authority::as_str);
+        (scheme, authority)
+    }
+}
+
+impl PartialEq for HostKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for HostKey {}
+
+impl Hash for HostKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let (scheme, authority) = self.parts();
+        state.write(scheme.as_bytes());
+        state.write(authority.as_bytes());
+    }
 }
 
 impl fmt::Debug for HostKey {

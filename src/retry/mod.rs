@@ -188,7 +188,10 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        let keyed = (self.shared.keyed.as_ref()).map(|keyed| keyed.get(&self.scope, &request));
+        let keyed = match &self.shared.keyed {
+            Some(keyed) if K::PER_KEY => Some(keyed.get(&self.scope, &request)),
+            _ => None,
+        };
         if let Some(budget) = keyed.as_ref().map(|slot| &***slot).or(self
             .shared
             .config
