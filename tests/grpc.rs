@@ -496,3 +496,39 @@ async fn calls_through_the_preset_spawn() {
     assert_eq!(status.unwrap(), ServingStatus::Serving);
     assert_eq!(faults.calls(), 2);
 }
+
+/// UNAVAILABLE opens the preset's circuit; a tonic client then gets UNAVAILABLE at once, with a
+/// message naming the open circuit, and the server sees no more calls.
+#[tokio::test]
+async fn unavailable_opens_the_circuit_and_tonic_sees_unavailable() {
+    let faults = Faults::failing(u32::MAX, Code::Unavailable);
+    let addr = start(faults.clone(), None).await;
+    let layer = fast()
+        .circuit_breaker(
+            tower_tenacity::breaker::BreakerConfig::new()
+                .consecutive_failures(3)
+                .break_duration(Duration::from_secs(60)),
+        )
+        .build()
+        .unwrap();
+    let handle = layer.breaker().handle();
+    let mut client = HealthClient::new(layer.layer(channel(addr)));
+    let request = || HealthCheckRequest {
+        service: String::new(),
+    };
+    let status = client.check(request()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(faults.calls(), 3);
+    assert_eq!(
+        handle.snapshot().state,
+        tower_tenacity::breaker::CircuitState::Open
+    );
+    let status = client.check(request()).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains("the circuit is open for"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(faults.calls(), 3, "no call reached the server");
+}

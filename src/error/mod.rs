@@ -231,9 +231,23 @@ impl Error {
         find_cause::<Error>(err)
     }
 
-    fn last_timeout(&self) -> Option<(TimeoutScope, Duration)> {
+    /// Whether a circuit breaker turned the call away, either directly or at the last attempt
+    /// of retries that stopped.
+    pub fn is_circuit_open(&self) -> bool {
+        matches!(
+            (self.kind, self.last_kind()),
+            (ErrorKind::CircuitOpen { .. }, _) | (_, Some(ErrorKind::CircuitOpen { .. }))
+        )
+    }
+
+    /// The kind of the error the last attempt failed with, when it was one of ours.
+    fn last_kind(&self) -> Option<ErrorKind> {
         let source = self.source.as_deref()?;
-        match source.downcast_ref::<Error>()?.kind {
+        Some(source.downcast_ref::<Error>()?.kind)
+    }
+
+    fn last_timeout(&self) -> Option<(TimeoutScope, Duration)> {
+        match self.last_kind()? {
             ErrorKind::Timeout { scope, after } => Some((scope, after)),
             _ => None,
         }
@@ -287,10 +301,13 @@ impl fmt::Display for Error {
         match self.kind {
             ErrorKind::Timeout { scope, after } => write_timeout(f, scope, after)?,
             ErrorKind::CircuitOpen { remaining, held } => write_open(f, remaining, held)?,
-            ErrorKind::GaveUp { .. } => match (self.last_timeout(), self.reason) {
-                (Some((scope, after)), _) => write_timeout(f, scope, after)?,
-                (None, Some(reason)) => write!(f, "failed: {reason}")?,
-                (None, None) => f.write_str("failed")?,
+            ErrorKind::GaveUp { .. } => match (self.last_kind(), self.reason) {
+                (Some(ErrorKind::Timeout { scope, after }), _) => write_timeout(f, scope, after)?,
+                (Some(ErrorKind::CircuitOpen { remaining, held }), _) => {
+                    write_open(f, remaining, held)?
+                }
+                (_, Some(reason)) => write!(f, "failed: {reason}")?,
+                (_, None) => f.write_str("failed")?,
             },
         }
         // Running out of attempts needs no note: "(attempt 3 of 3)" says it.
