@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use tower_layer::Layer;
 
-use crate::breaker::{BreakerConfig, BreakerPlan, BreakerSlot, CircuitBreakerLayer, NoBreaker};
+#[cfg(feature = "http")]
+use crate::breaker::CircuitBreakerLayer;
+use crate::breaker::{BreakerConfig, BreakerPlan, BreakerSlot, NoBreaker};
 use crate::classify::DefaultClassifier;
 use crate::deadline::Deadline;
 use crate::error::{ConfigError, ConfigProblem};
@@ -121,7 +123,8 @@ impl<C, P, L> ResilienceLayer<C, P, L> {
         &self.retry
     }
 
-    /// The circuit breaker between retry and the attempt timeout: a [`CircuitBreakerLayer`]
+    /// The circuit breaker between retry and the attempt timeout: a
+    /// [`CircuitBreakerLayer`](crate::breaker::CircuitBreakerLayer)
     /// if [`circuit_breaker`](ResilienceBuilder::circuit_breaker) was set, [`NoBreaker`]
     /// otherwise.
     pub fn breaker(&self) -> &L {

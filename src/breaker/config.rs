@@ -204,6 +204,7 @@ impl BreakerConfig {
     }
 
     /// The most keys kept, as set.
+    #[cfg(feature = "http")]
     pub(crate) fn keys(&self) -> usize {
         self.max_keys
     }

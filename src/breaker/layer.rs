@@ -76,6 +76,7 @@ impl<C, K> CircuitBreakerLayer<C, K> {
     }
 
     /// A breaker slot that is switched off: it passes calls through.
+    #[cfg(feature = "http")]
     pub(crate) fn off(classifier: C, scope: K) -> Self {
         CircuitBreakerLayer {
             circuits: None,
