@@ -37,10 +37,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use services::{always_ready, fails_twice};
 use tower::{Layer, Service, ServiceExt};
-use tower_tenacity::ResilienceLayer;
+use tower_tenacity::breaker::BreakerConfig;
 use tower_tenacity::classify::DefaultClassifier;
 use tower_tenacity::http::ReplayBody;
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
+use tower_tenacity::{ResilienceBuilder, ResilienceLayer};
 
 /// Counts every allocation, to report allocations per operation.
 struct Counting;
@@ -91,6 +92,16 @@ fn scenarios() -> Vec<Scenario> {
             run: success_tenacity,
         },
         Scenario {
+            name: "success/tenacity+breaker",
+            ops: 10_000,
+            run: success_breaker,
+        },
+        Scenario {
+            name: "success/tenacity+breaker(consecutive)",
+            ops: 10_000,
+            run: success_breaker_in_a_row,
+        },
+        Scenario {
             name: "retry/bare",
             ops: 500,
             run: retry_bare,
@@ -119,6 +130,11 @@ fn scenarios() -> Vec<Scenario> {
             name: "http/tenacity",
             ops: 300,
             run: http_tenacity,
+        },
+        Scenario {
+            name: "http/tenacity+breaker",
+            ops: 300,
+            run: http_breaker,
         },
     ]
 }
@@ -150,7 +166,7 @@ fn main() {
         let per_op = (ir_n - ir_0) as f64 / scenario.ops as f64;
         let allocs = (allocs_n - allocs_0) as f64 / scenario.ops as f64;
         eprintln!(
-            "{:<18} {per_op:>10.0} instructions/op {allocs:>6.2} allocations/op",
+            "{:<36} {per_op:>10.0} instructions/op {allocs:>6.2} allocations/op",
             scenario.name
         );
         rows.push((scenario.name, per_op, allocs));
@@ -237,17 +253,19 @@ fn timer_runtime(paused: bool) -> tokio::runtime::Runtime {
 /// This crate's deadline → retry → attempt timeout with every default (budget and jitter on),
 /// or, for the retry path, with neither (so that both stacks wait the same delays).
 fn tenacity(realistic: bool) -> ResilienceLayer {
+    tenacity_builder(realistic).build().unwrap()
+}
+
+fn tenacity_builder(realistic: bool) -> ResilienceBuilder {
     let builder = ResilienceLayer::builder(DefaultClassifier)
         .total_timeout(Duration::from_secs(10))
         .attempt_timeout(Duration::from_secs(2));
     if realistic {
-        builder.build().unwrap()
+        builder
     } else {
         builder
             .no_budget()
             .backoff(ExponentialBackoff::default().with_jitter(Jitter::None))
-            .build()
-            .unwrap()
     }
 }
 
@@ -269,6 +287,34 @@ fn success_tenacity(n: u64) {
     let rt = timer_runtime(false);
     let _context = rt.enter();
     let mut svc = tenacity(true).layer(always_ready());
+    repeat(n, || call_ready(&mut svc));
+}
+
+/// The same stack with a circuit breaker between retry and the attempt timeout: Polly's
+/// defaults (a failure ratio over a 30 s window, which reads the clock for each outcome).
+fn success_breaker(n: u64) {
+    let rt = timer_runtime(false);
+    let _context = rt.enter();
+    let layer = tenacity_builder(true)
+        .circuit_breaker(BreakerConfig::new())
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(always_ready());
+    repeat(n, || call_ready(&mut svc));
+}
+
+/// The breaker counting only failures in a row: no window, no clock.
+fn success_breaker_in_a_row(n: u64) {
+    let rt = timer_runtime(false);
+    let _context = rt.enter();
+    let config = BreakerConfig::new()
+        .no_failure_ratio()
+        .consecutive_failures(5);
+    let layer = tenacity_builder(true)
+        .circuit_breaker(config)
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(always_ready());
     repeat(n, || call_ready(&mut svc));
 }
 
@@ -363,6 +409,17 @@ fn http_tower(n: u64) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let _context = rt.enter();
     let mut svc = support::tower_stack(client, true);
+    repeat(n, || rt.block_on(get(&mut svc, &uri)));
+}
+
+fn http_breaker(n: u64) {
+    let (rt, uri) = http_runtime();
+    let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
+    let layer = ResilienceLayer::http()
+        .circuit_breaker(BreakerConfig::new())
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(client);
     repeat(n, || rt.block_on(get(&mut svc, &uri)));
 }
 

@@ -1,5 +1,5 @@
 //! Resilience middleware for [tower]: per-attempt timeouts, a total deadline, exponential-backoff
-//! retry, and one classifier that drives them all.
+//! retry, a circuit breaker, and one classifier that drives them all.
 //!
 //! # One idea
 //!
@@ -10,8 +10,9 @@
 //! Success | Retryable { reason, after: Option<Duration> } | Fatal { reason }
 //! ```
 //!
-//! That one answer decides whether the retry loop goes on, what error the caller sees, and what
-//! the `tracing` events and the [`Observer`](retry::Observer) report. To change what is retried,
+//! That one answer decides whether the retry loop goes on, what a circuit breaker counts as a
+//! failure, what error the caller sees, and what the `tracing` events and the
+//! [`Observer`](retry::Observer) report. To change what is retried,
 //! change the classifier; the loop stays as it is.
 //!
 //! # The layers
@@ -22,10 +23,14 @@
 //! |---|---|
 //! | [`DeadlineLayer`](deadline::DeadlineLayer) | one budget for the whole call, attempts and backoff included |
 //! | [`RetryLayer`](retry::RetryLayer) | classify, decide, back off, re-issue; attempts, elapsed and budget limits |
+//! | [`CircuitBreakerLayer`](breaker::CircuitBreakerLayer) (opt-in) | fail fast while a dependency is down; probe when the break ends |
 //! | [`TimeoutLayer`](timeout::TimeoutLayer) | bounds one attempt; its expiry is retryable |
 //!
 //! Each works alone and around any [`tower::Service`](tower_service::Service).
-//! [`ResilienceLayer`] builds all three from one validated configuration. Retry inside a
+//! [`ResilienceLayer`] builds them from one validated configuration (the breaker when
+//! [`circuit_breaker`](ResilienceBuilder::circuit_breaker) asks for one). The retry budget and
+//! the breaker's circuits can be kept per key, bounded in memory ([`scope`]); the HTTP and gRPC
+//! presets keep them per host. Retry inside a
 //! deadline knows the time left, never starts a backoff that would end past it, and never sends
 //! an attempt at or after it.
 //!

@@ -1,24 +1,35 @@
 //! The success path through deadline → retry → attempt timeout allocates nothing and arms no
-//! timer. Its own test binary, because the counting allocator is global.
+//! timer. Its own test binary, because the counting allocator is global (it counts each
+//! thread's allocations apart, so that the tests may run side by side).
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::future::{Future, ready};
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tower::{Layer, Service, service_fn};
+use tower_tenacity::breaker::{BreakerConfig, CircuitBreakerLayer};
 use tower_tenacity::classify::DefaultClassifier;
+use tower_tenacity::retry::RetryLayer;
+use tower_tenacity::scope::key_fn;
 use tower_tenacity::{BoxError, ResilienceLayer};
 
 struct Counting;
 
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Allocations made by this thread so far.
+fn allocations() -> usize {
+    ALLOCATIONS.with(Cell::get)
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
         unsafe { System.alloc(layout) }
     }
 
@@ -55,12 +66,70 @@ fn a_successful_call_through_all_three_layers_allocates_nothing() {
         assert_eq!(poll_once(svc.call(n)).unwrap(), n + 1);
     }
 
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = allocations();
     for n in 0..1000 {
         assert!(svc.poll_ready(&mut cx).is_ready());
         assert_eq!(poll_once(svc.call(n)).unwrap(), n + 1);
     }
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = allocations() - before;
     // No tokio runtime exists here: arming a timer would have panicked.
     assert_eq!(allocations, 0, "{allocations} allocations in 1000 calls");
+}
+
+/// With a circuit breaker (Polly's defaults: a failure ratio over a window, so every outcome is
+/// counted), and its circuits and the retry budget kept per key, a call allocates nothing of
+/// this crate's either, once each key has its state: a success nothing, a (fatal) failure that
+/// the breaker counts only the service's own error.
+#[test]
+fn a_call_through_a_breaker_and_state_per_key_allocates_nothing() {
+    let fails = |n: u64| n % 7 == 0;
+    let inner = service_fn(move |n: u64| {
+        ready(if fails(n) {
+            Err::<u64, BoxError>("not found".into())
+        } else {
+            Ok(n + 1)
+        })
+    });
+    let before = allocations();
+    let _ = poll_once(inner.clone().call(7));
+    let per_error = allocations() - before;
+
+    let by_parity = key_fn(|n: &u64| n % 2);
+    let config = BreakerConfig::new().count_fatal(true).failure_ratio(0.5);
+    let breaker = CircuitBreakerLayer::builder(config)
+        .per_key(by_parity.clone())
+        .build()
+        .unwrap();
+    let retry = RetryLayer::builder()
+        .build()
+        .unwrap()
+        .budget_per_key(by_parity, 16);
+    let mut svc = retry.layer(breaker.layer(inner));
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut call = |n: u64| {
+        assert!(svc.poll_ready(&mut cx).is_ready());
+        let answer = poll_once(svc.call(n));
+        assert_eq!(
+            answer.is_err(),
+            fails(n),
+            "a fatal error is returned as it is"
+        );
+    };
+    for n in 1..=10 {
+        call(n);
+    }
+    let before = allocations();
+    for n in 1..=1000 {
+        call(n);
+    }
+    let allocations = allocations() - before;
+    let errors = (1..=1000).filter(|n| fails(*n)).count();
+    assert_eq!(
+        allocations,
+        errors * per_error,
+        "in 1000 calls, {errors} of them failing"
+    );
+    let snapshots = breaker.handle().snapshots();
+    assert_eq!(snapshots.len(), 2);
+    assert!(snapshots.iter().any(|s| s.counts.failures > 0));
 }
