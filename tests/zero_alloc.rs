@@ -82,7 +82,7 @@ fn a_successful_call_through_all_three_layers_allocates_nothing() {
 /// the breaker counts only the service's own error.
 #[test]
 fn a_call_through_a_breaker_and_state_per_key_allocates_nothing() {
-    let fails = |n: u64| n % 7 == 0;
+    let fails = |n: u64| n.is_multiple_of(7);
     let inner = service_fn(move |n: u64| {
         ready(if fails(n) {
             Err::<u64, BoxError>("not found".into())
