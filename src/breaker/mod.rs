@@ -178,6 +178,7 @@ where
 
 impl<S, C, K> CircuitBreaker<S, C, K> {
     /// A call through a circuit that is switched on: let through, or rejected.
+    #[inline]
     fn call_through<Req>(
         &mut self,
         circuit: Arc<Slot<Circuit>>,
