@@ -10,7 +10,9 @@
 //! the state of a key that has not been used since the last time room was made and has no call
 //! in flight, so that a caller that talks to endless hosts cannot grow memory without limit.
 //! Reading the state of a known key takes no lock: the map is swapped whole when a key is added
-//! (which takes a lock among writers only) and read through an atomic pointer.
+//! (which takes a lock among writers only) and read through an atomic pointer (`arc-swap`).
+//! Keys are hashed with `foldhash`, seeded per map; keys that share a hash are told apart by
+//! comparing them.
 //!
 //! ```
 //! use tower_tenacity::scope::{key_fn, ScopeKey};
@@ -23,7 +25,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -153,7 +155,7 @@ type Chains<V> = HashMap<u64, Vec<Arc<Slot<V>>>, BuildHasherDefault<Prehashed>>;
 pub(crate) struct Scopes<V> {
     single: Option<Arc<Slot<V>>>,
     map: ArcSwap<Chains<V>>,
-    hasher: RandomState,
+    hasher: foldhash::quality::RandomState,
     cap: usize,
     make: Box<dyn Fn() -> V + Send + Sync>,
     writer: Mutex<()>,
@@ -170,7 +172,7 @@ impl<V: Send + Sync + 'static> Scopes<V> {
                 value,
             })),
             map: ArcSwap::default(),
-            hasher: RandomState::new(),
+            hasher: foldhash::quality::RandomState::default(),
             cap: 1,
             make: Box::new(|| unreachable!("a single scope makes no state")),
             writer: Mutex::new(()),
@@ -182,7 +184,7 @@ impl<V: Send + Sync + 'static> Scopes<V> {
         Scopes {
             single: None,
             map: ArcSwap::default(),
-            hasher: RandomState::new(),
+            hasher: foldhash::quality::RandomState::default(),
             cap: cap.max(1),
             make: Box::new(make),
             writer: Mutex::new(()),
