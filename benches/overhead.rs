@@ -26,6 +26,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use services::{always_ready, fails_twice};
 use support::tower_stack;
 use tower::{Layer, Service, ServiceExt, service_fn};
+use tower_tenacity::breaker::BreakerConfig;
 use tower_tenacity::classify::DefaultClassifier;
 use tower_tenacity::retry::{ExponentialBackoff as TenacityBackoff, Jitter};
 use tower_tenacity::{BoxError, ResilienceLayer};
@@ -98,6 +99,16 @@ fn success(c: &mut Criterion) {
     let mut tenacity = ours(true).layer(always_ready());
     group.bench_function("tenacity_deadline_retry_timeout", |b| {
         b.iter(|| call_ready(&mut tenacity, std::hint::black_box(7)))
+    });
+    let with_breaker = ResilienceLayer::builder(DefaultClassifier)
+        .total_timeout(Duration::from_secs(10))
+        .attempt_timeout(Duration::from_secs(2))
+        .circuit_breaker(BreakerConfig::new())
+        .build()
+        .expect("valid configuration");
+    let mut tenacity_breaker = with_breaker.layer(always_ready());
+    group.bench_function("tenacity_with_breaker", |b| {
+        b.iter(|| call_ready(&mut tenacity_breaker, std::hint::black_box(7)))
     });
     group.finish();
 }

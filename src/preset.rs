@@ -442,7 +442,7 @@ pub(crate) struct PresetParts<C, P, K, X> {
 }
 
 #[cfg(feature = "http")]
-impl<C: Clone + 'static, P: Clone, X, B: BreakerSlot> ResilienceBuilder<C, P, X, B> {
+impl<C: Clone + Send + Sync + 'static, P: Clone, X, B: BreakerSlot> ResilienceBuilder<C, P, X, B> {
     /// Checks the settings and makes a protocol preset's layers, with the retry budget and the
     /// breaker (if one was asked for) kept per key of `scope`.
     pub(crate) fn build_per_key<K: Clone + 'static>(
@@ -461,7 +461,7 @@ impl<C: Clone + 'static, P: Clone, X, B: BreakerSlot> ResilienceBuilder<C, P, X,
                 .classifier(classifier)
                 .per_key(scope.clone())
                 .build()?,
-            None => CircuitBreakerLayer::off(classifier, scope.clone()),
+            None => CircuitBreakerLayer::off(scope.clone()),
         };
         Ok(PresetParts {
             retry: stack.retry.clone().budget_per_key(scope, max_keys),

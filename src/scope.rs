@@ -161,7 +161,7 @@ pub(crate) struct Scopes<V> {
     writer: Mutex<()>,
 }
 
-impl<V: Send + Sync + 'static> Scopes<V> {
+impl<V> Scopes<V> {
     /// State for one key only: every request gets the same value.
     pub(crate) fn single(value: V) -> Self {
         Scopes {

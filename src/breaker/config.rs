@@ -204,7 +204,6 @@ impl BreakerConfig {
     }
 
     /// The most keys kept, as set.
-    #[cfg(feature = "http")]
     pub(crate) fn keys(&self) -> usize {
         self.max_keys
     }
@@ -231,7 +230,6 @@ pub(crate) struct Settings {
     pub(crate) probes: u32,
     pub(crate) count_fatal: bool,
     pub(crate) seed: Option<u64>,
-    pub(crate) max_keys: usize,
 }
 
 fn ratio(field: &'static str, value: f64) -> Result<f64, ConfigError> {
@@ -345,7 +343,6 @@ impl Settings {
             probes: config.probes,
             count_fatal: config.count_fatal,
             seed: config.seed,
-            max_keys: config.max_keys,
         })
     }
 

@@ -7,6 +7,7 @@ use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 
+use super::Counted;
 use super::circuit::{Circuit, Pass};
 use crate::classify::{Classification, ClassifyOutcome};
 use crate::error::BoxError;
@@ -33,8 +34,7 @@ pin_project! {
 /// What a call let through owes its circuit: an outcome, or, for a probe dropped before it
 /// had one, its permit back.
 pub(crate) struct Ticket<C> {
-    circuit: Arc<Slot<Circuit>>,
-    classifier: Arc<C>,
+    circuit: Arc<Slot<Counted<C>>>,
     // When the call started (µs), kept only under a slow-call threshold; `NOT_TIMED` otherwise.
     started_us: u64,
     pass: Pass,
@@ -44,15 +44,9 @@ pub(crate) struct Ticket<C> {
 const NOT_TIMED: u64 = u64::MAX;
 
 impl<C> Ticket<C> {
-    pub(crate) fn new(
-        circuit: Arc<Slot<Circuit>>,
-        classifier: Arc<C>,
-        pass: Pass,
-        started_us: Option<u64>,
-    ) -> Self {
+    pub(crate) fn new(circuit: Arc<Slot<Counted<C>>>, pass: Pass, started_us: Option<u64>) -> Self {
         Ticket {
             circuit,
-            classifier,
             started_us: started_us.unwrap_or(NOT_TIMED),
             pass,
             done: false,
@@ -64,9 +58,10 @@ impl<C> Ticket<C> {
         C: ClassifyOutcome<Res>,
     {
         self.done = true;
-        let circuit = &**self.circuit;
+        let counted = &**self.circuit;
+        let circuit: &Circuit = counted;
         let settings = circuit.settings();
-        let failure = match self.classifier.classify_outcome(outcome) {
+        let failure = match counted.classifier().classify_outcome(outcome) {
             Classification::Success => false,
             Classification::Retryable { .. } => true,
             Classification::Fatal { .. } => settings.count_fatal,

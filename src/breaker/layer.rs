@@ -5,7 +5,7 @@ use tower_layer::Layer;
 
 use super::circuit::Circuit;
 use super::config::{BreakerConfig, Settings};
-use super::{BreakerHandle, CircuitBreaker};
+use super::{BreakerHandle, CircuitBreaker, Counted};
 use crate::classify::DefaultClassifier;
 use crate::error::ConfigError;
 use crate::scope::{Scopes, Unscoped};
@@ -41,8 +41,7 @@ use crate::scope::{Scopes, Unscoped};
 /// # }
 /// ```
 pub struct CircuitBreakerLayer<C = DefaultClassifier, K = Unscoped> {
-    circuits: Option<Arc<Scopes<Circuit>>>,
-    classifier: Arc<C>,
+    circuits: Option<Arc<Scopes<Counted<C>>>>,
     scope: K,
 }
 
@@ -62,14 +61,14 @@ impl CircuitBreakerLayer {
     }
 }
 
-impl<C, K> CircuitBreakerLayer<C, K> {
+impl<C: Send + Sync + 'static, K> CircuitBreakerLayer<C, K> {
     /// The handle to the layer's circuits: snapshots, and holding them open or closed by hand.
     pub fn handle(&self) -> BreakerHandle {
-        BreakerHandle {
-            circuits: self.circuits.clone(),
-        }
+        BreakerHandle::new(self.circuits.clone())
     }
+}
 
+impl<C, K> CircuitBreakerLayer<C, K> {
     /// Whether the layer is switched on (a preset's slot with no breaker configured is not).
     pub fn is_on(&self) -> bool {
         self.circuits.is_some()
@@ -77,10 +76,9 @@ impl<C, K> CircuitBreakerLayer<C, K> {
 
     /// A breaker slot that is switched off: it passes calls through.
     #[cfg(feature = "http")]
-    pub(crate) fn off(classifier: C, scope: K) -> Self {
+    pub(crate) fn off(scope: K) -> Self {
         CircuitBreakerLayer {
             circuits: None,
-            classifier: Arc::new(classifier),
             scope,
         }
     }
@@ -90,16 +88,14 @@ impl<C, K: Clone> Clone for CircuitBreakerLayer<C, K> {
     fn clone(&self) -> Self {
         CircuitBreakerLayer {
             circuits: self.circuits.clone(),
-            classifier: self.classifier.clone(),
             scope: self.scope.clone(),
         }
     }
 }
 
-impl<C: fmt::Debug, K: fmt::Debug> fmt::Debug for CircuitBreakerLayer<C, K> {
+impl<C, K: fmt::Debug> fmt::Debug for CircuitBreakerLayer<C, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerLayer")
-            .field("classifier", &self.classifier)
             .field("scope", &self.scope)
             .field("circuits", &self.circuits)
             .finish()
@@ -113,7 +109,6 @@ impl<S, C, K: Clone> Layer<S> for CircuitBreakerLayer<C, K> {
         CircuitBreaker {
             inner,
             circuits: self.circuits.clone(),
-            classifier: self.classifier.clone(),
             scope: self.scope.clone(),
         }
     }
@@ -153,21 +148,23 @@ impl<C, K> CircuitBreakerBuilder<C, K> {
     /// Checks the configuration and makes the layer.
     pub fn build(self) -> Result<CircuitBreakerLayer<C, K>, ConfigError>
     where
+        C: Send + Sync + 'static,
         K: 'static,
     {
         let settings = Arc::new(Settings::new(&self.config)?);
         let observer = self.config.observer.clone();
+        let classifier = Arc::new(self.classifier);
+        let make = move || {
+            let circuit = Circuit::new(settings.clone(), observer.clone());
+            Counted::new(circuit, classifier.clone())
+        };
         let circuits = if is_unscoped::<K>() {
-            Scopes::single(Circuit::new(settings, observer))
+            Scopes::single(make())
         } else {
-            let cap = settings.max_keys;
-            Scopes::per_key(cap, move || {
-                Circuit::new(settings.clone(), observer.clone())
-            })
+            Scopes::per_key(self.config.keys(), make)
         };
         Ok(CircuitBreakerLayer {
             circuits: Some(Arc::new(circuits)),
-            classifier: Arc::new(self.classifier),
             scope: self.scope,
         })
     }

@@ -97,19 +97,65 @@ pub use self::window::Counts;
 /// In a preset with no breaker configured it is switched off, and passes calls through.
 pub struct CircuitBreaker<S, C = DefaultClassifier, K = Unscoped> {
     inner: S,
-    circuits: Option<Arc<Scopes<Circuit>>>,
-    classifier: Arc<C>,
+    circuits: Option<Arc<Scopes<Counted<C>>>>,
     scope: K,
 }
 
-impl<S, C, K> CircuitBreaker<S, C, K> {
-    /// The handle to this breaker's circuits (shared with the layer and every clone).
-    pub fn handle(&self) -> BreakerHandle {
-        BreakerHandle {
-            circuits: self.circuits.clone(),
+/// A circuit with the classifier that decides what it counts: what a call's future holds, so
+/// that one reference reaches both.
+pub(crate) struct Counted<C> {
+    circuit: Circuit,
+    classifier: Arc<C>,
+}
+
+impl<C> Counted<C> {
+    pub(crate) fn new(circuit: Circuit, classifier: Arc<C>) -> Self {
+        Counted {
+            circuit,
+            classifier,
         }
     }
 
+    pub(crate) fn classifier(&self) -> &C {
+        &self.classifier
+    }
+}
+
+impl<C> std::ops::Deref for Counted<C> {
+    type Target = Circuit;
+
+    fn deref(&self) -> &Circuit {
+        &self.circuit
+    }
+}
+
+/// A breaker's circuits, whatever its classifier: what a [`BreakerHandle`] reaches.
+trait Circuits: Send + Sync {
+    fn snapshots(&self) -> Vec<Snapshot>;
+    fn set(&self, state: CircuitState);
+}
+
+impl<C: Send + Sync + 'static> Circuits for Scopes<Counted<C>> {
+    fn snapshots(&self) -> Vec<Snapshot> {
+        let all = self.all();
+        all.iter().map(|slot| slot.snapshot(slot.name())).collect()
+    }
+
+    fn set(&self, state: CircuitState) {
+        for slot in self.all() {
+            slot.set(state, slot.name());
+        }
+    }
+}
+
+impl<S, C: Send + Sync + 'static, K> CircuitBreaker<S, C, K> {
+    /// The handle to this breaker's circuits (shared with the layer and every clone).
+    pub fn handle(&self) -> BreakerHandle {
+        BreakerHandle::new(self.circuits.clone())
+    }
+}
+
+impl<S, C, K> CircuitBreaker<S, C, K> {
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -131,7 +177,6 @@ impl<S: Clone, C, K: Clone> Clone for CircuitBreaker<S, C, K> {
         CircuitBreaker {
             inner: self.inner.clone(),
             circuits: self.circuits.clone(),
-            classifier: self.classifier.clone(),
             scope: self.scope.clone(),
         }
     }
@@ -141,7 +186,6 @@ impl<S: fmt::Debug, C: fmt::Debug, K: fmt::Debug> fmt::Debug for CircuitBreaker<
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreaker")
             .field("inner", &self.inner)
-            .field("classifier", &self.classifier)
             .field("scope", &self.scope)
             .field("circuits", &self.circuits)
             .finish()
@@ -181,7 +225,7 @@ impl<S, C, K> CircuitBreaker<S, C, K> {
     #[inline]
     fn call_through<Req>(
         &mut self,
-        circuit: Arc<Slot<Circuit>>,
+        circuit: Arc<Slot<Counted<C>>>,
         request: Req,
     ) -> ResponseFuture<S::Future, C>
     where
@@ -194,7 +238,7 @@ impl<S, C, K> CircuitBreaker<S, C, K> {
                     .slow_calls
                     .is_some()
                     .then(|| circuit.now_us());
-                let ticket = Ticket::new(circuit, self.classifier.clone(), pass, started_us);
+                let ticket = Ticket::new(circuit, pass, started_us);
                 ResponseFuture::called(self.inner.call(request), ticket)
             }
             Err(rejection) => {
@@ -259,7 +303,7 @@ impl BreakerSlot for NoBreaker {
     }
 }
 
-impl<C: 'static> BreakerSlot for BreakerPlan<C> {
+impl<C: Send + Sync + 'static> BreakerSlot for BreakerPlan<C> {
     type Layer = CircuitBreakerLayer<C>;
 
     fn build(self) -> Result<CircuitBreakerLayer<C>, ConfigError> {
@@ -286,22 +330,27 @@ impl<C> BreakerPlan<C> {
 /// starts closed. The handle of a breaker that is switched off has no circuits.
 #[derive(Clone)]
 pub struct BreakerHandle {
-    circuits: Option<Arc<Scopes<Circuit>>>,
+    circuits: Option<Arc<dyn Circuits>>,
 }
 
 impl fmt::Debug for BreakerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BreakerHandle")
-            .field("circuits", &self.circuits)
+            .field("circuits", &self.snapshots())
             .finish()
     }
 }
 
 impl BreakerHandle {
+    pub(crate) fn new<C: Send + Sync + 'static>(circuits: Option<Arc<Scopes<Counted<C>>>>) -> Self {
+        BreakerHandle {
+            circuits: circuits.map(|c| c as Arc<dyn Circuits>),
+        }
+    }
+
     /// Every circuit's state and counts.
     pub fn snapshots(&self) -> Vec<Snapshot> {
-        let all = self.circuits.as_ref().map(|c| c.all()).unwrap_or_default();
-        all.iter().map(|slot| slot.snapshot(slot.name())).collect()
+        (self.circuits.as_ref()).map_or_else(Vec::new, |c| c.snapshots())
     }
 
     /// The state and counts of the one circuit of an unscoped breaker (with one circuit per
@@ -343,8 +392,8 @@ impl BreakerHandle {
     }
 
     fn set(&self, state: CircuitState) {
-        for slot in self.circuits.as_ref().map(|c| c.all()).unwrap_or_default() {
-            slot.set(state, slot.name());
+        if let Some(circuits) = &self.circuits {
+            circuits.set(state);
         }
     }
 }
