@@ -126,6 +126,10 @@ fn the_documented_bound_is_exact_for_a_fine_ratio() {
     assert_eq!(retries_granted(0.1, 10), 1);
     assert_eq!(retries_granted(0.3, 10), 3);
     assert_eq!(retries_granted(0.000_000_001, 1_000_000_000 / 1000), 0);
+    // Under 1/1000, the deposits of 1000 requests are less than one retry: the budget still
+    // saves up to one (it once capped the savings below a whole token, and never granted any).
+    assert_eq!(retries_granted(0.000_784_93, 1274), 1);
+    assert_eq!(retries_granted(0.000_01, 250_000), 2);
 }
 
 proptest::proptest! {

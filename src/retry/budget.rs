@@ -11,7 +11,8 @@
 //! counted in billionths, so a ratio written with up to nine decimals is kept exactly, and one
 //! with more is rounded down: the bound below holds for every ratio, never rounded up. A floor of
 //! `floor` retries per `window` lets a service with little traffic still retry the odd failure.
-//! Tokens are "recent" in two ways: at most the deposits of the last 1000 requests are saved,
+//! Tokens are "recent" in two ways: at most the deposits of the last 1000 requests are saved
+//! (or one retry's worth, for a ratio under 1/1000),
 //! and they halve for every window that passes. The decay is applied only when a retry asks, and
 //! a full budget takes no deposit, so the success path of a healthy service reads one word and
 //! never the clock. Everything is atomics: clones share one budget, with no lock.
@@ -28,7 +29,8 @@ use crate::error::{ConfigError, ConfigProblem};
 /// Billionths of a token per retry: deposits are fractions of a token, kept as integers.
 const TOKEN: i64 = 1_000_000_000;
 
-/// Earned tokens are capped at the deposits of this many requests.
+/// Earned tokens are capped at the deposits of this many requests (or one whole token, if that
+/// is more).
 const SAVED_REQUESTS: i64 = 1000;
 
 /// Retries allowed as a share of recent requests plus a floor, shared by every clone.
@@ -124,7 +126,7 @@ impl RetryBudget {
         RetryBudget {
             state: Arc::new(State {
                 deposit,
-                cap: deposit * SAVED_REQUESTS,
+                cap: saving_cap(deposit),
                 floor: i64::from(floor),
                 window,
                 origin: Instant::now(),
@@ -197,6 +199,16 @@ impl RetryBudget {
 /// The nano-tokens one request deposits: `ratio` of a token, never more. A ratio written with at
 /// most nine decimals (`0.0015`) is a whole number of nano-tokens that `f64` holds a hair off;
 /// it is rounded to it. Any finer ratio is rounded down, so that the documented bound holds.
+/// The most nano-tokens a budget saves: the deposits of the last `SAVED_REQUESTS` requests, or
+/// one whole retry if that is less (a ratio under 1/1000 would otherwise never earn one).
+fn saving_cap(deposit: i64) -> i64 {
+    if deposit == 0 {
+        0
+    } else {
+        deposit.saturating_mul(SAVED_REQUESTS).max(TOKEN)
+    }
+}
+
 fn deposit_for(ratio: f64) -> i64 {
     let scaled = ratio * TOKEN as f64;
     let nearest = scaled.round();
