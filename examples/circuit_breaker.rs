@@ -24,7 +24,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tower::{Layer, ServiceExt};
+use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::breaker::{BreakerConfig, Transition};
 use tower_tenacity::http::ReplayBody;
 use tower_tenacity::{BoxError, Error, ResilienceLayer};
@@ -53,31 +53,32 @@ async fn main() -> Result<(), BoxError> {
     let url = format!("http://{}/", server.addr);
 
     println!("The server is down:");
-    for call in 1..=5 {
-        let request = Request::get(&url).body(Full::default())?;
-        match svc.clone().oneshot(request).await {
-            Ok(response) => println!(
-                "call {call}: {} (server saw {})",
-                response.status(),
-                server.requests()
-            ),
-            Err(err) => println!("call {call}: {err}"),
-        }
-    }
-    println!("the server saw {} requests", server.requests());
+    send(&svc, &url, &server, 1..=5).await?;
     println!("{}", breaker.snapshot());
 
     println!("\nThe server is back; after the break the first call probes:");
     server.up.store(true, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    for call in 6..=8 {
-        let request = Request::get(&url).body(Full::default())?;
+    send(&svc, &url, &server, 6..=8).await?;
+    println!("{}", breaker.snapshot());
+    Ok(())
+}
+
+/// Sends the calls numbered `calls`, one at a time, and prints what each came to.
+async fn send<S>(
+    svc: &S,
+    url: &str,
+    server: &Server,
+    calls: std::ops::RangeInclusive<u32>,
+) -> Result<(), BoxError>
+where
+    S: Service<Request<Full<Bytes>>, Error = BoxError> + Clone,
+    S::Response: HasStatus,
+{
+    for call in calls {
+        let request = Request::get(url).body(Full::default())?;
         match svc.clone().oneshot(request).await {
-            Ok(response) => println!(
-                "call {call}: {} (server saw {})",
-                response.status(),
-                server.requests()
-            ),
+            Ok(response) => println!("call {call}: {}", response.status()),
             Err(err) => {
                 let open = Error::find(err.as_ref()).is_some_and(Error::is_circuit_open);
                 println!("call {call}: {err} (circuit open: {open})");
@@ -85,8 +86,18 @@ async fn main() -> Result<(), BoxError> {
         }
     }
     println!("the server saw {} requests", server.requests());
-    println!("{}", breaker.snapshot());
     Ok(())
+}
+
+/// A response's status, whatever its body.
+trait HasStatus {
+    fn status(&self) -> StatusCode;
+}
+
+impl<B> HasStatus for Response<B> {
+    fn status(&self) -> StatusCode {
+        Response::status(self)
+    }
 }
 
 /// Answers 503 until `up` is set, then 200; counts the requests it gets.
