@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::config::Settings;
 use super::events::{self, Cause, CircuitState, Observer, Snapshot, Transition};
+use super::settings::Settings;
 use super::window::Window;
 
 const CLOSED: u64 = 0;

@@ -1,12 +1,13 @@
 //! [`BreakerConfig`]: when a circuit opens, how long it stays open, and how it closes again;
-//! checked once, into the [`Settings`] every circuit of a layer reads.
+//! checked once, into the `Settings` every circuit of a layer reads.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::Observer;
-use crate::error::{ConfigError, ConfigProblem};
+use super::settings::Settings;
+use crate::error::ConfigError;
 use crate::scope::DEFAULT_MAX_KEYS;
 
 /// The settings of a circuit breaker. The defaults are Polly's: the circuit opens when at least
@@ -32,20 +33,20 @@ use crate::scope::DEFAULT_MAX_KEYS;
 #[derive(Clone)]
 #[must_use = "a configuration does nothing until a layer is built with it"]
 pub struct BreakerConfig {
-    failure_ratio: Option<f64>,
-    min_calls: u32,
-    window: Duration,
-    buckets: u32,
-    consecutive_failures: Option<u32>,
-    slow_calls: Option<(Duration, f64)>,
-    break_duration: Duration,
-    max_break: Duration,
-    break_growth: f64,
-    break_jitter: f64,
-    probes: u32,
-    count_fatal: bool,
-    seed: Option<u64>,
-    max_keys: usize,
+    pub(super) failure_ratio: Option<f64>,
+    pub(super) min_calls: u32,
+    pub(super) window: Duration,
+    pub(super) buckets: u32,
+    pub(super) consecutive_failures: Option<u32>,
+    pub(super) slow_calls: Option<(Duration, f64)>,
+    pub(super) break_duration: Duration,
+    pub(super) max_break: Duration,
+    pub(super) break_growth: f64,
+    pub(super) break_jitter: f64,
+    pub(super) probes: u32,
+    pub(super) count_fatal: bool,
+    pub(super) seed: Option<u64>,
+    pub(super) max_keys: usize,
     pub(crate) observer: Option<Arc<dyn Observer>>,
 }
 
@@ -212,162 +213,6 @@ impl BreakerConfig {
     pub fn check(&self) -> Result<(), ConfigError> {
         Settings::new(self).map(drop)
     }
-}
-
-/// Validated settings, in the units the circuits count in (microseconds).
-#[derive(Debug)]
-pub(crate) struct Settings {
-    pub(crate) failure_ratio: Option<f64>,
-    pub(crate) min_calls: u64,
-    pub(crate) bucket_us: u64,
-    pub(crate) buckets: usize,
-    pub(crate) consecutive_failures: Option<u32>,
-    pub(crate) slow_calls: Option<(Duration, f64)>,
-    break_duration: Duration,
-    max_break: Duration,
-    break_growth: f64,
-    break_jitter: f64,
-    pub(crate) probes: u32,
-    pub(crate) count_fatal: bool,
-    pub(crate) seed: Option<u64>,
-}
-
-fn ratio(field: &'static str, value: f64) -> Result<f64, ConfigError> {
-    if !value.is_finite() {
-        return Err(ConfigError::new(field, ConfigProblem::NotFinite(value)));
-    }
-    if value <= 0.0 || value > 1.0 {
-        return Err(out_of_range(field, value, 0.0, 1.0));
-    }
-    Ok(value)
-}
-
-fn out_of_range(field: &'static str, value: f64, min: f64, max: f64) -> ConfigError {
-    ConfigError::new(field, ConfigProblem::OutOfRange { value, min, max })
-}
-
-fn positive(field: &'static str, value: Duration) -> Result<Duration, ConfigError> {
-    if value.is_zero() {
-        return Err(ConfigError::new(field, ConfigProblem::ZeroDuration));
-    }
-    Ok(value)
-}
-
-impl Settings {
-    pub(crate) fn new(config: &BreakerConfig) -> Result<Self, ConfigError> {
-        let failure_ratio = match config.failure_ratio {
-            Some(value) => Some(ratio("breaker.failure_ratio", value)?),
-            None => None,
-        };
-        if config.min_calls == 0 {
-            return Err(ConfigError::new("breaker.min_calls", ConfigProblem::Zero));
-        }
-        let window = positive("breaker.window", config.window)?;
-        if !(1..=1000).contains(&config.buckets) {
-            let buckets = f64::from(config.buckets);
-            return Err(out_of_range("breaker.buckets", buckets, 1.0, 1000.0));
-        }
-        let bucket_us = micros(window) / u64::from(config.buckets);
-        if bucket_us == 0 {
-            return Err(ConfigError::new(
-                "breaker.window",
-                ConfigProblem::OutOfRange {
-                    value: window.as_secs_f64(),
-                    min: f64::from(config.buckets) / 1e6,
-                    max: f64::INFINITY,
-                },
-            ));
-        }
-        if config.consecutive_failures == Some(0) {
-            return Err(ConfigError::new(
-                "breaker.consecutive_failures",
-                ConfigProblem::Zero,
-            ));
-        }
-        let slow_calls = match config.slow_calls {
-            Some((threshold, share)) => Some((
-                positive("breaker.slow_calls.threshold", threshold)?,
-                ratio("breaker.slow_calls.ratio", share)?,
-            )),
-            None => None,
-        };
-        let break_duration = positive("breaker.break_duration", config.break_duration)?;
-        if config.max_break < break_duration {
-            return Err(ConfigError::new(
-                "breaker.break_duration",
-                ConfigProblem::Exceeds {
-                    value: break_duration,
-                    bound: "breaker.max_break",
-                    limit: config.max_break,
-                },
-            ));
-        }
-        let growth = config.break_growth;
-        if !growth.is_finite() {
-            return Err(ConfigError::new(
-                "breaker.break_growth",
-                ConfigProblem::NotFinite(growth),
-            ));
-        }
-        if !(1.0..=100.0).contains(&growth) {
-            return Err(out_of_range("breaker.break_growth", growth, 1.0, 100.0));
-        }
-        let jitter = config.break_jitter;
-        if !jitter.is_finite() {
-            return Err(ConfigError::new(
-                "breaker.break_jitter",
-                ConfigProblem::NotFinite(jitter),
-            ));
-        }
-        if !(0.0..=1.0).contains(&jitter) {
-            return Err(out_of_range("breaker.break_jitter", jitter, 0.0, 1.0));
-        }
-        if !(1..=1000).contains(&config.probes) {
-            let probes = f64::from(config.probes);
-            return Err(out_of_range("breaker.probes", probes, 1.0, 1000.0));
-        }
-        if config.max_keys == 0 {
-            return Err(ConfigError::new("breaker.max_keys", ConfigProblem::Zero));
-        }
-        Ok(Settings {
-            failure_ratio,
-            min_calls: u64::from(config.min_calls),
-            bucket_us,
-            buckets: config.buckets as usize,
-            consecutive_failures: config.consecutive_failures,
-            slow_calls,
-            break_duration,
-            max_break: config.max_break,
-            break_growth: growth,
-            break_jitter: jitter,
-            probes: config.probes,
-            count_fatal: config.count_fatal,
-            seed: config.seed,
-        })
-    }
-
-    /// Whether outcomes are counted in the window (which reads the clock for each).
-    pub(crate) fn windowed(&self) -> bool {
-        self.failure_ratio.is_some() || self.slow_calls.is_some()
-    }
-
-    /// The break after the circuit opened `opens` times in a row (1 for the first), with
-    /// `random` in `0.0..1.0` for its jitter.
-    pub(crate) fn break_for(&self, opens: u32, random: f64) -> Duration {
-        let grown = self
-            .break_growth
-            .powi(opens.saturating_sub(1).min(1000) as i32);
-        let base = Duration::try_from_secs_f64(self.break_duration.as_secs_f64() * grown)
-            .unwrap_or(self.max_break)
-            .min(self.max_break);
-        let jittered = base.as_secs_f64() * (1.0 + self.break_jitter * random);
-        Duration::try_from_secs_f64(jittered).unwrap_or(base)
-    }
-}
-
-/// Microseconds in `duration`, rounded down, saturating.
-pub(crate) fn micros(duration: Duration) -> u64 {
-    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

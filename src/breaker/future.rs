@@ -70,7 +70,7 @@ impl<C> Ticket<C> {
         let now = (settings.windowed() || started.is_some()).then(|| circuit.now_us());
         let slow = match (settings.slow_calls, started, now) {
             (Some((threshold, _)), Some(started), Some(now)) => {
-                now.saturating_sub(started) >= super::config::micros(threshold)
+                now.saturating_sub(started) >= super::settings::micros(threshold)
             }
             _ => false,
         };

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use super::circuit::Circuit;
-use super::config::{BreakerConfig, Settings};
+use super::config::BreakerConfig;
+use super::settings::Settings;
 use super::{BreakerHandle, CircuitBreaker, Counted};
 use crate::classify::DefaultClassifier;
 use crate::error::ConfigError;

@@ -73,6 +73,7 @@ mod config;
 mod events;
 pub mod future;
 mod layer;
+mod settings;
 mod window;
 
 use std::fmt;

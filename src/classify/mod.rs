@@ -137,6 +137,15 @@ impl fmt::Display for Classification {
 pub trait Classify<Req, Res> {
     /// Classifies one outcome of `request`.
     fn classify(&self, request: &Req, outcome: Result<&Res, &BoxError>) -> Classification;
+
+    /// Whether `request` is safe to send twice at once, asked before a
+    /// [hedge](crate::retry::Hedge) (hedging is off unless asked for). By default every
+    /// request is; [`HttpClassifier`](crate::http::HttpClassifier) says yes only for an
+    /// idempotent request, as it retries.
+    fn may_hedge(&self, request: &Req) -> bool {
+        let _ = request;
+        true
+    }
 }
 
 impl<Req, Res, C> Classify<Req, Res> for Arc<C>
@@ -146,6 +155,10 @@ where
     fn classify(&self, request: &Req, outcome: Result<&Res, &BoxError>) -> Classification {
         (**self).classify(request, outcome)
     }
+
+    fn may_hedge(&self, request: &Req) -> bool {
+        (**self).may_hedge(request)
+    }
 }
 
 impl<Req, Res, C> Classify<Req, Res> for &C
@@ -154,6 +167,10 @@ where
 {
     fn classify(&self, request: &Req, outcome: Result<&Res, &BoxError>) -> Classification {
         (**self).classify(request, outcome)
+    }
+
+    fn may_hedge(&self, request: &Req) -> bool {
+        (**self).may_hedge(request)
     }
 }
 

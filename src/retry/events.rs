@@ -33,6 +33,27 @@ pub enum Event {
         /// Whether `delay` came from the server's hint rather than the backoff.
         hinted: bool,
     },
+    /// A hedge is being sent: another attempt beside those in flight, which had no answer
+    /// for the hedge delay.
+    Hedge {
+        /// The hedge's attempt.
+        attempt: Attempt,
+    },
+    /// A hedge was due but not sent, and no other will be in this call.
+    HedgeSkipped {
+        /// The attempt it would have been.
+        attempt: Attempt,
+        /// Why not.
+        why: NoHedge,
+    },
+    /// A call that hedged ended: this attempt's outcome (a success or a fatal one) won, and the
+    /// attempts still in flight were cancelled.
+    HedgeWon {
+        /// The attempt that won.
+        attempt: Attempt,
+        /// How many attempts in flight were cancelled.
+        cancelled: u32,
+    },
     /// The attempt failed and no other follows.
     GiveUp {
         /// The last attempt.
@@ -42,6 +63,37 @@ pub enum Event {
         /// Why the last attempt failed, when it was classified.
         reason: Option<Reason>,
     },
+}
+
+/// Why a hedge was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NoHedge {
+    /// The request is not safe to send twice (the classifier's
+    /// [`may_hedge`](crate::classify::Classify::may_hedge): for HTTP, a method that is not
+    /// idempotent, without an `Idempotency-Key`).
+    NotSafe,
+    /// The request cannot be copied while the first attempt is in flight (an HTTP body still
+    /// being sent; see [`Replay::can_hedge`](super::Replay::can_hedge)).
+    NotReplayable,
+    /// The retry budget had no retry to give.
+    Budget,
+    /// The deadline would pass before the hedge was due, or had passed.
+    Deadline,
+    /// The service was not ready to take another call at once.
+    NotReady,
+}
+
+impl std::fmt::Display for NoHedge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NoHedge::NotSafe => "the request is not safe to send twice",
+            NoHedge::NotReplayable => "the request cannot be copied while it is being sent",
+            NoHedge::Budget => "retry budget exhausted",
+            NoHedge::Deadline => "the deadline would pass first",
+            NoHedge::NotReady => "the service was not ready",
+        })
+    }
 }
 
 /// Receives every [`Event`] of a retry layer, for metrics. Set with
@@ -119,6 +171,9 @@ pub(crate) fn emit(observer: Option<&dyn Observer>, event: Event) {
                 "retrying"
             );
         }
+        Event::Hedge { .. } | Event::HedgeSkipped { .. } | Event::HedgeWon { .. } => {
+            trace_hedge(event);
+        }
         Event::GiveUp {
             attempt,
             why,
@@ -127,6 +182,36 @@ pub(crate) fn emit(observer: Option<&dyn Observer>, event: Event) {
     }
     if let Some(observer) = observer {
         observer.on_event(&event);
+    }
+}
+
+/// A hedge's `tracing` event, at DEBUG.
+fn trace_hedge(event: Event) {
+    match event {
+        Event::Hedge { attempt } => {
+            tracing::debug!(
+                attempt = attempt.number,
+                max_attempts = attempt.max,
+                "hedging"
+            );
+        }
+        Event::HedgeSkipped { attempt, why } => {
+            tracing::debug!(
+                attempt = attempt.number,
+                max_attempts = attempt.max,
+                why = %why,
+                "not hedging"
+            );
+        }
+        Event::HedgeWon { attempt, cancelled } => {
+            tracing::debug!(
+                attempt = attempt.number,
+                max_attempts = attempt.max,
+                cancelled,
+                "hedge won"
+            );
+        }
+        _ => {}
     }
 }
 

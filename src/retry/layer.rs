@@ -7,7 +7,8 @@ use tower_layer::Layer;
 
 use super::decide::Limits;
 use super::{
-    BaseDelays, CloneReplay, Config, ExponentialBackoff, Observer, Retry, RetryBudget, Schedule,
+    BaseDelays, CloneReplay, Config, ExponentialBackoff, Hedge, Observer, Retry, RetryBudget,
+    Schedule,
 };
 use crate::classify::DefaultClassifier;
 use crate::error::{ConfigError, ConfigProblem};
@@ -148,6 +149,7 @@ pub struct RetryBuilder<C = DefaultClassifier, P = CloneReplay> {
     schedule: Schedule,
     budget: Option<RetryBudget>,
     observer: Option<Arc<dyn Observer>>,
+    hedge: Option<Hedge>,
     seed: Option<u64>,
 }
 
@@ -164,6 +166,7 @@ impl Default for RetryBuilder {
             schedule: Schedule::Exponential(BaseDelays::new(ExponentialBackoff::default())),
             budget: Some(RetryBudget::default()),
             observer: None,
+            hedge: None,
             seed: None,
         }
     }
@@ -180,6 +183,7 @@ impl<C: fmt::Debug, P: fmt::Debug> fmt::Debug for RetryBuilder<C, P> {
             .field("schedule", &self.schedule)
             .field("budget", &self.budget)
             .field("observer", &self.observer.is_some())
+            .field("hedge", &self.hedge)
             .field("seed", &self.seed)
             .finish()
     }
@@ -195,6 +199,7 @@ impl<C, P> RetryBuilder<C, P> {
             schedule: self.schedule,
             budget: self.budget,
             observer: self.observer,
+            hedge: self.hedge,
             seed: self.seed,
         }
     }
@@ -208,6 +213,7 @@ impl<C, P> RetryBuilder<C, P> {
             schedule: self.schedule,
             budget: self.budget,
             observer: self.observer,
+            hedge: self.hedge,
             seed: self.seed,
         }
     }
@@ -273,6 +279,12 @@ impl<C, P> RetryBuilder<C, P> {
         self
     }
 
+    /// Hedges slow attempts (off by default): see [`Hedge`].
+    pub fn hedge(mut self, hedge: Hedge) -> Self {
+        self.hedge = Some(hedge);
+        self
+    }
+
     /// Seeds the jitter, for reproducible tests. Requests still draw different delays from each
     /// other; the sequence as a whole repeats from run to run.
     pub fn seed(mut self, seed: u64) -> Self {
@@ -314,6 +326,7 @@ impl<C, P> RetryBuilder<C, P> {
             #[cfg(feature = "backoff")]
             Schedule::Custom(_) => {}
         }
+        let hedging = self.hedge.map(Hedge::build).transpose()?;
         Ok(RetryLayer {
             classifier: self.classifier,
             replay: self.replay,
@@ -324,6 +337,7 @@ impl<C, P> RetryBuilder<C, P> {
                 schedule: self.schedule,
                 budget: self.budget,
                 observer: self.observer,
+                hedging,
                 seed: self.seed,
                 sequence: AtomicU64::new(0),
             }),

@@ -52,7 +52,10 @@ mod budget;
 mod decide;
 mod events;
 pub mod future;
+mod hedge;
+mod latencies;
 mod layer;
+mod plan;
 mod replay;
 
 use std::fmt;
@@ -69,8 +72,10 @@ use self::backoff::BaseDelays;
 pub use self::backoff::{ExponentialBackoff, Jitter};
 pub use self::budget::RetryBudget;
 use self::decide::Limits;
-pub use self::events::{Event, GiveUp, Observer};
+pub use self::events::{Event, GiveUp, NoHedge, Observer};
 use self::future::ResponseFuture;
+pub use self::hedge::Hedge;
+use self::hedge::Hedging;
 pub use self::layer::{RetryBuilder, RetryLayer};
 pub use self::replay::{CloneReplay, NoReplay, Releasing, Replay, ReplayFn, replay_fn};
 
@@ -214,6 +219,7 @@ pub(crate) struct Config {
     pub(crate) schedule: Schedule,
     pub(crate) budget: Option<RetryBudget>,
     pub(crate) observer: Option<Arc<dyn Observer>>,
+    pub(crate) hedging: Option<Hedging>,
     pub(crate) seed: Option<u64>,
     /// Counts requests that needed randomness, so seeded ones still differ from each other.
     pub(crate) sequence: AtomicU64,
@@ -266,6 +272,7 @@ impl fmt::Debug for Config {
             .field("schedule", &self.schedule)
             .field("budget", &self.budget)
             .field("observer", &self.observer.is_some())
+            .field("hedging", &self.hedging)
             .field("seed", &self.seed)
             .finish()
     }

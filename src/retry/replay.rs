@@ -27,6 +27,14 @@ pub trait Replay<Req, Res = ()> {
         self.replay(kept).is_some()
     }
 
+    /// Whether a request made now, while an earlier attempt of it is still in flight, would be
+    /// whole, found without touching that attempt: asked before a hedge. By default the same
+    /// as [`can_replay`](Self::can_replay); [`HttpReplay`](crate::http::HttpReplay) says yes
+    /// only for a body that is empty or was sent whole already.
+    fn can_hedge(&self, kept: &Req) -> bool {
+        self.can_replay(kept)
+    }
+
     /// The copy of `request` that retry keeps, taken before the first attempt sends the
     /// original: the classifier sees it, and [`replay`](Self::replay) makes retries from it.
     /// `None` means the request cannot be copied at all: it is sent once, unclassified.

@@ -176,6 +176,12 @@ impl<B, ResB> Classify<Request<B>, Response<ResB>> for HttpClassifier {
             other => other,
         }
     }
+
+    /// Hedged only when it would be retried: an idempotent request (see
+    /// [`may_retry`](Self::may_retry)).
+    fn may_hedge(&self, request: &Request<B>) -> bool {
+        self.may_retry(request)
+    }
 }
 
 /// Classifies an error from an HTTP client by the first cause in its chain that says something:

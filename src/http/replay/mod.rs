@@ -114,6 +114,21 @@ impl<B> ReplayBody<B> {
     pub fn is_over_cap(&self) -> bool {
         self.shared().is_some_and(|shared| shared.overflowed)
     }
+
+    /// Whether a clone made now sends the whole body without touching the original: it was
+    /// sent to its end within the cap, or it is empty. Unlike `settle_replayable`, a plain
+    /// query, for an attempt still in flight.
+    pub(crate) fn is_whole(&self) -> bool
+    where
+        B: Body,
+    {
+        self.shared().is_none_or(|shared| {
+            shared.complete
+                || (!shared.overflowed
+                    && shared.chunks.is_empty()
+                    && shared.rest.as_ref().is_some_and(Body::is_end_stream))
+        })
+    }
 }
 
 impl<B> ReplayBody<B>

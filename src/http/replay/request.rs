@@ -69,6 +69,12 @@ where
         kept.body().settle_replayable()
     }
 
+    /// Only a body that is empty or was sent whole already: one still being sent belongs to
+    /// the attempt sending it, and is not touched.
+    fn can_hedge(&self, kept: &Request<ReplayBody<B>>) -> bool {
+        kept.body().is_whole()
+    }
+
     /// Always a handle: whether it can be sent is known only after the first attempt.
     fn keep(&self, request: &Request<ReplayBody<B>>) -> Option<Request<ReplayBody<B>>> {
         Some(request.clone())

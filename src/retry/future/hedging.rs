@@ -1,0 +1,122 @@
+//! The hedging half of the retry future: the hedges in flight, and when the next goes out.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::time::Instant;
+use tower_service::Service;
+
+use super::{Next, ResponseFuture, StateProjRef};
+use crate::classify::Classify;
+use crate::error::BoxError;
+use crate::retry::hedge::{self, Hedges};
+use crate::retry::{Event, NoHedge, Replay, Shared};
+
+impl<S, Req, C, P> ResponseFuture<S, Req, C, P>
+where
+    S: Service<Req> + Clone,
+    S::Error: Into<BoxError>,
+    C: Classify<Req, S::Response>,
+    P: Replay<Req, S::Response>,
+{
+    /// The hedges in flight and the timer of the next: `Ready(Some)` when the call is done,
+    /// `Ready(None)` when something changed and the state is to be polled again.
+    pub(super) fn poll_hedges(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<S::Response, BoxError>>> {
+        let this = self.as_mut().project();
+        if let Some(hedges) = this.hedges.as_mut()
+            && let Poll::Ready((number, sent, outcome)) = hedges.as_mut().poll_in_flight(cx)
+        {
+            let outcome = outcome.map_err(Into::into);
+            return Poll::Ready(match self.on_outcome(outcome, number, (sent, false)) {
+                Next::Done(done) => Some(done),
+                Next::GoOn => None,
+            });
+        }
+        if this.shared.config.hedging.is_some() && self.as_mut().hedge_due(cx) {
+            self.as_mut().send_hedge(cx);
+            return Poll::Ready(None);
+        }
+        self.note_pending();
+        Poll::Pending
+    }
+
+    /// Whether a hedge is due now: the timer of the next one, armed here if one may follow,
+    /// has fired.
+    fn hedge_due(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
+        let this = self.project();
+        let config = &this.shared.config;
+        let Some(hedging) = &config.hedging else {
+            return false;
+        };
+        let hedges = this
+            .hedges
+            .get_or_insert_with(|| Box::pin(Hedges::new(hedging.learns().then(Instant::now))));
+        if this.progress.no_more_hedges {
+            hedges.as_mut().arm(None);
+            return false;
+        }
+        if hedges.is_armed() {
+            return hedges.as_mut().poll_timer(cx);
+        }
+        let calling = matches!(
+            this.state.as_ref().project_ref(),
+            StateProjRef::Calling { .. }
+        );
+        let in_flight = hedges.len() + usize::from(calling);
+        if in_flight >= hedging.max_in_flight as usize
+            || *this.attempt >= config.limits.max_attempts
+        {
+            return false;
+        }
+        let now = Instant::now();
+        let Some(delay) = hedging.delay(now) else {
+            return false;
+        };
+        let at = crate::context::after(now, delay);
+        if crate::context::current_deadline(now).is_some_and(|deadline| at >= deadline) {
+            this.progress.no_more_hedges = true;
+            let attempt = config.attempt(*this.attempt + 1);
+            let why = NoHedge::Deadline;
+            config.emit(|| Event::HedgeSkipped { attempt, why });
+            return false;
+        }
+        hedges.as_mut().arm(Some(at));
+        hedges.as_mut().poll_timer(cx)
+    }
+
+    /// The hedge timer fired: sends another attempt beside those in flight, or says why not.
+    fn send_hedge(self: Pin<&mut Self>, cx: &mut Context<'_>) {
+        let this = self.project();
+        let Some(hedges) = this.hedges.as_mut() else {
+            return;
+        };
+        hedges.as_mut().arm(None);
+        let shared: &Shared<S, C, P> = this.shared;
+        let config = &shared.config;
+        let attempt = config.attempt(*this.attempt + 1);
+        let budget = (this.keyed.as_ref())
+            .map(|slot| &***slot)
+            .or(config.budget.as_ref());
+        let sent = hedge::try_send(shared, this.kept.as_ref(), budget, cx);
+        let (service, request) = match sent {
+            Ok(sent) => sent,
+            Err(why) => {
+                this.progress.no_more_hedges = true;
+                config.emit(|| Event::HedgeSkipped { attempt, why });
+                return;
+            }
+        };
+        let mut service = service;
+        *this.attempt += 1;
+        config.started(attempt);
+        config.emit(|| Event::Hedge { attempt });
+        let learns = config.hedging.as_ref().is_some_and(|h| h.learns());
+        let sent = learns.then(Instant::now);
+        hedges
+            .as_mut()
+            .push(attempt.number, sent, service.call(request));
+    }
+}
