@@ -37,6 +37,8 @@ struct Faults {
     code: Mutex<Option<Code>>,
     pushback: Mutex<Option<&'static str>>,
     stall: Mutex<Option<Duration>>,
+    /// Stall the next call only, this long.
+    stall_once: Mutex<Option<Duration>>,
     /// How the failures are sent.
     form: Mutex<Form>,
     /// The headers of every call, in order.
@@ -116,7 +118,12 @@ where
             .fail
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
-        let stall = *faults.stall.lock().unwrap();
+        let stall = faults
+            .stall_once
+            .lock()
+            .unwrap()
+            .take()
+            .or(*faults.stall.lock().unwrap());
         let form = *faults.form.lock().unwrap();
         let mut inner = self.inner.clone();
         Box::pin(async move {
@@ -531,4 +538,50 @@ async fn unavailable_opens_the_circuit_and_tonic_sees_unavailable() {
         status.message()
     );
     assert_eq!(faults.calls(), 3, "no call reached the server");
+}
+
+/// A unary call that stalls is hedged: the hedge (with `grpc-previous-rpc-attempts`) answers,
+/// its status reaches the tonic client, and the stalled attempt is cancelled.
+#[tokio::test]
+async fn a_stalled_unary_call_is_hedged() {
+    let faults = Faults::failing(0, Code::Unavailable);
+    *faults.stall_once.lock().unwrap() = Some(Duration::from_secs(30));
+    let addr = start(faults.clone(), None).await;
+    let builder = fast().hedge(tower_tenacity::retry::Hedge::after(Duration::from_millis(
+        50,
+    )));
+    let started = std::time::Instant::now();
+    assert_eq!(
+        check(builder, addr, None).await.unwrap(),
+        ServingStatus::Serving
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "not the stall");
+    assert_eq!(faults.calls(), 2);
+    assert_eq!(faults.header(0, "grpc-previous-rpc-attempts"), None);
+    assert_eq!(
+        faults.header(1, "grpc-previous-rpc-attempts").as_deref(),
+        Some("1")
+    );
+}
+
+/// A fatal status from the hedge wins as well: it reaches the client as it is.
+#[tokio::test]
+async fn the_winning_hedges_status_reaches_the_client() {
+    let faults = Faults::failing(0, Code::PermissionDenied);
+    *faults.stall_once.lock().unwrap() = Some(Duration::from_secs(30));
+    let addr = start(faults.clone(), None).await;
+    // The first call stalls (it is not failing); make the second fail fatally.
+    let second = faults.clone();
+    tokio::spawn(async move {
+        while second.calls() == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        second.fail.store(1, Ordering::SeqCst);
+    });
+    let builder = fast().hedge(tower_tenacity::retry::Hedge::after(Duration::from_millis(
+        50,
+    )));
+    let status = check(builder, addr, None).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(faults.calls(), 2);
 }

@@ -10,7 +10,7 @@ use crate::breaker::{BreakerConfig, BreakerPlan, BreakerSlot, NoBreaker};
 use crate::classify::DefaultClassifier;
 use crate::error::{ConfigError, ConfigProblem};
 use crate::retry::{
-    CloneReplay, ExponentialBackoff, Observer, RetryBudget, RetryBuilder, RetryLayer,
+    CloneReplay, ExponentialBackoff, Hedge, Observer, RetryBudget, RetryBuilder, RetryLayer,
 };
 #[cfg(feature = "http")]
 use crate::scope::DEFAULT_MAX_KEYS;
@@ -166,6 +166,25 @@ impl<C, P, X, B> ResilienceBuilder<C, P, X, B> {
     /// No retry budget.
     pub fn no_budget(self) -> Self {
         self.retry_with(RetryBuilder::no_budget)
+    }
+
+    /// Hedges slow attempts (off by default): after the hedge delay with no answer another
+    /// attempt goes out beside the first, paid from the same budget, within the same deadline;
+    /// see [`Hedge`]. The HTTP preset hedges only requests that are safe to send twice.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_tenacity::ResilienceLayer;
+    /// use tower_tenacity::retry::Hedge;
+    ///
+    /// let layer = ResilienceLayer::http()
+    ///     .hedge(Hedge::learned(95.0).floor(Duration::from_millis(10)))
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = layer;
+    /// ```
+    pub fn hedge(self, hedge: Hedge) -> Self {
+        self.retry_with(|retry| retry.hedge(hedge))
     }
 
     /// Receives every retry event.

@@ -1,0 +1,253 @@
+//! Hedging through the HTTP preset against a real hyper server on 127.0.0.1 where a share of
+//! requests stall: the slow tail is cut, the extra load stays within the budget, a POST without
+//! an `Idempotency-Key` is never sent twice, and the losing attempts let go of everything.
+//!
+//! These run in real time. The only latencies asserted are a tail of the 1 s stall itself
+//! without hedging, and one under half of it with a 50 ms hedge: ten times the margin.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tower::{Layer, ServiceExt};
+use tower_tenacity::ResilienceLayer;
+use tower_tenacity::http::ReplayBody;
+use tower_tenacity::retry::{Hedge, RetryBudget};
+
+type Body = Full<Bytes>;
+
+fn ms(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+/// A server whose every `stall_every`-th request (counting from 0) stalls for `stall`; the
+/// others answer at once. It counts requests, requests by method, and handlers still running.
+#[derive(Clone)]
+struct Stalling {
+    addr: SocketAddr,
+    requests: Arc<AtomicU64>,
+    posts: Arc<AtomicU64>,
+    running: Arc<AtomicUsize>,
+    connections: Arc<AtomicUsize>,
+}
+
+/// Counts itself in `count` until dropped.
+struct Held(Arc<AtomicUsize>);
+
+impl Held {
+    fn new(count: &Arc<AtomicUsize>) -> Held {
+        count.fetch_add(1, Ordering::SeqCst);
+        Held(count.clone())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Stalling {
+    async fn start(stall_every: u64, stall: Duration) -> Stalling {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = Stalling {
+            addr: listener.local_addr().unwrap(),
+            requests: Arc::default(),
+            posts: Arc::default(),
+            running: Arc::default(),
+            connections: Arc::default(),
+        };
+        let state = server.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let state = state.clone();
+                let connection = Held::new(&state.connections);
+                let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                    let state = state.clone();
+                    async move {
+                        let _running = Held::new(&state.running);
+                        let n = state.requests.fetch_add(1, Ordering::SeqCst);
+                        if request.method() == http::Method::POST {
+                            state.posts.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if n % stall_every == 0 {
+                            tokio::time::sleep(stall).await;
+                        }
+                        Ok::<_, Infallible>(Response::new(Body::new(Bytes::from_static(b"ok"))))
+                    }
+                });
+                tokio::spawn(async move {
+                    let _connection = connection;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+fn client() -> Client<HttpConnector, ReplayBody<Body>> {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Latencies of `n` GETs, 25 at a time, in ms, sorted.
+async fn latencies<S>(svc: S, url: &str, n: usize) -> Vec<u64>
+where
+    S: tower::Service<
+            Request<Body>,
+            Response = Response<tower_tenacity::http::DeadlineBody<Incoming>>,
+        > + Clone
+        + Send
+        + 'static,
+    S::Error: std::fmt::Debug + Send,
+    S::Future: Send,
+{
+    let mut all = Vec::new();
+    for batch in 0..n.div_ceil(25) {
+        let calls: Vec<_> = (0..25.min(n - batch * 25))
+            .map(|_| {
+                let svc = svc.clone();
+                let request = Request::get(url).body(Body::default()).unwrap();
+                tokio::spawn(async move {
+                    let start = Instant::now();
+                    let response = svc.oneshot(request).await.unwrap();
+                    assert!(response.status().is_success());
+                    response.into_body().collect().await.unwrap();
+                    start.elapsed().as_millis() as u64
+                })
+            })
+            .collect();
+        for call in calls {
+            all.push(call.await.unwrap());
+        }
+    }
+    all.sort_unstable();
+    all
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// One request in ten stalls for 1 s. Without hedging the p99 is the stall; with a 50 ms
+/// hedge it is a hedge delay and a quick answer, far below the stall, and the extra requests
+/// are the hedges, about one per stalled first attempt, within the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hedging_cuts_the_slow_tail_within_the_budget() {
+    const CALLS: usize = 200;
+    let stall = Duration::from_secs(1);
+
+    let plain_server = Stalling::start(10, stall).await;
+    let plain = ResilienceLayer::http()
+        .attempt_timeout(Duration::from_secs(5))
+        .total_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+        .layer(client());
+    let before = latencies(plain, &plain_server.url(), CALLS).await;
+
+    let server = Stalling::start(10, stall).await;
+    let budget = RetryBudget::new(0.2, 0, Duration::from_secs(60)).unwrap();
+    let hedged = ResilienceLayer::http()
+        .attempt_timeout(Duration::from_secs(5))
+        .total_timeout(Duration::from_secs(10))
+        .budget(budget)
+        .hedge(Hedge::after(ms(50)))
+        .build()
+        .unwrap()
+        .layer(client());
+    let after = latencies(hedged, &server.url(), CALLS).await;
+
+    let (p50_before, p99_before) = (percentile(&before, 50.0), percentile(&before, 99.0));
+    let (p50_after, p99_after) = (percentile(&after, 50.0), percentile(&after, 99.0));
+    println!("without hedging: p50 {p50_before} ms, p99 {p99_before} ms");
+    println!("with a 50 ms hedge: p50 {p50_after} ms, p99 {p99_after} ms");
+    println!(
+        "requests: {} without, {} with ({} hedges for {CALLS} calls)",
+        plain_server.requests(),
+        server.requests(),
+        server.requests() - CALLS as u64
+    );
+    assert!(p99_before >= 1000, "the stall is the tail: {p99_before} ms");
+    assert!(p99_after < 500, "hedged, the tail is cut: {p99_after} ms");
+    let extra = server.requests() - CALLS as u64;
+    assert!(extra > 0, "hedges went out");
+    assert!(
+        extra as f64 <= 0.2 * CALLS as f64,
+        "{extra} hedges, over the 20% budget"
+    );
+}
+
+/// A POST without an `Idempotency-Key` is never hedged, however long it takes: the server sees
+/// each once.
+#[tokio::test]
+async fn a_post_without_a_key_is_sent_once() {
+    let server = Stalling::start(1, ms(200)).await;
+    let svc = ResilienceLayer::http()
+        .hedge(Hedge::after(ms(20)))
+        .build()
+        .unwrap()
+        .layer(client());
+    for _ in 0..3 {
+        let post = Request::post(server.url()).body(Body::from("x")).unwrap();
+        let response = svc.clone().oneshot(post).await.unwrap();
+        assert!(response.status().is_success());
+    }
+    assert_eq!(server.posts.load(Ordering::SeqCst), 3);
+    assert_eq!(server.requests(), 3);
+}
+
+/// The attempts that lose are cancelled: their requests are dropped on the server (its
+/// handlers stop) and their connections closed, so nothing they held stays behind.
+#[tokio::test]
+async fn losing_attempts_release_everything() {
+    let server = Stalling::start(2, Duration::from_secs(30)).await;
+    let svc = ResilienceLayer::http()
+        .total_timeout(Duration::from_secs(60))
+        .attempt_timeout(Duration::from_secs(60))
+        .hedge(Hedge::after(ms(30)))
+        .build()
+        .unwrap()
+        .layer(client());
+    for _ in 0..5 {
+        let get = Request::get(server.url()).body(Body::default()).unwrap();
+        let response = svc.clone().oneshot(get).await.unwrap();
+        response.into_body().collect().await.unwrap();
+    }
+    // Requests 0, 2, 4, ... stalled and lost to their hedges: they must not be left running.
+    let mut waited = 0;
+    while server.running.load(Ordering::SeqCst) > 0 {
+        waited += 1;
+        assert!(
+            waited < 500,
+            "{} handlers still running",
+            server.running.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(ms(10)).await;
+    }
+    assert!(server.requests() > 5, "some calls were hedged");
+    // Every loser's connection was closed; what is left is the pool's idle connections.
+    let idle = server.connections.load(Ordering::SeqCst) as u64;
+    assert!(idle <= server.requests() - 5 + 1, "{idle} connections open");
+}
