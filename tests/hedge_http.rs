@@ -80,7 +80,7 @@ impl Stalling {
                         if request.method() == http::Method::POST {
                             state.posts.fetch_add(1, Ordering::SeqCst);
                         }
-                        if n % stall_every == 0 {
+                        if n.is_multiple_of(stall_every) {
                             tokio::time::sleep(stall).await;
                         }
                         Ok::<_, Infallible>(Response::new(Body::new(Bytes::from_static(b"ok"))))
