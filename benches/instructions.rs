@@ -40,7 +40,7 @@ use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::breaker::BreakerConfig;
 use tower_tenacity::classify::DefaultClassifier;
 use tower_tenacity::http::ReplayBody;
-use tower_tenacity::retry::{ExponentialBackoff, Jitter};
+use tower_tenacity::retry::{ExponentialBackoff, Hedge, Jitter};
 use tower_tenacity::{ResilienceBuilder, ResilienceLayer};
 
 /// Counts every allocation, to report allocations per operation.
@@ -102,6 +102,11 @@ fn scenarios() -> Vec<Scenario> {
             run: success_breaker_in_a_row,
         },
         Scenario {
+            name: "success/tenacity+hedge",
+            ops: 10_000,
+            run: success_hedge,
+        },
+        Scenario {
             name: "retry/bare",
             ops: 500,
             run: retry_bare,
@@ -135,6 +140,11 @@ fn scenarios() -> Vec<Scenario> {
             name: "http/tenacity+breaker",
             ops: 300,
             run: http_breaker,
+        },
+        Scenario {
+            name: "http/tenacity+hedge",
+            ops: 300,
+            run: http_hedge,
         },
     ]
 }
@@ -318,6 +328,18 @@ fn success_breaker_in_a_row(n: u64) {
     repeat(n, || call_ready(&mut svc));
 }
 
+/// The same stack hedging after 50 ms: a call answered at once never arms the hedge timer.
+fn success_hedge(n: u64) {
+    let rt = timer_runtime(false);
+    let _context = rt.enter();
+    let layer = tenacity_builder(true)
+        .hedge(Hedge::after(Duration::from_millis(50)))
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(always_ready());
+    repeat(n, || call_ready(&mut svc));
+}
+
 // --- retry path ---------------------------------------------------------------------------
 
 fn retry_bare(n: u64) {
@@ -417,6 +439,19 @@ fn http_breaker(n: u64) {
     let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
     let layer = ResilienceLayer::http()
         .circuit_breaker(BreakerConfig::new())
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(client);
+    repeat(n, || rt.block_on(get(&mut svc, &uri)));
+}
+
+/// The HTTP preset hedging after 50 ms: each request waits for its answer, so each arms the
+/// hedge timer, which never fires.
+fn http_hedge(n: u64) {
+    let (rt, uri) = http_runtime();
+    let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
+    let layer = ResilienceLayer::http()
+        .hedge(Hedge::after(Duration::from_millis(50)))
         .build()
         .unwrap();
     let mut svc = layer.layer(client);
