@@ -20,7 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tower::{Layer, ServiceExt};
 use tower_tenacity::ResilienceLayer;
-use tower_tenacity::http::ReplayBody;
+use tower_tenacity::http::{Attempts, ReplayBody};
 use tower_tenacity::retry::{Hedge, RetryBudget};
 
 type Body = Full<Bytes>;
@@ -233,6 +233,9 @@ async fn losing_attempts_release_everything() {
     for _ in 0..5 {
         let get = Request::get(server.url()).body(Body::default()).unwrap();
         let response = svc.clone().oneshot(get).await.unwrap();
+        // Every first attempt stalls (requests 0, 2, 4, ...): the hedge, attempt 2, wins.
+        let winner = response.extensions().get::<Attempts>().map_or(1, |a| a.0);
+        assert_eq!(winner, 2);
         response.into_body().collect().await.unwrap();
     }
     // Requests 0, 2, 4, ... stalled and lost to their hedges: they must not be left running.
