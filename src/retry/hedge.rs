@@ -1,35 +1,4 @@
-//! Hedging: after a delay with no answer, another attempt goes out beside the first.
-//!
-//! Retries fix failures; they do nothing for the slow call that never fails, and the slow tail
-//! is what users feel ("The Tail at Scale", Dean and Barroso). A [`Hedge`] makes the retry layer
-//! send the request again when an attempt has had no answer for the hedge delay, without
-//! cancelling it, up to `max_in_flight` attempts at once. The first outcome the classifier calls
-//! a success or fatal wins, and the others are cancelled (dropped: their connections are let
-//! go). A retryable outcome of one attempt does not end the call while others are in flight (as
-//! gRFC A6's non-fatal codes); when every attempt in flight has failed, the usual retry rules
-//! apply to what is left of the attempts and of the deadline.
-//!
-//! Hedges are attempts like any other, and pay like retries:
-//!
-//! * each counts towards `max_attempts`, and carries its number to the server (the attempt
-//!   header, `grpc-previous-rpc-attempts`);
-//! * each is paid from the [`RetryBudget`](super::RetryBudget) (gRFC A6: hedges and retries
-//!   share throttling), so that hedging cannot multiply the load on a dependency in trouble;
-//! * none starts at or after the deadline, and none is planned that the deadline would cut off
-//!   before it could start;
-//! * a server's pushback or `Retry-After` (any retryable outcome with a hint), and a circuit
-//!   breaker's rejection, stop further hedges of the call;
-//! * only a request that is safe to send twice is hedged ([`Classify::may_hedge`]: the HTTP
-//!   classifier's idempotency rules), and only one whose copy can be made while the first is in
-//!   flight ([`Replay::can_hedge`]: an HTTP body that is empty or already sent whole). Each
-//!   hedge that does not go out says why, in an [`Event::HedgeSkipped`](super::Event).
-//!
-//! The delay is fixed ([`Hedge::after`]), or learned ([`Hedge::learned`]): a percentile of the
-//! latencies of recent attempts, kept in a histogram over a rotating window, with a floor, and
-//! trusted once it holds enough samples (until then, nothing is hedged).
-//!
-//! [`Classify::may_hedge`]: crate::classify::Classify::may_hedge
-//! [`Replay::can_hedge`]: super::Replay::can_hedge
+//! Hedging's settings (`Hedge`, checked into `Hedging`) and a hedged call's state.
 
 use std::fmt;
 use std::future::Future;
@@ -46,8 +15,39 @@ use crate::classify::Classify;
 use crate::context::Timer;
 use crate::error::{Attempt, BoxError, ConfigError, ConfigProblem};
 
-/// How a retry layer hedges; see the [module](self) and
-/// [`RetryBuilder::hedge`](super::RetryBuilder::hedge).
+/// How a retry layer hedges ([`RetryBuilder::hedge`](super::RetryBuilder::hedge)): after a
+/// delay with no answer, another attempt goes out beside the first.
+///
+/// Retries fix failures; they do nothing for the slow call that never fails, and the slow tail
+/// is what users feel ("The Tail at Scale", Dean and Barroso). A [`Hedge`] makes the retry layer
+/// send the request again when an attempt has had no answer for the hedge delay, without
+/// cancelling it, up to `max_in_flight` attempts at once. The first outcome the classifier calls
+/// a success or fatal wins, and the others are cancelled (dropped: their connections are let
+/// go). A retryable outcome of one attempt does not end the call while others are in flight (as
+/// gRFC A6's non-fatal codes); when every attempt in flight has failed, the usual retry rules
+/// apply to what is left of the attempts and of the deadline.
+///
+/// Hedges are attempts like any other, and pay like retries:
+///
+/// * each counts towards `max_attempts`, and carries its number to the server (the attempt
+///   header, `grpc-previous-rpc-attempts`);
+/// * each is paid from the [`RetryBudget`](super::RetryBudget) (gRFC A6: hedges and retries
+///   share throttling), so that hedging cannot multiply the load on a dependency in trouble;
+/// * none starts at or after the deadline, and none is planned that the deadline would cut off
+///   before it could start;
+/// * a server's pushback or `Retry-After` (any retryable outcome with a hint), and a circuit
+///   breaker's rejection, stop further hedges of the call;
+/// * only a request that is safe to send twice is hedged ([`Classify::may_hedge`]: the HTTP
+///   classifier's idempotency rules), and only one whose copy can be made while the first is in
+///   flight ([`Replay::can_hedge`]: an HTTP body that is empty or already sent whole). Each
+///   hedge that does not go out says why, in an [`Event::HedgeSkipped`](super::Event).
+///
+/// The delay is fixed ([`Hedge::after`]), or learned ([`Hedge::learned`]): a percentile of the
+/// latencies of recent attempts, kept in a histogram over a rotating window, with a floor, and
+/// trusted once it holds enough samples (until then, nothing is hedged).
+///
+/// [`Classify::may_hedge`]: crate::classify::Classify::may_hedge
+/// [`Replay::can_hedge`]: super::Replay::can_hedge
 ///
 /// ```
 /// use std::time::Duration;
