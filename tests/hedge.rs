@@ -358,3 +358,64 @@ async fn a_post_is_not_hedged() {
     svc.clone().oneshot(get).await.unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 3, "a GET is hedged");
 }
+
+/// An open circuit is not hedged into: a hedge that the breaker turns away never reaches the
+/// service, stops further hedges, and the attempt in flight still answers.
+#[tokio::test(start_paused = true)]
+async fn an_open_circuit_is_not_hedged_into() {
+    use tower_tenacity::breaker::{BreakerConfig, CircuitBreakerLayer};
+    // Call 1 answers at 200 ms; every later call fails at once.
+    let service = Slow::new([
+        after(200, 200),
+        Answer {
+            after: Some(ms(0)),
+            status: 0,
+            hint: None,
+        },
+    ]);
+    let failing = tower::service_fn({
+        let service = service.clone();
+        move |()| {
+            let mut service = service.clone();
+            async move {
+                let reply = service.call(()).await?;
+                if reply.status == 0 {
+                    return Err::<Reply, BoxError>(
+                        std::io::Error::from(std::io::ErrorKind::ConnectionReset).into(),
+                    );
+                }
+                Ok(reply)
+            }
+        }
+    });
+    let breaker = CircuitBreakerLayer::builder(
+        BreakerConfig::new()
+            .no_failure_ratio()
+            .consecutive_failures(1)
+            .break_duration(Duration::from_secs(10)),
+    )
+    .classifier(tower_tenacity::classify::DefaultClassifier)
+    .build()
+    .unwrap();
+    let (layer, events) = retry(Hedge::after(ms(50)).max_in_flight(3));
+    let svc = layer.layer(breaker.layer(failing.clone()));
+    let first = tokio::spawn(svc.clone().oneshot(()));
+    tokio::time::sleep(ms(10)).await;
+    // A second call, straight through the breaker, fails and opens the circuit.
+    assert!(breaker.layer(failing).oneshot(()).await.is_err());
+    let reply = first.await.unwrap().unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        service.calls(),
+        [0, 10],
+        "the hedge due at 50 ms never reached the service"
+    );
+    let hedges = hedging(&events);
+    assert!(hedges.contains(&(50, "hedge", 2)), "{hedges:?}");
+    assert!(
+        !hedges
+            .iter()
+            .any(|(at, what, _)| *what == "hedge" && *at > 50),
+        "{hedges:?}"
+    );
+}
