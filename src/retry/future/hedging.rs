@@ -51,13 +51,27 @@ where
         let Some(hedging) = &config.hedging else {
             return false;
         };
+        if this.hedges.is_none() && !this.progress.no_more_hedges {
+            // A request that may not be sent twice is never hedged: known before any timer
+            // (or the hedging state) is made for it.
+            let safe =
+                (this.kept.as_ref()).is_some_and(|kept| this.shared.classifier.may_hedge(kept));
+            if !safe {
+                this.progress.no_more_hedges = true;
+                let attempt = config.attempt(*this.attempt + 1);
+                let why = NoHedge::NotSafe;
+                config.emit(|| Event::HedgeSkipped { attempt, why });
+            }
+        }
+        if this.progress.no_more_hedges {
+            if let Some(hedges) = this.hedges.as_mut() {
+                hedges.as_mut().arm(None);
+            }
+            return false;
+        }
         let hedges = this
             .hedges
             .get_or_insert_with(|| Box::pin(Hedges::new(hedging.learns().then(Instant::now))));
-        if this.progress.no_more_hedges {
-            hedges.as_mut().arm(None);
-            return false;
-        }
         if hedges.is_armed() {
             return hedges.as_mut().poll_timer(cx);
         }
