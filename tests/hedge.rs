@@ -360,7 +360,8 @@ async fn a_post_is_not_hedged() {
 }
 
 /// An open circuit is not hedged into: a hedge that the breaker turns away never reaches the
-/// service, stops further hedges, and the attempt in flight still answers.
+/// service, stops further hedges, gives its retry back to the budget, and the attempt in flight
+/// still answers.
 #[tokio::test(start_paused = true)]
 async fn an_open_circuit_is_not_hedged_into() {
     use tower_tenacity::breaker::{BreakerConfig, CircuitBreakerLayer};
@@ -397,7 +398,20 @@ async fn an_open_circuit_is_not_hedged_into() {
     .classifier(tower_tenacity::classify::DefaultClassifier)
     .build()
     .unwrap();
-    let (layer, events) = retry(Hedge::after(ms(50)).max_in_flight(3));
+    let budget = RetryBudget::new(0.0, 5, Duration::from_secs(3600)).unwrap();
+    let events: Events = Arc::default();
+    let sink = events.clone();
+    let start = Instant::now();
+    let layer = RetryLayer::builder()
+        .classifier(StatusClassifier)
+        .budget(budget.clone())
+        .hedge(Hedge::after(ms(50)).max_in_flight(3))
+        .observer(move |event: &Event| {
+            let at = start.elapsed().as_millis() as u64;
+            sink.lock().unwrap().push((at, *event));
+        })
+        .build()
+        .unwrap();
     let svc = layer.layer(breaker.layer(failing.clone()));
     let first = tokio::spawn(svc.clone().oneshot(()));
     tokio::time::sleep(ms(10)).await;
@@ -417,5 +431,10 @@ async fn an_open_circuit_is_not_hedged_into() {
             .iter()
             .any(|(at, what, _)| *what == "hedge" && *at > 50),
         "{hedges:?}"
+    );
+    assert_eq!(
+        budget.retries_left(),
+        5,
+        "the turned-away hedge gave its retry back"
     );
 }

@@ -158,9 +158,34 @@ impl RetryBudget {
 
     /// [`withdraw`](Self::withdraw) with the clock already read.
     pub(crate) fn withdraw_at(&self, now: Instant) -> bool {
+        self.take_at(now).is_some()
+    }
+
+    /// [`withdraw_at`](Self::withdraw_at), saying which store the retry came from.
+    pub(crate) fn take_at(&self, now: Instant) -> Option<Taken> {
         let state = &*self.state;
         self.roll_window(now);
-        take(&state.earned, TOKEN) || take(&state.floor_left, 1)
+        if take(&state.earned, TOKEN) {
+            Some(Taken::Earned)
+        } else if take(&state.floor_left, 1) {
+            Some(Taken::Floor)
+        } else {
+            None
+        }
+    }
+
+    /// Gives back a retry that put no load on the dependency (a hedge that an open circuit
+    /// turned away), to the store it came from and never past that store's cap.
+    pub(crate) fn give_back(&self, taken: Taken) {
+        let state = &*self.state;
+        let (counter, amount, cap) = match taken {
+            Taken::Earned => (&state.earned, TOKEN, state.cap),
+            Taken::Floor => (&state.floor_left, 1, state.floor),
+        };
+        // The closure always returns Some, so this cannot fail.
+        let _ = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+            Some(left.saturating_add(amount).min(cap.max(left)))
+        });
     }
 
     /// Whole retries available now, ignoring the decay that the next withdrawal may apply.
@@ -222,6 +247,13 @@ fn deposit_for(ratio: f64) -> i64 {
 }
 
 /// Subtracts `amount` from `counter` if it holds at least that much.
+/// Which store of a budget a retry was taken from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Taken {
+    Earned,
+    Floor,
+}
+
 fn take(counter: &AtomicI64, amount: i64) -> bool {
     counter
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {

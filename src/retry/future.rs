@@ -20,6 +20,7 @@ mod hedging;
 use tokio::time::Instant;
 use tower_service::Service;
 
+use super::budget::Taken;
 use super::hedge::{self, Hedges};
 use super::plan::{
     Progress, none_left, plan_retry, poll_wait, ready_service, stopped, unclassified,
@@ -147,7 +148,10 @@ where
                         // Classifiers read errors as `BoxError`, whatever the service's type
                         // (one that is a `BoxError` already stays as it is).
                         let outcome = outcome.map_err(Into::into);
-                        match self.as_mut().on_outcome(outcome, number, (sent, true)) {
+                        match self
+                            .as_mut()
+                            .on_outcome(outcome, number, (sent, true, None))
+                        {
                             Next::Done(done) => return Poll::Ready(done),
                             Next::GoOn => continue,
                         }
@@ -232,13 +236,14 @@ where
     }
 
     /// Classifies the outcome of attempt `number` (sent at `sent`, when timed; the one held in
-    /// `State::Calling` if `held`) and ends the call, waits for the other attempts in flight,
-    /// or plans the next attempt (in the `Waiting` state).
+    /// `State::Calling` if `held`; a hedge that took `taken` from the budget otherwise) and ends
+    /// the call, waits for the other attempts in flight, or plans the next attempt (in the
+    /// `Waiting` state).
     fn on_outcome(
         mut self: Pin<&mut Self>,
         outcome: Result<S::Response, BoxError>,
         number: u32,
-        (sent, held): (Option<Instant>, bool),
+        (sent, held, taken): (Option<Instant>, bool, Option<Taken>),
     ) -> Next<Result<S::Response, BoxError>> {
         let mut this = self.as_mut().project();
         let shared: &Shared<S, C, P> = this.shared;
@@ -281,6 +286,15 @@ where
         if hint.is_some() || reason == Reason::NeverSent(NotSent::CircuitOpen) {
             // The server (or an open circuit) asked to wait: no more hedges into it.
             this.progress.no_more_hedges = true;
+        }
+        if reason == Reason::NeverSent(NotSent::CircuitOpen)
+            && let Some(taken) = taken
+        {
+            // A hedge that an open circuit turned away put no load on the dependency.
+            let keyed = this.keyed.as_ref().map(|slot| &***slot);
+            if let Some(budget) = keyed.or(config.budget.as_ref()) {
+                budget.give_back(taken);
+            }
         }
         if others(this.hedges) > 0 {
             // Another attempt may still answer: this one's failure ends nothing.

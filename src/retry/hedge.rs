@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tower_service::Service;
 
+use super::budget::Taken;
 use super::latencies::Latencies;
 use super::{Config, Event, NoHedge, Replay, RetryBudget, Shared};
 use crate::classify::Classify;
@@ -240,7 +241,7 @@ pub(crate) fn try_send<S, Req, C, P>(
     kept: Option<&Req>,
     budget: Option<&RetryBudget>,
     cx: &mut Context<'_>,
-) -> Result<(S, Req), NoHedge>
+) -> Result<(S, Req, Option<Taken>), NoHedge>
 where
     S: Service<Req> + Clone,
     S::Error: Into<BoxError>,
@@ -262,10 +263,11 @@ where
         return Err(NoHedge::NotReady);
     }
     let request = shared.replay.replay(kept).ok_or(NoHedge::NotReplayable)?;
-    if budget.is_some_and(|budget| !budget.withdraw()) {
-        return Err(NoHedge::Budget);
-    }
-    Ok((service, request))
+    let taken = match budget {
+        Some(budget) => Some(budget.take_at(Instant::now()).ok_or(NoHedge::Budget)?),
+        None => None,
+    };
+    Ok((service, request, taken))
 }
 
 /// A call that hedged (or could have) ended with `attempt`'s outcome, a success or a fatal one,
@@ -289,6 +291,23 @@ pub(crate) fn won<F>(
     }
 }
 
+/// A hedge in flight: its number, when it was sent (when timed), the retry it took from the
+/// budget (given back if an open circuit turns it away), and the call.
+struct InFlight<F> {
+    number: u32,
+    sent: Option<Instant>,
+    taken: Option<Taken>,
+    future: Pin<Box<F>>,
+}
+
+/// A hedge's outcome, with what it was sent with.
+pub(crate) struct Landed<T> {
+    pub(crate) number: u32,
+    pub(crate) sent: Option<Instant>,
+    pub(crate) taken: Option<Taken>,
+    pub(crate) outcome: T,
+}
+
 pin_project_lite::pin_project! {
     /// A call's hedging, made the first time it has an attempt pending: the timer of the next
     /// hedge, and the hedges in flight beside the attempt the retry future holds itself (each
@@ -296,7 +315,7 @@ pin_project_lite::pin_project! {
     pub(crate) struct Hedges<F> {
         #[pin]
         timer: Option<Timer>,
-        in_flight: Vec<(u32, Option<Instant>, Pin<Box<F>>)>,
+        in_flight: Vec<InFlight<F>>,
         // When the attempt the future holds was sent (about: when it was first found
         // pending), kept to learn the delay.
         pub(crate) current_sent: Option<Instant>,
@@ -322,10 +341,19 @@ impl<F: Future> Hedges<F> {
         }
     }
 
-    /// Adds attempt `number`, sent at `sent` (when timed).
-    pub(crate) fn push(self: Pin<&mut Self>, number: u32, sent: Option<Instant>, future: F) {
+    /// Adds attempt `number`, sent at `sent` (when timed) with `taken` from the budget.
+    pub(crate) fn push(
+        self: Pin<&mut Self>,
+        (number, sent, taken): (u32, Option<Instant>, Option<Taken>),
+        future: F,
+    ) {
         let this = self.project();
-        this.in_flight.push((number, sent, Box::pin(future)));
+        this.in_flight.push(InFlight {
+            number,
+            sent,
+            taken,
+            future: Box::pin(future),
+        });
         *this.hedged = true;
     }
 
@@ -333,12 +361,22 @@ impl<F: Future> Hedges<F> {
     pub(crate) fn poll_in_flight(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<(u32, Option<Instant>, F::Output)> {
+    ) -> Poll<Landed<F::Output>> {
         let in_flight = self.project().in_flight;
         for i in 0..in_flight.len() {
-            if let Poll::Ready(outcome) = in_flight[i].2.as_mut().poll(cx) {
-                let (number, sent, _) = in_flight.swap_remove(i);
-                return Poll::Ready((number, sent, outcome));
+            if let Poll::Ready(outcome) = in_flight[i].future.as_mut().poll(cx) {
+                let InFlight {
+                    number,
+                    sent,
+                    taken,
+                    ..
+                } = in_flight.swap_remove(i);
+                return Poll::Ready(Landed {
+                    number,
+                    sent,
+                    taken,
+                    outcome,
+                });
             }
         }
         Poll::Pending

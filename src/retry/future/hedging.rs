@@ -27,10 +27,11 @@ where
     ) -> Poll<Option<Result<S::Response, BoxError>>> {
         let this = self.as_mut().project();
         if let Some(hedges) = this.hedges.as_mut()
-            && let Poll::Ready((number, sent, outcome)) = hedges.as_mut().poll_in_flight(cx)
+            && let Poll::Ready(landed) = hedges.as_mut().poll_in_flight(cx)
         {
-            let outcome = outcome.map_err(Into::into);
-            return Poll::Ready(match self.on_outcome(outcome, number, (sent, false)) {
+            let outcome = landed.outcome.map_err(Into::into);
+            let from = (landed.sent, false, landed.taken);
+            return Poll::Ready(match self.on_outcome(outcome, landed.number, from) {
                 Next::Done(done) => Some(done),
                 Next::GoOn => None,
             });
@@ -115,7 +116,7 @@ where
             .map(|slot| &***slot)
             .or(config.budget.as_ref());
         let sent = hedge::try_send(shared, this.kept.as_ref(), budget, cx);
-        let (service, request) = match sent {
+        let (service, request, taken) = match sent {
             Ok(sent) => sent,
             Err(why) => {
                 this.progress.no_more_hedges = true;
@@ -131,6 +132,6 @@ where
         let sent = learns.then(Instant::now);
         hedges
             .as_mut()
-            .push(attempt.number, sent, service.call(request));
+            .push((attempt.number, sent, taken), service.call(request));
     }
 }
