@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use super::budget::Taken;
-use super::hedge::{self, Hedges};
+use super::hedge::Hedges;
 use super::plan::{
     Progress, none_left, plan_retry, poll_wait, ready_service, stopped, unclassified,
 };
@@ -277,25 +277,15 @@ where
                     });
                 }
                 if let Some(hedges) = this.hedges.as_ref() {
-                    hedge::won(config, hedges, attempt, sent, others(this.hedges) as u32);
+                    hedging::won(config, hedges, attempt, sent, others(this.hedges) as u32);
                 }
                 return Next::Done(outcome);
             }
             Classification::Retryable { reason, after } => (reason, after),
         };
-        if hint.is_some() || reason == Reason::NeverSent(NotSent::CircuitOpen) {
-            // The server (or an open circuit) asked to wait: no more hedges into it.
-            this.progress.no_more_hedges = true;
-        }
-        if reason == Reason::NeverSent(NotSent::CircuitOpen)
-            && let Some(taken) = taken
-        {
-            // A hedge that an open circuit turned away put no load on the dependency.
-            let keyed = this.keyed.as_ref().map(|slot| &***slot);
-            if let Some(budget) = keyed.or(config.budget.as_ref()) {
-                budget.give_back(taken);
-            }
-        }
+        let budget = (this.keyed.as_ref()).map(|slot| &***slot);
+        let budget = budget.or(config.budget.as_ref());
+        after_retryable(this.progress, budget, (reason, hint), taken);
         if others(this.hedges) > 0 {
             // Another attempt may still answer: this one's failure ends nothing.
             if held {
@@ -350,5 +340,23 @@ where
                 Next::Done(outcome.map_err(|err| stopped(err, attempt, why, Some(reason))))
             }
         }
+    }
+}
+
+/// What a retryable outcome says to the call's hedging: a server (or an open circuit) that
+/// asked to wait gets no more hedges, and a hedge that an open circuit turned away put no load
+/// on the dependency and gives back the retry it `taken` from the budget.
+fn after_retryable(
+    progress: &mut Progress,
+    budget: Option<&RetryBudget>,
+    (reason, hint): (Reason, Option<Duration>),
+    taken: Option<Taken>,
+) {
+    let turned_away = reason == Reason::NeverSent(NotSent::CircuitOpen);
+    if hint.is_some() || turned_away {
+        progress.no_more_hedges = true;
+    }
+    if turned_away && let (Some(budget), Some(taken)) = (budget, taken) {
+        budget.give_back(taken);
     }
 }

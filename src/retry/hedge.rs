@@ -7,14 +7,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tower_service::Service;
 
 use super::budget::Taken;
 use super::latencies::Latencies;
-use super::{Config, Event, NoHedge, Replay, RetryBudget, Shared};
-use crate::classify::Classify;
 use crate::context::Timer;
-use crate::error::{Attempt, BoxError, ConfigError, ConfigProblem};
+use crate::error::{ConfigError, ConfigProblem};
 
 /// How a retry layer hedges ([`RetryBuilder::hedge`](super::RetryBuilder::hedge)): after a
 /// delay with no answer, another attempt goes out beside the first.
@@ -230,64 +227,6 @@ impl Hedging {
         if let Some(latencies) = &self.latencies {
             latencies.record(now, latency);
         }
-    }
-}
-
-/// Whether a hedge can go out now, cheapest check first, and what it goes out through: a clone
-/// of the spare service that is ready at once, and the request made again. The budget is asked
-/// last, so that a hedge that would not go out spends nothing.
-pub(crate) fn try_send<S, Req, C, P>(
-    shared: &Shared<S, C, P>,
-    kept: Option<&Req>,
-    budget: Option<&RetryBudget>,
-    cx: &mut Context<'_>,
-) -> Result<(S, Req, Option<Taken>), NoHedge>
-where
-    S: Service<Req> + Clone,
-    S::Error: Into<BoxError>,
-    C: Classify<Req, S::Response>,
-    P: Replay<Req, S::Response>,
-{
-    let kept = kept.ok_or(NoHedge::NotReplayable)?;
-    if !shared.classifier.may_hedge(kept) {
-        return Err(NoHedge::NotSafe);
-    }
-    if !shared.replay.can_hedge(kept) {
-        return Err(NoHedge::NotReplayable);
-    }
-    if crate::context::deadline_passed() {
-        return Err(NoHedge::Deadline);
-    }
-    let mut service = shared.spare();
-    if !matches!(service.poll_ready(cx), Poll::Ready(Ok(()))) {
-        return Err(NoHedge::NotReady);
-    }
-    let request = shared.replay.replay(kept).ok_or(NoHedge::NotReplayable)?;
-    let taken = match budget {
-        Some(budget) => Some(budget.take_at(Instant::now()).ok_or(NoHedge::Budget)?),
-        None => None,
-    };
-    Ok((service, request, taken))
-}
-
-/// A call that hedged (or could have) ended with `attempt`'s outcome, a success or a fatal one,
-/// with `cancelled` attempts still in flight: its latency is learned, and, if a hedge went out,
-/// its number is the one the response and the errors report.
-#[cold]
-pub(crate) fn won<F>(
-    config: &Config,
-    hedges: &Hedges<F>,
-    attempt: Attempt,
-    sent: Option<Instant>,
-    cancelled: u32,
-) {
-    if let (Some(hedging), Some(sent)) = (&config.hedging, sent) {
-        let now = Instant::now();
-        hedging.record(now, now.saturating_duration_since(sent));
-    }
-    if hedges.hedged {
-        crate::context::record_attempt(attempt);
-        config.emit(|| Event::HedgeWon { attempt, cancelled });
     }
 }
 

@@ -8,9 +8,10 @@ use tower_service::Service;
 
 use super::{Next, ResponseFuture, StateProjRef};
 use crate::classify::Classify;
-use crate::error::BoxError;
-use crate::retry::hedge::{self, Hedges};
-use crate::retry::{Event, NoHedge, Replay, Shared};
+use crate::error::{Attempt, BoxError};
+use crate::retry::budget::Taken;
+use crate::retry::hedge::Hedges;
+use crate::retry::{Config, Event, NoHedge, Replay, RetryBudget, Shared};
 
 impl<S, Req, C, P> ResponseFuture<S, Req, C, P>
 where
@@ -115,7 +116,7 @@ where
         let budget = (this.keyed.as_ref())
             .map(|slot| &***slot)
             .or(config.budget.as_ref());
-        let sent = hedge::try_send(shared, this.kept.as_ref(), budget, cx);
+        let sent = try_send(shared, this.kept.as_ref(), budget, cx);
         let (service, request, taken) = match sent {
             Ok(sent) => sent,
             Err(why) => {
@@ -134,4 +135,62 @@ where
             .as_mut()
             .push((attempt.number, sent, taken), service.call(request));
     }
+}
+
+/// A call that hedged (or could have) ended with `attempt`'s outcome, a success or a fatal one,
+/// with `cancelled` attempts still in flight: its latency is learned, and, if a hedge went out,
+/// its number is the one the response and the errors report.
+#[cold]
+pub(super) fn won<F>(
+    config: &Config,
+    hedges: &Hedges<F>,
+    attempt: Attempt,
+    sent: Option<Instant>,
+    cancelled: u32,
+) {
+    if let (Some(hedging), Some(sent)) = (&config.hedging, sent) {
+        let now = Instant::now();
+        hedging.record(now, now.saturating_duration_since(sent));
+    }
+    if hedges.hedged {
+        crate::context::record_attempt(attempt);
+        config.emit(|| Event::HedgeWon { attempt, cancelled });
+    }
+}
+
+/// Whether a hedge can go out now, cheapest check first, and what it goes out through: a clone
+/// of the spare service that is ready at once, and the request made again. The budget is asked
+/// last, so that a hedge that would not go out spends nothing.
+fn try_send<S, Req, C, P>(
+    shared: &Shared<S, C, P>,
+    kept: Option<&Req>,
+    budget: Option<&RetryBudget>,
+    cx: &mut Context<'_>,
+) -> Result<(S, Req, Option<Taken>), NoHedge>
+where
+    S: Service<Req> + Clone,
+    S::Error: Into<BoxError>,
+    C: Classify<Req, S::Response>,
+    P: Replay<Req, S::Response>,
+{
+    let kept = kept.ok_or(NoHedge::NotReplayable)?;
+    if !shared.classifier.may_hedge(kept) {
+        return Err(NoHedge::NotSafe);
+    }
+    if !shared.replay.can_hedge(kept) {
+        return Err(NoHedge::NotReplayable);
+    }
+    if crate::context::deadline_passed() {
+        return Err(NoHedge::Deadline);
+    }
+    let mut service = shared.spare();
+    if !matches!(service.poll_ready(cx), Poll::Ready(Ok(()))) {
+        return Err(NoHedge::NotReady);
+    }
+    let request = shared.replay.replay(kept).ok_or(NoHedge::NotReplayable)?;
+    let taken = match budget {
+        Some(budget) => Some(budget.take_at(Instant::now()).ok_or(NoHedge::Budget)?),
+        None => None,
+    };
+    Ok((service, request, taken))
 }
