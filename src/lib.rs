@@ -146,6 +146,8 @@ pub mod http;
 mod preset;
 pub mod retry;
 pub mod scope;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod timeout;
 
 pub use crate::error::{
