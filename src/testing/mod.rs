@@ -63,7 +63,7 @@ mod http;
 #[cfg(feature = "grpc")]
 pub use self::http::grpc_status;
 #[cfg(feature = "http")]
-pub use self::http::http_status;
+pub use self::http::{CutBody, ResetBody, ResetBodyLayer, http_status};
 
 /// A fault one request may get.
 enum Fault<Res> {
