@@ -198,3 +198,54 @@ pub mod in_axum {}
 /// # let _ = layer;
 /// ```
 pub mod migrating {}
+
+/// Testing your resilience stack (`testing` feature): faults on a paused clock.
+///
+/// Put a [`FaultLayer`](crate::testing::FaultLayer) under your stack, in place of the
+/// dependency's failures, and drive it with [`run`](crate::testing::run) on a paused clock. The
+/// faults are drawn from a seed, per request in order, so the test is the same on every run and
+/// takes no real time; the layer's [`counts`](crate::testing::FaultLayer::counts) say what the
+/// dependency saw, which is how "the server saw at most X" is asserted. For an HTTP stack,
+/// [`http_status`](crate::testing::http_status) makes a 503 with `Retry-After`, and
+/// [`ResetBodyLayer`](crate::testing::ResetBodyLayer) cuts a response body short.
+///
+/// ```
+/// use std::io;
+/// use std::time::Duration;
+/// use tower::{service_fn, Layer};
+/// use tower_tenacity::breaker::BreakerConfig;
+/// use tower_tenacity::classify::DefaultClassifier;
+/// use tower_tenacity::testing::{run, FaultLayer};
+/// use tower_tenacity::{BoxError, Error, ResilienceLayer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), BoxError> {
+/// tokio::time::pause();
+/// // The dependency is down from 1 s to 6 s.
+/// let faults = FaultLayer::builder()
+///     .error(1.0, io::ErrorKind::ConnectionRefused)
+///     .during(Duration::from_secs(1), Duration::from_secs(6))
+///     .build()?;
+/// let dependency = faults.layer(service_fn(|n: u32| async move {
+///     tokio::time::sleep(Duration::from_millis(10)).await;
+///     Ok::<_, BoxError>(n)
+/// }));
+/// let stack = ResilienceLayer::builder(DefaultClassifier)
+///     .circuit_breaker(BreakerConfig::new().consecutive_failures(5))
+///     .build()?
+///     .layer(dependency);
+///
+/// // 1 000 calls, 10 at a time, 10 ms each: about 1 s of traffic before the outage.
+/// let report = run(stack, 1000, 10, |i| i as u32).await;
+/// let open = report.failed_with(Error::is_circuit_open);
+/// assert!(report.succeeded() >= 900, "{} succeeded", report.succeeded());
+/// assert!(open > 0, "the breaker turned calls away during the outage");
+/// // What the dependency saw: every call that succeeded, plus the failures before the circuit
+/// // opened and the probes, not every attempt of every call.
+/// let seen = faults.counts();
+/// assert!(seen.errors < 100, "{seen:?}");
+/// # Ok(())
+/// # }
+/// ```
+#[cfg(feature = "testing")]
+pub mod testing_your_stack {}

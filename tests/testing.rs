@@ -243,3 +243,43 @@ async fn a_body_is_cut_after_its_bytes_and_the_rest_pass() {
     assert_eq!(body.len(), 10_000);
     assert_eq!(none.cut(), 0);
 }
+
+/// The harness keeps at most `concurrency` calls in flight, reports them in the order they
+/// were made, and times them on the paused clock.
+#[tokio::test(start_paused = true)]
+async fn the_harness_reports_each_call_in_order() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower_tenacity::testing::run;
+
+    let live = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (now, peak) = (live.clone(), most.clone());
+    let svc = service_fn(move |i: u64| {
+        let (now, peak) = (now.clone(), peak.clone());
+        async move {
+            let in_flight = now.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(in_flight, Ordering::SeqCst);
+            // Call i takes i ms; every tenth fails.
+            tokio::time::sleep(ms(i)).await;
+            now.fetch_sub(1, Ordering::SeqCst);
+            if i % 10 == 9 {
+                return Err::<u64, BoxError>("nope".into());
+            }
+            Ok(i)
+        }
+    });
+    let start = Instant::now();
+    let report = run(svc, 100, 4, |i| i as u64).await;
+    assert_eq!(most.load(Ordering::SeqCst), 4);
+    assert_eq!((report.succeeded(), report.failed()), (90, 10));
+    for (i, outcome) in report.outcomes.iter().enumerate() {
+        if i % 10 != 9 {
+            assert_eq!(*outcome.as_ref().unwrap(), i as u64);
+        }
+    }
+    assert_eq!(report.latencies[37], ms(37));
+    assert_eq!(report.latency(50.0), ms(49));
+    assert_eq!(report.latency(100.0), ms(99));
+    assert!(start.elapsed() < ms(99 * 100 / 4 + 100), "calls overlapped");
+}

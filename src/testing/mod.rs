@@ -57,8 +57,11 @@ use tower_service::Service;
 
 use crate::error::{BoxError, ConfigError, ConfigProblem};
 
+mod harness;
 #[cfg(feature = "http")]
 mod http;
+
+pub use self::harness::{Report, run};
 
 #[cfg(feature = "grpc")]
 pub use self::http::grpc_status;
