@@ -1,0 +1,255 @@
+//! A fleet of clients over one server with a capacity, on a paused clock: what retries do to a
+//! server that is overloaded, and whether it recovers. Shared by `examples/fleet` and
+//! `tests/fleet.rs`.
+//!
+//! The server serves calls one after another, `capacity` of them a second, in the order they
+//! came. A call that has to wait behind others waits; a client that gives up on it (its attempt
+//! timeout) does not take back the server's work, which is still spent on it. So once the
+//! queue is longer than the clients' patience, the server works only on calls nobody waits for
+//! any more, and its goodput falls to nothing: overload turns into failure. Clients send at a
+//! steady rate (an open loop, as real traffic does), each through a stack of its own.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tower::{Layer, ServiceExt, service_fn};
+use tower_tenacity::breaker::BreakerConfig;
+use tower_tenacity::classify::DefaultClassifier;
+use tower_tenacity::retry::{Hedge, RetryBudget};
+use tower_tenacity::{BoxError, ResilienceLayer};
+
+/// The fleet and its server.
+#[derive(Debug, Clone, Copy)]
+pub struct Fleet {
+    pub clients: u32,
+    /// Requests a second each client sends.
+    pub rate: u32,
+    /// Calls a second the server serves.
+    pub capacity: f64,
+    /// From when to when the capacity is cut, and to what share.
+    pub trigger: (Duration, Duration, f64),
+    /// How long the run lasts.
+    pub length: Duration,
+}
+
+impl Default for Fleet {
+    fn default() -> Self {
+        Fleet {
+            clients: 10,
+            rate: 40,
+            capacity: 1000.0,
+            trigger: (Duration::from_secs(10), Duration::from_secs(20), 0.3),
+            length: Duration::from_secs(40),
+        }
+    }
+}
+
+/// How each client's stack is set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setup {
+    NoRetries,
+    RetriesWithoutBudget,
+    Defaults,
+    DefaultsWithBreaker,
+    DefaultsWithHedging,
+}
+
+impl Setup {
+    pub const ALL: [Setup; 5] = [
+        Setup::NoRetries,
+        Setup::RetriesWithoutBudget,
+        Setup::Defaults,
+        Setup::DefaultsWithBreaker,
+        Setup::DefaultsWithHedging,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Setup::NoRetries => "no retries",
+            Setup::RetriesWithoutBudget => "retries, no budget",
+            Setup::Defaults => "defaults (budget)",
+            Setup::DefaultsWithBreaker => "defaults + breaker",
+            Setup::DefaultsWithHedging => "defaults + hedging",
+        }
+    }
+}
+
+/// What one run came to, second by second and in sum.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Calls that reached the server, each second.
+    pub offered: Vec<u64>,
+    /// Calls answered to a client that still waited, each second.
+    pub goodput: Vec<u64>,
+    /// The load the clients send, a second.
+    pub base: f64,
+}
+
+impl Outcome {
+    /// The most calls the server saw in a second, against the clients' own load.
+    pub fn peak_load(&self) -> f64 {
+        *self.offered.iter().max().unwrap_or(&0) as f64 / self.base
+    }
+
+    fn mean(values: &[u64]) -> f64 {
+        values.iter().sum::<u64>() as f64 / values.len().max(1) as f64
+    }
+
+    /// Goodput while the capacity is cut, against the load.
+    pub fn goodput_during(&self, fleet: &Fleet) -> f64 {
+        let (from, to, _) = fleet.trigger;
+        Self::mean(&self.goodput[from.as_secs() as usize..to.as_secs() as usize]) / self.base
+    }
+
+    /// Goodput over the last ten seconds, against the load.
+    pub fn goodput_after(&self) -> f64 {
+        Self::mean(&self.goodput[self.goodput.len() - 10..]) / self.base
+    }
+
+    /// Seconds from the capacity's return until the goodput is back at 95% of the load and
+    /// stays there; `None` if it never is.
+    pub fn recovery(&self, fleet: &Fleet) -> Option<u64> {
+        let back = fleet.trigger.1.as_secs() as usize;
+        let good = |s: &u64| *s as f64 >= 0.95 * self.base;
+        (back..self.goodput.len())
+            .find(|&s| self.goodput[s..].iter().all(good))
+            .map(|s| (s - back) as u64)
+    }
+}
+
+/// The server: a queue served at its capacity (cut during the trigger), counting what it was
+/// offered and what it answered in time, per second.
+#[derive(Clone)]
+struct Server {
+    fleet: Fleet,
+    start: Instant,
+    busy_until: Arc<Mutex<Instant>>,
+    offered: Arc<Vec<AtomicU64>>,
+    goodput: Arc<Vec<AtomicU64>>,
+}
+
+impl Server {
+    fn new(fleet: Fleet) -> Server {
+        let seconds = fleet.length.as_secs() as usize + 1;
+        let counters = || Arc::new((0..seconds).map(|_| AtomicU64::new(0)).collect());
+        let start = Instant::now();
+        Server {
+            fleet,
+            start,
+            busy_until: Arc::new(Mutex::new(start)),
+            offered: counters(),
+            goodput: counters(),
+        }
+    }
+
+    fn second(&self, at: Instant) -> usize {
+        let s = at.duration_since(self.start).as_secs() as usize;
+        s.min(self.offered.len() - 1)
+    }
+
+    /// When a call that arrives now is done: after every call before it, at the capacity of
+    /// the moment it starts.
+    fn schedule(&self, now: Instant) -> Instant {
+        let mut busy_until = self.busy_until.lock().unwrap();
+        let begin = (*busy_until).max(now);
+        let (from, to, share) = self.fleet.trigger;
+        let elapsed = begin.duration_since(self.start);
+        let capacity = if elapsed >= from && elapsed < to {
+            self.fleet.capacity * share
+        } else {
+            self.fleet.capacity
+        };
+        *busy_until = begin + Duration::from_secs_f64(1.0 / capacity);
+        *busy_until
+    }
+
+    async fn call(self) -> Result<(), BoxError> {
+        let now = Instant::now();
+        self.offered[self.second(now)].fetch_add(1, Ordering::Relaxed);
+        let done = self.schedule(now);
+        tokio::time::sleep_until(done).await;
+        // Only a client that still waits gets here: a cancelled call never does.
+        self.goodput[self.second(done)].fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// The client stack of `setup` (attempt timeout 500 ms, total 2 s, 3 attempts, seeded).
+fn stack(setup: Setup, seed: u64) -> tower_tenacity::ResilienceBuilder {
+    let base = ResilienceLayer::builder(DefaultClassifier)
+        .attempt_timeout(Duration::from_millis(500))
+        .total_timeout(Duration::from_secs(2))
+        .seed(seed);
+    match setup {
+        Setup::NoRetries => base.max_attempts(1),
+        Setup::RetriesWithoutBudget => base.no_budget(),
+        Setup::Defaults | Setup::DefaultsWithBreaker | Setup::DefaultsWithHedging => {
+            base.budget(RetryBudget::default())
+        }
+    }
+}
+
+/// Runs the fleet with every client set up as `setup`; on a paused clock.
+pub async fn simulate(fleet: Fleet, setup: Setup) -> Outcome {
+    let server = Server::new(fleet);
+    let start = server.start;
+    let interval = Duration::from_secs(1) / fleet.rate;
+    let mut drivers = Vec::new();
+    for client in 0..fleet.clients {
+        let target = server.clone();
+        let inner = service_fn(move |()| target.clone().call());
+        let svc = match setup {
+            Setup::DefaultsWithBreaker => {
+                let breaker = BreakerConfig::new()
+                    .failure_ratio(0.5)
+                    .min_calls(20)
+                    .window(Duration::from_secs(5))
+                    .break_duration(Duration::from_secs(1))
+                    .seed(u64::from(client));
+                let layer = stack(setup, u64::from(client)).circuit_breaker(breaker);
+                tower::util::BoxCloneService::new(layer.build().unwrap().layer(inner))
+            }
+            Setup::DefaultsWithHedging => {
+                let hedge = Hedge::after(Duration::from_millis(100));
+                let layer = stack(setup, u64::from(client)).hedge(hedge);
+                tower::util::BoxCloneService::new(layer.build().unwrap().layer(inner))
+            }
+            _ => tower::util::BoxCloneService::new(
+                stack(setup, u64::from(client))
+                    .build()
+                    .unwrap()
+                    .layer(inner),
+            ),
+        };
+        // Clients spread their sends over the interval.
+        let offset = interval * client / fleet.clients;
+        drivers.push(tokio::spawn(async move {
+            let mut next = start + offset;
+            while next < start + fleet.length {
+                tokio::time::sleep_until(next).await;
+                let call = svc.clone().oneshot(());
+                tokio::spawn(async move {
+                    let _ = call.await;
+                });
+                next += interval;
+            }
+        }));
+    }
+    for driver in drivers {
+        driver.await.unwrap();
+    }
+    // Let the last calls end.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let take = |v: &Arc<Vec<AtomicU64>>| {
+        let all: Vec<u64> = v.iter().map(|n| n.load(Ordering::Relaxed)).collect();
+        all[..fleet.length.as_secs() as usize].to_vec()
+    };
+    Outcome {
+        offered: take(&server.offered),
+        goodput: take(&server.goodput),
+        base: f64::from(fleet.clients * fleet.rate),
+    }
+}

@@ -1,0 +1,63 @@
+//! A fleet of clients over one overloaded server, on a paused clock (see
+//! `examples/fleet/sim.rs`): with this crate's defaults the load the server sees stays within
+//! the retry budget's bound, and the server recovers once its capacity is back; with retries
+//! and no budget it does not (a metastable failure).
+
+#[path = "../examples/fleet/sim.rs"]
+mod sim;
+
+use sim::{Fleet, Setup, simulate};
+
+fn run(setup: Setup) -> sim::Outcome {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    runtime.block_on(simulate(Fleet::default(), setup))
+}
+
+/// The budget's bound on what the server sees in a second: every request, a share `ratio`
+/// (0.2) more, and each client's floor (10 a second).
+fn bound(fleet: &Fleet) -> f64 {
+    let base = f64::from(fleet.clients * fleet.rate);
+    (1.2 * base + 10.0 * f64::from(fleet.clients)) / base
+}
+
+#[test]
+fn with_the_defaults_the_load_stays_bounded_and_the_server_recovers() {
+    let fleet = Fleet::default();
+    for setup in [
+        Setup::Defaults,
+        Setup::DefaultsWithBreaker,
+        Setup::DefaultsWithHedging,
+    ] {
+        let outcome = run(setup);
+        assert!(
+            outcome.peak_load() <= bound(&fleet),
+            "{}: peak {:.3}× over the budget's {:.3}×",
+            setup.name(),
+            outcome.peak_load(),
+            bound(&fleet)
+        );
+        let recovery = outcome.recovery(&fleet);
+        assert!(
+            recovery.is_some_and(|s| s <= 10),
+            "{}: {recovery:?}",
+            setup.name()
+        );
+        assert!(outcome.goodput_after() >= 0.95, "{}", setup.name());
+    }
+}
+
+#[test]
+fn without_retries_it_recovers_and_without_a_budget_it_does_not() {
+    let fleet = Fleet::default();
+    let none = run(Setup::NoRetries);
+    assert!(none.peak_load() <= 1.01);
+    assert!(none.recovery(&fleet).is_some());
+    let unbudgeted = run(Setup::RetriesWithoutBudget);
+    assert!(unbudgeted.peak_load() > 2.5, "{}", unbudgeted.peak_load());
+    assert_eq!(unbudgeted.recovery(&fleet), None, "a metastable failure");
+    assert!(unbudgeted.goodput_after() < 0.1);
+}
