@@ -2,11 +2,13 @@
 //! a database under load, sometimes drops the connection and sometimes stalls.
 //!
 //! ```text
-//! cargo run --example custom_service
+//! cargo run --example custom_service --features testing
 //! ```
 //!
 //! It looks up 12 users at once through deadline → retry → attempt timeout, logs each retry as
-//! it happens (the crate's `tracing` events), then prints what each lookup came to.
+//! it happens (the crate's `tracing` events), then prints what each lookup came to. The store's
+//! faults come from the crate's fault-injection kit (`testing::FaultLayer`): 30% of the calls
+//! drop the connection and 10% stall, a different draw each run.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,9 +21,10 @@ use std::time::{Duration, Instant};
 use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::classify::DefaultClassifier;
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
+use tower_tenacity::testing::FaultLayer;
 use tower_tenacity::{BoxError, Error, ResilienceLayer};
 
-/// The store: lookups by id, with the faults of a real one.
+/// The store: lookups by id; a missing user is an answer, not a fault.
 #[derive(Clone)]
 struct UserStore {
     users: Arc<HashMap<u32, &'static str>>,
@@ -50,19 +53,8 @@ impl Service<u32> for UserStore {
     fn call(&mut self, id: u32) -> Self::Future {
         let users = self.users.clone();
         Box::pin(async move {
-            match fastrand::u8(0..10) {
-                // The connection drops: transient, worth another try.
-                0..=2 => Err(io::Error::new(io::ErrorKind::ConnectionReset, "store reset").into()),
-                // A lock wait far past any sane timeout.
-                3 => {
-                    tokio::time::sleep(Duration::from_secs(30)).await;
-                    unreachable!("the attempt timeout fires first")
-                }
-                _ => {
-                    tokio::time::sleep(Duration::from_millis(fastrand::u64(5..40))).await;
-                    users.get(&id).copied().ok_or_else(|| NotFound(id).into())
-                }
-            }
+            tokio::time::sleep(Duration::from_millis(fastrand::u64(5..40))).await;
+            users.get(&id).copied().ok_or_else(|| NotFound(id).into())
         })
     }
 }
@@ -89,6 +81,13 @@ async fn main() -> Result<(), BoxError> {
             (11, "Tony"),
         ])),
     };
+    // The faults of a real store: a dropped connection, a lock wait far past any timeout.
+    let faults = FaultLayer::builder()
+        .seed(fastrand::u64(..))
+        .error(0.3, io::ErrorKind::ConnectionReset)
+        .stall(0.1)
+        .build()?;
+    let store = faults.layer(store);
     let resilient = ResilienceLayer::builder(DefaultClassifier)
         .total_timeout(Duration::from_millis(1500))
         .attempt_timeout(Duration::from_millis(200))
@@ -121,5 +120,13 @@ async fn main() -> Result<(), BoxError> {
             },
         }
     }
+    let seen = faults.counts();
+    println!(
+        "\nthe store saw {} calls: {} answered, {} dropped, {} stalled",
+        seen.requests(),
+        seen.passed,
+        seen.errors,
+        seen.stalled
+    );
     Ok(())
 }
