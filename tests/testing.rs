@@ -279,7 +279,33 @@ async fn the_harness_reports_each_call_in_order() {
         }
     }
     assert_eq!(report.latencies[37], ms(37));
+    assert!(
+        report.attempts().iter().all(Option::is_none),
+        "no retry layer here"
+    );
     assert_eq!(report.latency(50.0), ms(49));
     assert_eq!(report.latency(100.0), ms(99));
     assert!(start.elapsed() < ms(99 * 100 / 4 + 100), "calls overlapped");
+}
+
+/// Through a retry layer, the report says how many attempts each failure took.
+#[tokio::test(start_paused = true)]
+async fn the_harness_reports_the_attempts_of_failures() {
+    use tower_tenacity::ResilienceLayer;
+    use tower_tenacity::testing::run;
+
+    let faults = FaultLayer::<u32>::builder()
+        .error(1.0, io::ErrorKind::ConnectionReset)
+        .build()
+        .unwrap();
+    let stack = ResilienceLayer::default().layer(faults.layer(echo()));
+    let report = run(stack, 5, 1, |i| i as u32).await;
+    assert_eq!(report.failed(), 5);
+    assert!(report.attempts().iter().all(|a| a.is_some_and(|n| n >= 1)));
+    let total: u32 = report.attempts().iter().flatten().sum();
+    assert_eq!(
+        u64::from(total),
+        faults.counts().requests(),
+        "every attempt reached the faults"
+    );
 }

@@ -38,6 +38,18 @@ impl<Res> Report<Res> {
         self.outcomes.len() - self.succeeded()
     }
 
+    /// How many attempts each call that failed took, as its error says (a call that succeeded,
+    /// or whose error says nothing of attempts, shows `None`; an HTTP stack's responses carry
+    /// their attempts in the `Attempts` extension).
+    pub fn attempts(&self) -> Vec<Option<u32>> {
+        (self.outcomes.iter())
+            .map(|o| {
+                let err = o.as_ref().err()?;
+                Error::find(err.as_ref())?.attempts()
+            })
+            .collect()
+    }
+
     /// Calls whose error is one of this crate's and says `what` (for example
     /// `Error::is_circuit_open`).
     pub fn failed_with(&self, what: impl Fn(&Error) -> bool) -> usize {
