@@ -158,7 +158,9 @@ impl<C, P, X, B> ResilienceBuilder<C, P, X, B> {
         self.retry_with(|retry| retry.max_retry_after(cap))
     }
 
-    /// A retry budget shared with other layers.
+    /// The retry budget: shared with other layers given the same one. The HTTP and gRPC presets
+    /// keep a budget per host, each a fresh copy of this one's settings (so that a host that is
+    /// down spends only its own); there it sets the settings, not a shared budget.
     pub fn budget(self, budget: RetryBudget) -> Self {
         self.retry_with(|retry| retry.budget(budget))
     }
