@@ -2,7 +2,7 @@
 //! a database under load, sometimes drops the connection and sometimes stalls.
 //!
 //! ```text
-//! cargo run --example custom_service --features testing
+//! cargo run --example custom_service
 //! ```
 //!
 //! It looks up 12 users at once through deadline → retry → attempt timeout, logs each retry as

@@ -37,8 +37,12 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use std::future::{Ready, ready};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tower::util::ServiceFn;
+use tower::{Layer, ServiceExt};
+use tower_tenacity::testing::{FaultLayer, FaultService};
 
 /// What the server has seen.
 #[derive(Debug, Default)]
@@ -82,6 +86,7 @@ impl FlakyServer {
         let addr = listener.local_addr()?;
         let stats = Arc::new(Stats::default());
         let failures = Arc::new(Mutex::new(HashMap::<String, u64>::new()));
+        let demo = demo_faults(fastrand::u64(..));
         let shared = stats.clone();
         let task = tokio::spawn(async move {
             loop {
@@ -91,9 +96,11 @@ impl FlakyServer {
                 shared.connections.fetch_add(1, Ordering::Relaxed);
                 let stats = shared.clone();
                 let failures = failures.clone();
+                let demo = demo.clone();
                 tokio::spawn(async move {
-                    let service =
-                        service_fn(move |request| handle(request, stats.clone(), failures.clone()));
+                    let service = service_fn(move |request| {
+                        handle(request, stats.clone(), failures.clone(), demo.clone())
+                    });
                     // Errors here are the faults we inject (and clients going away).
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -128,6 +135,7 @@ async fn handle(
     request: Request<Incoming>,
     stats: Arc<Stats>,
     failures: Arc<Mutex<HashMap<String, u64>>>,
+    demo: Demo,
 ) -> Result<Reply, Reset> {
     let count = stats.requests.fetch_add(1, Ordering::Relaxed) + 1;
     let path = request.uri().path().to_owned();
@@ -179,34 +187,43 @@ async fn handle(
                 text(StatusCode::OK, "recovered")
             }
         }
-        ["demo", _] => demo().await?,
+        ["demo", _] => demo.oneshot(()).await.map_err(|_| Reset)?,
         _ => status(404),
     };
     reply.headers_mut().insert("x-request-count", count.into());
     Ok(reply)
 }
 
-/// The demo mix, drawn afresh for every request (so a retry meets new luck): 60% fine, 12% 503,
-/// 8% 429 with `Retry-After: 1`, 6% a stall past the attempt timeout, 8% a reset connection,
-/// 6% a body drip-fed over 300 ms.
-async fn demo() -> Result<Reply, Reset> {
-    Ok(match fastrand::u8(0..100) {
-        0..60 => text(StatusCode::OK, "fine"),
-        60..72 => status(503),
-        72..80 => {
-            let mut reply = text(StatusCode::TOO_MANY_REQUESTS, "slow down");
-            reply
-                .headers_mut()
-                .insert(http::header::RETRY_AFTER, "1".parse().unwrap());
-            reply
-        }
-        80..86 => {
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            text(StatusCode::OK, "too late")
-        }
-        86..94 => return Err(Reset),
-        _ => drip(6, 50),
-    })
+/// The demo's answers: faults from the crate's fault-injection kit, and "fine" for the rest.
+type Demo = FaultService<ServiceFn<fn(()) -> Ready<Result<Reply, Infallible>>>, Reply>;
+
+fn fine(_: ()) -> Ready<Result<Reply, Infallible>> {
+    ready(Ok(text(StatusCode::OK, "fine")))
+}
+
+/// The demo mix, drawn afresh for every request (so a retry meets new luck) from `seed`: 60%
+/// fine, 12% 503, 8% 429 with `Retry-After: 1`, 6% a stall past the attempt timeout (3 s), 8% a
+/// reset connection, 6% a body drip-fed over 300 ms.
+fn demo_faults(seed: u64) -> Demo {
+    let slow_down = || {
+        let mut reply = text(StatusCode::TOO_MANY_REQUESTS, "slow down");
+        reply
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, "1".parse().unwrap());
+        reply
+    };
+    FaultLayer::builder()
+        .seed(seed)
+        .respond(0.12, || status(503))
+        .respond(0.08, slow_down)
+        .latency(0.06, Duration::from_secs(3))
+        .error(0.08, std::io::ErrorKind::ConnectionReset)
+        .respond(0.06, || drip(6, 50))
+        .build()
+        .expect("a valid fault plan")
+        .layer(tower::service_fn(
+            fine as fn(()) -> Ready<Result<Reply, Infallible>>,
+        ))
 }
 
 async fn read_body(request: Request<Incoming>) -> Result<Bytes, Reset> {
