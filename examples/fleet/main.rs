@@ -16,7 +16,15 @@ mod sim;
 use sim::{Fleet, Setup, simulate};
 
 fn main() {
-    let fleet = Fleet::default();
+    // FLEET_CLIENTS=1000 FLEET_RATE=0.4 changes the fleet's shape (the same load by default).
+    let mut fleet = Fleet::default();
+    if let Some(clients) = std::env::var("FLEET_CLIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        fleet.rate = fleet.rate * fleet.clients / clients;
+        fleet.clients = clients;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)

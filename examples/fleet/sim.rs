@@ -55,15 +55,18 @@ pub enum Setup {
     Defaults,
     DefaultsWithBreaker,
     DefaultsWithHedging,
+    /// The defaults with no floor in the budget: retries only as a share of requests.
+    BudgetWithoutFloor,
 }
 
 impl Setup {
-    pub const ALL: [Setup; 5] = [
+    pub const ALL: [Setup; 6] = [
         Setup::NoRetries,
         Setup::RetriesWithoutBudget,
         Setup::Defaults,
         Setup::DefaultsWithBreaker,
         Setup::DefaultsWithHedging,
+        Setup::BudgetWithoutFloor,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,6 +76,7 @@ impl Setup {
             Setup::Defaults => "defaults (budget)",
             Setup::DefaultsWithBreaker => "defaults + breaker",
             Setup::DefaultsWithHedging => "defaults + hedging",
+            Setup::BudgetWithoutFloor => "budget with no floor",
         }
     }
 }
@@ -188,6 +192,9 @@ fn stack(setup: Setup, seed: u64) -> tower_tenacity::ResilienceBuilder {
         Setup::RetriesWithoutBudget => base.no_budget(),
         Setup::Defaults | Setup::DefaultsWithBreaker | Setup::DefaultsWithHedging => {
             base.budget(RetryBudget::default())
+        }
+        Setup::BudgetWithoutFloor => {
+            base.budget(RetryBudget::new(0.2, 0, Duration::from_secs(1)).unwrap())
         }
     }
 }
