@@ -90,6 +90,8 @@ async fn failures_exit_with_1_and_are_reported() {
         "2",
         "--backoff",
         "10ms",
+        "--jitter",
+        "spread",
         "--attempt-timeout",
         "100ms",
         &server.url("/stall/3000"),
@@ -165,8 +167,9 @@ async fn post_data_is_sent_and_not_retried_unless_allowed() {
 
 #[tokio::test]
 async fn bad_arguments_exit_with_2_and_say_why() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["--jitter", "wobbly", "http://127.0.0.1:1/"], "--jitter"),
+        (&["--jitter", "spread=2", "http://127.0.0.1:1/"], "spread"),
         (&["--attempts", "0", "http://127.0.0.1:1/"], "max_attempts"),
         (
             &[

@@ -82,7 +82,7 @@ fn command() -> Command {
         .arg(value("timeout", None, "total time per request [10s]"))
         .arg(value("backoff", None, "first backoff delay [100ms]"))
         .arg(value("backoff-max", None, "longest backoff delay [5s]"))
-        .arg(value("jitter", None, "none|full|equal|decorrelated [full]"))
+        .arg(value("jitter", None, "none|full|equal|decorrelated|spread[=SHARE] [full]"))
         .arg(value("max-retry-after", None, "longest Retry-After honoured [60s]"))
         .arg(value("budget", None, "retries as a share of requests [0.2]"))
         .arg(flag("no-budget", "no retry budget"))
@@ -148,11 +148,15 @@ fn options(matches: &ArgMatches) -> Result<Options, String> {
         "full" => Jitter::Full,
         "equal" => Jitter::Equal,
         "decorrelated" => Jitter::Decorrelated,
-        other => {
-            return Err(format!(
-                "--jitter: unknown `{other}`; use none, full, equal or decorrelated"
-            ));
-        }
+        "spread" => Jitter::Spread(0.5),
+        other => match other.strip_prefix("spread=").map(str::parse::<f64>) {
+            Some(Ok(share)) if (0.0..=1.0).contains(&share) => Jitter::Spread(share),
+            _ => {
+                return Err(format!(
+                    "--jitter: unknown `{other}`; use none, full, equal, decorrelated or spread[=0.0..1.0]"
+                ));
+            }
+        },
     };
     let attempts = match text("attempts") {
         None => 3,
@@ -526,7 +530,7 @@ fn ms(millis: f64) -> String {
     }
 }
 
-fn print_comparison(before: &Report, after: &Report) {
+fn print_comparison(before: &Report, after: &Report, budget: Option<f64>) {
     let row = |name: &str, b: String, a: String| println!("{name:<26} {b:>14} {a:>14}");
     let pct = |r: &Report| {
         format!(
@@ -561,7 +565,8 @@ fn print_comparison(before: &Report, after: &Report) {
     println!("outcomes by reason:");
     let (b, a) = (before.by_reason(), after.by_reason());
     let mut reasons: Vec<&String> = b.keys().chain(a.keys()).collect();
-    reasons.sort();
+    // Success first, then the failures by name.
+    reasons.sort_by_key(|reason| (reason.as_str() != "success", reason.to_string()));
     reasons.dedup();
     for reason in reasons {
         row(
@@ -576,8 +581,9 @@ fn print_comparison(before: &Report, after: &Report) {
             row(&format!("  {why}"), "-".into(), count.to_string());
         }
         if after.give_ups.contains_key(&GiveUp::Budget.to_string()) {
+            let share = budget.map_or(String::new(), |ratio| format!("{}%", ratio * 100.0));
             println!(
-                "(the retry budget caps retries at 20% of requests plus 10 a second, so that a failing server is not buried in retries; --no-budget lifts it)"
+                "(the retry budget caps retries at {share} of requests plus 10 a second, so that a failing server is not buried in retries; --no-budget lifts it)"
             );
         }
     }
@@ -624,7 +630,7 @@ async fn demo(mut options: Options) -> Result<ExitCode, String> {
             json!({ "before": before.json(), "after": after.json() })
         );
     } else {
-        print_comparison(&before, &after);
+        print_comparison(&before, &after, options.budget);
     }
     // The demo ran: that is its success, whatever the flaky server did.
     Ok(ExitCode::SUCCESS)
