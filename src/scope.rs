@@ -150,10 +150,15 @@ impl Hasher for Prehashed {
 
 type Chains<V> = HashMap<u64, Vec<Arc<Slot<V>>>, BuildHasherDefault<Prehashed>>;
 
-/// Per-key state: a value of `V` per key, made by `make` when the key is first seen, at most
-/// `cap` keys. Reads of known keys are lock-free.
-pub(crate) struct Scopes<V> {
-    single: Option<Arc<Slot<V>>>,
+/// Per-key state: one value for every request, or a value of `V` per key, made by `make` when
+/// the key is first seen, at most `cap` keys. Reads of known keys are lock-free.
+pub(crate) enum Scopes<V> {
+    Single(Arc<Slot<V>>),
+    PerKey(PerKey<V>),
+}
+
+/// The map of [`Scopes::PerKey`].
+pub(crate) struct PerKey<V> {
     map: ArcSwap<Chains<V>>,
     hasher: foldhash::quality::RandomState,
     cap: usize,
@@ -164,43 +169,45 @@ pub(crate) struct Scopes<V> {
 impl<V> Scopes<V> {
     /// State for one key only: every request gets the same value.
     pub(crate) fn single(value: V) -> Self {
-        Scopes {
-            single: Some(Arc::new(Slot {
-                key: Box::new(()),
-                name: "".into(),
-                used: AtomicBool::new(true),
-                value,
-            })),
-            map: ArcSwap::default(),
-            hasher: foldhash::quality::RandomState::default(),
-            cap: 1,
-            make: Box::new(|| unreachable!("a single scope makes no state")),
-            writer: Mutex::new(()),
-        }
+        Scopes::Single(Arc::new(Slot {
+            key: Box::new(()),
+            name: "".into(),
+            used: AtomicBool::new(true),
+            value,
+        }))
     }
 
     /// State per key, up to `cap` keys, each made by `make`.
     pub(crate) fn per_key(cap: usize, make: impl Fn() -> V + Send + Sync + 'static) -> Self {
-        Scopes {
-            single: None,
+        Scopes::PerKey(PerKey {
             map: ArcSwap::default(),
             hasher: foldhash::quality::RandomState::default(),
             cap: cap.max(1),
             make: Box::new(make),
             writer: Mutex::new(()),
-        }
+        })
     }
 
     /// The state of `request`'s key, made if the key is new.
     #[inline]
     pub(crate) fn get<Req, K: ScopeKey<Req>>(&self, scope: &K, request: &Req) -> Arc<Slot<V>> {
-        if let Some(single) = &self.single {
-            return single.clone();
+        match self {
+            Scopes::Single(single) => single.clone(),
+            Scopes::PerKey(per_key) => per_key.get(scope.key(request)),
         }
-        self.get_key(scope.key(request))
     }
 
-    fn get_key<Q: Hash + Eq + fmt::Debug + Send + Sync + 'static>(&self, key: Q) -> Arc<Slot<V>> {
+    /// The keys' states, for snapshots.
+    pub(crate) fn all(&self) -> Vec<Arc<Slot<V>>> {
+        match self {
+            Scopes::Single(single) => vec![single.clone()],
+            Scopes::PerKey(per_key) => per_key.map.load().values().flatten().cloned().collect(),
+        }
+    }
+}
+
+impl<V> PerKey<V> {
+    fn get<Q: Hash + Eq + fmt::Debug + Send + Sync + 'static>(&self, key: Q) -> Arc<Slot<V>> {
         let hash = self.hasher.hash_one(&key);
         if let Some(slot) = find(&self.map.load(), hash, &key) {
             if !slot.used.load(Ordering::Relaxed) {
@@ -236,14 +243,6 @@ impl<V> Scopes<V> {
         self.map.store(Arc::new(next));
         slot
     }
-
-    /// The keys' states, for snapshots.
-    pub(crate) fn all(&self) -> Vec<Arc<Slot<V>>> {
-        match &self.single {
-            Some(single) => vec![single.clone()],
-            None => self.map.load().values().flatten().cloned().collect(),
-        }
-    }
 }
 
 fn find<V, Q: Eq + 'static>(chains: &Chains<V>, hash: u64, key: &Q) -> Option<Arc<Slot<V>>> {
@@ -255,8 +254,8 @@ fn find<V, Q: Eq + 'static>(chains: &Chains<V>, hash: u64, key: &Q) -> Option<Ar
 }
 
 /// Drops one key's state to make room: one not used since the last eviction and with no call
-/// in flight (only the map being replaced and its copy hold it), marking the others unused as it passes (a second
-/// chance, as the CLOCK page-replacement algorithm gives); failing that, any idle one; failing
+/// in flight (only the map being replaced and its copy hold it), marking the others unused as
+/// it passes (a second chance, as the CLOCK page-replacement algorithm gives); failing that, any idle one; failing
 /// that (every key has a call in flight), the first one, whose calls finish with the state
 /// they hold.
 fn evict<V>(chains: &mut Chains<V>) {
@@ -289,14 +288,17 @@ fn evict<V>(chains: &mut Chains<V>) {
 
 impl<V> fmt::Debug for Scopes<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Scopes")
-            .field("single", &self.single.is_some())
-            .field(
-                "keys",
-                &self.map.load().values().map(Vec::len).sum::<usize>(),
-            )
-            .field("cap", &self.cap)
-            .finish()
+        match self {
+            Scopes::Single(_) => f.write_str("Scopes::Single"),
+            Scopes::PerKey(per_key) => f
+                .debug_struct("Scopes::PerKey")
+                .field(
+                    "keys",
+                    &per_key.map.load().values().map(Vec::len).sum::<usize>(),
+                )
+                .field("cap", &per_key.cap)
+                .finish(),
+        }
     }
 }
 

@@ -111,7 +111,7 @@ impl Hedge {
         self
     }
 
-    /// A learned delay's least value.
+    /// A learned delay's least value (default 1 ms; a fixed delay has no use for it).
     pub fn floor(mut self, floor: Duration) -> Self {
         if let Delay::Learned { floor: f, .. } = &mut self.delay {
             *f = floor;
@@ -119,7 +119,8 @@ impl Hedge {
         self
     }
 
-    /// How many latencies a learned delay needs before it is trusted.
+    /// How many latencies a learned delay needs before it is trusted (default 100; a fixed
+    /// delay has no use for it).
     pub fn min_samples(mut self, samples: u64) -> Self {
         if let Delay::Learned { min_samples, .. } = &mut self.delay {
             *min_samples = samples;
@@ -127,7 +128,8 @@ impl Hedge {
         self
     }
 
-    /// How far back a learned delay looks: latencies are kept for one to two windows.
+    /// How far back a learned delay looks: latencies are kept for one to two windows (default
+    /// 60 s; a fixed delay has no use for it).
     pub fn window(mut self, window: Duration) -> Self {
         if let Delay::Learned { window: w, .. } = &mut self.delay {
             *w = window;
