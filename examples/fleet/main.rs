@@ -16,13 +16,13 @@ mod sim;
 use sim::{Fleet, Setup, simulate};
 
 fn main() {
-    // FLEET_CLIENTS=1000 FLEET_RATE=0.4 changes the fleet's shape (the same load by default).
+    // FLEET_CLIENTS=1000 spreads the same load over that many clients.
     let mut fleet = Fleet::default();
     if let Some(clients) = std::env::var("FLEET_CLIENTS")
         .ok()
         .and_then(|v| v.parse().ok())
     {
-        fleet.rate = fleet.rate * fleet.clients / clients;
+        fleet.rate = fleet.rate * f64::from(fleet.clients) / f64::from(clients);
         fleet.clients = clients;
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -34,7 +34,7 @@ fn main() {
         "{} clients × {} requests/s = {} requests/s; server capacity {}/s, cut to {}% from {:?} to {:?}\n",
         fleet.clients,
         fleet.rate,
-        fleet.clients * fleet.rate,
+        f64::from(fleet.clients) * fleet.rate,
         fleet.capacity,
         fleet.trigger.2 * 100.0,
         fleet.trigger.0,

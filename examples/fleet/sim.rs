@@ -26,7 +26,7 @@ use tower_tenacity::{BoxError, ResilienceLayer};
 pub struct Fleet {
     pub clients: u32,
     /// Requests a second each client sends.
-    pub rate: u32,
+    pub rate: f64,
     /// Calls a second the server serves.
     pub capacity: f64,
     /// From when to when the capacity is cut, and to what share.
@@ -39,7 +39,7 @@ impl Default for Fleet {
     fn default() -> Self {
         Fleet {
             clients: 10,
-            rate: 40,
+            rate: 40.0,
             capacity: 1000.0,
             trigger: (Duration::from_secs(10), Duration::from_secs(20), 0.3),
             length: Duration::from_secs(40),
@@ -203,7 +203,7 @@ fn stack(setup: Setup, seed: u64) -> tower_tenacity::ResilienceBuilder {
 pub async fn simulate(fleet: Fleet, setup: Setup) -> Outcome {
     let server = Server::new(fleet);
     let start = server.start;
-    let interval = Duration::from_secs(1) / fleet.rate;
+    let interval = Duration::from_secs_f64(1.0 / fleet.rate);
     let mut drivers = Vec::new();
     for client in 0..fleet.clients {
         let target = server.clone();
@@ -257,6 +257,6 @@ pub async fn simulate(fleet: Fleet, setup: Setup) -> Outcome {
     Outcome {
         offered: take(&server.offered),
         goodput: take(&server.goodput),
-        base: f64::from(fleet.clients * fleet.rate),
+        base: f64::from(fleet.clients) * fleet.rate,
     }
 }

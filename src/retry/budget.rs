@@ -11,6 +11,13 @@
 //! counted in billionths, so a ratio written with up to nine decimals is kept exactly, and one
 //! with more is rounded down: the bound below holds for every ratio, never rounded up. A floor of
 //! `floor` retries per `window` lets a service with little traffic still retry the odd failure.
+//!
+//! The floor pauses while it is spent on a dependency that never answers: a window that drew on
+//! it with no call succeeding leaves the next windows without one, until a call succeeds. A
+//! floor is per budget, so a fleet of a thousand small clients would otherwise add a thousand
+//! floors of retries to an outage, and an overloaded server fed that much never recovers
+//! (`examples/fleet` shows it). A quiet service keeps its floor: only spending it without a
+//! success pauses it.
 //! Tokens are "recent" in two ways: at most the deposits of the last 1000 requests are saved
 //! (or one retry's worth, for a ratio under 1/1000),
 //! and they halve for every window that passes. The decay is applied only when a retry asks, and
@@ -19,7 +26,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -36,8 +43,9 @@ const SAVED_REQUESTS: i64 = 1000;
 /// Retries allowed as a share of recent requests plus a floor, shared by every clone.
 ///
 /// Under a sustained 100% failure the inner service sees at most
-/// `(1 + ratio) × requests + floor × windows` calls, however many attempts each request may
-/// make. The bound is exact: a ratio is kept to the billionth (rounded down past that), so
+/// `(1 + ratio) × requests + 2 × floor` calls, however many attempts each request may make:
+/// the floor of the window in which the failure began and of the next, then none until a call
+/// succeeds. The bound is exact: a ratio is kept to the billionth (rounded down past that), so
 /// `0.0015` allows 15 retries per 10 000 requests, not one more.
 ///
 /// ```
@@ -68,6 +76,10 @@ struct State {
     floor_left: AtomicI64,
     /// The window (counted from `origin`) that `floor_left` belongs to.
     current_window: AtomicU64,
+    /// A call succeeded since the window last rolled.
+    succeeded: AtomicBool,
+    /// The floor is paused: it was drawn on with no success since.
+    paused: AtomicBool,
 }
 
 impl Default for RetryBudget {
@@ -116,6 +128,8 @@ impl RetryBudget {
                 earned: AtomicI64::new(0),
                 floor_left: AtomicI64::new(state.floor),
                 current_window: AtomicU64::new(0),
+                succeeded: AtomicBool::new(false),
+                paused: AtomicBool::new(false),
                 ..*state
             }),
         }
@@ -133,6 +147,8 @@ impl RetryBudget {
                 earned: AtomicI64::new(0),
                 floor_left: AtomicI64::new(i64::from(floor)),
                 current_window: AtomicU64::new(0),
+                succeeded: AtomicBool::new(false),
+                paused: AtomicBool::new(false),
             }),
         }
     }
@@ -147,6 +163,16 @@ impl RetryBudget {
         let state = &*self.state;
         if state.earned.load(Ordering::Relaxed) < state.cap {
             state.earned.fetch_add(state.deposit, Ordering::Relaxed);
+        }
+    }
+
+    /// Records that a call succeeded: the floor, if paused, comes back at the next window.
+    /// Called by the retry layer; a plain load once the window has seen a success.
+    #[inline]
+    pub fn succeeded(&self) {
+        let flag = &self.state.succeeded;
+        if !flag.load(Ordering::Relaxed) {
+            flag.store(true, Ordering::Relaxed);
         }
     }
 
@@ -195,8 +221,8 @@ impl RetryBudget {
         (earned + floor) as u64
     }
 
-    /// Starts a new window when `now` is past the current one: refills the floor and halves the
-    /// earned tokens once per window that passed.
+    /// Starts a new window when `now` is past the current one: refills the floor (unless it is
+    /// paused) and halves the earned tokens once per window that passed.
     fn roll_window(&self, now: Instant) {
         let state = &*self.state;
         let elapsed = now.saturating_duration_since(state.origin).as_nanos();
@@ -210,7 +236,13 @@ impl RetryBudget {
         {
             return;
         }
-        state.floor_left.store(state.floor, Ordering::Release);
+        // Only the thread that moved the window gets here, so the flags are its alone to update.
+        let drawn = state.floor_left.load(Ordering::Acquire) < state.floor;
+        let succeeded = state.succeeded.swap(false, Ordering::AcqRel);
+        let paused = !succeeded && (drawn || state.paused.load(Ordering::Acquire));
+        state.paused.store(paused, Ordering::Release);
+        let floor = if paused { 0 } else { state.floor };
+        state.floor_left.store(floor, Ordering::Release);
         let halvings = u32::try_from(window - seen).unwrap_or(u32::MAX).min(63);
         // The closure always returns Some, so this cannot fail.
         let _ = state
@@ -306,15 +338,38 @@ mod tests {
         // Spend the floor's retry last: earned tokens go first.
         assert_eq!((0..9).filter(|_| budget.withdraw()).count(), 9);
         assert!(!budget.withdraw());
+        budget.succeeded();
         tokio::time::advance(Duration::from_millis(1500)).await;
         assert!(budget.withdraw(), "a new window brings the floor back");
         assert!(!budget.withdraw());
         for _ in 0..8 {
             budget.deposit();
         }
+        budget.succeeded();
         tokio::time::advance(Duration::from_secs(2)).await;
         // Two windows later the 8 earned tokens are down to 2, plus the floor.
         assert_eq!((0..10).filter(|_| budget.withdraw()).count(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_floor_spent_without_a_success_pauses_until_one() {
+        let second = Duration::from_secs(1);
+        let budget = RetryBudget::new(0.0, 2, second).unwrap();
+        // A quiet service keeps its floor, window after window.
+        tokio::time::advance(second * 3).await;
+        assert_eq!((0..5).filter(|_| budget.withdraw()).count(), 2);
+        // That window drew on the floor and nothing succeeded: no floor in the next ones.
+        for _ in 0..3 {
+            tokio::time::advance(second).await;
+            assert!(!budget.withdraw());
+        }
+        budget.succeeded();
+        tokio::time::advance(second).await;
+        assert_eq!((0..5).filter(|_| budget.withdraw()).count(), 2);
+        // Spent beside a success, the floor comes back.
+        budget.succeeded();
+        tokio::time::advance(second).await;
+        assert_eq!((0..5).filter(|_| budget.withdraw()).count(), 2);
     }
 
     #[test]

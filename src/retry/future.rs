@@ -268,7 +268,11 @@ where
         };
         let (reason, hint) = match classification {
             Classification::Success | Classification::Fatal { .. } => {
-                if let Classification::Fatal { reason } = classification {
+                if classification.is_success() {
+                    if let Some(budget) = config.budget(this.keyed.as_ref()) {
+                        budget.succeeded();
+                    }
+                } else if let Classification::Fatal { reason } = classification {
                     let why = GiveUp::Fatal;
                     config.emit(|| Event::GiveUp {
                         attempt,
@@ -283,8 +287,7 @@ where
             }
             Classification::Retryable { reason, after } => (reason, after),
         };
-        let budget = (this.keyed.as_ref()).map(|slot| &***slot);
-        let budget = budget.or(config.budget.as_ref());
+        let budget = config.budget(this.keyed.as_ref());
         after_retryable(this.progress, budget, (reason, hint), taken);
         if others(this.hedges) > 0 {
             // Another attempt may still answer: this one's failure ends nothing.
@@ -311,9 +314,7 @@ where
         let Some(kept) = this.kept.as_ref() else {
             return Next::Done(unclassified(config, attempt, outcome));
         };
-        let budget = (this.keyed.as_ref())
-            .map(|slot| &***slot)
-            .or(config.budget.as_ref());
+        let budget = config.budget(this.keyed.as_ref());
         let planned = plan_retry(shared, kept, attempt, (reason, hint, budget), this.progress);
         match planned {
             Ok((delay, at)) => {

@@ -197,12 +197,7 @@ where
             Some(keyed) if K::PER_KEY => Some(keyed.get(&self.scope, &request)),
             _ => None,
         };
-        if let Some(budget) = keyed.as_ref().map(|slot| &***slot).or(self
-            .shared
-            .config
-            .budget
-            .as_ref())
-        {
+        if let Some(budget) = self.shared.config.budget(keyed.as_ref()) {
             budget.deposit();
         }
         let kept = self.shared.replay.keep(&request);
@@ -226,6 +221,14 @@ pub(crate) struct Config {
 }
 
 impl Config {
+    /// The budget a call draws on: its key's, when the layer keeps one per key, or the layer's.
+    pub(crate) fn budget<'a>(
+        &'a self,
+        keyed: Option<&'a Arc<crate::scope::Slot<RetryBudget>>>,
+    ) -> Option<&'a RetryBudget> {
+        keyed.map(|slot| &***slot).or(self.budget.as_ref())
+    }
+
     pub(crate) fn attempt(&self, number: u32) -> Attempt {
         Attempt {
             number,

@@ -113,9 +113,7 @@ where
         let shared: &Shared<S, C, P> = this.shared;
         let config = &shared.config;
         let attempt = config.attempt(*this.attempt + 1);
-        let budget = (this.keyed.as_ref())
-            .map(|slot| &***slot)
-            .or(config.budget.as_ref());
+        let budget = config.budget(this.keyed.as_ref());
         let sent = try_send(shared, this.kept.as_ref(), budget, cx);
         let (service, request, taken) = match sent {
             Ok(sent) => sent,
