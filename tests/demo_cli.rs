@@ -4,6 +4,11 @@
 #[path = "../examples/demo_client/server.rs"]
 mod server;
 
+#[path = "demo_cli/embedded.rs"]
+mod embedded;
+#[path = "demo_cli/tls.rs"]
+mod tls;
+
 use std::path::PathBuf;
 use std::process::Output;
 
@@ -35,12 +40,22 @@ async fn run(args: &[&str]) -> Output {
 }
 
 /// What `--json` printed: exactly one JSON object on stdout, and nothing else there.
-fn report(output: &Output) -> serde_json::Value {
+fn document(output: &Output) -> serde_json::Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let report: serde_json::Value = serde_json::from_str(&stdout)
+    let document: serde_json::Value = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("{e}: not one JSON object: {stdout}"));
-    assert!(report.is_object(), "{stdout}");
-    report
+    assert!(document.is_object(), "{stdout}");
+    assert_eq!(document["schema"], 1);
+    document
+}
+
+/// The one run of `--json` against URLs, on the real clock.
+fn report(output: &Output) -> serde_json::Value {
+    let document = document(output);
+    assert_eq!(document["clock"], "real");
+    let runs = document["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 1, "{document}");
+    runs[0].clone()
 }
 
 #[tokio::test]
@@ -192,4 +207,30 @@ async fn bad_arguments_exit_with_2_and_say_why() {
         assert!(stderr.contains(expected), "{arguments:?}: {stderr}");
         assert!(output.stdout.is_empty(), "{arguments:?}");
     }
+}
+
+#[tokio::test]
+async fn headers_are_sent_on_every_attempt() {
+    let server = FlakyServer::start().await.unwrap();
+    let path = "/fail/headers/1/503";
+    let output = run(&[
+        "--json",
+        "--backoff",
+        "10ms",
+        "-H",
+        "X-Tenant: blue",
+        "--header",
+        "Accept:application/json",
+        &server.url(path),
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(report(&output)["results"][0]["attempts"], 2);
+    let seen = server.stats.last_headers.lock().unwrap()[path].clone();
+    assert_eq!(seen["x-tenant"], "blue", "the retry carried the header");
+    assert_eq!(seen["accept"], "application/json");
+
+    let output = run(&["-H", "no colon here", &server.url("/ok")]).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("Name: value"));
 }

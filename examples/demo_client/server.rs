@@ -80,32 +80,22 @@ impl Drop for FlakyServer {
 }
 
 impl FlakyServer {
-    /// Starts the server on a free port of 127.0.0.1.
+    /// Starts the server on a free port of 127.0.0.1, with a random demo mix.
     pub async fn start() -> std::io::Result<FlakyServer> {
+        FlakyServer::start_seeded(fastrand::u64(..)).await
+    }
+
+    /// Starts the server on a free port of 127.0.0.1, its demo mix drawn from `seed`.
+    pub async fn start_seeded(seed: u64) -> std::io::Result<FlakyServer> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let stats = Arc::new(Stats::default());
-        let failures = Arc::new(Mutex::new(HashMap::<String, u64>::new()));
-        let demo = demo_faults(fastrand::u64(..));
-        let shared = stats.clone();
+        let handler = Handler::new(seed);
+        let stats = handler.stats.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                shared.connections.fetch_add(1, Ordering::Relaxed);
-                let stats = shared.clone();
-                let failures = failures.clone();
-                let demo = demo.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |request| {
-                        handle(request, stats.clone(), failures.clone(), demo.clone())
-                    });
-                    // Errors here are the faults we inject (and clients going away).
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+                if let Ok((stream, _)) = listener.accept().await {
+                    handler.serve(stream);
+                }
             }
         });
         Ok(FlakyServer { addr, stats, task })
@@ -114,6 +104,48 @@ impl FlakyServer {
     /// The URL of `path` on this server.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+}
+
+/// What serves the server's connections, over TCP or over an in-memory pipe.
+#[derive(Clone)]
+pub struct Handler {
+    pub stats: Arc<Stats>,
+    failures: Arc<Mutex<HashMap<String, u64>>>,
+    demo: Demo,
+}
+
+impl Handler {
+    /// A handler whose demo mix is drawn from `seed`; its fault windows count from now.
+    pub fn new(seed: u64) -> Handler {
+        Handler {
+            stats: Arc::default(),
+            failures: Arc::default(),
+            demo: demo_faults(seed),
+        }
+    }
+
+    /// Serves one connection on a task of its own.
+    pub fn serve<IO>(&self, io: IO)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        self.stats.connections.fetch_add(1, Ordering::Relaxed);
+        let handler = self.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let Handler {
+                    stats,
+                    failures,
+                    demo,
+                } = handler.clone();
+                handle(request, stats, failures, demo)
+            });
+            // Errors here are the faults we inject (and clients going away).
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(io), service)
+                .await;
+        });
     }
 }
 
@@ -155,7 +187,7 @@ async fn handle(
         ["ok"] => text(StatusCode::OK, "ok"),
         ["status", code] => status(code.parse().unwrap_or(500)),
         ["retry-after", value] => {
-            let value = percent_decode(value);
+            let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
             let mut reply = text(StatusCode::TOO_MANY_REQUESTS, "slow down");
             if let Ok(value) = value.parse() {
                 reply.headers_mut().insert(http::header::RETRY_AFTER, value);
@@ -195,15 +227,19 @@ async fn handle(
 }
 
 /// The demo's answers: faults from the crate's fault-injection kit, and "fine" for the rest.
-type Demo = FaultService<ServiceFn<fn(()) -> Ready<Result<Reply, Infallible>>>, Reply>;
+type Demo =
+    FaultService<FaultService<ServiceFn<fn(()) -> Ready<Result<Reply, Infallible>>>, Reply>, Reply>;
 
 fn fine(_: ()) -> Ready<Result<Reply, Infallible>> {
     ready(Ok(text(StatusCode::OK, "fine")))
 }
 
-/// The demo mix, drawn afresh for every request (so a retry meets new luck) from `seed`: 60%
-/// fine, 12% 503, 8% 429 with `Retry-After: 1`, 6% a stall past the attempt timeout (3 s), 8% a
-/// reset connection, 6% a body drip-fed over 300 ms.
+/// The demo mix, in words, for the demo's header.
+pub const DEMO_MIX: &str = "5-40 ms to answer; 6.5% 503, 0.5% 429 + Retry-After: 1, 4% stall 3 s, \
+     3% reset, 3% drip-fed body (300 ms); an outage (all 503) from 8 s to 10 s";
+
+/// The demo mix, drawn afresh for every request (so a retry meets new luck) from `seed`; see
+/// [`DEMO_MIX`]. Every answer takes 5 to 40 ms; the outage counts from when this is called.
 fn demo_faults(seed: u64) -> Demo {
     let slow_down = || {
         let mut reply = text(StatusCode::TOO_MANY_REQUESTS, "slow down");
@@ -212,18 +248,25 @@ fn demo_faults(seed: u64) -> Demo {
             .insert(http::header::RETRY_AFTER, "1".parse().unwrap());
         reply
     };
-    FaultLayer::builder()
+    let faults = FaultLayer::builder()
         .seed(seed)
-        .respond(0.12, || status(503))
-        .respond(0.08, slow_down)
-        .latency(0.06, Duration::from_secs(3))
-        .error(0.08, std::io::ErrorKind::ConnectionReset)
-        .respond(0.06, || drip(6, 50))
+        .respond(1.0, || status(503))
+        .during(Duration::from_secs(8), Duration::from_secs(10))
+        .respond(0.065, || status(503))
+        .respond(0.005, slow_down)
+        .latency(0.04, Duration::from_secs(3))
+        .error(0.03, std::io::ErrorKind::ConnectionReset)
+        .respond(0.03, || drip(6, 50))
         .build()
-        .expect("a valid fault plan")
-        .layer(tower::service_fn(
-            fine as fn(()) -> Ready<Result<Reply, Infallible>>,
-        ))
+        .expect("a valid fault plan");
+    let answer_time = FaultLayer::builder()
+        .seed(seed.wrapping_add(1))
+        .latency_between(1.0, Duration::from_millis(5), Duration::from_millis(40))
+        .build()
+        .expect("a valid latency plan");
+    answer_time.layer(faults.layer(tower::service_fn(
+        fine as fn(()) -> Ready<Result<Reply, Infallible>>,
+    )))
 }
 
 async fn read_body(request: Request<Incoming>) -> Result<Bytes, Reset> {
@@ -270,30 +313,6 @@ fn drip(chunks: u32, ms: u64) -> Reply {
         every: Duration::from_millis(ms),
         sleep: Box::pin(tokio::time::sleep(Duration::from_millis(ms))),
     })
-}
-
-fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (bytes[i], bytes.get(i + 1..i + 3)) {
-            (b'%', Some(hex)) => {
-                let hex = std::str::from_utf8(hex).unwrap_or("");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(byte) => {
-                        out.push(byte);
-                        i += 3;
-                        continue;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            (byte, _) => out.push(byte),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A whole body, or one drip-fed a line at a time.
