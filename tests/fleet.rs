@@ -67,8 +67,8 @@ fn without_retries_it_recovers_and_without_a_budget_it_does_not() {
 }
 
 /// The same 400 requests a second from 1 000 clients of 0.4 a second each. The floor is per
-/// client, so the floors of the fleet could carry 10 000 retries a second; they pause once spent
-/// with no success, and the defaults recover. With no floor at all, a client this small never
+/// client, so the floors of the fleet could carry 10 000 retries a second; each pauses once two
+/// windows have drawn on it with no success, and the defaults recover. With no floor at all, a client this small never
 /// earns a whole retry.
 #[test]
 fn a_fleet_of_a_thousand_small_clients_recovers_with_the_defaults() {

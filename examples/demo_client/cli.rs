@@ -106,6 +106,12 @@ pub struct Args {
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_serde")]
     pub breaker_window: Duration,
+    /// Open after this many failures in a row instead of on the ratio
+    #[arg(long, value_name = "N")]
+    pub breaker_consecutive: Option<u32>,
+    /// Calls let through while half-open
+    #[arg(long, default_value_t = 1)]
+    pub breaker_probes: u32,
     /// How long an opened circuit stays open (it grows on repeated failures)
     #[arg(long = "break", default_value = "2s", value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_serde")]

@@ -88,11 +88,18 @@ fn preset(args: &Args, counts: &Arc<Mutex<Counts>>) -> Result<HttpResilienceBuil
 
 fn breaker(args: &Args, counts: &Arc<Mutex<Counts>>) -> BreakerConfig {
     let tally = counts.clone();
-    BreakerConfig::new()
-        .failure_ratio(args.breaker_ratio)
-        .min_calls(args.breaker_min_calls)
-        .window(args.breaker_window)
+    let config = match args.breaker_consecutive {
+        Some(failures) => BreakerConfig::new()
+            .no_failure_ratio()
+            .consecutive_failures(failures),
+        None => BreakerConfig::new()
+            .failure_ratio(args.breaker_ratio)
+            .min_calls(args.breaker_min_calls)
+            .window(args.breaker_window),
+    };
+    config
         .break_duration(args.break_duration)
+        .probes(args.breaker_probes)
         .seed(args.seed.unwrap_or(0))
         .observer(move |transition: &Transition<'_>| {
             if transition.to == CircuitState::Open {

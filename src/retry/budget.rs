@@ -12,12 +12,13 @@
 //! with more is rounded down: the bound below holds for every ratio, never rounded up. A floor of
 //! `floor` retries per `window` lets a service with little traffic still retry the odd failure.
 //!
-//! The floor pauses while it is spent on a dependency that never answers: a window that drew on
-//! it with no call succeeding leaves the next windows without one, until a call succeeds. A
-//! floor is per budget, so a fleet of a thousand small clients would otherwise add a thousand
-//! floors of retries to an outage, and an overloaded server fed that much never recovers
-//! (`examples/fleet` shows it). A quiet service keeps its floor: only spending it without a
-//! success pauses it.
+//! The floor pauses while it is spent on a dependency that never answers: once two windows
+//! have drawn on it with no call succeeding since, the next windows have none, until a call
+//! succeeds. A floor is per budget, so a fleet of a thousand small clients would otherwise add a
+//! thousand floors of retries to an outage, and an overloaded server fed that much never
+//! recovers (`examples/fleet` shows it). A quiet service keeps its floor, and so does one
+//! unlucky request whose attempts fail slowly across two windows: only a failure that lasts
+//! pauses it.
 //! Tokens are "recent" in two ways: at most the deposits of the last 1000 requests are saved
 //! (or one retry's worth, for a ratio under 1/1000),
 //! and they halve for every window that passes. The decay is applied only when a retry asks, and
@@ -26,7 +27,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -36,6 +37,9 @@ use crate::error::{ConfigError, ConfigProblem};
 /// Billionths of a token per retry: deposits are fractions of a token, kept as integers.
 const TOKEN: i64 = 1_000_000_000;
 
+/// Windows drawing on the floor with no success since, after which the floor pauses.
+const PAUSE_AFTER: u32 = 2;
+
 /// Earned tokens are capped at the deposits of this many requests (or one whole token, if that
 /// is more).
 const SAVED_REQUESTS: i64 = 1000;
@@ -43,9 +47,9 @@ const SAVED_REQUESTS: i64 = 1000;
 /// Retries allowed as a share of recent requests plus a floor, shared by every clone.
 ///
 /// Under a sustained 100% failure the inner service sees at most
-/// `(1 + ratio) × requests + 2 × floor` calls, however many attempts each request may make:
-/// the floor of the window in which the failure began and of the next, then none until a call
-/// succeeds. The bound is exact: a ratio is kept to the billionth (rounded down past that), so
+/// `(1 + ratio) × requests + 3 × floor` calls, however many attempts each request may make:
+/// the floor of the window in which the failure began and of the next two, then none until a
+/// call succeeds. The bound is exact: a ratio is kept to the billionth (rounded down past that), so
 /// `0.0015` allows 15 retries per 10 000 requests, not one more.
 ///
 /// ```
@@ -78,8 +82,9 @@ struct State {
     current_window: AtomicU64,
     /// A call succeeded since the window last rolled.
     succeeded: AtomicBool,
-    /// The floor is paused: it was drawn on with no success since.
-    paused: AtomicBool,
+    /// Windows that drew on the floor with no call succeeding since; at `PAUSE_AFTER` the
+    /// floor is paused.
+    strikes: AtomicU32,
 }
 
 impl Default for RetryBudget {
@@ -129,7 +134,7 @@ impl RetryBudget {
                 floor_left: AtomicI64::new(state.floor),
                 current_window: AtomicU64::new(0),
                 succeeded: AtomicBool::new(false),
-                paused: AtomicBool::new(false),
+                strikes: AtomicU32::new(0),
                 ..*state
             }),
         }
@@ -148,7 +153,7 @@ impl RetryBudget {
                 floor_left: AtomicI64::new(i64::from(floor)),
                 current_window: AtomicU64::new(0),
                 succeeded: AtomicBool::new(false),
-                paused: AtomicBool::new(false),
+                strikes: AtomicU32::new(0),
             }),
         }
     }
@@ -238,10 +243,18 @@ impl RetryBudget {
         }
         // Only the thread that moved the window gets here, so the flags are its alone to update.
         let drawn = state.floor_left.load(Ordering::Acquire) < state.floor;
-        let succeeded = state.succeeded.swap(false, Ordering::AcqRel);
-        let paused = !succeeded && (drawn || state.paused.load(Ordering::Acquire));
-        state.paused.store(paused, Ordering::Release);
-        let floor = if paused { 0 } else { state.floor };
+        let strikes = if state.succeeded.swap(false, Ordering::AcqRel) {
+            0
+        } else {
+            let strikes = state.strikes.load(Ordering::Acquire);
+            strikes + u32::from(drawn && strikes < PAUSE_AFTER)
+        };
+        state.strikes.store(strikes, Ordering::Release);
+        let floor = if strikes >= PAUSE_AFTER {
+            0
+        } else {
+            state.floor
+        };
         state.floor_left.store(floor, Ordering::Release);
         let halvings = u32::try_from(window - seen).unwrap_or(u32::MAX).min(63);
         // The closure always returns Some, so this cannot fail.
@@ -358,7 +371,10 @@ mod tests {
         // A quiet service keeps its floor, window after window.
         tokio::time::advance(second * 3).await;
         assert_eq!((0..5).filter(|_| budget.withdraw()).count(), 2);
-        // That window drew on the floor and nothing succeeded: no floor in the next ones.
+        // One window drew on the floor and nothing succeeded: the floor is still there.
+        tokio::time::advance(second).await;
+        assert_eq!((0..5).filter(|_| budget.withdraw()).count(), 2);
+        // Two did: no floor in the next ones.
         for _ in 0..3 {
             tokio::time::advance(second).await;
             assert!(!budget.withdraw());
