@@ -12,7 +12,7 @@ use std::time::Duration;
 use tower::{Layer, Service, service_fn};
 use tower_tenacity::breaker::{BreakerConfig, CircuitBreakerLayer};
 use tower_tenacity::classify::DefaultClassifier;
-use tower_tenacity::retry::RetryLayer;
+use tower_tenacity::retry::{Hedge, RetryLayer};
 use tower_tenacity::scope::key_fn;
 use tower_tenacity::{BoxError, ResilienceLayer};
 
@@ -132,4 +132,53 @@ fn a_call_through_a_breaker_and_state_per_key_allocates_nothing() {
     let snapshots = breaker.handle().snapshots();
     assert_eq!(snapshots.len(), 2);
     assert!(snapshots.iter().any(|s| s.counts.failures > 0));
+}
+
+/// A future that is pending once (waking its task at once), then ready: an answer that takes a
+/// moment, but comes before any hedge delay.
+struct AfterAMoment(Option<u64>, bool);
+
+impl Future for AfterAMoment {
+    type Output = Result<u64, BoxError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if !self.1 {
+            self.1 = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        Poll::Ready(Ok(self.0.take().unwrap_or(0)))
+    }
+}
+
+/// A call that hedges and has to wait, but is answered before the hedge delay, arms the hedge
+/// timer and allocates nothing: the timer lives in the retry future.
+#[test]
+fn a_hedged_call_answered_before_the_delay_allocates_nothing() {
+    let inner = service_fn(|n: u64| AfterAMoment(Some(n + 1), false));
+    let layer = RetryLayer::builder()
+        .hedge(Hedge::after(Duration::from_secs(1)))
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(inner);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let counted = runtime.block_on(async move {
+        let mut call = async |n: u64| {
+            let ready = std::future::poll_fn(|cx| svc.poll_ready(cx)).await;
+            assert!(ready.is_ok());
+            assert_eq!(svc.call(n).await.unwrap(), n + 1);
+        };
+        for n in 0..10 {
+            call(n).await;
+        }
+        let before = allocations();
+        for n in 0..1000 {
+            call(n).await;
+        }
+        allocations() - before
+    });
+    assert_eq!(counted, 0, "{counted} allocations in 1000 calls");
 }

@@ -39,10 +39,20 @@ pin_project! {
         S: Service<Req>,
     {
         // An attempt is in flight (and hedges of it, which the future keeps beside it, if the
-        // call hedges).
-        Calling { #[pin] future: S::Future },
+        // call hedges): under a `Hedge`, the timer of the next hedge, armed when the attempt is
+        // first found pending, and when that was, if the hedge delay is learned.
+        Calling {
+            #[pin]
+            future: S::Future,
+            #[pin]
+            hedge: Option<Timer>,
+            sent: Option<Instant>,
+        },
         // The attempt held here failed while hedges of it are still in flight.
-        Hedging,
+        Hedging {
+            #[pin]
+            hedge: Option<Timer>,
+        },
         // Waiting out the delay before the next attempt (no timer for a zero delay), while the
         // response being retried is drained.
         Waiting {
@@ -77,8 +87,8 @@ pin_project! {
         progress: Progress,
         // This request's key's budget, when the layer keeps one per key.
         keyed: Option<Arc<Slot<RetryBudget>>>,
-        // The call's hedging, made when it is first pending under a `Hedge`.
-        hedges: Option<Pin<Box<Hedges<S::Future>>>>,
+        // The hedges in flight, made when the first is sent.
+        hedges: Option<Box<Hedges<S::Future>>>,
     }
 }
 
@@ -93,7 +103,11 @@ where
         keyed: Option<Arc<Slot<RetryBudget>>>,
     ) -> Self {
         ResponseFuture {
-            state: State::Calling { future },
+            state: State::Calling {
+                future,
+                hedge: None,
+                sent: None,
+            },
             kept,
             shared,
             attempt: 1,
@@ -141,9 +155,9 @@ where
         loop {
             let mut this = self.as_mut().project();
             match this.state.as_mut().project() {
-                StateProj::Calling { future } => {
+                StateProj::Calling { future, sent, .. } => {
                     if let Poll::Ready(outcome) = future.poll(cx) {
-                        let sent = this.hedges.as_ref().and_then(|h| h.current_sent);
+                        let sent = *sent;
                         let number = *this.current;
                         // Classifiers read errors as `BoxError`, whatever the service's type
                         // (one that is a `BoxError` already stays as it is).
@@ -160,7 +174,7 @@ where
                         return Poll::Ready(done);
                     }
                 }
-                StateProj::Hedging => {
+                StateProj::Hedging { .. } => {
                     if let Some(done) = ready!(self.as_mut().poll_hedges(cx)) {
                         return Poll::Ready(done);
                     }
@@ -220,18 +234,13 @@ where
         *this.attempt += 1;
         *this.current = *this.attempt;
         config.started(config.attempt(*this.attempt));
-        if let Some(hedges) = this.hedges.as_mut() {
-            // Its hedges, if any, come after their own delay.
-            let learns = config.hedging.as_ref().is_some_and(|h| h.learns());
-            hedges
-                .as_mut()
-                .project()
-                .current_sent
-                .clone_from(&learns.then(Instant::now));
-            hedges.as_mut().arm(None);
-        }
+        // Its hedges, if any, come after their own delay, counted from when it is found pending.
         let future = service.call(request);
-        this.state.set(State::Calling { future });
+        this.state.set(State::Calling {
+            future,
+            hedge: None,
+            sent: None,
+        });
         Ok(())
     }
 
@@ -263,7 +272,7 @@ where
             this.state.as_ref().project_ref(),
             StateProjRef::Calling { .. }
         );
-        let others = |hedges: &Option<Pin<Box<Hedges<S::Future>>>>| {
+        let others = |hedges: &Option<Box<Hedges<S::Future>>>| {
             hedges.as_ref().map_or(0, |h| h.len()) + usize::from(calling && !held)
         };
         let (reason, hint) = match classification {
@@ -280,7 +289,9 @@ where
                         reason: Some(reason),
                     });
                 }
-                if let Some(hedges) = this.hedges.as_ref() {
+                // Only a call that hedged, or that waits for a learned delay, has news for it.
+                if sent.is_some() || this.hedges.is_some() {
+                    let hedges = this.hedges.as_deref();
                     hedging::won(config, hedges, attempt, sent, others(this.hedges) as u32);
                 }
                 return Next::Done(outcome);
@@ -292,7 +303,15 @@ where
         if others(this.hedges) > 0 {
             // Another attempt may still answer: this one's failure ends nothing.
             if held {
-                this.state.set(State::Hedging);
+                // The next hedge keeps its time.
+                let next = match this.state.as_ref().project_ref() {
+                    StateProjRef::Calling { hedge, .. } => {
+                        hedge.get_ref().as_ref().map(Timer::deadline)
+                    }
+                    _ => None,
+                };
+                let hedge = next.map(Timer::at);
+                this.state.set(State::Hedging { hedge });
             }
             return Next::GoOn;
         }

@@ -10,7 +10,6 @@ use tokio::time::Instant;
 
 use super::budget::Taken;
 use super::latencies::Latencies;
-use crate::context::Timer;
 use crate::error::{ConfigError, ConfigProblem};
 
 /// How a retry layer hedges ([`RetryBuilder::hedge`](super::RetryBuilder::hedge)): after a
@@ -249,23 +248,19 @@ pub(crate) struct Landed<T> {
     pub(crate) outcome: T,
 }
 
-pin_project_lite::pin_project! {
-    /// A call's hedging, made the first time it has an attempt pending: the timer of the next
-    /// hedge, and the hedges in flight beside the attempt the retry future holds itself (each
-    /// boxed). A call that never waits for an answer allocates none of it.
-    pub(crate) struct Hedges<F> {
-        #[pin]
-        timer: Option<Timer>,
-        in_flight: Vec<InFlight<F>>,
-        // When the attempt the future holds was sent (about: when it was first found
-        // pending), kept to learn the delay.
-        pub(crate) current_sent: Option<Instant>,
-        // A hedge was sent in this call.
-        pub(crate) hedged: bool,
-    }
+/// A call's hedges in flight, beside the attempt the retry future holds itself (each boxed),
+/// made when the first hedge is sent: a call answered before the hedge delay allocates nothing.
+pub(crate) struct Hedges<F> {
+    in_flight: Vec<InFlight<F>>,
 }
 
 impl<F> Hedges<F> {
+    pub(crate) const fn new() -> Self {
+        Hedges {
+            in_flight: Vec::new(),
+        }
+    }
+
     /// Hedges in flight.
     pub(crate) fn len(&self) -> usize {
         self.in_flight.len()
@@ -273,37 +268,23 @@ impl<F> Hedges<F> {
 }
 
 impl<F: Future> Hedges<F> {
-    pub(crate) fn new(current_sent: Option<Instant>) -> Self {
-        Hedges {
-            timer: None,
-            in_flight: Vec::new(),
-            current_sent,
-            hedged: false,
-        }
-    }
-
     /// Adds attempt `number`, sent at `sent` (when timed) with `taken` from the budget.
     pub(crate) fn push(
-        self: Pin<&mut Self>,
+        &mut self,
         (number, sent, taken): (u32, Option<Instant>, Option<Taken>),
         future: F,
     ) {
-        let this = self.project();
-        this.in_flight.push(InFlight {
+        self.in_flight.push(InFlight {
             number,
             sent,
             taken,
             future: Box::pin(future),
         });
-        *this.hedged = true;
     }
 
     /// The first hedge that has an outcome, taken out of the set.
-    pub(crate) fn poll_in_flight(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Landed<F::Output>> {
-        let in_flight = self.project().in_flight;
+    pub(crate) fn poll_in_flight(&mut self, cx: &mut Context<'_>) -> Poll<Landed<F::Output>> {
+        let in_flight = &mut self.in_flight;
         for i in 0..in_flight.len() {
             if let Poll::Ready(outcome) = in_flight[i].future.as_mut().poll(cx) {
                 let InFlight {
@@ -321,23 +302,5 @@ impl<F: Future> Hedges<F> {
             }
         }
         Poll::Pending
-    }
-
-    /// Whether the timer is armed.
-    pub(crate) fn is_armed(&self) -> bool {
-        self.timer.is_some()
-    }
-
-    /// Arms the timer for `at`, replacing any.
-    pub(crate) fn arm(self: Pin<&mut Self>, at: Option<Instant>) {
-        self.project().timer.set(at.map(Timer::at));
-    }
-
-    /// Whether the armed timer fired.
-    pub(crate) fn poll_timer(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
-        let timer = self.project().timer;
-        timer
-            .as_pin_mut()
-            .is_some_and(|timer| timer.poll_fired(cx).is_ready())
     }
 }

@@ -110,6 +110,8 @@ pub(super) struct Progress {
     pub(super) backoff: BackoffState,
     // No more hedges in this call (a server asked to wait, a hedge could not be sent).
     pub(super) no_more_hedges: bool,
+    // Whether the request may be hedged was asked (once, when the call was first pending).
+    pub(super) hedge_checked: bool,
 }
 
 /// The per-request state of the backoff schedule: its randomness and the previous delay (for

@@ -6,8 +6,9 @@ use std::task::{Context, Poll};
 use tokio::time::Instant;
 use tower_service::Service;
 
-use super::{Next, ResponseFuture, StateProjRef};
+use super::{Next, ResponseFuture, StateProj};
 use crate::classify::Classify;
+use crate::context::Timer;
 use crate::error::{Attempt, BoxError};
 use crate::retry::budget::Taken;
 use crate::retry::hedge::Hedges;
@@ -28,7 +29,7 @@ where
     ) -> Poll<Option<Result<S::Response, BoxError>>> {
         let this = self.as_mut().project();
         if let Some(hedges) = this.hedges.as_mut()
-            && let Poll::Ready(landed) = hedges.as_mut().poll_in_flight(cx)
+            && let Poll::Ready(landed) = hedges.poll_in_flight(cx)
         {
             let outcome = landed.outcome.map_err(Into::into);
             let from = (landed.sent, false, landed.taken);
@@ -48,14 +49,15 @@ where
     /// Whether a hedge is due now: the timer of the next one, armed here if one may follow,
     /// has fired.
     fn hedge_due(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
-        let this = self.project();
+        let mut this = self.project();
         let config = &this.shared.config;
         let Some(hedging) = &config.hedging else {
             return false;
         };
-        if this.hedges.is_none() && !this.progress.no_more_hedges {
-            // A request that may not be sent twice is never hedged: known before any timer
-            // (or the hedging state) is made for it.
+        if !this.progress.hedge_checked {
+            // A request that may not be sent twice is never hedged: known before any timer is
+            // armed for it.
+            this.progress.hedge_checked = true;
             let safe =
                 (this.kept.as_ref()).is_some_and(|kept| this.shared.classifier.may_hedge(kept));
             if !safe {
@@ -65,51 +67,52 @@ where
                 config.emit(|| Event::HedgeSkipped { attempt, why });
             }
         }
-        if this.progress.no_more_hedges {
-            if let Some(hedges) = this.hedges.as_mut() {
-                hedges.as_mut().arm(None);
+        let (mut timer, calling) = match this.state.as_mut().project() {
+            StateProj::Calling { hedge, sent, .. } => {
+                if sent.is_none() && hedging.learns() {
+                    *sent = Some(Instant::now());
+                }
+                (hedge, true)
             }
-            return false;
-        }
-        let hedges = this
-            .hedges
-            .get_or_insert_with(|| Box::pin(Hedges::new(hedging.learns().then(Instant::now))));
-        if hedges.is_armed() {
-            return hedges.as_mut().poll_timer(cx);
-        }
-        let calling = matches!(
-            this.state.as_ref().project_ref(),
-            StateProjRef::Calling { .. }
-        );
-        let in_flight = hedges.len() + usize::from(calling);
-        if in_flight >= hedging.max_in_flight as usize
-            || *this.attempt >= config.limits.max_attempts
-        {
-            return false;
-        }
-        let now = Instant::now();
-        let Some(delay) = hedging.delay(now) else {
-            return false;
+            StateProj::Hedging { hedge } => (hedge, false),
+            _ => return false,
         };
-        let at = crate::context::after(now, delay);
-        if crate::context::current_deadline(now).is_some_and(|deadline| at >= deadline) {
-            this.progress.no_more_hedges = true;
-            let attempt = config.attempt(*this.attempt + 1);
-            let why = NoHedge::Deadline;
-            config.emit(|| Event::HedgeSkipped { attempt, why });
+        if this.progress.no_more_hedges {
+            timer.set(None);
             return false;
         }
-        hedges.as_mut().arm(Some(at));
-        hedges.as_mut().poll_timer(cx)
+        if timer.is_none() {
+            let in_flight = this.hedges.as_ref().map_or(0, |h| h.len()) + usize::from(calling);
+            if in_flight >= hedging.max_in_flight as usize
+                || *this.attempt >= config.limits.max_attempts
+            {
+                return false;
+            }
+            let now = Instant::now();
+            let Some(delay) = hedging.delay(now) else {
+                return false;
+            };
+            let at = crate::context::after(now, delay);
+            if crate::context::current_deadline(now).is_some_and(|deadline| at >= deadline) {
+                this.progress.no_more_hedges = true;
+                let attempt = config.attempt(*this.attempt + 1);
+                let why = NoHedge::Deadline;
+                config.emit(|| Event::HedgeSkipped { attempt, why });
+                return false;
+            }
+            timer.set(Some(Timer::at(at)));
+        }
+        (timer.as_pin_mut()).is_some_and(|timer| timer.poll_fired(cx).is_ready())
     }
 
     /// The hedge timer fired: sends another attempt beside those in flight, or says why not.
     fn send_hedge(self: Pin<&mut Self>, cx: &mut Context<'_>) {
-        let this = self.project();
-        let Some(hedges) = this.hedges.as_mut() else {
-            return;
-        };
-        hedges.as_mut().arm(None);
+        let mut this = self.project();
+        if let StateProj::Calling { mut hedge, .. } | StateProj::Hedging { mut hedge } =
+            this.state.as_mut().project()
+        {
+            hedge.set(None);
+        }
         let shared: &Shared<S, C, P> = this.shared;
         let config = &shared.config;
         let attempt = config.attempt(*this.attempt + 1);
@@ -129,9 +132,8 @@ where
         config.emit(|| Event::Hedge { attempt });
         let learns = config.hedging.as_ref().is_some_and(|h| h.learns());
         let sent = learns.then(Instant::now);
-        hedges
-            .as_mut()
-            .push((attempt.number, sent, taken), service.call(request));
+        let hedges = this.hedges.get_or_insert_with(|| Box::new(Hedges::new()));
+        hedges.push((attempt.number, sent, taken), service.call(request));
     }
 }
 
@@ -141,7 +143,7 @@ where
 #[cold]
 pub(super) fn won<F>(
     config: &Config,
-    hedges: &Hedges<F>,
+    hedges: Option<&Hedges<F>>,
     attempt: Attempt,
     sent: Option<Instant>,
     cancelled: u32,
@@ -150,7 +152,7 @@ pub(super) fn won<F>(
         let now = Instant::now();
         hedging.record(now, now.saturating_duration_since(sent));
     }
-    if hedges.hedged {
+    if hedges.is_some() {
         crate::context::record_attempt(attempt);
         config.emit(|| Event::HedgeWon { attempt, cancelled });
     }
