@@ -303,11 +303,6 @@ impl Timer {
         }
     }
 
-    /// When the timer fires.
-    pub(crate) fn deadline(&self) -> Instant {
-        self.sleep.deadline()
-    }
-
     /// Ready once the timer has fired; while it has not, an enclosing deadline is told when it
     /// will.
     #[inline]

@@ -6,6 +6,10 @@
 //!  └─┘   the ones in flight)
 //!    └──success, fatal, or a limit──▶ done
 //! ```
+//!
+//! The call holds one timer at a time, beside its state: the backoff's while it waits, the
+//! next hedge's while an attempt is in flight. A hedged call answered before the hedge delay
+//! allocates nothing; the set of hedges in flight is made when the first is sent.
 
 use std::fmt;
 use std::future::Future;
@@ -39,27 +43,17 @@ pin_project! {
         S: Service<Req>,
     {
         // An attempt is in flight (and hedges of it, which the future keeps beside it, if the
-        // call hedges): under a `Hedge`, the timer of the next hedge, armed when the attempt is
-        // first found pending, and when that was, if the hedge delay is learned.
+        // call hedges), and when it was first found pending, if a hedge delay is learned.
         Calling {
             #[pin]
             future: S::Future,
-            #[pin]
-            hedge: Option<Timer>,
             sent: Option<Instant>,
         },
         // The attempt held here failed while hedges of it are still in flight.
-        Hedging {
-            #[pin]
-            hedge: Option<Timer>,
-        },
+        Hedging,
         // Waiting out the delay before the next attempt (no timer for a zero delay), while the
         // response being retried is drained.
-        Waiting {
-            #[pin]
-            timer: Option<Timer>,
-            discarding: Option<Releasing>,
-        },
+        Waiting { discarding: Option<Releasing> },
         // Waiting for a clone of the spare service to be ready for the next attempt. One that
         // is ready at once is called at once; one that is not is kept (boxed, to keep this
         // future small) until it is: a service wakes the clone that asked, and only while it
@@ -77,6 +71,10 @@ pin_project! {
     {
         #[pin]
         state: State<S, Req>,
+        // The one timer a call needs at a time: the backoff's while `Waiting`, the next hedge's
+        // while an attempt is in flight (armed when it is first found pending under a `Hedge`).
+        #[pin]
+        timer: Option<Timer>,
         // The copy kept for classification and for making the next attempt's request.
         kept: Option<Req>,
         // The layer's configuration, classifier and replay, and the spare service.
@@ -103,11 +101,8 @@ where
         keyed: Option<Arc<Slot<RetryBudget>>>,
     ) -> Self {
         ResponseFuture {
-            state: State::Calling {
-                future,
-                hedge: None,
-                sent: None,
-            },
+            state: State::Calling { future, sent: None },
+            timer: None,
             kept,
             shared,
             attempt: 1,
@@ -174,13 +169,13 @@ where
                         return Poll::Ready(done);
                     }
                 }
-                StateProj::Hedging { .. } => {
+                StateProj::Hedging => {
                     if let Some(done) = ready!(self.as_mut().poll_hedges(cx)) {
                         return Poll::Ready(done);
                     }
                 }
-                StateProj::Waiting { timer, discarding } => {
-                    ready!(poll_wait(timer, discarding, cx));
+                StateProj::Waiting { discarding } => {
+                    ready!(poll_wait(this.timer, discarding, cx));
                     this.state.set(State::Readying { pending: None });
                 }
                 StateProj::Readying { pending } => {
@@ -236,11 +231,7 @@ where
         config.started(config.attempt(*this.attempt));
         // Its hedges, if any, come after their own delay, counted from when it is found pending.
         let future = service.call(request);
-        this.state.set(State::Calling {
-            future,
-            hedge: None,
-            sent: None,
-        });
+        this.state.set(State::Calling { future, sent: None });
         Ok(())
     }
 
@@ -303,15 +294,8 @@ where
         if others(this.hedges) > 0 {
             // Another attempt may still answer: this one's failure ends nothing.
             if held {
-                // The next hedge keeps its time.
-                let next = match this.state.as_ref().project_ref() {
-                    StateProjRef::Calling { hedge, .. } => {
-                        hedge.get_ref().as_ref().map(Timer::deadline)
-                    }
-                    _ => None,
-                };
-                let hedge = next.map(Timer::at);
-                this.state.set(State::Hedging { hedge });
+                // The timer of the next hedge, if armed, keeps its time.
+                this.state.set(State::Hedging);
             }
             return Next::GoOn;
         }
@@ -347,8 +331,8 @@ where
                     Ok(response) => shared.replay.release(response),
                     Err(_) => None,
                 };
-                let timer = (!delay.is_zero()).then(|| Timer::at(at));
-                this.state.set(State::Waiting { timer, discarding });
+                this.timer.set((!delay.is_zero()).then(|| Timer::at(at)));
+                this.state.set(State::Waiting { discarding });
                 Next::GoOn
             }
             Err(why) => {

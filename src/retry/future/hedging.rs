@@ -67,16 +67,17 @@ where
                 config.emit(|| Event::HedgeSkipped { attempt, why });
             }
         }
-        let (mut timer, calling) = match this.state.as_mut().project() {
-            StateProj::Calling { hedge, sent, .. } => {
+        let calling = match this.state.as_mut().project() {
+            StateProj::Calling { sent, .. } => {
                 if sent.is_none() && hedging.learns() {
                     *sent = Some(Instant::now());
                 }
-                (hedge, true)
+                true
             }
-            StateProj::Hedging { hedge } => (hedge, false),
+            StateProj::Hedging => false,
             _ => return false,
         };
+        let mut timer = this.timer;
         if this.progress.no_more_hedges {
             timer.set(None);
             return false;
@@ -108,11 +109,7 @@ where
     /// The hedge timer fired: sends another attempt beside those in flight, or says why not.
     fn send_hedge(self: Pin<&mut Self>, cx: &mut Context<'_>) {
         let mut this = self.project();
-        if let StateProj::Calling { mut hedge, .. } | StateProj::Hedging { mut hedge } =
-            this.state.as_mut().project()
-        {
-            hedge.set(None);
-        }
+        this.timer.set(None);
         let shared: &Shared<S, C, P> = this.shared;
         let config = &shared.config;
         let attempt = config.attempt(*this.attempt + 1);
