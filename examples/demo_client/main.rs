@@ -28,7 +28,6 @@ mod tls;
 use std::process::ExitCode;
 
 use clap::Parser;
-use indicatif::ProgressBar;
 
 use cli::{Args, ClientKind};
 use report::{Document, Run};
@@ -91,8 +90,7 @@ fn demo(args: &Args) -> Result<Vec<Run>, String> {
             let connector = pipe::PipeConnector {
                 handler: handler.clone(),
             };
-            let (results, counts, elapsed) =
-                send::run(kind, args, connector, progress(args)).await?;
+            let (results, counts, elapsed) = send::run(kind, args, connector).await?;
             let calls = handler
                 .stats
                 .requests
@@ -112,7 +110,7 @@ fn urls(args: &Args) -> Result<ExitCode, String> {
     let mut runs = Vec::new();
     for kind in args.clients() {
         let (results, counts, elapsed) =
-            runtime.block_on(send::run(kind, args, connector.clone(), progress(args)))?;
+            runtime.block_on(send::run(kind, args, connector.clone()))?;
         runs.push(Run::new(kind, results, counts, elapsed, None));
     }
     finish(args, "real", &runs)?;
@@ -122,15 +120,6 @@ fn urls(args: &Args) -> Result<ExitCode, String> {
     } else {
         ExitCode::from(1)
     })
-}
-
-/// A progress bar on stderr (indicatif draws it only on a terminal), none for `--json`.
-fn progress(args: &Args) -> ProgressBar {
-    if args.json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(0)
-    }
 }
 
 /// Prints the report (JSON or the table) and writes the plot if asked.

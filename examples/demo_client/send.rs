@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::Connect;
 use hyper_util::rt::TokioExecutor;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::breaker::{BreakerConfig, CircuitState, Transition};
@@ -201,7 +201,6 @@ pub async fn run<C>(
     kind: ClientKind,
     args: &Args,
     connector: C,
-    progress: ProgressBar,
 ) -> Result<(Vec<Outcome>, Counts, Duration), String>
 where
     C: Connect + Clone + Send + Sync + 'static,
@@ -211,11 +210,7 @@ where
         Some(_) => None,
         None => Some(args.requests.unwrap_or(1) * args.urls.len() as u64),
     };
-    progress.set_style(style(total.is_some()));
-    progress.set_prefix(kind.label(args.demo));
-    if let Some(total) = total {
-        progress.set_length(total);
-    }
+    let progress = progress(args, kind, total);
     let start = Instant::now();
     let mut results: Vec<(u64, Outcome)> = Vec::new();
     let mut in_flight = futures_util::stream::FuturesUnordered::new();
@@ -279,11 +274,23 @@ fn send_one(
     })
 }
 
+/// A progress bar on stderr (indicatif draws it only on a terminal), none for `--json`.
+fn progress(args: &Args, kind: ClientKind, total: Option<u64>) -> ProgressBar {
+    let target = if args.json {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    ProgressBar::with_draw_target(total, target)
+        .with_style(style(total.is_some()))
+        .with_prefix(kind.label(args.demo))
+}
+
 fn style(counted: bool) -> ProgressStyle {
     let template = if counted {
-        "{prefix:>20} [{bar:30}] {pos}/{len} {per_sec} {elapsed}"
+        "{prefix:>20} [{bar:30}] {pos}/{len}, {per_sec}, {elapsed}"
     } else {
-        "{prefix:>20} {spinner} {pos} sent, {per_sec} {elapsed}"
+        "{prefix:>20} {spinner} {pos} done, {per_sec}, {elapsed}"
     };
     ProgressStyle::with_template(template)
         .expect("a valid progress template")
