@@ -36,22 +36,28 @@ fn with_the_defaults_the_load_stays_bounded_and_the_server_recovers() {
         Setup::DefaultsWithBreaker,
         Setup::DefaultsWithHedging,
     ] {
-        let outcome = run(setup);
-        assert!(
-            outcome.peak_load() <= bound(&fleet),
-            "{}: peak {:.3}× over the budget's {:.3}×",
-            setup.name(),
-            outcome.peak_load(),
-            bound(&fleet)
-        );
-        let recovery = outcome.recovery(&fleet);
-        assert!(
-            recovery.is_some_and(|s| s <= 10),
-            "{}: {recovery:?}",
-            setup.name()
-        );
-        assert!(outcome.goodput_after() >= 0.95, "{}", setup.name());
+        bounded_and_recovers(fleet, setup);
     }
+}
+
+/// The load stays within the budget's bound, and the server recovers within 10 s of its
+/// capacity's return, for good.
+fn bounded_and_recovers(fleet: Fleet, setup: Setup) {
+    let outcome = run_fleet(fleet, setup);
+    assert!(
+        outcome.peak_load() <= bound(&fleet),
+        "{}: peak {:.3}× over the budget's {:.3}×",
+        setup.name(),
+        outcome.peak_load(),
+        bound(&fleet)
+    );
+    let recovery = outcome.recovery(&fleet);
+    assert!(
+        recovery.is_some_and(|s| s <= 10),
+        "{}: {recovery:?}",
+        setup.name()
+    );
+    assert!(outcome.goodput_after() >= 0.95, "{}", setup.name());
 }
 
 #[test]
@@ -78,15 +84,7 @@ fn a_fleet_of_a_thousand_small_clients_recovers_with_the_defaults() {
         ..Fleet::default()
     };
     for setup in [Setup::Defaults, Setup::DefaultsWithHedging] {
-        let outcome = run_fleet(fleet, setup);
-        assert!(outcome.peak_load() <= bound(&fleet));
-        let recovery = outcome.recovery(&fleet);
-        assert!(
-            recovery.is_some_and(|s| s <= 10),
-            "{}: {recovery:?}",
-            setup.name()
-        );
-        assert!(outcome.goodput_after() >= 0.95, "{}", setup.name());
+        bounded_and_recovers(fleet, setup);
     }
     let no_floor = run_fleet(fleet, Setup::BudgetWithoutFloor);
     assert!(no_floor.peak_load() <= 1.01, "{}", no_floor.peak_load());

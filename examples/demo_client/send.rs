@@ -10,7 +10,7 @@ use futures_util::future::BoxFuture;
 use http::{Request, Response, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::Connect;
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::time::Instant;
@@ -118,20 +118,8 @@ fn hedge(delay: HedgeDelay, args: &Args) -> Hedge {
 
 /// Builds every client `args` asks for without sending anything: the settings' errors, early.
 pub fn check(args: &Args) -> Result<(), String> {
-    let counts = Arc::default();
     for kind in args.clients() {
-        let (with_breaker, hedging) = features(kind, args);
-        let mut builder = preset(args, &counts)?;
-        if let Some(delay) = hedging {
-            builder = builder.hedge(hedge(delay, args));
-        }
-        let built = if with_breaker {
-            let builder = builder.circuit_breaker(breaker(args, &counts));
-            builder.build().map(drop)
-        } else {
-            builder.build().map(drop)
-        };
-        built.map_err(|e| e.to_string())?;
+        client(kind, args, HttpConnector::new()).map(drop)?;
     }
     Ok(())
 }
