@@ -11,6 +11,11 @@
 //! counted in billionths, so a ratio written with up to nine decimals is kept exactly, and one
 //! with more is rounded down: the bound below holds for every ratio, never rounded up. A floor of
 //! `floor` retries per `window` lets a service with little traffic still retry the odd failure.
+//! Tokens are "recent" in two ways: at most the deposits of the last 1000 requests are saved
+//! (or one retry's worth, for a ratio under 1/1000), and they halve for every window that
+//! passes. The decay is applied only when a retry asks, and a full budget takes no deposit, so
+//! the success path of a healthy service reads one word and never the clock. Everything is
+//! atomics: clones share one budget, with no lock.
 //!
 //! The floor pauses while it is spent on a dependency that never answers: once two windows
 //! have drawn on it with no call succeeding since, the next windows have none, until a call
@@ -19,11 +24,6 @@
 //! recovers (`examples/fleet` shows it). A quiet service keeps its floor, and so does one
 //! unlucky request whose attempts fail slowly across two windows: only a failure that lasts
 //! pauses it.
-//! Tokens are "recent" in two ways: at most the deposits of the last 1000 requests are saved
-//! (or one retry's worth, for a ratio under 1/1000),
-//! and they halve for every window that passes. The decay is applied only when a retry asks, and
-//! a full budget takes no deposit, so the success path of a healthy service reads one word and
-//! never the clock. Everything is atomics: clones share one budget, with no lock.
 
 use std::fmt;
 use std::sync::Arc;
@@ -172,7 +172,9 @@ impl RetryBudget {
     }
 
     /// Records that a call succeeded: the floor, if paused, comes back at the next window.
-    /// Called by the retry layer; a plain load once the window has seen a success.
+    /// The retry layer calls it for every success; code that uses a budget by hand (`deposit`,
+    /// `withdraw`) should too, or its floor pauses after two windows of retries. A plain load
+    /// once the window has seen a success.
     #[inline]
     pub fn succeeded(&self) {
         let flag = &self.state.succeeded;

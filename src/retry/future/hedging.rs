@@ -67,10 +67,13 @@ where
                 config.emit(|| Event::HedgeSkipped { attempt, why });
             }
         }
+        // A learned delay times the attempt from when it is first found pending; that clock
+        // reading serves the hedge timer below too.
+        let mut read = None;
         let calling = match this.state.as_mut().project() {
             StateProj::Calling { sent, .. } => {
                 if sent.is_none() && hedging.learns() {
-                    *sent = Some(Instant::now());
+                    *sent = Some(*read.insert(Instant::now()));
                 }
                 true
             }
@@ -89,7 +92,7 @@ where
             {
                 return false;
             }
-            let now = Instant::now();
+            let now = read.unwrap_or_else(Instant::now);
             let Some(delay) = hedging.delay(now) else {
                 return false;
             };
@@ -138,9 +141,9 @@ where
 /// with `cancelled` attempts still in flight: its latency is learned, and, if a hedge went out,
 /// its number is the one the response and the errors report.
 #[cold]
-pub(super) fn won<F>(
+pub(super) fn won(
     config: &Config,
-    hedges: Option<&Hedges<F>>,
+    hedged: bool,
     attempt: Attempt,
     sent: Option<Instant>,
     cancelled: u32,
@@ -149,7 +152,7 @@ pub(super) fn won<F>(
         let now = Instant::now();
         hedging.record(now, now.saturating_duration_since(sent));
     }
-    if hedges.is_some() {
+    if hedged {
         crate::context::record_attempt(attempt);
         config.emit(|| Event::HedgeWon { attempt, cancelled });
     }
