@@ -167,8 +167,8 @@ impl ClientKind {
 #[derive(Debug, Clone, Copy, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HedgeDelay {
-    /// After a fixed time, in milliseconds.
-    AfterMs(f64),
+    /// After a fixed time.
+    After(#[serde(with = "humantime_serde")] Duration),
     /// After this percentile of recent latencies.
     Percentile(f64),
 }
@@ -179,7 +179,7 @@ pub const DEMO_URL: &str = "http://flaky.test/demo";
 impl std::fmt::Display for HedgeDelay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            HedgeDelay::AfterMs(ms) => write!(f, "after {ms} ms"),
+            HedgeDelay::After(delay) => write!(f, "after {}", humantime::format_duration(*delay)),
             HedgeDelay::Percentile(p) => write!(f, "after the p{p} of recent latencies"),
         }
     }
@@ -274,7 +274,7 @@ fn parse_hedge(text: &str) -> Result<HedgeDelay, String> {
         };
     }
     let delay = humantime::parse_duration(text).map_err(|e| format!("`{text}`: {e}"))?;
-    Ok(HedgeDelay::AfterMs(delay.as_secs_f64() * 1000.0))
+    Ok(HedgeDelay::After(delay))
 }
 
 fn positive(text: &str) -> Result<f64, String> {

@@ -95,7 +95,13 @@ fn demo(args: &Args) -> Result<Vec<Run>, String> {
                 .stats
                 .requests
                 .load(std::sync::atomic::Ordering::Relaxed);
-            Ok::<_, String>(Run::new(kind, results, counts, elapsed, Some(calls)))
+            Ok::<_, String>(Run::new(
+                (kind, true),
+                results,
+                counts,
+                elapsed,
+                Some(calls),
+            ))
         })?;
         runs.push(run);
     }
@@ -111,7 +117,7 @@ fn urls(args: &Args) -> Result<ExitCode, String> {
     for kind in args.clients() {
         let (results, counts, elapsed) =
             runtime.block_on(send::run(kind, args, connector.clone()))?;
-        runs.push(Run::new(kind, results, counts, elapsed, None));
+        runs.push(Run::new((kind, false), results, counts, elapsed, None));
     }
     finish(args, "real", &runs)?;
     let all_succeeded = runs.iter().all(|r| r.failed == 0);

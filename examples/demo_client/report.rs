@@ -94,7 +94,7 @@ pub struct Counts {
 
 impl Run {
     pub fn new(
-        client: ClientKind,
+        (client, demo): (ClientKind, bool),
         results: Vec<Outcome>,
         counts: Counts,
         wall_time: std::time::Duration,
@@ -109,7 +109,7 @@ impl Run {
         }
         let requests = results.len() as u64;
         let succeeded = outcomes.get("success").copied().unwrap_or(0);
-        let attempts = counts.attempts.max(requests);
+        let attempts = counts.attempts;
         let at = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
         let latency_ms = Percentiles {
             p50: at(0.50),
@@ -121,12 +121,13 @@ impl Run {
         let seconds = wall_time.as_secs_f64();
         Run {
             client,
-            demo: server_calls.is_some(),
+            demo,
             requests,
             succeeded,
             failed: requests - succeeded,
             attempts,
-            retries: attempts - requests - counts.hedges.min(attempts - requests),
+            // Every attempt but each request's first and the hedges.
+            retries: attempts.saturating_sub(requests + counts.hedges),
             hedges: counts.hedges,
             server_calls,
             circuit_opened: counts.circuit_opened,

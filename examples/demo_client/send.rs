@@ -35,7 +35,7 @@ type Requester = Box<
 >;
 
 /// Hedging after 100 ms, unless `--hedge` says otherwise: the demo's answers take 5 to 40 ms.
-const DEFAULT_HEDGE: HedgeDelay = HedgeDelay::AfterMs(100.0);
+const DEFAULT_HEDGE: HedgeDelay = HedgeDelay::After(Duration::from_millis(100));
 
 /// What a client of `kind` turns on: the circuit breaker, and hedging after which delay. The
 /// demo's "defaults" are the preset's; against URLs they take the flags.
@@ -97,10 +97,13 @@ fn breaker(args: &Args, counts: &Arc<Mutex<Counts>>) -> BreakerConfig {
             .min_calls(args.breaker_min_calls)
             .window(args.breaker_window),
     };
+    let config = match args.seed {
+        Some(seed) => config.seed(seed),
+        None => config,
+    };
     config
         .break_duration(args.break_duration)
         .probes(args.breaker_probes)
-        .seed(args.seed.unwrap_or(0))
         .observer(move |transition: &Transition<'_>| {
             if transition.to == CircuitState::Open {
                 tally.lock().unwrap().circuit_opened += 1;
@@ -110,7 +113,7 @@ fn breaker(args: &Args, counts: &Arc<Mutex<Counts>>) -> BreakerConfig {
 
 fn hedge(delay: HedgeDelay, args: &Args) -> Hedge {
     let hedge = match delay {
-        HedgeDelay::AfterMs(ms) => Hedge::after(Duration::from_secs_f64(ms / 1000.0)),
+        HedgeDelay::After(delay) => Hedge::after(delay),
         HedgeDelay::Percentile(p) => Hedge::learned(p),
     };
     hedge.max_in_flight(args.hedge_max)
@@ -194,6 +197,10 @@ where
     C: Connect + Clone + Send + Sync + 'static,
 {
     let (mut send, counts) = client(kind, args, connector)?;
+    let reading = Reading {
+        classifier: HttpClassifier::new().retry_unsafe_methods(args.retry_unsafe),
+        body_timeout: BodyTimeoutLayer::new().idle(args.body_idle_timeout),
+    };
     let total = match args.duration {
         Some(_) => None,
         None => Some(args.requests.unwrap_or(1) * args.urls.len() as u64),
@@ -214,7 +221,7 @@ where
         };
         let can_send = more && (in_flight.len() as u64) < args.concurrency.unwrap_or(16);
         if can_send && due.is_none_or(|due| due <= Instant::now()) {
-            in_flight.push(send_one(&mut send, args, index)?);
+            in_flight.push(send_one(&mut send, args, index, reading.clone())?);
             index += 1;
             continue;
         }
@@ -243,14 +250,23 @@ where
     ))
 }
 
+/// How an answer is read: its body within the body timeouts, its outcome by the classifier.
+#[derive(Clone)]
+struct Reading {
+    classifier: HttpClassifier,
+    body_timeout: BodyTimeoutLayer,
+}
+
 /// Sends request number `index` (to the URLs in turn); the future ends with its outcome.
 fn send_one(
     send: &mut Requester,
     args: &Args,
     index: u64,
+    Reading {
+        classifier,
+        body_timeout,
+    }: Reading,
 ) -> Result<impl Future<Output = (u64, Outcome)> + use<>, String> {
-    let classifier = HttpClassifier::new().retry_unsafe_methods(args.retry_unsafe);
-    let body_timeout = BodyTimeoutLayer::new().idle(args.body_idle_timeout);
     let url = &args.urls[(index % args.urls.len() as u64) as usize];
     let request = request(args, &demo_url(url, index))?;
     let head = head_of(&request);
