@@ -221,14 +221,23 @@ async fn headers_are_sent_on_every_attempt() {
         "X-Tenant: blue",
         "--header",
         "Accept:application/json",
+        "-H",
+        "Authorization: Bearer s3cret",
         &server.url(path),
     ])
     .await;
     assert_eq!(output.status.code(), Some(0));
+    let settings = &document(&output)["settings"]["headers"];
+    assert_eq!(settings[0], "x-tenant: blue");
+    assert_eq!(
+        settings[2], "authorization: (redacted)",
+        "no secret in the report"
+    );
     assert_eq!(report(&output)["results"][0]["attempts"], 2);
     let seen = server.stats.last_headers.lock().unwrap()[path].clone();
     assert_eq!(seen["x-tenant"], "blue", "the retry carried the header");
     assert_eq!(seen["accept"], "application/json");
+    assert_eq!(seen["authorization"], "Bearer s3cret", "but sent as given");
 
     let output = run(&["-H", "no colon here", &server.url("/ok")]).await;
     assert_eq!(output.status.code(), Some(2));

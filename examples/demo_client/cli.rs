@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{Parser, ValueEnum};
+use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION};
 use http::{HeaderName, HeaderValue, Method, Uri};
 use serde::Serialize;
 use tower_tenacity::retry::Jitter;
@@ -299,8 +300,14 @@ fn headers_as_strings<S: serde::Serializer>(
     headers: &[(HeaderName, HeaderValue)],
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
+    // A report is shared more widely than a command line: credentials stay out of it.
+    let secret = [AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE];
     let text = |(name, value): &(HeaderName, HeaderValue)| {
-        format!("{name}: {}", String::from_utf8_lossy(value.as_bytes()))
+        if secret.contains(name) {
+            format!("{name}: (redacted)")
+        } else {
+            format!("{name}: {}", String::from_utf8_lossy(value.as_bytes()))
+        }
     };
     serializer.collect_seq(headers.iter().map(text))
 }

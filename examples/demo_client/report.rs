@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `schema` | `1` |
 //! | `clock` | `"simulated"` (the embedded demo: a paused tokio clock) or `"real"` |
-//! | `settings` | every option the run used, by its long flag's name (`attempt_timeout`, …) |
+//! | `settings` | every option the run used, by its long flag's name (`attempt_timeout`, …); `data` is the body's length, and the values of `Authorization`, `Proxy-Authorization` and `Cookie` headers are `(redacted)` |
 //! | `runs[]` | one per client, in order: |
 //! | `runs[].client` | `"bare"`, `"defaults"`, `"hedging"` or `"breaker-hedging"` |
 //! | `runs[].requests`, `succeeded`, `failed` | requests, by their final classification |
