@@ -282,8 +282,8 @@ where
                 }
                 // Only a call that hedged, or that waits for a learned delay, has news for it.
                 if sent.is_some() || this.hedges.is_some() {
-                    let hedged = this.hedges.is_some();
-                    hedging::won(config, hedged, attempt, sent, others(this.hedges) as u32);
+                    let hedges = this.hedges.as_deref();
+                    hedging::won(config, hedges, attempt, sent, others(this.hedges) as u32);
                 }
                 return Next::Done(outcome);
             }

@@ -139,11 +139,13 @@ where
 
 /// A call that hedged (or could have) ended with `attempt`'s outcome, a success or a fatal one,
 /// with `cancelled` attempts still in flight: its latency is learned, and, if a hedge went out,
-/// its number is the one the response and the errors report.
+/// its number is the one the response and the errors report. (Generic, so that it is compiled
+/// with the retry future: a plain `hedged: bool` version measured 166 instructions more on the
+/// retry path, `cargo bench --bench instructions`.)
 #[cold]
-pub(super) fn won(
+pub(super) fn won<F>(
     config: &Config,
-    hedged: bool,
+    hedges: Option<&Hedges<F>>,
     attempt: Attempt,
     sent: Option<Instant>,
     cancelled: u32,
@@ -152,7 +154,7 @@ pub(super) fn won(
         let now = Instant::now();
         hedging.record(now, now.saturating_duration_since(sent));
     }
-    if hedged {
+    if hedges.is_some() {
         crate::context::record_attempt(attempt);
         config.emit(|| Event::HedgeWon { attempt, cancelled });
     }
