@@ -260,11 +260,16 @@ impl<B: Body> Body for GrpcDeadlineBody<B> {
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
             return Poll::Ready(None);
         };
-        if let Poll::Ready(frame) = inner.poll_frame(cx) {
-            return Poll::Ready(frame);
-        }
-        if !this.alarm.as_mut().is_some_and(|alarm| alarm.rang(cx)) {
-            return Poll::Pending;
+        // Checked before the stream is polled too: a stream that always has a message ready
+        // would otherwise never be cut.
+        let passed = this.alarm.as_ref().is_some_and(|alarm| alarm.passed());
+        if !passed {
+            if let Poll::Ready(frame) = inner.poll_frame(cx) {
+                return Poll::Ready(frame);
+            }
+            if !this.alarm.as_mut().is_some_and(|alarm| alarm.rang(cx)) {
+                return Poll::Pending;
+            }
         }
         *this.alarm = None;
         this.inner.set(None);

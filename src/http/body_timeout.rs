@@ -165,10 +165,8 @@ where
         if let (Some(total), None) = (*this.total, this.total_timer.as_ref().as_pin_ref()) {
             this.total_timer.set(Some(tokio::time::sleep(total)));
         }
-        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
-            this.idle_timer.set(None);
-            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
-        }
+        // The total timer is looked at before the body: a body that always has a frame ready
+        // (a server faster than its reader) never returns `Pending`.
         if let Some(total_timer) = this.total_timer.as_mut().as_pin_mut()
             && total_timer.poll(cx).is_ready()
         {
@@ -176,6 +174,10 @@ where
             return Poll::Ready(Some(Err(
                 Error::timeout(TimeoutScope::BodyTotal, after).into()
             )));
+        }
+        if let Poll::Ready(frame) = this.inner.poll_frame(cx) {
+            this.idle_timer.set(None);
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
         if let Some(idle) = *this.idle {
             if this.idle_timer.is_none() {

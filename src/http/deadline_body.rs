@@ -139,7 +139,7 @@ where
 }
 
 /// A deadline for a body, armed the first time the body is found pending: a body that is
-/// always ready costs no timer.
+/// always ready costs no timer, only a clock reading per frame.
 pub(crate) struct Alarm {
     at: Instant,
     sleep: Option<Pin<Box<Sleep>>>,
@@ -148,6 +148,13 @@ pub(crate) struct Alarm {
 impl Alarm {
     pub(crate) fn new(at: Instant) -> Self {
         Alarm { at, sleep: None }
+    }
+
+    /// Whether the deadline has passed, asked before the body is polled: a body that always has
+    /// a frame ready (a server faster than its reader) never returns `Pending`, so a timer
+    /// looked at only then would never be looked at.
+    pub(crate) fn passed(&self) -> bool {
+        Instant::now() >= self.at
     }
 
     /// Whether the deadline has passed; if not, the task is woken when it does.
@@ -201,9 +208,10 @@ impl BodyBound {
 pin_project! {
     /// A response body under its call's deadline (or none); see [`BodyDeadlineLayer`].
     ///
-    /// Without a deadline it is the body as it is. With one, the first poll that finds the body
-    /// pending arms a timer; when it fires the body fails with the deadline's error and drops
-    /// the stream, and after that it has ended.
+    /// Without a deadline it is the body as it is. With one, the deadline is checked before
+    /// each frame is read (so a body that always has a frame ready is cut too), and the first
+    /// poll that finds the body pending arms a timer; when the deadline passes the body fails
+    /// with the deadline's error and drops the stream, and after that it has ended.
     pub struct DeadlineBody<B> {
         #[pin]
         inner: Option<B>,
@@ -245,19 +253,19 @@ where
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
             return Poll::Ready(None);
         };
-        if let Poll::Ready(frame) = inner.poll_frame(cx) {
-            return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
+        let passed = this.bound.as_ref().is_some_and(|bound| bound.alarm.passed());
+        if !passed {
+            if let Poll::Ready(frame) = inner.poll_frame(cx) {
+                return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
+            }
+            if !this.bound.as_mut().is_some_and(|bound| bound.alarm.rang(cx)) {
+                return Poll::Pending;
+            }
         }
-        let Some(bound) = this.bound.as_mut() else {
-            return Poll::Pending;
-        };
-        if !bound.alarm.rang(cx) {
-            return Poll::Pending;
-        }
-        let error = bound.error();
-        *this.bound = None;
+        // Past the deadline (`bound` is there): fail once, and let go of the stream.
+        let error = this.bound.take().map(|bound| bound.error());
         this.inner.set(None);
-        Poll::Ready(Some(Err(error)))
+        Poll::Ready(error.map(Err))
     }
 
     fn is_end_stream(&self) -> bool {
