@@ -2,6 +2,9 @@
 //! with [`ReplayBody`] bodies again.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Buf;
@@ -52,6 +55,10 @@ pub struct HttpReplay;
 
 /// How much of a retried response's body is drained, at most, to keep its connection.
 const DRAIN_BYTES: usize = 64 * 1024;
+/// How many frames, at most: a body of endless empty (or tiny) frames is bounded too.
+const DRAIN_FRAMES: usize = 1024;
+/// How many frames one poll reads before it gives the runtime its thread back.
+const DRAIN_FRAMES_PER_POLL: usize = 32;
 /// How long draining a retried response's body may take, at most.
 const DRAIN_TIME: Duration = Duration::from_millis(100);
 
@@ -80,8 +87,10 @@ where
         Some(request.clone())
     }
 
-    /// Drains up to 64 KiB of the body, for at most 100 ms, so that an HTTP/1 connection can go
-    /// back to the pool rather than be closed with a response half read.
+    /// Drains up to 64 KiB of the body (and at most 1 024 frames), for at most 100 ms, so that
+    /// an HTTP/1 connection can go back to the pool rather than be closed with a response half
+    /// read. It yields to the runtime every 32 frames, so that a body that always has a frame
+    /// ready cannot hold the thread, and its time limit is looked at in between.
     fn release(&self, response: Response<ResB>) -> Option<Releasing> {
         let body = response.into_body();
         if body.is_end_stream() {
@@ -89,19 +98,43 @@ where
         }
         Some(Box::pin(async move {
             let mut body = std::pin::pin!(body);
-            let mut drained = 0usize;
+            let (mut bytes, mut frames) = (0usize, 0usize);
             let drain = async {
-                while let Some(Ok(frame)) = body.frame().await {
-                    if let Some(data) = frame.data_ref() {
-                        drained += data.remaining();
-                        if drained > DRAIN_BYTES {
-                            break;
-                        }
+                loop {
+                    // The frame is let go of before the yield: the body's error need not be `Send`.
+                    let Some(Ok(frame)) = body.frame().await else {
+                        break;
+                    };
+                    frames += 1;
+                    bytes += frame.data_ref().map_or(0, Buf::remaining);
+                    drop(frame);
+                    if bytes > DRAIN_BYTES || frames >= DRAIN_FRAMES {
+                        break;
+                    }
+                    if frames % DRAIN_FRAMES_PER_POLL == 0 {
+                        YieldNow(false).await;
                     }
                 }
             };
-            // Past the bound the body is dropped, and with it the connection.
+            // Past a bound the body is dropped, and with it the connection.
             let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
         }))
+    }
+}
+
+/// `Pending` once, with the task woken at once: the runtime gets its thread back for a moment
+/// (and a timeout around looks at its timer).
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }

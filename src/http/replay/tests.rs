@@ -212,3 +212,55 @@ async fn a_body_over_the_cap_is_sent_once() {
         Err(ReplayError::Unavailable)
     ));
 }
+
+/// A response body that always has a frame of `size` bytes ready, and never ends. Past 100 000
+/// frames it panics: that is a drain that spins for ever.
+struct Spinning {
+    frames: Arc<std::sync::atomic::AtomicUsize>,
+    size: usize,
+}
+
+impl Body for Spinning {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let read = self.frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(read < 100_000, "the drain spins for ever");
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![1; self.size])))))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn draining_a_retried_response_is_bounded_in_frames_and_yields() {
+    use crate::retry::Replay;
+    use std::sync::atomic::Ordering;
+
+    for size in [0, 1] {
+        let frames = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let body = Spinning {
+            frames: frames.clone(),
+            size,
+        };
+        let response = http::Response::new(body);
+        let replay: &dyn Replay<http::Request<ReplayBody<Empty<Bytes>>>, _> = &HttpReplay;
+        let mut drain = replay.release(response).expect("a body to drain");
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut polls = 0;
+        loop {
+            let before = frames.load(Ordering::Relaxed);
+            let polled = drain.as_mut().poll(&mut cx);
+            let read = frames.load(Ordering::Relaxed) - before;
+            assert!(read <= 32, "one poll read {read} frames of {size} bytes");
+            polls += 1;
+            if polled.is_ready() {
+                break;
+            }
+            assert!(polls <= 64, "still draining after {polls} polls");
+        }
+        assert!(frames.load(Ordering::Relaxed) <= 1024);
+    }
+}
