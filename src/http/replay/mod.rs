@@ -1,6 +1,5 @@
 //! Request bodies that can be sent again: [`ReplayBody`] and [`HttpReplay`].
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -35,10 +34,15 @@ pub const DEFAULT_REPLAY_CAP: usize = 64 * 1024;
 /// Clones share one buffer. Each clone yields the whole body from the start: the buffered part
 /// first, then (for the one clone that holds it at a time) the rest of the original stream.
 /// A body that is empty from the start (a GET's, usually) needs no buffer and costs nothing.
+///
+/// The cap bounds memory, not only payload: the buffer is one allocation of this body's own,
+/// never larger than the cap, into which each frame's bytes are copied as they go by. So empty
+/// frames add nothing, however many there are, and a small frame sliced from a large buffer
+/// does not keep that buffer alive. A retry sends what was buffered in one frame.
 pub struct ReplayBody<B> {
     /// `None` for a body that was at its end when wrapped: nothing to share, always replayable.
     shared: Option<Arc<Mutex<Shared<B>>>>,
-    /// How many buffered chunks this clone has yielded.
+    /// How many buffered bytes this clone has yielded.
     replayed: usize,
     /// This clone is the one reading the original body.
     live: bool,
@@ -52,8 +56,8 @@ struct Shared<B> {
     rest: Option<B>,
     /// A clone is reading `rest`.
     reading: bool,
-    chunks: VecDeque<Bytes>,
-    buffered: usize,
+    /// A copy of what the original yielded so far; its capacity never exceeds `cap`.
+    buffer: Vec<u8>,
     cap: usize,
     trailers: Option<HeaderMap>,
     /// A frame of the original body has been read.
@@ -83,8 +87,7 @@ impl<B: Body> ReplayBody<B> {
             shared: Some(Arc::new(Mutex::new(Shared {
                 rest: Some(body),
                 reading: false,
-                chunks: VecDeque::new(),
-                buffered: 0,
+                buffer: Vec::new(),
                 cap,
                 trailers: None,
                 started: false,
@@ -125,7 +128,7 @@ impl<B> ReplayBody<B> {
         self.shared().is_none_or(|shared| {
             shared.complete
                 || (!shared.overflowed
-                    && shared.chunks.is_empty()
+                    && shared.buffer.is_empty()
                     && shared.rest.as_ref().is_some_and(Body::is_end_stream))
         })
     }
@@ -214,7 +217,7 @@ impl<B> fmt::Debug for ReplayBody<B> {
         let mut out = f.debug_struct("ReplayBody");
         match self.shared() {
             Some(shared) => out
-                .field("buffered", &shared.buffered)
+                .field("buffered", &shared.buffer.len())
                 .field("cap", &shared.cap)
                 .field("complete", &shared.complete)
                 .field("overflowed", &shared.overflowed),
@@ -236,9 +239,9 @@ fn next_buffered<B>(
     trailers_sent: &mut bool,
 ) -> Option<Option<Result<Frame<Bytes>, ReplayError>>> {
     if !shared.overflowed {
-        if let Some(chunk) = shared.chunks.get(*replayed) {
-            *replayed += 1;
-            return Some(Some(Ok(Frame::data(chunk.clone()))));
+        if let Some(rest) = shared.buffer.get(*replayed..).filter(|rest| !rest.is_empty()) {
+            *replayed = shared.buffer.len();
+            return Some(Some(Ok(Frame::data(Bytes::copy_from_slice(rest)))));
         }
         if shared.complete {
             if !*trailers_sent && let Some(trailers) = shared.trailers.clone() {
@@ -248,7 +251,7 @@ fn next_buffered<B>(
             return Some(None);
         }
     }
-    if shared.chunks.len() != *replayed || shared.reading || shared.rest.is_none() {
+    if shared.buffer.len() != *replayed || shared.reading || shared.rest.is_none() {
         return Some(Some(Err(ReplayError::Unavailable)));
     }
     None
@@ -268,14 +271,13 @@ fn keep_frame<B: Body>(
         Ok(mut data) => {
             let chunk = data.copy_to_bytes(data.remaining());
             if !shared.overflowed {
-                if shared.buffered + chunk.len() > shared.cap {
+                if shared.buffer.len() + chunk.len() > shared.cap {
                     // Committed to this attempt: free the buffer now.
                     shared.overflowed = true;
-                    shared.chunks = VecDeque::new();
+                    shared.buffer = Vec::new();
                 } else {
-                    shared.buffered += chunk.len();
-                    shared.chunks.push_back(chunk.clone());
-                    *replayed += 1;
+                    buffer_up(&mut shared.buffer, &chunk, shared.cap);
+                    *replayed = shared.buffer.len();
                 }
             }
             Frame::data(chunk)
@@ -291,6 +293,17 @@ fn keep_frame<B: Body>(
         shared.complete = true;
     }
     Some(frame)
+}
+
+/// Copies `chunk` to the end of `buffer`, growing it by doubling but never past `cap` (the
+/// caller checked that `chunk` fits), so that its capacity stays within the cap.
+fn buffer_up(buffer: &mut Vec<u8>, chunk: &[u8], cap: usize) {
+    let needed = buffer.len() + chunk.len();
+    if needed > buffer.capacity() {
+        let grown = needed.max(buffer.capacity() * 2).min(cap);
+        buffer.reserve_exact(grown - buffer.len());
+    }
+    buffer.extend_from_slice(chunk);
 }
 
 impl<B> Body for ReplayBody<B>
@@ -360,7 +373,7 @@ where
             return shared.rest.as_ref().is_none_or(Body::is_end_stream);
         }
         shared.complete
-            && self.replayed >= shared.chunks.len()
+            && self.replayed >= shared.buffer.len()
             && (self.trailers_sent || shared.trailers.is_none())
     }
 
@@ -369,12 +382,7 @@ where
             return SizeHint::with_exact(0);
         };
         if shared.complete && !shared.overflowed {
-            let left: usize = shared
-                .chunks
-                .iter()
-                .skip(self.replayed)
-                .map(Bytes::len)
-                .sum();
+            let left = shared.buffer.len().saturating_sub(self.replayed);
             return SizeHint::with_exact(left as u64);
         }
         if self.replayed == 0 && !self.live {
