@@ -9,10 +9,12 @@
 //! The set of keys is bounded: past the cap (1024 by default), making room for a new key drops
 //! the state of a key that has not been used since the last time room was made and has no call
 //! in flight, so that a caller that talks to endless hosts cannot grow memory without limit.
-//! Reading the state of a known key takes no lock: the map is swapped whole when a key is added
-//! (which takes a lock among writers only) and read through an atomic pointer (`arc-swap`).
-//! Keys are hashed with `foldhash`, seeded per map; keys that share a hash are told apart by
-//! comparing them.
+//! Reading the state of a known key takes no lock: the map is a fixed table of buckets (as many
+//! as the cap allows keys, up to 65 536), each an atomic pointer (`arc-swap`) to its short chain
+//! of keys. Adding a key copies only its own chain, under a lock among writers only, and making
+//! room sweeps on from where the last sweep stopped: a new key costs the same with ten keys or a
+//! thousand. Keys are hashed with `foldhash`, seeded per map; keys that share a hash are told
+//! apart by comparing them.
 //!
 //! ```
 //! use tower_tenacity::scope::{key_fn, ScopeKey};
@@ -23,15 +25,14 @@
 //! ```
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use arc_swap::ArcSwap;
+use arc_swap::ArcSwapOption;
 
 /// Which part of a request its per-key state (budget, circuit) belongs to.
 pub trait ScopeKey<Req>: Clone + Send + Sync + 'static {
@@ -107,6 +108,7 @@ pub const DEFAULT_MAX_KEYS: usize = 1024;
 
 /// One key's state in a [`Scopes`] map.
 pub(crate) struct Slot<V> {
+    hash: u64,
     key: Box<dyn Any + Send + Sync>,
     name: Box<str>,
     used: AtomicBool,
@@ -128,27 +130,14 @@ impl<V> Deref for Slot<V> {
     }
 }
 
-/// A key's hash is the map's key: hashing it again would be wasted work.
-#[derive(Default)]
-struct Prehashed(u64);
+/// The keys whose hashes fall in one bucket. Replaced whole when one is added or dropped, so
+/// that readers never lock: with as many buckets as the cap allows keys, a chain holds one key
+/// or two, and adding a key copies only its own chain.
+type Chain<V> = Vec<Arc<Slot<V>>>;
 
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type Chains<V> = HashMap<u64, Vec<Arc<Slot<V>>>, BuildHasherDefault<Prehashed>>;
+/// The most buckets a map has: 65 536 (512 KiB of pointers), reached with a cap of as many keys.
+/// Past it chains grow with the cap, not with the keys seen.
+const MAX_BUCKETS: usize = 1 << 16;
 
 /// Per-key state: one value for every request, or a value of `V` per key, made by `make` when
 /// the key is first seen, at most `cap` keys. Reads of known keys are lock-free.
@@ -157,19 +146,27 @@ pub(crate) enum Scopes<V> {
     PerKey(PerKey<V>),
 }
 
-/// The map of [`Scopes::PerKey`].
+/// The map of [`Scopes::PerKey`]: a fixed table of buckets, each an atomic pointer to its chain.
 pub(crate) struct PerKey<V> {
-    map: ArcSwap<Chains<V>>,
+    buckets: Box<[ArcSwapOption<Chain<V>>]>,
     hasher: foldhash::quality::RandomState,
     cap: usize,
     make: Box<dyn Fn() -> V + Send + Sync>,
-    writer: Mutex<()>,
+    writer: Mutex<Writer>,
+}
+
+/// What the writers share: how many keys there are, and where the eviction's sweep goes on.
+#[derive(Default)]
+struct Writer {
+    keys: usize,
+    hand: usize,
 }
 
 impl<V> Scopes<V> {
     /// State for one key only: every request gets the same value.
     pub(crate) fn single(value: V) -> Self {
         Scopes::Single(Arc::new(Slot {
+            hash: 0,
             key: Box::new(()),
             name: "".into(),
             used: AtomicBool::new(true),
@@ -179,12 +176,16 @@ impl<V> Scopes<V> {
 
     /// State per key, up to `cap` keys, each made by `make`.
     pub(crate) fn per_key(cap: usize, make: impl Fn() -> V + Send + Sync + 'static) -> Self {
+        let cap = cap.max(1);
+        let buckets = cap.checked_next_power_of_two().unwrap_or(MAX_BUCKETS);
         Scopes::PerKey(PerKey {
-            map: ArcSwap::default(),
+            buckets: (0..buckets.min(MAX_BUCKETS))
+                .map(|_| ArcSwapOption::empty())
+                .collect(),
             hasher: foldhash::quality::RandomState::default(),
-            cap: cap.max(1),
+            cap,
             make: Box::new(make),
-            writer: Mutex::new(()),
+            writer: Mutex::default(),
         })
     }
 
@@ -201,15 +202,23 @@ impl<V> Scopes<V> {
     pub(crate) fn all(&self) -> Vec<Arc<Slot<V>>> {
         match self {
             Scopes::Single(single) => vec![single.clone()],
-            Scopes::PerKey(per_key) => per_key.map.load().values().flatten().cloned().collect(),
+            Scopes::PerKey(per_key) => (per_key.buckets.iter())
+                .filter_map(|bucket| bucket.load_full())
+                .flat_map(|chain| chain.iter().cloned().collect::<Vec<_>>())
+                .collect(),
         }
     }
 }
 
 impl<V> PerKey<V> {
+    fn bucket(&self, hash: u64) -> &ArcSwapOption<Chain<V>> {
+        // The table's length is a power of two; foldhash's low bits are as good as its high.
+        &self.buckets[hash as usize & (self.buckets.len() - 1)]
+    }
+
     fn get<Q: Hash + Eq + fmt::Debug + Send + Sync + 'static>(&self, key: Q) -> Arc<Slot<V>> {
         let hash = self.hasher.hash_one(&key);
-        if let Some(slot) = find(&self.map.load(), hash, &key) {
+        if let Some(slot) = find(self.bucket(hash).load().as_deref(), hash, &key) {
             if !slot.used.load(Ordering::Relaxed) {
                 slot.used.store(true, Ordering::Relaxed);
             }
@@ -218,86 +227,96 @@ impl<V> PerKey<V> {
         self.insert(hash, key)
     }
 
+    /// Adds `key`, making room first if the map is full: a copy of one chain, and (past the
+    /// cap) a sweep that on average visits a constant number of keys.
     #[cold]
     fn insert<Q: Hash + Eq + fmt::Debug + Send + Sync + 'static>(
         &self,
         hash: u64,
         key: Q,
     ) -> Arc<Slot<V>> {
-        let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let current = self.map.load_full();
-        if let Some(slot) = find(&current, hash, &key) {
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let bucket = self.bucket(hash);
+        if let Some(slot) = find(bucket.load().as_deref(), hash, &key) {
             return slot;
         }
-        let mut next: Chains<V> = (*current).clone();
-        if next.values().map(Vec::len).sum::<usize>() >= self.cap {
-            evict(&mut next);
+        if writer.keys >= self.cap {
+            self.evict(&mut writer);
         }
         let slot = Arc::new(Slot {
+            hash,
             name: format!("{key:?}").into(),
             key: Box::new(key),
             used: AtomicBool::new(true),
             value: (self.make)(),
         });
-        next.entry(hash).or_default().push(slot.clone());
-        self.map.store(Arc::new(next));
+        let mut chain = bucket.load().as_deref().cloned().unwrap_or_default();
+        chain.push(slot.clone());
+        bucket.store(Some(Arc::new(chain)));
+        writer.keys += 1;
         slot
     }
-}
 
-fn find<V, Q: Eq + 'static>(chains: &Chains<V>, hash: u64, key: &Q) -> Option<Arc<Slot<V>>> {
-    chains
-        .get(&hash)?
-        .iter()
-        .find(|slot| slot.key.downcast_ref::<Q>() == Some(key))
-        .cloned()
-}
-
-/// Drops one key's state to make room: one not used since the last eviction and with no call
-/// in flight (only the map being replaced and its copy hold it), marking the others unused as
-/// it passes (a second chance, as the CLOCK page-replacement algorithm gives); failing that, any idle one; failing
-/// that (every key has a call in flight), the first one, whose calls finish with the state
-/// they hold.
-fn evict<V>(chains: &mut Chains<V>) {
-    let idle = |slot: &Arc<Slot<V>>| Arc::strong_count(slot) <= 2;
-    let mut victim = None;
-    for (hash, chain) in chains.iter() {
-        for (i, slot) in chain.iter().enumerate() {
-            if victim.is_none() && idle(slot) && !slot.used.load(Ordering::Relaxed) {
-                victim = Some((*hash, i));
+    /// Drops one key's state to make room, by the CLOCK page-replacement algorithm: the hand
+    /// sweeps the buckets from where it last stopped, giving each key used since its last
+    /// visit a second chance (its mark is cleared), and stops at a key that is unmarked and
+    /// idle (no call in flight: only its chain holds it). Two turns of the table at most; if
+    /// every key has a call in flight, the next one goes, and its calls finish with the state
+    /// they hold.
+    fn evict(&self, writer: &mut Writer) {
+        let len = self.buckets.len();
+        let idle = |slot: &Arc<Slot<V>>| Arc::strong_count(slot) == 1;
+        let mut fallback = None;
+        for step in 0..2 * len {
+            let at = (writer.hand + step) % len;
+            let Some(chain) = self.buckets[at].load_full() else {
+                continue;
+            };
+            fallback.get_or_insert(at);
+            let victim = chain.iter().position(|slot| {
+                let chosen = idle(slot) && !slot.used.load(Ordering::Relaxed);
+                slot.used.store(false, Ordering::Relaxed);
+                chosen
+            });
+            if let Some(victim) = victim {
+                self.drop_slot(at, &chain, victim, writer);
+                return;
             }
-            slot.used.store(false, Ordering::Relaxed);
+        }
+        if let Some(at) = fallback
+            && let Some(chain) = self.buckets[at].load_full()
+        {
+            self.drop_slot(at, &chain, 0, writer);
         }
     }
-    let victim = victim
-        .or_else(|| {
-            chains
-                .iter()
-                .find_map(|(hash, chain)| chain.iter().position(idle).map(|i| (*hash, i)))
-        })
-        .or_else(|| chains.keys().next().map(|hash| (*hash, 0)));
-    if let Some((hash, i)) = victim
-        && let Some(chain) = chains.get_mut(&hash)
-    {
-        chain.remove(i);
-        if chain.is_empty() {
-            chains.remove(&hash);
-        }
+
+    fn drop_slot(&self, at: usize, chain: &Chain<V>, victim: usize, writer: &mut Writer) {
+        let mut rest = chain.clone();
+        rest.remove(victim);
+        self.buckets[at].store((!rest.is_empty()).then(|| Arc::new(rest)));
+        writer.keys -= 1;
+        writer.hand = at;
     }
+}
+
+fn find<V, Q: Eq + 'static>(chain: Option<&Chain<V>>, hash: u64, key: &Q) -> Option<Arc<Slot<V>>> {
+    chain?
+        .iter()
+        .find(|slot| slot.hash == hash && slot.key.downcast_ref::<Q>() == Some(key))
+        .cloned()
 }
 
 impl<V> fmt::Debug for Scopes<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Scopes::Single(_) => f.write_str("Scopes::Single"),
-            Scopes::PerKey(per_key) => f
-                .debug_struct("Scopes::PerKey")
-                .field(
-                    "keys",
-                    &per_key.map.load().values().map(Vec::len).sum::<usize>(),
-                )
-                .field("cap", &per_key.cap)
-                .finish(),
+            Scopes::PerKey(per_key) => {
+                let writer = per_key.writer.lock().unwrap_or_else(PoisonError::into_inner);
+                f.debug_struct("Scopes::PerKey")
+                    .field("keys", &writer.keys)
+                    .field("cap", &per_key.cap)
+                    .finish()
+            }
         }
     }
 }
@@ -344,17 +363,21 @@ mod tests {
 
     #[test]
     fn keys_that_share_a_hash_stay_apart() {
-        let mut chains: Chains<u32> = HashMap::default();
-        for (key, value) in [("x", 1), ("y", 2)] {
-            chains.entry(7).or_default().push(Arc::new(Slot {
-                key: Box::new(key),
-                name: key.into(),
-                used: AtomicBool::new(false),
-                value,
-            }));
-        }
-        assert_eq!(find(&chains, 7, &"y").map(|s| s.value), Some(2));
-        assert_eq!(find(&chains, 7, &"x").map(|s| s.value), Some(1));
-        assert!(find(&chains, 7, &"z").is_none());
+        let chain: Chain<u32> = [("x", 1), ("y", 2)]
+            .into_iter()
+            .map(|(key, value)| {
+                Arc::new(Slot {
+                    hash: 7,
+                    key: Box::new(key),
+                    name: key.into(),
+                    used: AtomicBool::new(false),
+                    value,
+                })
+            })
+            .collect();
+        assert_eq!(find(Some(&chain), 7, &"y").map(|s| s.value), Some(2));
+        assert_eq!(find(Some(&chain), 7, &"x").map(|s| s.value), Some(1));
+        assert!(find(Some(&chain), 7, &"z").is_none());
+        assert!(find(Some(&chain), 8, &"x").is_none());
     }
 }
