@@ -204,8 +204,9 @@ async fn hedges_go_out_a_delay_apart_up_to_the_limit_in_flight() {
     assert_eq!(service.live(), 0);
 }
 
-/// A retryable failure of one attempt ends nothing while another is in flight; the first
-/// attempt's success after that wins.
+/// A retryable failure of one attempt ends nothing while another is in flight, and (gRFC A6)
+/// the next hedge goes out at once, up to the attempts allowed; the first attempt's success
+/// after that wins.
 #[tokio::test(start_paused = true)]
 async fn a_failure_waits_for_the_other_attempt_in_flight() {
     let service = Slow::new([after(100, 200), after(10, 503)]);
@@ -213,22 +214,69 @@ async fn a_failure_waits_for_the_other_attempt_in_flight() {
     let mut svc = layer.layer(service.clone());
     let reply = svc.ready().await.unwrap().call(()).await.unwrap();
     assert_eq!(reply.status, 200);
+    // Each hedge fails 10 ms after it went out and the next follows at once, up to 5 attempts.
+    assert_eq!(service.calls(), [0, 50, 60, 70, 80]);
+    assert_eq!(
+        hedging(&events),
+        [
+            (50, "hedge", 2),
+            (60, "hedge", 3),
+            (70, "hedge", 4),
+            (80, "hedge", 5),
+            (100, "won", 1)
+        ]
+    );
+}
+
+/// gRFC A6: "If a non-fatal status code is received from a hedged request, then the next hedged
+/// request in line is sent immediately, shortcutting its hedging delay."
+#[tokio::test(start_paused = true)]
+async fn a_failed_hedge_sends_the_next_at_once() {
+    let service = Slow::new([never(), after(200, 503), after(10, 200)]);
+    let (layer, events) = retry(Hedge::after(ms(1000)).max_in_flight(3));
+    let mut svc = layer.layer(service.clone());
+    let reply = svc.ready().await.unwrap().call(()).await.unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(service.calls(), [0, 1000, 1200], "not at 2000, the timer's time");
+    assert_eq!(
+        hedging(&events),
+        [(1000, "hedge", 2), (1200, "hedge", 3), (1210, "won", 3)]
+    );
+    assert_eq!(service.live(), 0);
+}
+
+/// The shortcut spends the budget like any hedge: with none left, the next waits for nothing.
+#[tokio::test(start_paused = true)]
+async fn the_shortcut_takes_from_the_budget() {
+    let service = Slow::new([after(500, 200), after(10, 503), after(10, 200)]);
+    let budget = RetryBudget::new(0.0, 1, Duration::from_secs(3600)).unwrap();
+    let layer = RetryLayer::builder()
+        .classifier(StatusClassifier)
+        .budget(budget)
+        .max_attempts(5)
+        .hedge(Hedge::after(ms(50)).max_in_flight(3))
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(service.clone());
+    let reply = svc.ready().await.unwrap().call(()).await.unwrap();
+    assert_eq!(reply.status, 200);
+    // The one retry of the budget pays for the hedge at 50; the failed hedge's shortcut at 60
+    // finds the budget empty, and attempt 1 answers at 500.
     assert_eq!(service.calls(), [0, 50]);
-    // The hedge failed at 60: no other hedge (two in flight... then one), and attempt 1 wins.
-    assert_eq!(hedging(&events), [(50, "hedge", 2), (100, "won", 1)]);
 }
 
 /// When every attempt in flight has failed, retry's own rules go on: a backoff, then the next
 /// attempt, which may be hedged in its turn.
 #[tokio::test(start_paused = true)]
 async fn when_all_fail_the_retry_rules_apply_to_what_is_left() {
-    let service = Slow::new([after(60, 503), after(20, 503), after(5, 200)]);
+    let service = Slow::new([after(70, 503), after(20, 503), after(5, 200)]);
     let (layer, _events) = retry(Hedge::after(ms(50)));
     let mut svc = layer.layer(service.clone());
     let start = Instant::now();
     let reply = svc.ready().await.unwrap().call(()).await.unwrap();
     assert_eq!(reply.status, 200);
-    // 1 at 0, its hedge 2 at 50, both failed by 70; the 30 ms backoff; 3 at 100.
+    // 1 at 0, its hedge 2 at 50, both failed at 70 (no hedge in flight for the one that failed
+    // first to be followed by at once); the 30 ms backoff; 3 at 100, not hedged at once.
     assert_eq!(service.calls(), [0, 50, 100]);
     assert_eq!(start.elapsed(), ms(105));
 }

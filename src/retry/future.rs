@@ -292,11 +292,13 @@ where
         let budget = config.budget(this.keyed.as_ref());
         after_retryable(this.progress, budget, (reason, hint), taken);
         if others(this.hedges) > 0 {
-            // Another attempt may still answer: this one's failure ends nothing.
+            // Another attempt may still answer: this one's failure ends nothing. As gRFC A6
+            // says, the next hedge in line goes out at once rather than at its timer (unless a
+            // hint stopped hedging; attempts, the limit in flight and the budget still apply).
             if held {
-                // The timer of the next hedge, if armed, keeps its time.
                 this.state.set(State::Hedging);
             }
+            this.progress.hedge_now = true;
             return Next::GoOn;
         }
         self.retry_or_stop(outcome, reason, hint)
@@ -314,6 +316,8 @@ where
         let shared: &Shared<S, C, P> = this.shared;
         let config: &Config = &shared.config;
         let attempt = config.attempt(*this.attempt);
+        // Nothing is in flight: what comes next is a retry, not a hedge.
+        this.progress.hedge_now = false;
         let Some(kept) = this.kept.as_ref() else {
             return Next::Done(unclassified(config, attempt, outcome));
         };

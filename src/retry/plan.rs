@@ -112,6 +112,8 @@ pub(super) struct Progress {
     pub(super) no_more_hedges: bool,
     // Whether the request may be hedged was asked (once, when the call was first pending).
     pub(super) hedge_checked: bool,
+    // An attempt failed while others were in flight: the next hedge is due now (gRFC A6).
+    pub(super) hedge_now: bool,
 }
 
 /// The per-request state of the backoff schedule: its randomness and the previous delay (for

@@ -85,12 +85,16 @@ where
             timer.set(None);
             return false;
         }
-        if timer.is_none() {
+        let now_due = std::mem::take(&mut this.progress.hedge_now);
+        if timer.is_none() || now_due {
             let in_flight = this.hedges.as_ref().map_or(0, |h| h.len()) + usize::from(calling);
             if in_flight >= hedging.max_in_flight as usize
                 || *this.attempt >= config.limits.max_attempts
             {
                 return false;
+            }
+            if now_due {
+                return true;
             }
             let now = read.unwrap_or_else(Instant::now);
             let Some(delay) = hedging.delay(now) else {
