@@ -121,10 +121,7 @@ async fn userinfo_and_query_values_reach_no_error_event_or_key() {
     let uri = format!("http://alice:{PASSWORD}@127.0.0.1:{port}{path}?access_token={TOKEN}&x=1");
     let keys = Arc::new(Mutex::new(Vec::new()));
     // Two 503s open the circuit; the third attempt is turned away by it.
-    let layer = preset()
-        .circuit_breaker(breaker(2, &keys))
-        .build()
-        .unwrap();
+    let layer = preset().circuit_breaker(breaker(2, &keys)).build().unwrap();
     let mut svc = layer.layer(client_to(&server));
 
     let future = svc.ready().await.unwrap().call(get(&uri));
@@ -154,7 +151,10 @@ async fn userinfo_and_query_values_reach_no_error_event_or_key() {
         .collect::<Vec<_>>()
         .join("\n");
     assert!(log.contains("circuit opened"), "{log}");
-    assert!(log.contains(&format!("key=\"http://127.0.0.1:{port}\"")), "{log}");
+    assert!(
+        log.contains(&format!("key=\"http://127.0.0.1:{port}\"")),
+        "{log}"
+    );
     assert_no_secret("tracing events", &log);
 }
 
@@ -173,7 +173,10 @@ async fn one_host_whatever_the_case_of_its_name_is_one_circuit() {
     let handle = layer.breaker().handle();
     let svc = layer.layer(client_to(&server));
 
-    for uri in ["http://Example.com/status/503", "http://example.com/status/503"] {
+    for uri in [
+        "http://Example.com/status/503",
+        "http://example.com/status/503",
+    ] {
         let response = svc.clone().oneshot(get(uri)).await.unwrap();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
@@ -183,7 +186,10 @@ async fn one_host_whatever_the_case_of_its_name_is_one_circuit() {
         .oneshot(get("http://EXAMPLE.COM:80/ok"))
         .await
         .unwrap_err();
-    assert!(Error::find(err.as_ref()).is_some_and(Error::is_circuit_open), "{err}");
+    assert!(
+        Error::find(err.as_ref()).is_some_and(Error::is_circuit_open),
+        "{err}"
+    );
     assert_eq!(server.stats.requests_to("/ok"), 0, "turned away unsent");
     assert_eq!(*keys.lock().unwrap(), ["http://example.com:80"]);
 }

@@ -173,7 +173,10 @@ mod tests {
             assert_ne!(key(other), plain, "{other}");
         }
         assert_eq!(format!("{:?}", key("/only/a/path")), "(no authority)");
-        assert_eq!(format!("{:?}", key("http://[::1]:3000/")), "http://[::1]:3000");
+        assert_eq!(
+            format!("{:?}", key("http://[::1]:3000/")),
+            "http://[::1]:3000"
+        );
     }
 
     proptest! {

@@ -148,7 +148,10 @@ mod tests {
     #[test]
     fn a_request_is_named_without_its_userinfo_or_query() {
         let cases = [
-            ("http://alice:pw@Host:8080/a/b?access_token=t#f", "GET http://Host:8080/a/b"),
+            (
+                "http://alice:pw@Host:8080/a/b?access_token=t#f",
+                "GET http://Host:8080/a/b",
+            ),
             ("https://host/?q=1", "GET https://host/"),
             ("http://host", "GET http://host/"),
             ("http://[::1]:3000/x", "GET http://[::1]:3000/x"),
