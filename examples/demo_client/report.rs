@@ -235,16 +235,14 @@ pub fn table(runs: &[Run], clock: &str) -> String {
         &format!("time ({clock})"),
         each(&|r| format!("{:.2} s", r.wall_time_ms / 1000.0)),
     );
-    let latencies: [(&str, fn(&Percentiles) -> f64); 5] = [
-        ("latency p50", |p| p.p50),
-        ("latency p90", |p| p.p90),
-        ("latency p99", |p| p.p99),
-        ("latency p99.9", |p| p.p99_9),
-        ("latency max", |p| p.max),
-    ];
-    for (name, pick) in latencies {
+    let latency = |out: &mut Table, name: &str, pick: fn(&Percentiles) -> f64| {
         out.row(name, each(&|r| ms(pick(&r.latency_ms))));
-    }
+    };
+    latency(&mut out, "latency p50", |p| p.p50);
+    latency(&mut out, "latency p90", |p| p.p90);
+    latency(&mut out, "latency p99", |p| p.p99);
+    latency(&mut out, "latency p99.9", |p| p.p99_9);
+    latency(&mut out, "latency max", |p| p.max);
     out.counts(runs, "outcomes by reason:", |r| &r.outcomes);
     if runs.iter().any(|r| !r.give_ups.is_empty()) {
         out.counts(runs, "why retrying stopped on a failure:", |r| &r.give_ups);
