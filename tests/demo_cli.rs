@@ -6,6 +6,8 @@ mod server;
 
 #[path = "demo_cli/embedded.rs"]
 mod embedded;
+#[path = "demo_cli/printed.rs"]
+mod printed;
 #[path = "demo_cli/tls.rs"]
 mod tls;
 

@@ -96,6 +96,45 @@ async fn a_refused_connection_is_retried_even_for_a_post() {
 }
 
 #[tokio::test]
+async fn a_name_that_does_not_resolve_is_not_retried() {
+    // The reserved `.invalid` TLD: the resolver refuses it locally (RFC 6761).
+    let request = Request::get("http://no-such-host.invalid/")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let err = send(client(), fast(), request).await.unwrap_err();
+    assert!(
+        Error::find(err.as_ref()).is_none(),
+        "a fatal error comes as it is, not as retries that ran out: {err:?}"
+    );
+    assert_eq!(
+        tower_tenacity::http::classify_http_error(err.as_ref()),
+        tower_tenacity::classify::Classification::fatal(Reason::NeverSent(NotSent::NoSuchHost))
+    );
+}
+
+#[tokio::test]
+async fn no_error_tells_the_userinfo_or_the_query_of_its_url() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://alice:pw-51c0@127.0.0.1:{port}/x?access_token=tok-93ab#frag");
+    let request = Request::get(url).body(Full::new(Bytes::new())).unwrap();
+    let err = send(client(), fast(), request).await.unwrap_err();
+    let reqwest = tower_tenacity::classify::find_cause::<reqwest::Error>(err.as_ref()).unwrap();
+    assert_eq!(
+        reqwest.url().map(|u| u.as_str()),
+        Some(format!("http://127.0.0.1:{port}/x").as_str())
+    );
+    for text in [err.to_string(), format!("{err:?}"), reqwest.to_string()] {
+        for secret in ["alice", "pw-51c0", "tok-93ab", "frag"] {
+            assert!(!text.contains(secret), "{secret}: {text}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn reqwests_own_timeout_is_an_attempt_timeout_and_retried() {
     let server = FlakyServer::start().await.unwrap();
     let client = reqwest::Client::builder()

@@ -293,7 +293,40 @@ fn as_string<T: std::fmt::Display, S: serde::Serializer>(
 }
 
 fn as_strings<S: serde::Serializer>(urls: &[Uri], serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_seq(urls.iter().map(Uri::to_string))
+    serializer.collect_seq(urls.iter().map(redacted))
+}
+
+/// `uri` as a report shows it: its userinfo (`user:password@`) and the values of its query
+/// (`?access_token=…`) `(redacted)`, as credentials in headers are; they are sent as given.
+pub fn redacted(uri: &Uri) -> String {
+    let mut text = String::new();
+    if let Some(scheme) = uri.scheme_str() {
+        text.push_str(scheme);
+        text.push_str("://");
+    }
+    if let Some(authority) = uri.authority() {
+        if authority.as_str().contains('@') {
+            text.push_str("(redacted)@");
+        }
+        text.push_str(authority.host());
+        if let Some(port) = authority.port() {
+            text.push(':');
+            text.push_str(port.as_str());
+        }
+    }
+    text.push_str(uri.path());
+    if let Some(query) = uri.query() {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) => format!("{name}=(redacted)"),
+                None => "(redacted)".to_owned(),
+            })
+            .collect();
+        text.push('?');
+        text.push_str(&pairs.join("&"));
+    }
+    text
 }
 
 fn headers_as_strings<S: serde::Serializer>(

@@ -14,8 +14,9 @@
 //! hedging, and with hedging and a circuit breaker. A seed gives the same table to the digit, every time, in about a
 //! second of real time, whatever the machine. With URLs it is a load tool over real sockets
 //! (http:// and https://). Exit code: 0 when every request succeeded (and always for the demo),
-//! 1 when some failed, 2 on bad arguments. `--json` prints one object, whose schema is in
-//! `report.rs`.
+//! 1 when some failed, 2 on bad arguments; a closed stdout (`| head`) ends the run quietly, with
+//! that code. `--json` prints one object, whose schema is in `report.rs`; against URLs the table
+//! is followed by what the client's errors said, by cause.
 
 mod cli;
 mod pipe;
@@ -25,12 +26,27 @@ mod send;
 mod server;
 mod tls;
 
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
 
 use cli::{Args, ClientKind};
 use report::{Document, Run};
+
+/// Why a run ended before its report was printed in full.
+enum Stop {
+    /// Something failed (a bad setting, no runtime): said on stderr, exit code 2.
+    Failed(String),
+    /// Stdout was closed (`demo_client … | head`): nothing more to say, and no one to say it to.
+    StdoutClosed,
+}
+
+impl From<String> for Stop {
+    fn from(message: String) -> Stop {
+        Stop::Failed(message)
+    }
+}
 
 fn main() -> ExitCode {
     let args = match Args::try_parse() {
@@ -41,32 +57,51 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let ran = send::check(&args).and_then(|()| {
+    let ran = send::check(&args).map_err(Stop::from).and_then(|()| {
         if args.demo {
             demo(&args).map(|_| ExitCode::SUCCESS)
         } else {
             urls(&args)
         }
     });
-    ran.unwrap_or_else(|message| {
-        eprintln!("error: {message}");
-        ExitCode::from(2)
-    })
+    match ran {
+        Ok(code) => code,
+        Err(Stop::StdoutClosed) => ExitCode::SUCCESS,
+        Err(Stop::Failed(message)) => {
+            // Not `eprintln!`: a closed stderr is no reason to panic either.
+            let _ = writeln!(io::stderr(), "error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Prints `text` on stdout. A closed stdout stops the run ([`Stop::StdoutClosed`]) where
+/// `println!` would panic.
+fn say(text: &str) -> Result<(), Stop> {
+    let mut stdout = io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Err(Stop::StdoutClosed),
+        Err(err) => Err(Stop::Failed(format!("writing to stdout: {err}"))),
+    }
 }
 
 /// The embedded demo: each client on a runtime of its own, on a paused clock, against a fresh
 /// server with the same seed.
-fn demo(args: &Args) -> Result<Vec<Run>, String> {
+fn demo(args: &Args) -> Result<Vec<Run>, Stop> {
     let seed = args.seed.unwrap_or(1);
     if !args.json {
-        println!(
-            "Embedded flaky server (seed {seed}; in memory, on a simulated clock): {}.",
+        say(&format!(
+            "Embedded flaky server (seed {seed}; in memory, on a simulated clock): {}.\n",
             server::DEMO_MIX
-        );
+        ))?;
         let (_, hedge) = send::features(ClientKind::BreakerHedging, args);
-        println!(
+        say(&format!(
             "{} requests, {} a second, at most {} at a time; attempt timeout {}, total {}, {} attempts; \
-             breaker at {:.0}% failures, hedging {}.",
+             breaker at {:.0}% failures, hedging {}.\n",
             args.requests
                 .map_or("Sending for a time:".to_owned(), |n| format!("Sending {n}")),
             args.rate.unwrap_or(0.0),
@@ -76,7 +111,7 @@ fn demo(args: &Args) -> Result<Vec<Run>, String> {
             args.attempts,
             args.breaker_ratio * 100.0,
             hedge.map_or(String::new(), |h| h.to_string()),
-        );
+        ))?;
     }
     let mut runs = Vec::new();
     for kind in args.clients() {
@@ -110,7 +145,7 @@ fn demo(args: &Args) -> Result<Vec<Run>, String> {
 }
 
 /// Requests to real URLs, on the real clock.
-fn urls(args: &Args) -> Result<ExitCode, String> {
+fn urls(args: &Args) -> Result<ExitCode, Stop> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("a runtime: {e}"))?;
     let connector = tls::connector(args.cacert.as_deref())?;
     let mut runs = Vec::new();
@@ -119,17 +154,21 @@ fn urls(args: &Args) -> Result<ExitCode, String> {
             runtime.block_on(send::run(kind, args, connector.clone()))?;
         runs.push(Run::new((kind, false), results, counts, elapsed, None));
     }
-    finish(args, "real", &runs)?;
     let all_succeeded = runs.iter().all(|r| r.failed == 0);
-    Ok(if all_succeeded {
+    let code = if all_succeeded {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
+    };
+    // The exit code says how the requests went, whoever reads the report (or no one).
+    match finish(args, "real", &runs) {
+        Ok(()) | Err(Stop::StdoutClosed) => Ok(code),
+        Err(stop) => Err(stop),
+    }
 }
 
 /// Prints the report (JSON or the table) and writes the plot if asked.
-fn finish(args: &Args, clock: &'static str, runs: &[Run]) -> Result<(), String> {
+fn finish(args: &Args, clock: &'static str, runs: &[Run]) -> Result<(), Stop> {
     if args.json {
         let document = Document {
             schema: 1,
@@ -138,24 +177,27 @@ fn finish(args: &Args, clock: &'static str, runs: &[Run]) -> Result<(), String> 
             runs,
         };
         let text = serde_json::to_string(&document).map_err(|e| e.to_string())?;
-        println!("{text}");
+        say(&format!("{text}\n"))?;
     } else {
-        report::print_table(runs, clock);
+        say(&report::table(runs, clock))?;
+        if !args.demo {
+            say(&report::causes(runs))?;
+        }
         if runs
             .iter()
             .any(|r| r.give_ups.contains_key("retry budget exhausted"))
         {
             let budget = format!("{}%", args.budget * 100.0);
-            println!(
+            say(&format!(
                 "(the retry budget caps retries and hedges at {budget} of requests plus 10 a second, \
-                 so that a failing server is not buried in retries; --no-budget lifts it)"
-            );
+                 so that a failing server is not buried in retries; --no-budget lifts it)\n"
+            ))?;
         }
     }
     if let Some(path) = &args.plot {
         plot::write(path, runs)?;
         if !args.json {
-            println!("latency CDF written to {}", path.display());
+            say(&format!("latency CDF written to {}\n", path.display()))?;
         }
     }
     Ok(())

@@ -23,8 +23,8 @@ use tower_tenacity::http::{
 use tower_tenacity::retry::{Event, ExponentialBackoff, GiveUp, Hedge, RetryBudget};
 use tower_tenacity::{BoxError, Error, ResilienceLayer};
 
-use crate::cli::{Args, ClientKind, HedgeDelay};
-use crate::report::{Counts, Outcome};
+use crate::cli::{Args, ClientKind, HedgeDelay, redacted};
+use crate::report::{Counts, Outcome, chain_text, foreign_cause};
 
 /// The body of a response from either client.
 type ResponseBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
@@ -308,7 +308,7 @@ fn request(args: &Args, url: &Uri) -> Result<Request<Full<Bytes>>, String> {
     }
     builder
         .body(Full::new(args.data.clone().unwrap_or_default()))
-        .map_err(|e| format!("bad request for {url}: {e}"))
+        .map_err(|e| format!("bad request for {}: {e}", redacted(url)))
 }
 
 /// The request's head, for classifying its outcome.
@@ -351,11 +351,11 @@ fn outcome(
             Error::find(err.as_ref())
                 .and_then(Error::attempts)
                 .unwrap_or(1),
-            Some(error_text(err)),
+            Some(err),
         ),
     };
     Outcome {
-        url: head.uri().to_string(),
+        url: redacted(head.uri()),
         method: head.method().to_string(),
         status,
         attempts,
@@ -363,7 +363,8 @@ fn outcome(
         reason: classification
             .reason()
             .map_or_else(|| "success".to_owned(), |r| r.to_string()),
-        error,
+        error: error.map(|err| chain_text(err.as_ref())),
+        cause: error.and_then(|err| foreign_cause(err.as_ref())),
     }
 }
 
@@ -376,19 +377,4 @@ fn demo_url(url: &Uri, index: u64) -> Uri {
         }
     }
     url.clone()
-}
-
-/// An error and its causes on one line.
-fn error_text(err: &BoxError) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }

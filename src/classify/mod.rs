@@ -38,6 +38,10 @@ use std::time::Duration;
 use crate::error::{BoxError, Error, ErrorKind, TimeoutScope};
 pub use crate::error::{NotSent, Reason, causes, find_cause};
 
+mod connect;
+
+pub(crate) use self::connect::classify_connect_error;
+
 /// The verdict on one outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Classification {
@@ -306,6 +310,9 @@ impl<Req, Res> Classify<Req, Res> for DefaultClassifier {
 /// * an [`io::Error`] of a transient kind is retryable: `ConnectionRefused` as
 ///   [`Reason::NeverSent`], `ConnectionReset`, `ConnectionAborted` and `BrokenPipe` as
 ///   [`Reason::Reset`], `TimedOut`, `NotConnected` and `UnexpectedEof` as [`Reason::Io`];
+/// * an [`io::Error`] that says a connection cannot be made is fatal and named: a host name
+///   that does not resolve ([`NotSent::NoSuchHost`]), a server certificate that is not trusted
+///   ([`NotSent::UnknownIssuer`], [`NotSent::NameMismatch`], [`NotSent::BadCertificate`]);
 /// * anything else is fatal ([`Reason::Io`] for other I/O errors, [`Reason::Other`] beyond).
 pub fn classify_error(err: &(dyn StdError + 'static)) -> Classification {
     for cause in causes(err) {
@@ -335,7 +342,10 @@ pub fn classify_error(err: &(dyn StdError + 'static)) -> Classification {
             }
         }
         if let Some(io) = cause.downcast_ref::<io::Error>() {
-            return classify_io(io.kind());
+            return match connect::lasting_failure(io) {
+                Some(how) => Classification::fatal(Reason::NeverSent(how)),
+                None => classify_io(io.kind()),
+            };
         }
         // A `tower::timeout::Timeout` kept inside retry bounds one attempt, as ours does.
         #[cfg(feature = "tower")]

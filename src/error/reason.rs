@@ -65,12 +65,22 @@ pub enum NotSent {
     /// The server refused the connection (an I/O error of kind `ConnectionRefused`).
     ConnectionRefused,
     /// The client could not make the connection (its connect error: refused, unreachable, a
-    /// name that does not resolve).
+    /// resolver that failed for now), for a reason another attempt may not meet.
     Connect,
     /// An HTTP/2 server refused the stream (`REFUSED_STREAM`): it did not process it.
     StreamRefused,
     /// A [circuit breaker](crate::breaker) rejected the call.
     CircuitOpen,
+    /// The host's name does not resolve (DNS: no such name, or no address for it). Fatal: the
+    /// next attempt would ask the same resolver the same question.
+    NoSuchHost,
+    /// The server's TLS certificate is not signed by an authority the client trusts (a
+    /// self-signed or private CA's certificate, say). Fatal.
+    UnknownIssuer,
+    /// The server's TLS certificate is for another name than the one asked for. Fatal.
+    NameMismatch,
+    /// The server's TLS certificate was refused for another reason (expired, revoked, …). Fatal.
+    BadCertificate,
 }
 
 impl fmt::Display for NotSent {
@@ -80,6 +90,10 @@ impl fmt::Display for NotSent {
             NotSent::Connect => "could not connect",
             NotSent::StreamRefused => "stream refused by the server",
             NotSent::CircuitOpen => "circuit open",
+            NotSent::NoSuchHost => "no such host",
+            NotSent::UnknownIssuer => "TLS certificate: unknown issuer",
+            NotSent::NameMismatch => "TLS certificate: name mismatch",
+            NotSent::BadCertificate => "TLS certificate refused",
         })
     }
 }

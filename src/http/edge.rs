@@ -12,7 +12,7 @@ use tower_service::Service;
 
 use super::deadline_body::{BodyBound, DeadlineBody};
 use super::replay::ReplayBody;
-use super::service::{Attempts, named};
+use super::service::{Attempts, Named, named};
 use crate::deadline::UnderDeadline;
 use crate::error::{Attempt, BoxError};
 
@@ -82,11 +82,20 @@ where
     }
 }
 
-/// The request an edge future is about, for its errors.
-#[derive(Debug)]
+/// The request an edge future is about, for its errors: kept as it came (two reference counts,
+/// no copy) and named ([`Named`]) only when an error needs it.
 struct Subject {
     method: Method,
     uri: Uri,
+}
+
+impl Subject {
+    fn named(&self) -> Named<'_> {
+        Named {
+            method: &self.method,
+            uri: &self.uri,
+        }
+    }
 }
 
 pin_project! {
@@ -105,8 +114,7 @@ impl<F> fmt::Debug for HttpEdgeFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpEdgeFuture")
             .field("attempt", &self.attempt)
-            .field("method", &self.subject.method)
-            .field("uri", &self.subject.uri)
+            .field("request", &format_args!("{}", self.subject.named()))
             .finish_non_exhaustive()
     }
 }
@@ -131,9 +139,8 @@ where
                     response.extensions_mut().insert(Attempts(attempt.number));
                 }
                 let bound = if *this.covers_body {
-                    BodyBound::of(this.inner.as_ref().get_ref(), *this.attempt).map(|bound| {
-                        bound.with_subject(format!("{} {}", subject.method, subject.uri))
-                    })
+                    BodyBound::of(this.inner.as_ref().get_ref(), *this.attempt)
+                        .map(|bound| bound.with_subject(subject.named().to_string()))
                 } else {
                     None
                 };

@@ -8,9 +8,14 @@ use http::uri::{Authority, Scheme};
 
 use crate::scope::ScopeKey;
 
-/// Keys requests by the scheme and authority (host and port, as written) of their URI: one
-/// retry budget and one circuit per host. A request without an authority (a tonic channel's,
-/// which names only the method) has its own single key: one channel, one dependency.
+/// Keys requests by the scheme, host and port of their URI: one retry budget and one circuit
+/// per host. A request without an authority (a tonic channel's, which names only the method)
+/// has its own single key: one channel, one dependency.
+///
+/// Hosts are compared as RFC 3986 §6.2.2 and §6.2.3 say: case-insensitively (`Example.com` and
+/// `example.com` are one host) and with the scheme's default port filled in (`http://host` and
+/// `http://host:80` are one). Userinfo (`user:password@`) is no part of the key, so it never
+/// reaches an event or a scope's name.
 ///
 /// ```
 /// use http::Request;
@@ -23,31 +28,50 @@ use crate::scope::ScopeKey;
 /// assert_eq!(ByAuthority.key(&a), ByAuthority.key(&b));
 /// assert_ne!(ByAuthority.key(&a), ByAuthority.key(&c));
 /// assert_eq!(format!("{:?}", ByAuthority.key(&c)), "http://127.0.0.1:3001");
+///
+/// let upper = Request::get("https://alice:pw@Example.COM/").body(()).unwrap();
+/// let lower = Request::get("https://example.com:443/").body(()).unwrap();
+/// assert_eq!(ByAuthority.key(&upper), ByAuthority.key(&lower));
+/// assert_eq!(format!("{:?}", ByAuthority.key(&upper)), "https://example.com:443");
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ByAuthority;
 
-/// A request's scheme and authority: the key [`ByAuthority`] gives. Made without allocating:
-/// both share the request URI's bytes. Keys compare as written (`Example.com` and
-/// `example.com` are two keys): a lookup on every request is a byte comparison, not a
-/// case-folding one.
+/// A request's scheme, host and port: the key [`ByAuthority`] gives. Made without allocating:
+/// it shares the request URI's bytes, and compares and hashes its host case-insensitively in
+/// place.
 #[derive(Clone)]
 pub struct HostKey {
     scheme: Option<Scheme>,
+    // Kept whole (a reference count, not a copy); only its host is read.
     authority: Option<Authority>,
+    port: Option<u16>,
 }
 
 impl HostKey {
-    fn parts(&self) -> (&str, &str) {
-        let scheme = self.scheme.as_ref().map_or("", Scheme::as_str);
-        let authority = self.authority.as_ref().map_or("", Authority::as_str);
-        (scheme, authority)
+    fn host(&self) -> &str {
+        self.authority.as_ref().map_or("", Authority::host)
+    }
+}
+
+/// The port a scheme means when none is written.
+fn default_port(scheme: Option<&Scheme>) -> Option<u16> {
+    if scheme == Some(&Scheme::HTTP) {
+        Some(80)
+    } else if scheme == Some(&Scheme::HTTPS) {
+        Some(443)
+    } else {
+        None
     }
 }
 
 impl PartialEq for HostKey {
     fn eq(&self, other: &Self) -> bool {
-        self.parts() == other.parts()
+        // `Scheme`'s own comparison is case-insensitive already.
+        self.scheme == other.scheme
+            && self.port == other.port
+            && self.authority.is_some() == other.authority.is_some()
+            && self.host().eq_ignore_ascii_case(other.host())
     }
 }
 
@@ -55,20 +79,41 @@ impl Eq for HostKey {}
 
 impl Hash for HostKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        let (scheme, authority) = self.parts();
-        state.write(scheme.as_bytes());
-        state.write(authority.as_bytes());
+        self.scheme.hash(state);
+        self.port.hash(state);
+        self.authority.is_some().hash(state);
+        // The host lowercased a piece at a time on the stack: equal hosts have equal lengths,
+        // so they are cut into the same pieces.
+        let mut piece = [0u8; 32];
+        for chunk in self.host().as_bytes().chunks(piece.len()) {
+            let piece = &mut piece[..chunk.len()];
+            piece.copy_from_slice(chunk);
+            piece.make_ascii_lowercase();
+            state.write(piece);
+        }
+        state.write_u8(0xff);
     }
+}
+
+/// `text` lowercased, as the key compares it.
+fn write_lowercase(f: &mut fmt::Formatter<'_>, text: &str) -> fmt::Result {
+    text.chars()
+        .try_for_each(|c| fmt::Write::write_char(f, c.to_ascii_lowercase()))
 }
 
 impl fmt::Debug for HostKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(scheme) = &self.scheme {
-            write!(f, "{scheme}://")?;
+            write_lowercase(f, scheme.as_str())?;
+            f.write_str("://")?;
         }
-        match &self.authority {
-            Some(authority) => write!(f, "{authority}"),
-            None => f.write_str("(no authority)"),
+        if self.authority.is_none() {
+            return f.write_str("(no authority)");
+        }
+        write_lowercase(f, self.host())?;
+        match self.port {
+            Some(port) => write!(f, ":{port}"),
+            None => Ok(()),
         }
     }
 }
@@ -77,9 +122,85 @@ impl<B> ScopeKey<Request<B>> for ByAuthority {
     type Key = HostKey;
 
     fn key(&self, request: &Request<B>) -> HostKey {
+        let uri = request.uri();
+        let scheme = uri.scheme().cloned();
+        let authority = uri.authority().cloned();
+        let port = authority
+            .as_ref()
+            .and_then(Authority::port_u16)
+            .or_else(|| default_port(scheme.as_ref()));
         HostKey {
-            scheme: request.uri().scheme().cloned(),
-            authority: request.uri().authority().cloned(),
+            scheme,
+            authority,
+            port,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::BuildHasher;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn key(uri: &str) -> HostKey {
+        ByAuthority.key(&Request::get(uri).body(()).unwrap())
+    }
+
+    fn hash(key: &HostKey) -> u64 {
+        foldhash::fast::FixedState::with_seed(7).hash_one(key)
+    }
+
+    #[test]
+    fn one_host_whatever_its_case_its_userinfo_and_its_default_port() {
+        let plain = key("http://example.com/");
+        for same in [
+            "http://Example.COM/x",
+            "HTTP://example.com:80/",
+            "http://alice:secret@EXAMPLE.com/?access_token=t",
+        ] {
+            assert_eq!(key(same), plain, "{same}");
+            assert_eq!(hash(&key(same)), hash(&plain), "{same}");
+            assert_eq!(format!("{:?}", key(same)), "http://example.com:80");
+        }
+        for other in [
+            "https://example.com/",
+            "http://example.com:8080/",
+            "http://example.org/",
+        ] {
+            assert_ne!(key(other), plain, "{other}");
+        }
+        assert_eq!(format!("{:?}", key("/only/a/path")), "(no authority)");
+        assert_eq!(
+            format!("{:?}", key("http://[::1]:3000/")),
+            "http://[::1]:3000"
+        );
+    }
+
+    proptest! {
+        /// A host in any mix of cases, with or without userinfo and its default port, is one
+        /// key (equal, one hash).
+        #[test]
+        fn case_and_userinfo_make_no_other_key(
+            host in "[a-z0-9][a-z0-9.-]{0,70}",
+            flips in proptest::collection::vec(any::<bool>(), 71),
+            secret in "[a-z]{6,12}",
+            explicit_port in any::<bool>(),
+        ) {
+            let mixed: String = host
+                .chars()
+                .zip(&flips)
+                .map(|(c, flip)| if *flip { c.to_ascii_uppercase() } else { c })
+                .collect();
+            let port = if explicit_port { ":443" } else { "" };
+            let plain = key(&format!("https://{host}/"));
+            let other = key(&format!("https://user:{secret}@{mixed}{port}/p?token={secret}"));
+            prop_assert_eq!(&plain, &other);
+            prop_assert_eq!(hash(&plain), hash(&other));
+            // Its name is the lowercase host and the port, nothing of the userinfo.
+            prop_assert_eq!(format!("{other:?}"), format!("https://{host}:443"));
         }
     }
 }

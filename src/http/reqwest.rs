@@ -25,7 +25,9 @@ type Sent = <reqwest::Client as Service<reqwest::Request>>::Future;
 /// each request (its body streamed through `reqwest::Body::wrap`) and each response
 /// (`http::Response<reqwest::Body>`). Its errors are `reqwest::Error`s, which the HTTP
 /// classifier reads: a connect error was never sent, reqwest's own timeout is an attempt
-/// timeout, a status error is classified by its status.
+/// timeout, a status error is classified by its status. The URL an error carries (and prints)
+/// loses its userinfo, query and fragment, where credentials and tokens travel: the request is
+/// named as this crate's errors name it.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -114,7 +116,9 @@ where
             Ok(request) => State::Sent {
                 inner: self.client.call(request),
             },
-            Err(err) => State::Refused { err: Some(err) },
+            Err(err) => State::Refused {
+                err: Some(redacted(err)),
+            },
         };
         ReqwestFuture { state }
     }
@@ -150,11 +154,26 @@ impl Future for ReqwestFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProj::Sent { inner } => inner.poll(cx).map_ok(Response::from),
+            StateProj::Sent { inner } => inner
+                .poll(cx)
+                .map(|sent| sent.map(Response::from).map_err(redacted)),
             StateProj::Refused { err } => match err.take() {
                 Some(err) => Poll::Ready(Err(err)),
                 None => panic!("ReqwestFuture polled after it completed"),
             },
         }
     }
+}
+
+/// `err` without what its URL may hide in plain sight: userinfo (`user:password@`), query
+/// (`?access_token=…`) and fragment. Only failures pay for it.
+fn redacted(mut err: reqwest::Error) -> reqwest::Error {
+    if let Some(url) = err.url_mut() {
+        // These fail only for a URL that cannot have userinfo (no host): it has none.
+        let _ = url.set_password(None);
+        let _ = url.set_username("");
+        url.set_query(None);
+        url.set_fragment(None);
+    }
+    err
 }

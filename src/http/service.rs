@@ -1,6 +1,7 @@
 //! What the HTTP stack tells: the attempt count on a retried response ([`Attempts`]), the request
 //! named in errors, and the attempt number told to the server on retries ([`AttemptHeader`]).
 
+use std::fmt;
 use std::task::{Context, Poll};
 
 use http::header::HeaderName;
@@ -25,12 +26,37 @@ use crate::error::{BoxError, Error};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Attempts(pub u32);
 
-/// `err` with the request it is about named in it (`GET http://…`), when it is one of this
-/// crate's errors; any other error is the caller's to read as it is.
+/// `err` with the request it is about named in it (`GET http://host:port/path`), when it is one
+/// of this crate's errors; any other error is the caller's to read as it is.
 pub(crate) fn named(err: BoxError, method: &Method, uri: &Uri) -> BoxError {
     match Error::try_from(err) {
-        Ok(ours) => ours.with_subject(format!("{method} {uri}")).into(),
+        Ok(ours) => ours.with_subject(Named { method, uri }.to_string()).into(),
         Err(other) => other,
+    }
+}
+
+/// A request as errors, events and `Debug` output name it: its method, scheme, host, port and
+/// path. Never its userinfo (`user:password@`) or its query (`?access_token=…`): error messages
+/// and logs travel further than credentials should. Written only when something is written: a
+/// call that succeeds formats nothing.
+pub(crate) struct Named<'a> {
+    pub(crate) method: &'a Method,
+    pub(crate) uri: &'a Uri,
+}
+
+impl fmt::Display for Named<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ", self.method)?;
+        if let Some(scheme) = self.uri.scheme() {
+            write!(f, "{scheme}://")?;
+        }
+        if let Some(host) = self.uri.host() {
+            f.write_str(host)?;
+        }
+        if let Some(port) = self.uri.port_u16() {
+            write!(f, ":{port}")?;
+        }
+        f.write_str(self.uri.path())
     }
 }
 
@@ -103,5 +129,36 @@ where
                 .insert(header.clone(), HeaderValue::from(value));
         }
         self.inner.call(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(method: Method, uri: &str) -> String {
+        let uri: Uri = uri.parse().unwrap();
+        Named {
+            method: &method,
+            uri: &uri,
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn a_request_is_named_without_its_userinfo_or_query() {
+        let cases = [
+            (
+                "http://alice:pw@Host:8080/a/b?access_token=t#f",
+                "GET http://Host:8080/a/b",
+            ),
+            ("https://host/?q=1", "GET https://host/"),
+            ("http://host", "GET http://host/"),
+            ("http://[::1]:3000/x", "GET http://[::1]:3000/x"),
+            ("/only/a/path?secret=1", "GET /only/a/path"),
+        ];
+        for (uri, name) in cases {
+            assert_eq!(named(Method::GET, uri), name, "{uri}");
+        }
     }
 }

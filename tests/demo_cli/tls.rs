@@ -84,6 +84,8 @@ async fn https_with_a_private_ca_and_without() {
     assert_eq!(output.status.code(), Some(1));
     let refused = report(&output);
     assert_eq!(refused["failed"], 1);
+    assert_eq!(refused["attempts"], 1, "not retried: {refused}");
+    assert_eq!(refused["outcomes"]["TLS certificate: unknown issuer"], 1);
     let error = refused["results"][0]["error"].as_str().unwrap();
     assert!(error.to_lowercase().contains("certificate"), "{error}");
 

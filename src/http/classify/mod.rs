@@ -6,7 +6,10 @@ use std::time::SystemTime;
 
 use http::{Request, Response, StatusCode};
 
-use crate::classify::{Classification, Classify, ClassifyOutcome, Reason, causes, classify_error};
+use crate::classify::{
+    Classification, Classify, ClassifyOutcome, Reason, causes, classify_connect_error,
+    classify_error,
+};
 use crate::error::{BoxError, Error, ErrorKind, TimeoutScope};
 
 /// The header that makes a non-idempotent request safe to retry (the IETF `Idempotency-Key`
@@ -33,7 +36,9 @@ pub struct Idempotent;
 /// Errors: a connection that could not be made (hyper-util's `is_connect`, or a refused
 /// connection) means the request was never sent ([`Reason::NeverSent`]), which is safe to retry
 /// for any method, and so does an HTTP/2 stream the server refused (`REFUSED_STREAM`, with the
-/// `http2` feature). An incomplete message, a canceled request, a reset connection or stream,
+/// `http2` feature). A connection that no retry can make is fatal and named: a host name that
+/// does not resolve, a server certificate that is not trusted (see
+/// [`classify_error`](crate::classify::classify_error)). An incomplete message, a canceled request, a reset connection or stream,
 /// or this crate's attempt timeout are retryable too, but the server may have acted on the
 /// request. See [`classify_http_error`].
 ///
@@ -187,7 +192,8 @@ impl<B, ResB> Classify<Request<B>, Response<ResB>> for HttpClassifier {
 /// Classifies an error from an HTTP client by the first cause in its chain that says something:
 /// with the `reqwest` feature, `reqwest::Error`s (connect errors as [`Reason::NeverSent`],
 /// reqwest's timeout as an attempt timeout, status errors by status); with the `hyper` feature,
-/// hyper-util's connect errors as [`Reason::NeverSent`], hyper's incomplete messages and
+/// hyper-util's connect errors as [`Reason::NeverSent`] (retryable, unless their cause is a name
+/// that does not resolve or a certificate that is not trusted: fatal), hyper's incomplete messages and
 /// canceled requests as [`Reason::Reset`]; with the `http2` feature HTTP/2 errors (a refused
 /// stream as [`Reason::NeverSent`], `ENHANCE_YOUR_CALM` as [`Reason::Throttled`], other resets
 /// from the server as [`Reason::Reset`], h2's I/O errors by kind), then as [`classify_error`]
@@ -204,9 +210,7 @@ pub fn classify_http_error(err: &(dyn StdError + 'static)) -> Classification {
         #[cfg(feature = "hyper")]
         if let Some(client) = cause.downcast_ref::<hyper_util::client::legacy::Error>() {
             if client.is_connect() {
-                return Classification::retryable(Reason::NeverSent(
-                    crate::classify::NotSent::Connect,
-                ));
+                return classify_connect_error(client);
             }
             continue;
         }
@@ -237,14 +241,12 @@ pub fn classify_http_error(err: &(dyn StdError + 'static)) -> Classification {
 }
 
 /// A `reqwest::Error`, if it says something more than its causes do: a connect error was never
-/// sent, reqwest's own timeout bounded the attempt, a status error (`error_for_status`) is
+/// sent (and is fatal if no retry can mend it), reqwest's own timeout bounded the attempt, a status error (`error_for_status`) is
 /// retryable for 408, 429, 500, 502, 503 and 504.
 #[cfg(feature = "reqwest")]
 fn classify_reqwest_error(err: &reqwest::Error) -> Option<Classification> {
     if err.is_connect() {
-        return Some(Classification::retryable(Reason::NeverSent(
-            crate::classify::NotSent::Connect,
-        )));
+        return Some(classify_connect_error(err));
     }
     if err.is_timeout() {
         return Some(Classification::retryable(Reason::Timeout(
