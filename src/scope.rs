@@ -311,7 +311,10 @@ impl<V> fmt::Debug for Scopes<V> {
         match self {
             Scopes::Single(_) => f.write_str("Scopes::Single"),
             Scopes::PerKey(per_key) => {
-                let writer = per_key.writer.lock().unwrap_or_else(PoisonError::into_inner);
+                let writer = per_key
+                    .writer
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
                 f.debug_struct("Scopes::PerKey")
                     .field("keys", &writer.keys)
                     .field("cap", &per_key.cap)

@@ -153,9 +153,10 @@ async fn an_always_ready_body_is_cut_at_the_deadline() {
         pending_first: false,
         read_ms: 10,
     }];
-    let svc = service_fn(move |_: ()| async move {
-        Ok::<_, BoxError>(http::Response::new(endless(&steps)))
-    });
+    let svc =
+        service_fn(
+            move |_: ()| async move { Ok::<_, BoxError>(http::Response::new(endless(&steps))) },
+        );
     let mut svc = BodyDeadlineLayer::new(Duration::from_millis(300)).layer(svc);
     let response = svc.ready().await.unwrap().call(()).await.unwrap();
     let mut body = response.into_body();

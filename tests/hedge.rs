@@ -237,7 +237,11 @@ async fn a_failed_hedge_sends_the_next_at_once() {
     let mut svc = layer.layer(service.clone());
     let reply = svc.ready().await.unwrap().call(()).await.unwrap();
     assert_eq!(reply.status, 200);
-    assert_eq!(service.calls(), [0, 1000, 1200], "not at 2000, the timer's time");
+    assert_eq!(
+        service.calls(),
+        [0, 1000, 1200],
+        "not at 2000, the timer's time"
+    );
     assert_eq!(
         hedging(&events),
         [(1000, "hedge", 2), (1200, "hedge", 3), (1210, "won", 3)]

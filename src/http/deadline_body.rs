@@ -253,12 +253,19 @@ where
         let Some(inner) = this.inner.as_mut().as_pin_mut() else {
             return Poll::Ready(None);
         };
-        let passed = this.bound.as_ref().is_some_and(|bound| bound.alarm.passed());
+        let passed = this
+            .bound
+            .as_ref()
+            .is_some_and(|bound| bound.alarm.passed());
         if !passed {
             if let Poll::Ready(frame) = inner.poll_frame(cx) {
                 return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
             }
-            if !this.bound.as_mut().is_some_and(|bound| bound.alarm.rang(cx)) {
+            if !this
+                .bound
+                .as_mut()
+                .is_some_and(|bound| bound.alarm.rang(cx))
+            {
                 return Poll::Pending;
             }
         }

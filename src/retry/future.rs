@@ -27,7 +27,7 @@ use tower_service::Service;
 use super::budget::Taken;
 use super::hedge::Hedges;
 use super::plan::{
-    Progress, none_left, plan_retry, poll_wait, ready_service, stopped, unclassified,
+    Progress, none_left, past_deadline, plan_retry, poll_wait, ready_service, stopped, unclassified,
 };
 use super::{Config, Event, GiveUp, Releasing, Replay, RetryBudget, Shared};
 use crate::classify::{Classification, Classify, NotSent, Reason};
@@ -183,10 +183,13 @@ where
                         Ok(service) => service,
                         Err(err) => return Poll::Ready(Err(err)),
                     };
-                    // Nothing is sent that the deadline would cancel at once: the deadline
-                    // (whose timer is armed, as nothing here promised to wake it) answers.
+                    // Nothing is sent that the deadline would cancel at once. The call ends
+                    // here rather than wait for the deadline to answer: nothing may be left to
+                    // wake this task (a deadline's timer that fired already, or a deadline
+                    // that is no timer at all).
                     if crate::context::deadline_passed() {
-                        return Poll::Pending;
+                        let config = &this.shared.config;
+                        return Poll::Ready(Err(past_deadline(config, *this.attempt)));
                     }
                     if let Err(done) = self.as_mut().send_next(service) {
                         return Poll::Ready(done);
@@ -368,3 +371,6 @@ fn after_retryable(
         budget.give_back(taken);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,7 +11,7 @@ use super::decide::{Clock, Verdict, decide};
 use super::{Config, Event, GiveUp, Releasing, Replay, RetryBudget, Schedule, Shared};
 use crate::classify::{NotSent, Reason};
 use crate::context::Timer;
-use crate::error::{Attempt, BoxError, Error, ErrorKind};
+use crate::error::{Attempt, BoxError, Error, ErrorKind, Limit};
 
 /// The outcome of a request that could not be copied before it was sent: nothing to classify
 /// it against and nothing to retry with, and an error says so.
@@ -76,6 +76,24 @@ pub(super) fn plan_retry<S: Service<Req>, Req, C, P: Replay<Req, S::Response>>(
         Some(budget) if !budget.withdraw_at(now) => Err(GiveUp::Budget),
         _ => Ok((delay, at)),
     }
+}
+
+/// The error of a call whose deadline passed while it waited to send attempt `sent + 1` (a
+/// backoff that ended at the deadline, a service that turned ready late): nothing more is
+/// sent, and the call ends at once.
+pub(super) fn past_deadline(config: &Config, sent: u32) -> BoxError {
+    let attempt = config.attempt(sent);
+    let why = GiveUp::Limit(Limit::Deadline);
+    config.emit(|| Event::GiveUp {
+        attempt,
+        why,
+        reason: None,
+    });
+    let kind = ErrorKind::GaveUp {
+        attempts: sent,
+        why,
+    };
+    Error::new(kind).with_attempt(Some(attempt)).into()
 }
 
 /// The error the caller gets when retrying stopped on an error: why it stopped, after how many

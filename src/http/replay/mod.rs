@@ -239,7 +239,11 @@ fn next_buffered<B>(
     trailers_sent: &mut bool,
 ) -> Option<Option<Result<Frame<Bytes>, ReplayError>>> {
     if !shared.overflowed {
-        if let Some(rest) = shared.buffer.get(*replayed..).filter(|rest| !rest.is_empty()) {
+        if let Some(rest) = shared
+            .buffer
+            .get(*replayed..)
+            .filter(|rest| !rest.is_empty())
+        {
             *replayed = shared.buffer.len();
             return Some(Some(Ok(Frame::data(Bytes::copy_from_slice(rest)))));
         }

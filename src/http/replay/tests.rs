@@ -228,7 +228,9 @@ impl Body for Spinning {
         self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let read = self.frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let read = self
+            .frames
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         assert!(read < 100_000, "the drain spins for ever");
         Poll::Ready(Some(Ok(Frame::data(Bytes::from(vec![1; self.size])))))
     }
