@@ -39,19 +39,39 @@ pub struct ByAuthority;
 
 /// A request's scheme, host and port: the key [`ByAuthority`] gives. Made without allocating:
 /// it shares the request URI's bytes, and compares and hashes its host case-insensitively in
-/// place.
+/// place. The authority is parsed once, when the key is made: a lookup on every request then
+/// compares and hashes a slice.
 #[derive(Clone)]
 pub struct HostKey {
     scheme: Option<Scheme>,
-    // Kept whole (a reference count, not a copy); only its host is read.
+    // Kept whole (a reference count, not a copy); only `host` of it is read.
     authority: Option<Authority>,
+    host: std::ops::Range<usize>,
     port: Option<u16>,
+    // The host has an upper-case letter: hashing it must fold it first.
+    mixed_case: bool,
 }
 
 impl HostKey {
-    fn host(&self) -> &str {
-        self.authority.as_ref().map_or("", Authority::host)
+    fn host(&self) -> &[u8] {
+        let authority = self.authority.as_ref().map_or("", Authority::as_str);
+        authority.as_bytes().get(self.host.clone()).unwrap_or_default()
     }
+}
+
+/// Where the host is in an authority (`user:pw@host:port`, `[::1]:port`), and its port.
+fn host_and_port(authority: &[u8]) -> (std::ops::Range<usize>, Option<u16>) {
+    let start = authority.iter().rposition(|&b| b == b'@').map_or(0, |at| at + 1);
+    let rest = &authority[start..];
+    let len = if rest.first() == Some(&b'[') {
+        rest.iter().position(|&b| b == b']').map_or(rest.len(), |end| end + 1)
+    } else {
+        rest.iter().rposition(|&b| b == b':').unwrap_or(rest.len())
+    };
+    let port = (rest.get(len + 1..))
+        .and_then(|digits| std::str::from_utf8(digits).ok())
+        .and_then(|digits| digits.parse().ok());
+    (start..start + len, port)
 }
 
 /// The port a scheme means when none is written.
@@ -68,8 +88,8 @@ fn default_port(scheme: Option<&Scheme>) -> Option<u16> {
 impl PartialEq for HostKey {
     fn eq(&self, other: &Self) -> bool {
         // `Scheme`'s own comparison is case-insensitive already.
-        self.scheme == other.scheme
-            && self.port == other.port
+        self.port == other.port
+            && self.scheme == other.scheme
             && self.authority.is_some() == other.authority.is_some()
             && self.host().eq_ignore_ascii_case(other.host())
     }
@@ -78,18 +98,22 @@ impl PartialEq for HostKey {
 impl Eq for HostKey {}
 
 impl Hash for HostKey {
+    /// The host and the port: keys that differ only in their scheme share a hash, and are told
+    /// apart by `eq`.
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.scheme.hash(state);
         self.port.hash(state);
-        self.authority.is_some().hash(state);
-        // The host lowercased a piece at a time on the stack: equal hosts have equal lengths,
-        // so they are cut into the same pieces.
-        let mut piece = [0u8; 32];
-        for chunk in self.host().as_bytes().chunks(piece.len()) {
-            let piece = &mut piece[..chunk.len()];
-            piece.copy_from_slice(chunk);
-            piece.make_ascii_lowercase();
-            state.write(piece);
+        // Equal hosts have equal lengths, so they are cut into the same pieces; a piece with an
+        // upper-case letter is lowercased on the stack.
+        let mut folded = [0u8; 64];
+        for chunk in self.host().chunks(folded.len()) {
+            if self.mixed_case {
+                let folded = &mut folded[..chunk.len()];
+                folded.copy_from_slice(chunk);
+                folded.make_ascii_lowercase();
+                state.write(folded);
+            } else {
+                state.write(chunk);
+            }
         }
         state.write_u8(0xff);
     }
@@ -110,7 +134,8 @@ impl fmt::Debug for HostKey {
         if self.authority.is_none() {
             return f.write_str("(no authority)");
         }
-        write_lowercase(f, self.host())?;
+        let host = String::from_utf8_lossy(self.host());
+        write_lowercase(f, &host)?;
         match self.port {
             Some(port) => write!(f, ":{port}"),
             None => Ok(()),
@@ -125,14 +150,15 @@ impl<B> ScopeKey<Request<B>> for ByAuthority {
         let uri = request.uri();
         let scheme = uri.scheme().cloned();
         let authority = uri.authority().cloned();
-        let port = authority
-            .as_ref()
-            .and_then(Authority::port_u16)
-            .or_else(|| default_port(scheme.as_ref()));
+        let text = authority.as_ref().map_or("", Authority::as_str).as_bytes();
+        let (host, port) = host_and_port(text);
+        let mixed_case = text[host.clone()].iter().any(u8::is_ascii_uppercase);
         HostKey {
+            port: port.or_else(|| default_port(scheme.as_ref())),
             scheme,
             authority,
-            port,
+            host,
+            mixed_case,
         }
     }
 }
