@@ -55,22 +55,35 @@ pub struct HostKey {
 impl HostKey {
     fn host(&self) -> &[u8] {
         let authority = self.authority.as_ref().map_or("", Authority::as_str);
-        authority.as_bytes().get(self.host.clone()).unwrap_or_default()
+        authority
+            .as_bytes()
+            .get(self.host.clone())
+            .unwrap_or_default()
     }
 }
 
-/// Where the host is in an authority (`user:pw@host:port`, `[::1]:port`), and its port.
+/// Where the host is in an authority (`user:pw@host:port`, `[::1]:port`), and its port (`None`
+/// if it is not a number that fits).
 fn host_and_port(authority: &[u8]) -> (std::ops::Range<usize>, Option<u16>) {
-    let start = authority.iter().rposition(|&b| b == b'@').map_or(0, |at| at + 1);
+    let start = authority
+        .iter()
+        .rposition(|&b| b == b'@')
+        .map_or(0, |at| at + 1);
     let rest = &authority[start..];
     let len = if rest.first() == Some(&b'[') {
-        rest.iter().position(|&b| b == b']').map_or(rest.len(), |end| end + 1)
+        rest.iter()
+            .position(|&b| b == b']')
+            .map_or(rest.len(), |end| end + 1)
     } else {
         rest.iter().rposition(|&b| b == b':').unwrap_or(rest.len())
     };
-    let port = (rest.get(len + 1..))
-        .and_then(|digits| std::str::from_utf8(digits).ok())
-        .and_then(|digits| digits.parse().ok());
+    let port = match rest.get(len + 1..) {
+        Some(digits) if !digits.is_empty() => digits.iter().try_fold(0u16, |port, &b| {
+            let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
+            port.checked_mul(10)?.checked_add(u16::from(digit))
+        }),
+        _ => None,
+    };
     (start..start + len, port)
 }
 
@@ -91,7 +104,7 @@ impl PartialEq for HostKey {
         self.port == other.port
             && self.scheme == other.scheme
             && self.authority.is_some() == other.authority.is_some()
-            && self.host().eq_ignore_ascii_case(other.host())
+            && (self.host() == other.host() || self.host().eq_ignore_ascii_case(other.host()))
     }
 }
 
@@ -203,6 +216,23 @@ mod tests {
             format!("{:?}", key("http://[::1]:3000/")),
             "http://[::1]:3000"
         );
+    }
+
+    #[test]
+    fn the_host_and_port_are_found_past_userinfo_and_in_brackets() {
+        let cases: [(&str, &str, Option<u16>); 7] = [
+            ("example.com", "example.com", None),
+            ("example.com:8080", "example.com", Some(8080)),
+            ("a:b@c@example.com:1", "example.com", Some(1)),
+            ("[::1]:3000", "[::1]", Some(3000)),
+            ("[::1]", "[::1]", None),
+            ("example.com:70000", "example.com", None),
+            ("example.com:", "example.com", None),
+        ];
+        for (authority, host, port) in cases {
+            let (range, found) = host_and_port(authority.as_bytes());
+            assert_eq!((&authority[range], found), (host, port), "{authority}");
+        }
     }
 
     proptest! {
