@@ -62,27 +62,31 @@ impl HostKey {
     }
 }
 
-/// Where the host is in an authority (`user:pw@host:port`, `[::1]:port`), and its port (`None`
-/// if it is not a number that fits).
-fn host_and_port(authority: &str) -> (std::ops::Range<usize>, Option<u16>) {
-    // `rfind` of one byte is a vectorised search.
-    let start = authority.rfind('@').map_or(0, |at| at + 1);
-    let rest = authority[start..].as_bytes();
-    let len = if rest.first() == Some(&b'[') {
-        rest.iter()
-            .position(|&b| b == b']')
-            .map_or(rest.len(), |end| end + 1)
-    } else {
-        rest.iter().rposition(|&b| b == b':').unwrap_or(rest.len())
-    };
-    let port = match rest.get(len + 1..) {
+/// Where the host is in an authority (`user:pw@host:port`, `[::1]:port`), its port (`None` if
+/// it is not a number that fits), and whether the host has a capital letter: one pass over
+/// the bytes, as this runs for every request.
+fn host_and_port(authority: &str) -> (std::ops::Range<usize>, Option<u16>, bool) {
+    let (mut start, mut colon, mut capitals, mut in_brackets) = (0, None, false, false);
+    for (i, &b) in authority.as_bytes().iter().enumerate() {
+        match b {
+            // Whatever came before was userinfo.
+            b'@' => (start, colon, capitals) = (i + 1, None, false),
+            b'[' => in_brackets = true,
+            b']' => in_brackets = false,
+            b':' if !in_brackets => colon = Some(i),
+            b'A'..=b'Z' => capitals = true,
+            _ => {}
+        }
+    }
+    let end = colon.unwrap_or(authority.len());
+    let port = match authority.as_bytes().get(end + 1..) {
         Some(digits) if !digits.is_empty() => digits.iter().try_fold(0u16, |port, &b| {
             let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
             port.checked_mul(10)?.checked_add(u16::from(digit))
         }),
         _ => None,
     };
-    (start..start + len, port)
+    (start..end, port, capitals)
 }
 
 /// The port a scheme means when none is written.
@@ -161,10 +165,7 @@ impl<B> ScopeKey<Request<B>> for ByAuthority {
         let scheme = uri.scheme().cloned();
         let authority = uri.authority().cloned();
         let text = authority.as_ref().map_or("", Authority::as_str);
-        let (host, port) = host_and_port(text);
-        let mixed_case = text.as_bytes()[host.clone()]
-            .iter()
-            .any(u8::is_ascii_uppercase);
+        let (host, port, mixed_case) = host_and_port(text);
         HostKey {
             port: port.or_else(|| default_port(scheme.as_ref())),
             scheme,
@@ -228,9 +229,12 @@ mod tests {
             ("example.com:70000", "example.com", None),
             ("example.com:", "example.com", None),
         ];
+        assert!(host_and_port("User@Example.com").2, "a capital in the host");
+        assert!(!host_and_port("User@example.com").2, "not in the userinfo");
         for (authority, host, port) in cases {
-            let (range, found) = host_and_port(authority);
+            let (range, found, capitals) = host_and_port(authority);
             assert_eq!((&authority[range], found), (host, port), "{authority}");
+            assert!(!capitals);
         }
     }
 
