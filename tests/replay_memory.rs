@@ -172,7 +172,7 @@ proptest! {
         let shapes: Vec<Shape> = shapes
             .into_iter()
             .map(|(size, backing, pending_first)| Shape {
-                size: if size < 200 { 0 } else { size - 200 },
+                size: size.saturating_sub(200),
                 backing,
                 pending_first,
             })
