@@ -126,6 +126,6 @@ where
     fn layer(&self, inner: S) -> Self::Service {
         let timed = TimeoutLayer::new(self.attempt).layer(inner);
         let attempts = self.retry.layer(self.breaker.layer(timed));
-        Deadline::optional(attempts, self.total)
+        Deadline::enforced_inside(attempts, self.total)
     }
 }

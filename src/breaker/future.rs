@@ -10,6 +10,7 @@ use pin_project_lite::pin_project;
 use super::Counted;
 use super::circuit::{Circuit, Pass};
 use crate::classify::{Classification, ClassifyOutcome};
+use crate::deadline::is_total_timeout;
 use crate::error::BoxError;
 use crate::scope::Slot;
 
@@ -57,6 +58,14 @@ impl<C> Ticket<C> {
     where
         C: ClassifyOutcome<Res>,
     {
+        // The call's deadline cut the attempt (its timeout, capped at the deadline, says so):
+        // that is the caller's time running out, not the dependency's answer. Not counted, as
+        // an attempt dropped by the deadline is not; a probe's permit goes back on drop.
+        if let Err(err) = outcome
+            && is_total_timeout(err)
+        {
+            return;
+        }
         self.done = true;
         let counted = &**self.circuit;
         let circuit: &Circuit = counted;

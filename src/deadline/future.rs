@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 
 use super::under::UnderDeadline;
-use crate::error::{Attempt, BoxError};
+use crate::error::BoxError;
 
 pin_project! {
     /// The future of a [`Deadline`](super::Deadline) call.
@@ -16,13 +16,12 @@ pin_project! {
     pub struct DeadlineFuture<F> {
         #[pin]
         inner: UnderDeadline<F>,
-        attempt: Option<Attempt>,
     }
 }
 
 impl<F> DeadlineFuture<F> {
-    pub(crate) fn new(inner: UnderDeadline<F>, attempt: Option<Attempt>) -> Self {
-        DeadlineFuture { inner, attempt }
+    pub(crate) fn new(inner: UnderDeadline<F>) -> Self {
+        DeadlineFuture { inner }
     }
 }
 
@@ -35,7 +34,6 @@ where
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        this.inner.poll_deadline(cx, this.attempt)
+        self.project().inner.poll_deadline(cx)
     }
 }

@@ -13,9 +13,11 @@
 //! [call context](crate::context): a retry layer never starts a backoff that would end past it
 //! nor sends an attempt at or after it, and a gRPC client tells the server the time left.
 //!
-//! Its timer is armed only when the inner future is pending on its first poll, and only if no
-//! timer inside (an attempt timeout, a backoff) will wake the task first: the usual stack arms
-//! one timer per attempt, not two.
+//! Its timer is armed only when the inner future is pending on its first poll. An attempt
+//! timeout inside caps itself at the deadline and reports the deadline's error when that is
+//! what it hit (with the attempt a retry in between was on); the presets build their stacks so
+//! that this is always so, and their deadline arms no timer at all: one timer per pending
+//! attempt.
 //!
 //! # Where the deadline is seen
 //!
@@ -49,7 +51,7 @@ use self::future::DeadlineFuture;
 pub use self::layer::DeadlineLayer;
 #[cfg(feature = "http")]
 pub(crate) use self::under::Polled;
-pub(crate) use self::under::UnderDeadline;
+pub(crate) use self::under::{Enforcer, UnderDeadline, is_total_timeout};
 
 /// Bounds a whole call, everything inside it included, by one budget; see [`DeadlineLayer`].
 #[derive(Debug, Clone)]
@@ -57,6 +59,7 @@ pub struct Deadline<S> {
     inner: S,
     // `None`: no deadline (a preset configured without one).
     budget: Option<Duration>,
+    enforcer: Enforcer,
 }
 
 impl<S> Deadline<S> {
@@ -65,12 +68,18 @@ impl<S> Deadline<S> {
         Deadline {
             inner,
             budget: Some(budget),
+            enforcer: Enforcer::Timer,
         }
     }
 
-    /// Wraps `inner` with a deadline of `budget`, or none.
-    pub(crate) fn optional(inner: S, budget: Option<Duration>) -> Self {
-        Deadline { inner, budget }
+    /// A preset's deadline of `budget`, or none: the stack inside ends the call at it (every
+    /// attempt has a timeout, which caps itself at the deadline), so it arms no timer.
+    pub(crate) fn enforced_inside(inner: S, budget: Option<Duration>) -> Self {
+        Deadline {
+            inner,
+            budget,
+            enforcer: Enforcer::Inside,
+        }
     }
 
     /// The wrapped service.
@@ -105,8 +114,7 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let mut attempt = None;
-        let future = UnderDeadline::call(self.budget, &mut attempt, || self.inner.call(req));
-        DeadlineFuture::new(future, attempt)
+        let future = UnderDeadline::call(self.budget, self.enforcer, || self.inner.call(req));
+        DeadlineFuture::new(future)
     }
 }

@@ -4,6 +4,12 @@
 //! [`DeadlineFuture`](super::DeadlineFuture) answers its expiry with an error; the server-side
 //! layers ([`ServerTimeoutLayer`](crate::http::ServerTimeoutLayer), `GrpcDeadlineLayer`) answer
 //! with a response. All of them are this, plus what they answer.
+//!
+//! Who wakes the task at the deadline is settled when the future is made, not promised at run
+//! time: a deadline of its own arms its own timer (as tower's `Timeout` does); a preset's, whose
+//! stack is built so that the layers inside end the call at the deadline (each attempt's
+//! timeout is capped at it, a retry sends nothing past it and waits for nothing beyond it),
+//! arms none.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,8 +19,17 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
-use crate::context::{Bound, after, clock_read, cover, enter, observe_attempt, uncover, watch};
-use crate::error::{Attempt, BoxError, Error, TimeoutScope};
+use crate::context::{Bound, after, enter};
+use crate::error::{BoxError, Error, TimeoutScope};
+
+/// Who ends a call at its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Enforcer {
+    /// The deadline itself, with a timer armed when the call is first pending.
+    Timer,
+    /// The layers inside, by how the stack is built: a preset's attempt timeout and retry.
+    Inside,
+}
 
 pin_project! {
     /// `inner` under a budget; `None` runs it as it is.
@@ -23,39 +38,32 @@ pin_project! {
         #[pin]
         inner: F,
         budget: Option<Duration>,
+        enforcer: Enforcer,
         // Fixed on the first poll that finds `inner` pending.
         deadline: Option<Instant>,
-        // Armed on the first pending poll where nothing inside will wake the task before the
-        // deadline. Boxed: most calls never need it.
+        // Armed on the first pending poll, by an `Enforcer::Timer` only. Boxed: most calls
+        // never need it.
         sleep: Option<Pin<Box<Sleep>>>,
-    }
-
-    impl<F> PinnedDrop for UnderDeadline<F> {
-        fn drop(this: Pin<&mut Self>) {
-            // It may have told an enclosing deadline that it would wake the task.
-            if this.deadline.is_some() {
-                uncover();
-            }
-        }
     }
 }
 
 impl<F> UnderDeadline<F> {
     /// Calls `call` (which makes `inner`) with the budget in scope, so that a layer inside sees
-    /// it from its own `call` on; `attempt` is left as a retry inside recorded it.
+    /// it from its own `call` on.
     #[inline]
     pub(crate) fn call(
         budget: Option<Duration>,
-        attempt: &mut Option<Attempt>,
+        enforcer: Enforcer,
         call: impl FnOnce() -> F,
     ) -> Self {
         let inner = match budget {
-            Some(budget) => enter(Bound::Unstarted(budget), attempt, call),
-            None => observe_attempt(attempt, call),
+            Some(budget) => enter(Bound::Unstarted(budget), call),
+            None => call(),
         };
         UnderDeadline {
             inner,
             budget,
+            enforcer,
             deadline: None,
             sleep: None,
         }
@@ -79,63 +87,44 @@ pub(crate) enum Polled<T> {
     Ready(T),
     /// The budget ran out first.
     Expired,
-    /// Neither yet; something will wake the task before the deadline passes.
+    /// Neither yet.
     Pending,
 }
 
 impl<F: Future> UnderDeadline<F> {
-    /// Polls `inner` with the budget in scope (`attempt` as for [`call`](Self::call)) and, while
-    /// it is pending, the budget. The first pending poll fixes the deadline (and so starts the
-    /// clock); the timer is armed the first time nothing inside promises to wake the task
-    /// before the deadline.
+    /// Polls `inner` with the budget in scope and, while it is pending, the budget. The first
+    /// pending poll fixes the deadline (and so starts the clock) and arms the timer, if this
+    /// deadline has one.
     #[inline]
-    pub(crate) fn poll(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        attempt: &mut Option<Attempt>,
-    ) -> Polled<F::Output> {
+    pub(crate) fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Polled<F::Output> {
         let this = self.project();
         let (bound, budget) = match (*this.deadline, *this.budget) {
-            // No deadline: the attempt a retry inside is on is still learned.
             (_, None) => {
-                let inner = this.inner;
-                return match observe_attempt(attempt, || inner.poll(cx)) {
+                return match this.inner.poll(cx) {
                     Poll::Ready(out) => Polled::Ready(out),
                     Poll::Pending => Polled::Pending,
                 };
             }
-            (Some(deadline), Some(budget)) => (Bound::Fixed(deadline), budget),
+            (Some(deadline), Some(budget)) => (Bound::Fixed(deadline, budget), budget),
             (None, Some(budget)) => (Bound::Unstarted(budget), budget),
         };
         let inner = this.inner;
-        let (polled, watched) = enter(bound, attempt, || watch(|| inner.poll(cx)));
-        if let Poll::Ready(out) = polled {
+        if let Poll::Ready(out) = enter(bound, || inner.poll(cx)) {
             return Polled::Ready(out);
         }
-        let deadline = *this.deadline.get_or_insert_with(|| {
-            let now = watched.read.unwrap_or_else(|| {
-                let now = Instant::now();
-                clock_read(now);
-                now
-            });
-            after(now, budget)
-        });
-        let covered = watched.covered.filter(|&at| at < deadline);
-        let wake = match covered {
-            Some(covered) if this.sleep.is_none() => covered,
-            _ => {
-                let sleep = this
-                    .sleep
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                if sleep.as_mut().poll(cx).is_ready() {
-                    return Polled::Expired;
-                }
-                covered.unwrap_or(deadline)
-            }
-        };
-        // An enclosing deadline may count on this one's timers in turn.
-        cover(wake);
-        Polled::Pending
+        let deadline = *this
+            .deadline
+            .get_or_insert_with(|| after(Instant::now(), budget));
+        if *this.enforcer == Enforcer::Inside {
+            return Polled::Pending;
+        }
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Polled::Expired,
+            Poll::Pending => Polled::Pending,
+        }
     }
 
     /// After `inner` finished: whether the budget ran out too (in the same timer tick, or
@@ -160,56 +149,34 @@ where
     pub(crate) fn poll_deadline(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        attempt: &mut Option<Attempt>,
     ) -> Poll<Result<T, BoxError>> {
         let budget = self.budget.unwrap_or_default();
-        let expired = |attempt| Error::timeout(TimeoutScope::Total, budget).with_attempt(attempt);
-        match self.as_mut().poll(cx, attempt) {
+        let expired = || Error::timeout(TimeoutScope::Total, budget);
+        match self.as_mut().poll(cx) {
             Polled::Ready(Ok(out)) => Poll::Ready(Ok(out)),
-            // Something inside that enforces the propagated deadline itself (a gRPC channel
-            // honouring grpc-timeout, say) may fail in the same timer tick as this one: the
-            // caller should still hear that the deadline passed.
-            Polled::Ready(Err(err)) if self.as_mut().expired_too(cx) => {
-                Poll::Ready(Err(expired(*attempt).with_source(err.into()).into()))
+            Polled::Ready(Err(err)) => {
+                let err = err.into();
+                // The deadline's own error, from an attempt timeout capped at it and passed on
+                // by a retry that added the attempt it cut: as it is.
+                if is_total_timeout(&err) {
+                    return Poll::Ready(Err(err));
+                }
+                // Something inside that enforces the propagated deadline itself (a gRPC
+                // channel honouring grpc-timeout, say) may fail in the same timer tick as this
+                // one: the caller should still hear that the deadline passed.
+                if self.as_mut().expired_too(cx) {
+                    return Poll::Ready(Err(expired().with_source(err).into()));
+                }
+                Poll::Ready(Err(err))
             }
-            Polled::Ready(Err(err)) => Poll::Ready(Err(err.into())),
-            Polled::Expired => Poll::Ready(Err(expired(*attempt).into())),
+            Polled::Expired => Poll::Ready(Err(expired().into())),
             Polled::Pending => Poll::Pending,
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::future::pending;
-    use std::pin::pin;
-    use std::task::Waker;
-
-    use super::*;
-    use crate::error::BoxError;
-    use crate::timeout::future::ResponseFuture;
-
-    /// Polls a deadline of `budget` over an attempt timeout of `attempt` on a call that never
-    /// ends, once: whether the deadline armed a timer of its own.
-    fn arms_a_timer(budget: Duration, attempt: Duration) -> bool {
-        let call = || ResponseFuture::new(pending::<Result<(), BoxError>>(), attempt);
-        let mut deadline = pin!(UnderDeadline::call(Some(budget), &mut None, call));
-        let mut cx = Context::from_waker(Waker::noop());
-        let polled = deadline.as_mut().poll(&mut cx, &mut None);
-        assert!(matches!(polled, Polled::Pending));
-        deadline.sleep.is_some()
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_deadline_arms_a_timer_only_when_nothing_inside_ends_first() {
-        let second = Duration::from_secs(1);
-        assert!(
-            !arms_a_timer(10 * second, second),
-            "the attempt timeout wakes first"
-        );
-        assert!(
-            arms_a_timer(second, 10 * second),
-            "the attempt timeout would be too late"
-        );
-    }
+/// Whether `err` is this crate's error for a total deadline that passed.
+pub(crate) fn is_total_timeout(err: &BoxError) -> bool {
+    err.downcast_ref::<Error>()
+        .is_some_and(|ours| ours.timeout_scope() == Some(TimeoutScope::Total))
 }

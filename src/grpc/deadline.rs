@@ -13,7 +13,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::context::remaining;
-use crate::deadline::{Polled, UnderDeadline};
+use crate::deadline::{Enforcer, Polled, UnderDeadline};
 use crate::http::Alarm;
 
 /// The request header that carries a gRPC deadline.
@@ -188,7 +188,7 @@ where
             (asked, max) => asked.or(max),
         };
         GrpcDeadlineFuture {
-            inner: UnderDeadline::call(budget, &mut None, || self.inner.call(request)),
+            inner: UnderDeadline::call(budget, Enforcer::Timer, || self.inner.call(request)),
         }
     }
 }
@@ -211,7 +211,7 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut inner = self.as_mut().project().inner;
-        match inner.as_mut().poll(cx, &mut None) {
+        match inner.as_mut().poll(cx) {
             Polled::Ready(Ok(response)) => {
                 let alarm = inner
                     .as_ref()

@@ -152,6 +152,7 @@ impl<S: Clone> Layer<S> for GrpcResilienceLayer {
             self.options.replay_cap,
             self.stack.total_timeout(),
             true,
+            self.retry.max_attempts(),
         );
         GrpcStatusLayer.layer(edge)
     }

@@ -8,8 +8,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::context::current_deadline;
-use crate::deadline::UnderDeadline;
 use crate::deadline::future::DeadlineFuture;
+use crate::deadline::{Enforcer, UnderDeadline};
 use crate::error::BoxError;
 
 /// The deadline of a call, as a request extension: what [`CarryDeadlineLayer`] writes above a
@@ -103,8 +103,7 @@ where
                 .get::<CarriedDeadline>()
                 .map(|carried| carried.0.saturating_duration_since(now)),
         };
-        let mut attempt = None;
-        let future = UnderDeadline::call(budget, &mut attempt, || self.inner.call(request));
-        DeadlineFuture::new(future, attempt)
+        let future = UnderDeadline::call(budget, Enforcer::Timer, || self.inner.call(request));
+        DeadlineFuture::new(future)
     }
 }

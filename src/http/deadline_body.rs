@@ -22,7 +22,7 @@ use tokio::time::{Instant, Sleep};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::deadline::UnderDeadline;
+use crate::deadline::{Enforcer, UnderDeadline};
 use crate::error::{Attempt, BoxError, Error, TimeoutScope};
 
 /// A deadline of `budget` for each call, response body included.
@@ -106,9 +106,9 @@ where
     }
 
     fn call(&mut self, request: Req) -> Self::Future {
-        let mut attempt = None;
-        let inner = UnderDeadline::call(self.budget, &mut attempt, || self.inner.call(request));
-        BodyDeadlineFuture { inner, attempt }
+        let enforcer = Enforcer::Timer;
+        let inner = UnderDeadline::call(self.budget, enforcer, || self.inner.call(request));
+        BodyDeadlineFuture { inner }
     }
 }
 
@@ -119,7 +119,6 @@ pin_project! {
     pub struct BodyDeadlineFuture<F> {
         #[pin]
         inner: UnderDeadline<F>,
-        attempt: Option<Attempt>,
     }
 }
 
@@ -132,8 +131,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let response = ready!(this.inner.as_mut().poll_deadline(cx, this.attempt))?;
-        let bound = BodyBound::of(this.inner.as_ref().get_ref(), *this.attempt);
+        let response = ready!(this.inner.as_mut().poll_deadline(cx))?;
+        let bound = BodyBound::of(this.inner.as_ref().get_ref(), None);
         Poll::Ready(Ok(response.map(|body| DeadlineBody::new(body, bound))))
     }
 }

@@ -13,7 +13,7 @@ use tower_service::Service;
 use super::deadline_body::{BodyBound, DeadlineBody};
 use super::replay::ReplayBody;
 use super::service::{Attempts, Named, named};
-use crate::deadline::UnderDeadline;
+use crate::deadline::{Enforcer, UnderDeadline};
 use crate::error::{Attempt, BoxError};
 
 /// The edge of the HTTP and gRPC presets, around their retry layer: each request's body made a
@@ -27,6 +27,7 @@ pub struct HttpEdge<S> {
     replay_cap: usize,
     total: Option<Duration>,
     covers_body: bool,
+    max_attempts: u32,
 }
 
 impl<S> HttpEdge<S> {
@@ -35,12 +36,14 @@ impl<S> HttpEdge<S> {
         replay_cap: usize,
         total: Option<Duration>,
         covers_body: bool,
+        max_attempts: u32,
     ) -> Self {
         HttpEdge {
             inner,
             replay_cap,
             total,
             covers_body,
+            max_attempts,
         }
     }
 
@@ -71,13 +74,14 @@ where
         };
         let cap = self.replay_cap;
         let request = request.map(|body| ReplayBody::new(body, cap));
-        let mut attempt = None;
-        let inner = UnderDeadline::call(self.total, &mut attempt, || self.inner.call(request));
+        // The stack inside (retry, every attempt's timeout) ends the call at the deadline.
+        let enforcer = Enforcer::Inside;
+        let inner = UnderDeadline::call(self.total, enforcer, || self.inner.call(request));
         HttpEdgeFuture {
             inner,
-            attempt,
             subject,
             covers_body: self.covers_body,
+            max_attempts: self.max_attempts,
         }
     }
 }
@@ -104,16 +108,15 @@ pin_project! {
     pub struct HttpEdgeFuture<F> {
         #[pin]
         inner: UnderDeadline<F>,
-        attempt: Option<Attempt>,
         subject: Subject,
         covers_body: bool,
+        max_attempts: u32,
     }
 }
 
 impl<F> fmt::Debug for HttpEdgeFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpEdgeFuture")
-            .field("attempt", &self.attempt)
             .field("request", &format_args!("{}", self.subject.named()))
             .finish_non_exhaustive()
     }
@@ -128,18 +131,17 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let outcome = ready!(this.inner.as_mut().poll_deadline(cx, this.attempt));
+        let outcome = ready!(this.inner.as_mut().poll_deadline(cx));
         let subject = &*this.subject;
         match outcome {
-            Ok(mut response) => {
-                // Only a response that took more than one attempt says so: the map an
-                // extension lives in is allocated on its first insert, and one attempt is what
-                // `map_or(1, ..)` reads from none.
-                if let Some(attempt) = this.attempt.filter(|a| a.number > 1) {
-                    response.extensions_mut().insert(Attempts(attempt.number));
-                }
+            Ok(response) => {
                 let bound = if *this.covers_body {
-                    BodyBound::of(this.inner.as_ref().get_ref(), *this.attempt)
+                    // The attempt that answered, as retry marked the response.
+                    let attempt = Attempt {
+                        number: response.extensions().get::<Attempts>().map_or(1, |a| a.0),
+                        max: *this.max_attempts,
+                    };
+                    BodyBound::of(this.inner.as_ref().get_ref(), Some(attempt))
                         .map(|bound| bound.with_subject(subject.named().to_string()))
                 } else {
                     None

@@ -148,6 +148,7 @@ impl<S: Clone> Layer<S> for HttpResilienceLayer {
             options.replay_cap,
             self.stack.total_timeout(),
             options.covers_body,
+            self.retry.max_attempts(),
         )
     }
 }

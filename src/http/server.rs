@@ -12,7 +12,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::classify::HttpClassifier;
-use crate::deadline::{Polled, UnderDeadline};
+use crate::deadline::{Enforcer, Polled, UnderDeadline};
 
 /// The server-side form of [`TimeoutLayer`](crate::timeout::TimeoutLayer) and
 /// [`DeadlineLayer`](crate::deadline::DeadlineLayer): a handler that runs too long is dropped
@@ -97,7 +97,7 @@ where
     fn call(&mut self, request: Request<ReqB>) -> Self::Future {
         let timeout = Some(self.config.timeout);
         ServerTimeoutFuture {
-            inner: UnderDeadline::call(timeout, &mut None, || self.inner.call(request)),
+            inner: UnderDeadline::call(timeout, Enforcer::Timer, || self.inner.call(request)),
             config: self.config,
         }
     }
@@ -123,7 +123,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        match this.inner.as_mut().poll(cx, &mut None) {
+        match this.inner.as_mut().poll(cx) {
             Polled::Ready(out) => return Poll::Ready(out),
             Polled::Pending => return Poll::Pending,
             Polled::Expired => {}

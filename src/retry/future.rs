@@ -21,7 +21,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 
 mod hedging;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use super::budget::Taken;
@@ -31,8 +31,9 @@ use super::plan::{
 };
 use super::{Config, Event, GiveUp, Releasing, Replay, RetryBudget, Shared};
 use crate::classify::{Classification, Classify, NotSent, Reason};
-use crate::context::Timer;
-use crate::error::BoxError;
+use crate::context::current_bound;
+use crate::deadline::is_total_timeout;
+use crate::error::{Attempt, BoxError, Error};
 use crate::scope::Slot;
 
 pin_project! {
@@ -74,7 +75,7 @@ pin_project! {
         // The one timer a call needs at a time: the backoff's while `Waiting`, the next hedge's
         // while an attempt is in flight (armed when it is first found pending under a `Hedge`).
         #[pin]
-        timer: Option<Timer>,
+        timer: Option<Sleep>,
         // The copy kept for classification and for making the next attempt's request.
         kept: Option<Req>,
         // The layer's configuration, classifier and replay, and the spare service.
@@ -179,17 +180,17 @@ where
                     this.state.set(State::Readying { pending: None });
                 }
                 StateProj::Readying { pending } => {
-                    let service = match ready!(ready_service(this.shared, pending, cx)) {
-                        Ok(service) => service,
-                        Err(err) => return Poll::Ready(Err(err)),
+                    let service = match ready_service(this.shared, pending, cx) {
+                        Poll::Ready(Ok(service)) => service,
+                        Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                        // The deadline is this future's to wait for now: a preset's deadline
+                        // arms no timer, counting on the attempts' and this one.
+                        Poll::Pending => return self.as_mut().poll_deadline(cx),
                     };
-                    // Nothing is sent that the deadline would cancel at once. The call ends
-                    // here rather than wait for the deadline to answer: nothing may be left to
-                    // wake this task (a deadline's timer that fired already, or a deadline
-                    // that is no timer at all).
+                    // Nothing is sent that the deadline would cancel at once: the call ends
+                    // with the deadline's error.
                     if crate::context::deadline_passed() {
-                        let config = &this.shared.config;
-                        return Poll::Ready(Err(past_deadline(config, *this.attempt)));
+                        return Poll::Ready(Err(past_deadline(self.attempt_sent())));
                     }
                     if let Err(done) = self.as_mut().send_next(service) {
                         return Poll::Ready(done);
@@ -216,6 +217,28 @@ where
         }
     }
 
+    /// The last attempt sent.
+    fn attempt_sent(&self) -> Attempt {
+        self.shared.config.attempt(self.attempt)
+    }
+
+    /// While the next attempt waits for a service to turn ready: the deadline in force, if any,
+    /// ends the call (its timer in the timer slot, which is free between attempts).
+    fn poll_deadline(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<<Self as Future>::Output> {
+        let attempt = self.attempt_sent();
+        let mut timer = self.project().timer;
+        if timer.is_none() {
+            let Some((deadline, _)) = current_bound(Instant::now()) else {
+                return Poll::Pending;
+            };
+            timer.set(Some(tokio::time::sleep_until(deadline)));
+        }
+        match timer.as_pin_mut().map(|timer| timer.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(past_deadline(attempt))),
+            _ => Poll::Pending,
+        }
+    }
+
     /// Sends the next attempt (after a backoff) through `service`.
     fn send_next(
         self: Pin<&mut Self>,
@@ -231,9 +254,10 @@ where
         };
         *this.attempt += 1;
         *this.current = *this.attempt;
-        config.started(config.attempt(*this.attempt));
-        // Its hedges, if any, come after their own delay, counted from when it is found pending.
-        let future = service.call(request);
+        // The slot held the deadline's timer, if the service was slow to turn ready; its
+        // hedges, if any, come after their own delay, counted from when it is found pending.
+        this.timer.set(None);
+        let future = config.send(&mut service, request, config.attempt(*this.attempt));
         this.state.set(State::Calling { future, sent: None });
         Ok(())
     }
@@ -288,7 +312,7 @@ where
                     let hedges = this.hedges.as_deref();
                     hedging::won(config, hedges, attempt, sent, others(this.hedges) as u32);
                 }
-                return Next::Done(outcome);
+                return Next::Done(answer(&shared.replay, outcome, attempt));
             }
             Classification::Retryable { reason, after } => (reason, after),
         };
@@ -338,7 +362,8 @@ where
                     Ok(response) => shared.replay.release(response),
                     Err(_) => None,
                 };
-                this.timer.set((!delay.is_zero()).then(|| Timer::at(at)));
+                this.timer
+                    .set((!delay.is_zero()).then(|| tokio::time::sleep_until(at)));
                 this.state.set(State::Waiting { discarding });
                 Next::GoOn
             }
@@ -348,9 +373,42 @@ where
                     why,
                     reason: Some(reason),
                 });
-                Next::Done(outcome.map_err(|err| stopped(err, attempt, why, Some(reason))))
+                let outcome = outcome.map_err(|err| stopped(err, attempt, why, Some(reason)));
+                Next::Done(answer(&shared.replay, outcome, attempt))
             }
         }
+    }
+}
+
+/// The outcome the caller gets, marked with the attempt that gave it: a response through the
+/// replay ([`Replay::answered`]), the deadline's error (from an attempt timeout capped at it)
+/// with the attempt it cut.
+#[inline]
+fn answer<Req, Res, P: Replay<Req, Res>>(
+    replay: &P,
+    outcome: Result<Res, BoxError>,
+    attempt: Attempt,
+) -> Result<Res, BoxError> {
+    match outcome {
+        Ok(mut response) => {
+            replay.answered(&mut response, attempt);
+            Ok(response)
+        }
+        Err(err) => Err(with_attempt_cut(err, attempt)),
+    }
+}
+
+/// The deadline's error (from an attempt timeout capped at it) with the attempt it cut; any
+/// other error as it is.
+#[cold]
+fn with_attempt_cut(err: BoxError, attempt: Attempt) -> BoxError {
+    if !is_total_timeout(&err) {
+        return err;
+    }
+    match err.downcast::<Error>() {
+        Ok(ours) if ours.attempt().is_none() => (*ours).with_attempt(Some(attempt)).into(),
+        Ok(ours) => ours,
+        Err(other) => other,
     }
 }
 

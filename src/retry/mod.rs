@@ -202,8 +202,7 @@ where
         }
         let kept = self.shared.replay.keep(&request);
         let attempt = self.shared.config.attempt(1);
-        self.shared.config.started(attempt);
-        let future = self.inner.call(request);
+        let future = self.shared.config.send(&mut self.inner, request, attempt);
         ResponseFuture::new(future, kept, self.shared.clone(), keyed)
     }
 }
@@ -247,11 +246,17 @@ impl Config {
         }
     }
 
-    /// Notes an attempt being sent: for the enclosing deadline's error, and as an event.
+    /// Sends `request` as `attempt` through `service`: an event, and the attempt in scope for
+    /// the layers inside while they make the call (an attempt header reads it there).
     #[inline]
-    pub(crate) fn started(&self, attempt: Attempt) {
-        crate::context::record_attempt(attempt);
+    pub(crate) fn send<S: Service<Req>, Req>(
+        &self,
+        service: &mut S,
+        request: Req,
+        attempt: Attempt,
+    ) -> S::Future {
         self.emit(|| Event::Attempt { attempt });
+        crate::context::with_attempt(attempt, || service.call(request))
     }
 
     /// A random source for one request's jitter.

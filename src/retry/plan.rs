@@ -4,14 +4,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use super::decide::{Clock, Verdict, decide};
 use super::{Config, Event, GiveUp, Releasing, Replay, RetryBudget, Schedule, Shared};
 use crate::classify::{NotSent, Reason};
-use crate::context::Timer;
-use crate::error::{Attempt, BoxError, Error, ErrorKind, Limit};
+use crate::context::current_bound;
+use crate::error::{Attempt, BoxError, Error, ErrorKind, TimeoutScope};
 
 /// The outcome of a request that could not be copied before it was sent: nothing to classify
 /// it against and nothing to retry with, and an error says so.
@@ -78,22 +78,13 @@ pub(super) fn plan_retry<S: Service<Req>, Req, C, P: Replay<Req, S::Response>>(
     }
 }
 
-/// The error of a call whose deadline passed while it waited to send attempt `sent + 1` (a
-/// backoff that ended at the deadline, a service that turned ready late): nothing more is
-/// sent, and the call ends at once.
-pub(super) fn past_deadline(config: &Config, sent: u32) -> BoxError {
-    let attempt = config.attempt(sent);
-    let why = GiveUp::Limit(Limit::Deadline);
-    config.emit(|| Event::GiveUp {
-        attempt,
-        why,
-        reason: None,
-    });
-    let kind = ErrorKind::GaveUp {
-        attempts: sent,
-        why,
-    };
-    Error::new(kind).with_attempt(Some(attempt)).into()
+/// The error of a call whose deadline passed while it waited to send the attempt after
+/// `sent` (a backoff that woke at the deadline, a service that turned ready late or never):
+/// the deadline's, with the attempt it cut. Nothing more is sent, and the call ends at once.
+pub(super) fn past_deadline(sent: Attempt) -> BoxError {
+    let budget = current_bound(Instant::now()).map_or(Duration::ZERO, |(_, budget)| budget);
+    let error = Error::timeout(TimeoutScope::Total, budget).with_attempt(Some(sent));
+    error.into()
 }
 
 /// The error the caller gets when retrying stopped on an error: why it stopped, after how many
@@ -199,7 +190,7 @@ pub(super) fn none_left() -> BoxError {
 
 /// The backoff and the drain before the next attempt: ready once both are done.
 pub(super) fn poll_wait(
-    mut timer: Pin<&mut Option<Timer>>,
+    mut timer: Pin<&mut Option<Sleep>>,
     discarding: &mut Option<Releasing>,
     cx: &mut Context<'_>,
 ) -> Poll<()> {
@@ -210,7 +201,7 @@ pub(super) fn poll_wait(
     }
     if let Some(backoff) = timer.as_mut().as_pin_mut() {
         // While it is pending, the deadline around need not arm a timer of its own.
-        ready!(backoff.poll_fired(cx));
+        ready!(backoff.poll(cx));
         timer.set(None);
     }
     if discarding.is_some() {

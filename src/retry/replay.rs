@@ -11,6 +11,8 @@
 //! buffer) is not silently dropped from retrying: it is sent once, and both the error and a
 //! give-up event say it could not be retried.
 
+use crate::error::Attempt;
+
 /// Makes the request for another attempt out of the copy that retry keeps, and lets go of the
 /// response of an attempt that is retried. `Res` is the service's response type.
 pub trait Replay<Req, Res = ()> {
@@ -55,6 +57,15 @@ pub trait Replay<Req, Res = ()> {
     fn release(&self, response: Res) -> Option<Releasing> {
         drop(response);
         None
+    }
+
+    /// Marks the response the caller gets with the attempt that answered it (`attempt.number`
+    /// counts the attempts sent so far, hedges included): the one way what happened inside
+    /// retry reaches the layers above, in the response itself. By default nothing;
+    /// [`HttpReplay`](crate::http::HttpReplay) adds [`Attempts`](crate::http::Attempts) to a
+    /// response that took more than one attempt.
+    fn answered(&self, response: &mut Res, attempt: Attempt) {
+        let _ = (response, attempt);
     }
 }
 

@@ -6,9 +6,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
-use crate::context::{Timer, after, clock_read};
+use crate::context::{after, current_bound};
 use crate::error::{BoxError, Error, TimeoutScope};
 
 pin_project! {
@@ -18,10 +18,13 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        // Armed on the first poll that finds `inner` pending.
+        // Armed on the first poll that finds `inner` pending, at the attempt's end or the
+        // deadline in force, whichever comes first.
         #[pin]
-        timer: Option<Timer>,
+        sleep: Option<Sleep>,
         timeout: Duration,
+        // The deadline's budget, when the sleep is armed at the deadline.
+        capped: Option<Duration>,
     }
 }
 
@@ -29,8 +32,9 @@ impl<F> ResponseFuture<F> {
     pub(crate) fn new(inner: F, timeout: Duration) -> Self {
         ResponseFuture {
             inner,
-            timer: None,
+            sleep: None,
             timeout,
+            capped: None,
         }
     }
 }
@@ -48,20 +52,27 @@ where
         if let Poll::Ready(out) = this.inner.poll(cx) {
             return Poll::Ready(out.map_err(Into::into));
         }
-        if this.timer.is_none() {
+        if this.sleep.is_none() {
             let now = Instant::now();
-            // A deadline around that starts its clock in this poll can take this reading.
-            clock_read(now);
-            this.timer.set(Some(Timer::at(after(now, *this.timeout))));
+            let mut at = after(now, *this.timeout);
+            if let Some((deadline, budget)) = current_bound(now)
+                && deadline < at
+            {
+                at = deadline;
+                *this.capped = Some(budget);
+            }
+            this.sleep.set(Some(tokio::time::sleep_until(at)));
         }
-        let Some(timer) = this.timer.as_pin_mut() else {
+        let Some(sleep) = this.sleep.as_pin_mut() else {
             return Poll::Pending;
         };
-        match timer.poll_fired(cx) {
+        match sleep.poll(cx) {
             Poll::Ready(()) => {
-                Poll::Ready(Err(
-                    Error::timeout(TimeoutScope::Attempt, *this.timeout).into()
-                ))
+                let error = match *this.capped {
+                    Some(budget) => Error::timeout(TimeoutScope::Total, budget),
+                    None => Error::timeout(TimeoutScope::Attempt, *this.timeout),
+                };
+                Poll::Ready(Err(error.into()))
             }
             Poll::Pending => Poll::Pending,
         }

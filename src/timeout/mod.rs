@@ -11,7 +11,9 @@
 //! [`Timeout`](crate::ErrorKind::Timeout) with scope [`Attempt`](crate::TimeoutScope::Attempt),
 //! which the default classifier calls retryable. Its timer is armed only when the inner future
 //! is pending on its first poll: a call that is ready at once costs neither a timer nor a clock
-//! read. While it is armed, an enclosing deadline that ends later arms none of its own.
+//! read. Under an enclosing deadline that ends sooner it ends there instead, with the
+//! deadline's error (scope [`Total`](crate::TimeoutScope::Total)): an attempt never outlives
+//! the call it belongs to, and the presets need no second timer for the deadline.
 
 pub mod future;
 mod layer;

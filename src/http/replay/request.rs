@@ -13,7 +13,8 @@ use http_body::Body;
 use http_body_util::BodyExt;
 
 use super::ReplayBody;
-use crate::error::BoxError;
+use crate::error::{Attempt, BoxError};
+use crate::http::Attempts;
 use crate::retry::{Releasing, Replay};
 
 /// Why a [`ReplayBody`] could not yield its body.
@@ -85,6 +86,15 @@ where
     /// Always a handle: whether it can be sent is known only after the first attempt.
     fn keep(&self, request: &Request<ReplayBody<B>>) -> Option<Request<ReplayBody<B>>> {
         Some(request.clone())
+    }
+
+    /// Only a response that took more than one attempt says so: the map an extension lives in
+    /// is allocated on its first insert, and one attempt is what `map_or(1, ..)` reads from
+    /// none.
+    fn answered(&self, response: &mut Response<ResB>, attempt: Attempt) {
+        if attempt.number > 1 {
+            response.extensions_mut().insert(Attempts(attempt.number));
+        }
     }
 
     /// Drains up to 64 KiB of the body (and at most 1 024 frames), for at most 100 ms, so that

@@ -1,5 +1,6 @@
 //! The hedging half of the retry future: the hedges in flight, and when the next goes out.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -8,7 +9,6 @@ use tower_service::Service;
 
 use super::{Next, ResponseFuture, StateProj};
 use crate::classify::Classify;
-use crate::context::Timer;
 use crate::error::{Attempt, BoxError};
 use crate::retry::budget::Taken;
 use crate::retry::hedge::Hedges;
@@ -108,9 +108,9 @@ where
                 config.emit(|| Event::HedgeSkipped { attempt, why });
                 return false;
             }
-            timer.set(Some(Timer::at(at)));
+            timer.set(Some(tokio::time::sleep_until(at)));
         }
-        (timer.as_pin_mut()).is_some_and(|timer| timer.poll_fired(cx).is_ready())
+        (timer.as_pin_mut()).is_some_and(|timer| timer.poll(cx).is_ready())
     }
 
     /// The hedge timer fired: sends another attempt beside those in flight, or says why not.
@@ -132,12 +132,12 @@ where
         };
         let mut service = service;
         *this.attempt += 1;
-        config.started(attempt);
-        config.emit(|| Event::Hedge { attempt });
         let learns = config.hedging.as_ref().is_some_and(|h| h.learns());
         let sent = learns.then(Instant::now);
+        let future = config.send(&mut service, request, attempt);
+        config.emit(|| Event::Hedge { attempt });
         let hedges = this.hedges.get_or_insert_with(|| Box::new(Hedges::new()));
-        hedges.push((attempt.number, sent, taken), service.call(request));
+        hedges.push((attempt.number, sent, taken), future);
     }
 }
 
@@ -159,7 +159,6 @@ pub(super) fn won<F>(
         hedging.record(now, now.saturating_duration_since(sent));
     }
     if hedges.is_some() {
-        crate::context::record_attempt(attempt);
         config.emit(|| Event::HedgeWon { attempt, cancelled });
     }
 }

@@ -9,7 +9,7 @@ use tower_service::Service;
 
 use crate::classify::{Classification, Reason, classify_fn};
 use crate::context::{Bound, enter};
-use crate::error::{BoxError, Error, ErrorKind, GiveUp, Limit};
+use crate::error::{BoxError, Error, TimeoutScope};
 use crate::retry::{ExponentialBackoff, Jitter, RetryLayer};
 
 /// A retry future waiting to send its next attempt when the deadline around it has passed
@@ -41,21 +41,16 @@ async fn past_the_deadline_a_retry_waiting_to_send_ends_the_call() {
     // A deadline the backoff ends just before; by the time the task runs again it has passed.
     let deadline = Instant::now() + Duration::from_micros(10_500);
     let mut cx = Context::from_waker(Waker::noop());
-    let bound = Bound::Fixed(deadline);
-    let mut future = pin!(enter(bound, &mut None, || svc.call(())));
-    let first = enter(bound, &mut None, || future.as_mut().poll(&mut cx));
+    let bound = Bound::Fixed(deadline, Duration::from_micros(10_500));
+    let mut future = pin!(enter(bound, || svc.call(())));
+    let first = enter(bound, || future.as_mut().poll(&mut cx));
     assert!(first.is_pending(), "backing off");
     tokio::time::advance(Duration::from_millis(20)).await;
-    let polled = enter(bound, &mut None, || future.as_mut().poll(&mut cx));
+    let polled = enter(bound, || future.as_mut().poll(&mut cx));
     let Poll::Ready(Err(err)) = polled else {
         panic!("pending with nothing to wake it, or sent past the deadline: {polled:?}");
     };
-    let kind = Error::find(err.as_ref()).map(Error::kind);
-    assert_eq!(
-        kind,
-        Some(ErrorKind::GaveUp {
-            attempts: 1,
-            why: GiveUp::Limit(Limit::Deadline)
-        })
-    );
+    let error = Error::find(err.as_ref()).expect("ours");
+    assert_eq!(error.timeout_scope(), Some(TimeoutScope::Total), "{error}");
+    assert_eq!(error.attempts(), Some(1));
 }
