@@ -53,8 +53,9 @@ pin_project! {
         // The attempt held here failed while hedges of it are still in flight.
         Hedging,
         // Waiting out the delay before the next attempt (no timer for a zero delay), while the
-        // response being retried is drained.
-        Waiting { discarding: Option<Releasing> },
+        // response being retried is drained; once the delay is over, the timer slot holds the
+        // deadline, past which the drain does not hold the call.
+        Waiting { discarding: Option<Releasing>, waited: bool },
         // Waiting for a clone of the spare service to be ready for the next attempt. One that
         // is ready at once is called at once; one that is not is kept (boxed, to keep this
         // future small) until it is: a service wakes the clone that asked, and only while it
@@ -175,8 +176,8 @@ where
                         return Poll::Ready(done);
                     }
                 }
-                StateProj::Waiting { discarding } => {
-                    ready!(poll_wait(this.timer, discarding, cx));
+                StateProj::Waiting { discarding, waited } => {
+                    ready!(poll_wait(this.timer, discarding, waited, cx));
                     this.state.set(State::Readying { pending: None });
                 }
                 StateProj::Readying { pending } => {
@@ -364,7 +365,10 @@ where
                 };
                 this.timer
                     .set((!delay.is_zero()).then(|| tokio::time::sleep_until(at)));
-                this.state.set(State::Waiting { discarding });
+                this.state.set(State::Waiting {
+                    discarding,
+                    waited: false,
+                });
                 Next::GoOn
             }
             Err(why) => {

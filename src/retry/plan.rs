@@ -188,10 +188,13 @@ pub(super) fn none_left() -> BoxError {
     "the request could not be made again".into()
 }
 
-/// The backoff and the drain before the next attempt: ready once both are done.
+/// The backoff and the drain before the next attempt: ready once both are done, or once the
+/// backoff is and the deadline has passed (the drain then lets go of the response, as it does
+/// past its own bounds). `waited` says the backoff is over and `timer` holds the deadline.
 pub(super) fn poll_wait(
     mut timer: Pin<&mut Option<Sleep>>,
     discarding: &mut Option<Releasing>,
+    waited: &mut bool,
     cx: &mut Context<'_>,
 ) -> Poll<()> {
     if let Some(drain) = discarding.as_mut()
@@ -199,13 +202,23 @@ pub(super) fn poll_wait(
     {
         *discarding = None;
     }
-    if let Some(backoff) = timer.as_mut().as_pin_mut() {
-        // While it is pending, the deadline around need not arm a timer of its own.
-        ready!(backoff.poll(cx));
-        timer.set(None);
+    if !*waited {
+        if let Some(backoff) = timer.as_mut().as_pin_mut() {
+            ready!(backoff.poll(cx));
+        }
+        *waited = true;
+        let deadline = (discarding.is_some())
+            .then(|| current_bound(Instant::now()))
+            .flatten();
+        timer.set(deadline.map(|(at, _)| tokio::time::sleep_until(at)));
     }
     if discarding.is_some() {
-        return Poll::Pending;
+        let past = (timer.as_mut().as_pin_mut()).is_some_and(|at| at.poll(cx).is_ready());
+        if !past {
+            return Poll::Pending;
+        }
+        *discarding = None;
     }
+    timer.set(None);
     Poll::Ready(())
 }
