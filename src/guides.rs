@@ -151,6 +151,49 @@ pub mod with_tonic {}
 /// `Clone + Send + Sync`) sees the time left and never outlives it. The `axum_server` example
 /// does both.
 ///
+/// The client goes in the router's state, by the name of its stack
+/// ([`HyperResilience`](crate::http::HyperResilience) for hyper-util,
+/// [`ReqwestResilience`](crate::http::ReqwestResilience) for reqwest); a handler clones it
+/// (a few reference counts) and calls it:
+///
+/// ```
+/// # #[cfg(feature = "hyper")] {
+/// use std::time::Duration;
+/// use axum::{Router, extract::State, routing::get};
+/// use bytes::Bytes;
+/// use http::StatusCode;
+/// use http_body_util::Full;
+/// use hyper_util::client::legacy::Client;
+/// use hyper_util::rt::TokioExecutor;
+/// use tower::{Service, ServiceExt};
+/// use tower_tenacity::http::{HttpResilienceLayer, HyperResilience, ServerTimeoutLayer};
+///
+/// #[derive(Clone)]
+/// struct AppState {
+///     upstream: HyperResilience,
+/// }
+///
+/// async fn report(State(state): State<AppState>) -> Result<String, StatusCode> {
+///     let request = http::Request::get("http://127.0.0.1:9/data").body(Full::<Bytes>::default());
+///     let mut upstream = state.upstream.clone();
+///     let ready = upstream.ready().await.map_err(|_| StatusCode::BAD_GATEWAY)?;
+///     let response = ready
+///         .call(request.map_err(|_| StatusCode::BAD_REQUEST)?)
+///         .await
+///         .map_err(|_| StatusCode::BAD_GATEWAY)?;
+///     Ok(response.status().to_string())
+/// }
+///
+/// let client = Client::builder(TokioExecutor::new()).build_http();
+/// let state = AppState { upstream: HttpResilienceLayer::new().hyper(client) };
+/// let app: Router = Router::new()
+///     .route("/report", get(report))
+///     .layer(ServerTimeoutLayer::new(Duration::from_secs(5)).status(StatusCode::GATEWAY_TIMEOUT))
+///     .with_state(state);
+/// # let _ = app;
+/// # }
+/// ```
+///
 /// tower-http's `TimeoutLayer` answers 408 where this one answers 503 or 504; either works. What
 /// this crate adds on the server is the deadline that outbound calls inherit.
 #[cfg(feature = "http")]

@@ -29,6 +29,8 @@ const NO_SUCH_HOST: [&str; 5] = [
 /// would fail the same way ([`NotSent::NoSuchHost`], [`NotSent::UnknownIssuer`],
 /// [`NotSent::NameMismatch`], [`NotSent::BadCertificate`]), retryable as
 /// [`NotSent::Connect`] otherwise.
+// Only a client's connect errors (hyper-util's, reqwest's) are classified this way.
+#[cfg_attr(not(any(feature = "hyper", feature = "reqwest")), allow(dead_code))]
 pub(crate) fn classify_connect_error(err: &(dyn StdError + 'static)) -> Classification {
     let lasting = causes(err)
         .filter_map(|cause| cause.downcast_ref::<io::Error>())

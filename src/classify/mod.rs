@@ -40,6 +40,7 @@ pub use crate::error::{NotSent, Reason, causes, find_cause};
 
 mod connect;
 
+#[cfg(any(feature = "hyper", feature = "reqwest"))]
 pub(crate) use self::connect::classify_connect_error;
 
 /// The verdict on one outcome.

@@ -7,6 +7,7 @@
 mod body_timeout;
 mod carry;
 mod classify;
+mod clients;
 mod deadline_body;
 mod edge;
 mod host;
@@ -21,6 +22,11 @@ mod service;
 pub use self::body_timeout::{BodyTimeout, BodyTimeoutLayer, TimeoutBody};
 pub use self::carry::{CarriedDeadline, CarryDeadline, CarryDeadlineLayer};
 pub use self::classify::{HttpClassifier, IDEMPOTENCY_KEY, Idempotent, classify_http_error};
+pub use self::clients::HttpClient;
+#[cfg(feature = "hyper")]
+pub use self::clients::HyperResilience;
+#[cfg(feature = "reqwest")]
+pub use self::clients::ReqwestResilience;
 #[cfg(feature = "grpc")]
 pub(crate) use self::deadline_body::Alarm;
 pub use self::deadline_body::{BodyDeadline, BodyDeadlineLayer, DeadlineBody};

@@ -6,10 +6,9 @@ use std::time::SystemTime;
 
 use http::{Request, Response, StatusCode};
 
-use crate::classify::{
-    Classification, Classify, ClassifyOutcome, Reason, causes, classify_connect_error,
-    classify_error,
-};
+#[cfg(any(feature = "hyper", feature = "reqwest"))]
+use crate::classify::classify_connect_error;
+use crate::classify::{Classification, Classify, ClassifyOutcome, Reason, causes, classify_error};
 use crate::error::{BoxError, Error, ErrorKind, TimeoutScope};
 
 /// The header that makes a non-idempotent request safe to retry (the IETF `Idempotency-Key`
