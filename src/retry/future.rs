@@ -20,20 +20,19 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 
+mod between;
 mod hedging;
+mod outcome;
+use self::outcome::{after_retryable, answer};
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use super::budget::Taken;
 use super::hedge::Hedges;
-use super::plan::{
-    Progress, none_left, past_deadline, plan_retry, poll_wait, ready_service, stopped, unclassified,
-};
+use super::plan::{Progress, plan_retry, poll_wait, stopped, unclassified};
 use super::{Config, Event, GiveUp, Releasing, Replay, RetryBudget, Shared};
-use crate::classify::{Classification, Classify, NotSent, Reason};
-use crate::context::current_bound;
-use crate::deadline::is_total_timeout;
-use crate::error::{Attempt, BoxError, Error};
+use crate::classify::{Classification, Classify, Reason};
+use crate::error::{Attempt, BoxError};
 use crate::scope::Slot;
 
 pin_project! {
@@ -154,15 +153,11 @@ where
             match this.state.as_mut().project() {
                 StateProj::Calling { future, sent, .. } => {
                     if let Poll::Ready(outcome) = future.poll(cx) {
-                        let sent = *sent;
-                        let number = *this.current;
                         // Classifiers read errors as `BoxError`, whatever the service's type
                         // (one that is a `BoxError` already stays as it is).
-                        let outcome = outcome.map_err(Into::into);
-                        match self
-                            .as_mut()
-                            .on_outcome(outcome, number, (sent, true, None))
-                        {
+                        let from = (*sent, true, None);
+                        let (outcome, number) = (outcome.map_err(Into::into), *this.current);
+                        match self.as_mut().on_outcome(outcome, number, from) {
                             Next::Done(done) => return Poll::Ready(done),
                             Next::GoOn => continue,
                         }
@@ -180,20 +175,8 @@ where
                     ready!(poll_wait(this.timer, discarding, waited, cx));
                     this.state.set(State::Readying { pending: None });
                 }
-                StateProj::Readying { pending } => {
-                    let service = match ready_service(this.shared, pending, cx) {
-                        Poll::Ready(Ok(service)) => service,
-                        Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                        // The deadline is this future's to wait for now: a preset's deadline
-                        // arms no timer, counting on the attempts' and this one.
-                        Poll::Pending => return self.as_mut().poll_deadline(cx),
-                    };
-                    // Nothing is sent that the deadline would cancel at once: the call ends
-                    // with the deadline's error.
-                    if crate::context::deadline_passed() {
-                        return Poll::Ready(Err(past_deadline(self.attempt_sent())));
-                    }
-                    if let Err(done) = self.as_mut().send_next(service) {
+                StateProj::Readying { .. } => {
+                    if let Some(done) = ready!(self.as_mut().poll_readying(cx)) {
                         return Poll::Ready(done);
                     }
                 }
@@ -218,51 +201,6 @@ where
         }
     }
 
-    /// The last attempt sent.
-    fn attempt_sent(&self) -> Attempt {
-        self.shared.config.attempt(self.attempt)
-    }
-
-    /// While the next attempt waits for a service to turn ready: the deadline in force, if any,
-    /// ends the call (its timer in the timer slot, which is free between attempts).
-    fn poll_deadline(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<<Self as Future>::Output> {
-        let attempt = self.attempt_sent();
-        let mut timer = self.project().timer;
-        if timer.is_none() {
-            let Some((deadline, _)) = current_bound(Instant::now()) else {
-                return Poll::Pending;
-            };
-            timer.set(Some(tokio::time::sleep_until(deadline)));
-        }
-        match timer.as_pin_mut().map(|timer| timer.poll(cx)) {
-            Some(Poll::Ready(())) => Poll::Ready(Err(past_deadline(attempt))),
-            _ => Poll::Pending,
-        }
-    }
-
-    /// Sends the next attempt (after a backoff) through `service`.
-    fn send_next(
-        self: Pin<&mut Self>,
-        mut service: S,
-    ) -> Result<(), Result<S::Response, BoxError>> {
-        let mut this = self.project();
-        let config = &this.shared.config;
-        let next = (this.kept.as_ref()).and_then(|kept| this.shared.replay.replay(kept));
-        let Some(request) = next else {
-            // `can_replay` said it could be; a replay that changed its mind.
-            let attempt = config.attempt(*this.attempt);
-            return Err(unclassified(config, attempt, Err(none_left())));
-        };
-        *this.attempt += 1;
-        *this.current = *this.attempt;
-        // The slot held the deadline's timer, if the service was slow to turn ready; its
-        // hedges, if any, come after their own delay, counted from when it is found pending.
-        this.timer.set(None);
-        let future = config.send(&mut service, request, config.attempt(*this.attempt));
-        this.state.set(State::Calling { future, sent: None });
-        Ok(())
-    }
-
     /// Classifies the outcome of attempt `number` (sent at `sent`, when timed; the one held in
     /// `State::Calling` if `held`; a hedge that took `taken` from the budget otherwise) and ends
     /// the call, waits for the other attempts in flight, or plans the next attempt (in the
@@ -273,7 +211,7 @@ where
         number: u32,
         (sent, held, taken): (Option<Instant>, bool, Option<Taken>),
     ) -> Next<Result<S::Response, BoxError>> {
-        let mut this = self.as_mut().project();
+        let this = self.as_mut().project();
         let shared: &Shared<S, C, P> = this.shared;
         let config: &Config = &shared.config;
         let Some(kept) = this.kept.as_ref() else {
@@ -285,41 +223,15 @@ where
             attempt,
             classification,
         });
-        // The other attempts still in flight: hedges, and the one held in `Calling` if this
-        // outcome is a hedge's.
-        let calling = matches!(
-            this.state.as_ref().project_ref(),
-            StateProjRef::Calling { .. }
-        );
-        let others = |hedges: &Option<Box<Hedges<S::Future>>>| {
-            hedges.as_ref().map_or(0, |h| h.len()) + usize::from(calling && !held)
-        };
         let (reason, hint) = match classification {
-            Classification::Success | Classification::Fatal { .. } => {
-                if classification.is_success() {
-                    if let Some(budget) = config.budget(this.keyed.as_ref()) {
-                        budget.succeeded();
-                    }
-                } else if let Classification::Fatal { reason } = classification {
-                    let why = GiveUp::Fatal;
-                    config.emit(|| Event::GiveUp {
-                        attempt,
-                        why,
-                        reason: Some(reason),
-                    });
-                }
-                // Only a call that hedged, or that waits for a learned delay, has news for it.
-                if sent.is_some() || this.hedges.is_some() {
-                    let hedges = this.hedges.as_deref();
-                    hedging::won(config, hedges, attempt, sent, others(this.hedges) as u32);
-                }
-                return Next::Done(answer(&shared.replay, outcome, attempt));
-            }
             Classification::Retryable { reason, after } => (reason, after),
+            done => return Next::Done(self.as_ref().finish(outcome, done, attempt, (sent, held))),
         };
-        let budget = config.budget(this.keyed.as_ref());
+        let this = self.as_mut().project();
+        let budget = this.shared.config.budget(this.keyed.as_ref());
         after_retryable(this.progress, budget, (reason, hint), taken);
-        if others(this.hedges) > 0 {
+        if self.as_ref().others_in_flight(held) > 0 {
+            let mut this = self.as_mut().project();
             // Another attempt may still answer: this one's failure ends nothing. As gRFC A6
             // says, the next hedge in line goes out at once rather than at its timer (unless a
             // hint stopped hedging; attempts, the limit in flight and the budget still apply).
@@ -332,25 +244,65 @@ where
         self.retry_or_stop(outcome, reason, hint)
     }
 
+    /// The attempts in flight besides the one whose outcome came (`held`: the one in
+    /// `State::Calling`): the hedges, and the held one if the outcome is a hedge's.
+    fn others_in_flight(self: Pin<&Self>, held: bool) -> usize {
+        let this = self.project_ref();
+        let calling = matches!(this.state.project_ref(), StateProjRef::Calling { .. });
+        this.hedges.as_ref().map_or(0, |h| h.len()) + usize::from(calling && !held)
+    }
+
+    /// A success or a fatal outcome of `attempt` (sent at `sent`, the held one or not) ends
+    /// the call: a success is told to the budget, a fatal one as a give-up, and the hedging
+    /// learns which attempt won.
+    fn finish(
+        self: Pin<&Self>,
+        outcome: Result<S::Response, BoxError>,
+        classification: Classification,
+        attempt: Attempt,
+        (sent, held): (Option<Instant>, bool),
+    ) -> Result<S::Response, BoxError> {
+        let others = self.others_in_flight(held) as u32;
+        let this = self.project_ref();
+        let config: &Config = &this.shared.config;
+        match classification {
+            Classification::Fatal { reason } => config.emit(|| Event::GiveUp {
+                attempt,
+                why: GiveUp::Fatal,
+                reason: Some(reason),
+            }),
+            _ => {
+                if let Some(budget) = config.budget(this.keyed.as_ref()) {
+                    budget.succeeded();
+                }
+            }
+        }
+        // Only a call that hedged, or that waits for a learned delay, has news for it.
+        if sent.is_some() || this.hedges.is_some() {
+            hedging::won(config, this.hedges.as_deref(), attempt, sent, others);
+        }
+        answer(&this.shared.replay, outcome, attempt)
+    }
+
     /// Every attempt in flight failed, the last with `outcome` (`reason`, the server's `hint`):
     /// plans the next attempt (the `Waiting` state), or ends the call saying why not.
     fn retry_or_stop(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         outcome: Result<S::Response, BoxError>,
         reason: Reason,
         hint: Option<Duration>,
     ) -> Next<Result<S::Response, BoxError>> {
-        let mut this = self.project();
+        let this = self.as_mut().project();
         let shared: &Shared<S, C, P> = this.shared;
-        let config: &Config = &shared.config;
-        let attempt = config.attempt(*this.attempt);
+        let attempt = shared.config.attempt(*this.attempt);
         // Nothing is in flight: what comes next is a retry, not a hedge.
         this.progress.hedge_now = false;
         let Some(kept) = this.kept.as_ref() else {
-            return Next::Done(unclassified(config, attempt, outcome));
+            return Next::Done(unclassified(&shared.config, attempt, outcome));
         };
-        let budget = config.budget(this.keyed.as_ref());
+        let budget = shared.config.budget(this.keyed.as_ref());
         let planned = plan_retry(shared, kept, attempt, (reason, hint, budget), this.progress);
+        let config = &self.shared.config;
         match planned {
             Ok((delay, at)) => {
                 config.emit(|| Event::Retry {
@@ -359,16 +311,7 @@ where
                     reason,
                     hinted: hint.is_some(),
                 });
-                let discarding = match outcome {
-                    Ok(response) => shared.replay.release(response),
-                    Err(_) => None,
-                };
-                this.timer
-                    .set((!delay.is_zero()).then(|| tokio::time::sleep_until(at)));
-                this.state.set(State::Waiting {
-                    discarding,
-                    waited: false,
-                });
+                self.wait_to_retry(outcome, delay, at);
                 Next::GoOn
             }
             Err(why) => {
@@ -378,59 +321,9 @@ where
                     reason: Some(reason),
                 });
                 let outcome = outcome.map_err(|err| stopped(err, attempt, why, Some(reason)));
-                Next::Done(answer(&shared.replay, outcome, attempt))
+                Next::Done(answer(&self.shared.replay, outcome, attempt))
             }
         }
-    }
-}
-
-/// The outcome the caller gets, marked with the attempt that gave it: a response through the
-/// replay ([`Replay::answered`]), the deadline's error (from an attempt timeout capped at it)
-/// with the attempt it cut.
-#[inline]
-fn answer<Req, Res, P: Replay<Req, Res>>(
-    replay: &P,
-    outcome: Result<Res, BoxError>,
-    attempt: Attempt,
-) -> Result<Res, BoxError> {
-    match outcome {
-        Ok(mut response) => {
-            replay.answered(&mut response, attempt);
-            Ok(response)
-        }
-        Err(err) => Err(with_attempt_cut(err, attempt)),
-    }
-}
-
-/// The deadline's error (from an attempt timeout capped at it) with the attempt it cut; any
-/// other error as it is.
-#[cold]
-fn with_attempt_cut(err: BoxError, attempt: Attempt) -> BoxError {
-    if !is_total_timeout(&err) {
-        return err;
-    }
-    match err.downcast::<Error>() {
-        Ok(ours) if ours.attempt().is_none() => (*ours).with_attempt(Some(attempt)).into(),
-        Ok(ours) => ours,
-        Err(other) => other,
-    }
-}
-
-/// What a retryable outcome says to the call's hedging: a server (or an open circuit) that
-/// asked to wait gets no more hedges, and a hedge that an open circuit turned away put no load
-/// on the dependency and gives back the retry it `taken` from the budget.
-fn after_retryable(
-    progress: &mut Progress,
-    budget: Option<&RetryBudget>,
-    (reason, hint): (Reason, Option<Duration>),
-    taken: Option<Taken>,
-) {
-    let turned_away = reason == Reason::NeverSent(NotSent::CircuitOpen);
-    if hint.is_some() || turned_away {
-        progress.no_more_hedges = true;
-    }
-    if turned_away && let (Some(budget), Some(taken)) = (budget, taken) {
-        budget.give_back(taken);
     }
 }
 

@@ -48,27 +48,19 @@ where
 
     /// Whether a hedge is due now: the timer of the next one, armed here if one may follow,
     /// has fired.
-    fn hedge_due(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
-        let mut this = self.project();
-        let config = &this.shared.config;
-        let Some(hedging) = &config.hedging else {
+    fn hedge_due(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
+        if self.shared.config.hedging.is_none() {
+            return false;
+        }
+        if !self.progress.hedge_checked {
+            self.as_mut().check_safe();
+        }
+        let mut this = self.as_mut().project();
+        let Some(hedging) = &this.shared.config.hedging else {
             return false;
         };
-        if !this.progress.hedge_checked {
-            // A request that may not be sent twice is never hedged: known before any timer is
-            // armed for it.
-            this.progress.hedge_checked = true;
-            let safe =
-                (this.kept.as_ref()).is_some_and(|kept| this.shared.classifier.may_hedge(kept));
-            if !safe {
-                this.progress.no_more_hedges = true;
-                let attempt = config.attempt(*this.attempt + 1);
-                let why = NoHedge::NotSafe;
-                config.emit(|| Event::HedgeSkipped { attempt, why });
-            }
-        }
         // A learned delay times the attempt from when it is first found pending; that clock
-        // reading serves the hedge timer below too.
+        // reading serves the hedge timer too.
         let mut read = None;
         let calling = match this.state.as_mut().project() {
             StateProj::Calling { sent, .. } => {
@@ -80,37 +72,72 @@ where
             StateProj::Hedging => false,
             _ => return false,
         };
-        let mut timer = this.timer;
         if this.progress.no_more_hedges {
-            timer.set(None);
+            this.timer.set(None);
             return false;
         }
         let now_due = std::mem::take(&mut this.progress.hedge_now);
-        if timer.is_none() || now_due {
-            let in_flight = this.hedges.as_ref().map_or(0, |h| h.len()) + usize::from(calling);
-            if in_flight >= hedging.max_in_flight as usize
-                || *this.attempt >= config.limits.max_attempts
-            {
+        if this.timer.is_none() || now_due {
+            if !self.as_ref().room_for_hedge(calling) {
                 return false;
             }
-            if now_due {
-                return true;
+            if now_due || !self.as_mut().arm_timer(read.unwrap_or_else(Instant::now)) {
+                return now_due;
             }
-            let now = read.unwrap_or_else(Instant::now);
-            let Some(delay) = hedging.delay(now) else {
-                return false;
-            };
-            let at = crate::context::after(now, delay);
-            if crate::context::current_deadline(now).is_some_and(|deadline| at >= deadline) {
-                this.progress.no_more_hedges = true;
-                let attempt = config.attempt(*this.attempt + 1);
-                let why = NoHedge::Deadline;
-                config.emit(|| Event::HedgeSkipped { attempt, why });
-                return false;
-            }
-            timer.set(Some(tokio::time::sleep_until(at)));
         }
+        let timer = self.project().timer;
         (timer.as_pin_mut()).is_some_and(|timer| timer.poll(cx).is_ready())
+    }
+
+    /// Whether another attempt may go out beside those in flight (`calling`: the held one is
+    /// among them): under the limit in flight and the attempts allowed.
+    fn room_for_hedge(self: Pin<&Self>, calling: bool) -> bool {
+        let config = &self.shared.config;
+        let in_flight = self.hedges.as_ref().map_or(0, |h| h.len()) + usize::from(calling);
+        let max_in_flight = config
+            .hedging
+            .as_ref()
+            .map_or(0, |h| h.max_in_flight as usize);
+        in_flight < max_in_flight && self.attempt < config.limits.max_attempts
+    }
+
+    /// A request that may not be sent twice is never hedged: known once, before any timer is
+    /// armed for it.
+    fn check_safe(self: Pin<&mut Self>) {
+        let this = self.project();
+        this.progress.hedge_checked = true;
+        let shared: &Shared<S, C, P> = this.shared;
+        if !(this.kept.as_ref()).is_some_and(|kept| shared.classifier.may_hedge(kept)) {
+            this.progress.no_more_hedges = true;
+            let attempt = shared.config.attempt(*this.attempt + 1);
+            let why = NoHedge::NotSafe;
+            shared.config.emit(|| Event::HedgeSkipped { attempt, why });
+        }
+    }
+
+    /// Arms the next hedge's timer, its delay counted from `now`; `false` when no hedge is to
+    /// come (a learned delay with too few samples yet, or one that would start at or past the
+    /// deadline, which ends the call's hedging and says so).
+    fn arm_timer(self: Pin<&mut Self>, now: Instant) -> bool {
+        let mut this = self.project();
+        let config = &this.shared.config;
+        let Some(delay) = config
+            .hedging
+            .as_ref()
+            .and_then(|hedging| hedging.delay(now))
+        else {
+            return false;
+        };
+        let at = crate::context::after(now, delay);
+        if crate::context::current_deadline(now).is_some_and(|deadline| at >= deadline) {
+            this.progress.no_more_hedges = true;
+            let attempt = config.attempt(*this.attempt + 1);
+            let why = NoHedge::Deadline;
+            config.emit(|| Event::HedgeSkipped { attempt, why });
+            return false;
+        }
+        this.timer.set(Some(tokio::time::sleep_until(at)));
+        true
     }
 
     /// The hedge timer fired: sends another attempt beside those in flight, or says why not.
