@@ -205,6 +205,7 @@ where
     /// `State::Calling` if `held`; a hedge that took `taken` from the budget otherwise) and ends
     /// the call, waits for the other attempts in flight, or plans the next attempt (in the
     /// `Waiting` state).
+    #[inline]
     fn on_outcome(
         mut self: Pin<&mut Self>,
         outcome: Result<S::Response, BoxError>,
@@ -246,6 +247,7 @@ where
 
     /// The attempts in flight besides the one whose outcome came (`held`: the one in
     /// `State::Calling`): the hedges, and the held one if the outcome is a hedge's.
+    #[inline]
     fn others_in_flight(self: Pin<&Self>, held: bool) -> usize {
         let this = self.project_ref();
         let calling = matches!(this.state.project_ref(), StateProjRef::Calling { .. });
@@ -255,6 +257,7 @@ where
     /// A success or a fatal outcome of `attempt` (sent at `sent`, the held one or not) ends
     /// the call: a success is told to the budget, a fatal one as a give-up, and the hedging
     /// learns which attempt won.
+    #[inline]
     fn finish(
         self: Pin<&Self>,
         outcome: Result<S::Response, BoxError>,
@@ -286,6 +289,7 @@ where
 
     /// Every attempt in flight failed, the last with `outcome` (`reason`, the server's `hint`):
     /// plans the next attempt (the `Waiting` state), or ends the call saying why not.
+    #[inline]
     fn retry_or_stop(
         mut self: Pin<&mut Self>,
         outcome: Result<S::Response, BoxError>,

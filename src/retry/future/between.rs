@@ -25,6 +25,7 @@ where
 {
     /// Readies a clone of the spare service and sends the next attempt through it:
     /// `Ready(None)` once it is sent, `Ready(Some)` when the call ends instead.
+    #[inline]
     pub(super) fn poll_readying(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -49,12 +50,14 @@ where
     }
 
     /// The last attempt sent.
+    #[inline]
     pub(super) fn attempt_sent(&self) -> Attempt {
         self.shared.config.attempt(self.attempt)
     }
 
     /// While the next attempt waits for a service to turn ready: the deadline in force, if any,
     /// ends the call (its timer in the timer slot, which is free between attempts).
+    #[inline]
     fn poll_deadline(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<<Self as Future>::Output> {
         let attempt = self.attempt_sent();
         let mut timer = self.project().timer;
@@ -71,6 +74,7 @@ where
     }
 
     /// Sends the next attempt (after a backoff) through `service`.
+    #[inline]
     fn send_next(
         self: Pin<&mut Self>,
         mut service: S,
@@ -95,6 +99,7 @@ where
 
     /// Lets go of the outcome being retried (a response is drained) and waits `delay`, until
     /// `at`, in the `Waiting` state (no timer for a zero delay).
+    #[inline]
     pub(super) fn wait_to_retry(
         self: Pin<&mut Self>,
         outcome: Result<S::Response, BoxError>,

@@ -91,6 +91,7 @@ where
 
     /// Whether another attempt may go out beside those in flight (`calling`: the held one is
     /// among them): under the limit in flight and the attempts allowed.
+    #[inline]
     fn room_for_hedge(self: Pin<&Self>, calling: bool) -> bool {
         let config = &self.shared.config;
         let in_flight = self.hedges.as_ref().map_or(0, |h| h.len()) + usize::from(calling);
@@ -118,6 +119,7 @@ where
     /// Arms the next hedge's timer, its delay counted from `now`; `false` when no hedge is to
     /// come (a learned delay with too few samples yet, or one that would start at or past the
     /// deadline, which ends the call's hedging and says so).
+    #[inline]
     fn arm_timer(self: Pin<&mut Self>, now: Instant) -> bool {
         let mut this = self.project();
         let config = &this.shared.config;
