@@ -1,5 +1,7 @@
 //! The success path through deadline → retry → attempt timeout allocates nothing and arms no
-//! timer. Its own test binary, because the counting allocator is global (it counts each
+//! timer; keeping URI secrets out of errors costs a call that succeeds nothing either (the
+//! per-host key is made, hashed and compared in place, whatever the case of the host or the
+//! userinfo the URI carries). Its own test binary, because the counting allocator is global (it counts each
 //! thread's allocations apart, so that the tests may run side by side).
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -181,4 +183,71 @@ fn a_hedged_call_answered_before_the_delay_allocates_nothing() {
         allocations() - before
     });
     assert_eq!(counted, 0, "{counted} allocations in 1000 calls");
+}
+
+/// The HTTP preset's per-host key and a successful call through it, with secrets in the URI or
+/// without.
+#[cfg(feature = "http")]
+mod http_preset {
+    use std::convert::Infallible;
+    use std::future::{Future, ready};
+    use std::hash::BuildHasher;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use http_body_util::Full;
+    use tower::{Layer, Service, service_fn};
+    use tower_tenacity::ResilienceLayer;
+    use tower_tenacity::http::{ByAuthority, ReplayBody};
+    use tower_tenacity::scope::ScopeKey;
+
+    use super::allocations;
+
+    fn get(uri: &str) -> Request<Full<Bytes>> {
+        Request::get(uri).body(Full::new(Bytes::new())).unwrap()
+    }
+
+    #[test]
+    fn the_per_host_key_allocates_nothing() {
+        let hasher = foldhash::fast::FixedState::with_seed(1);
+        let plain = get("http://example.com:8080/x");
+        let secret = get("http://alice:pw@Example.COM:8080/y?access_token=t");
+        let before = allocations();
+        let (a, b) = (ByAuthority.key(&plain), ByAuthority.key(&secret));
+        assert_eq!(a, b);
+        assert_eq!(hasher.hash_one(&a), hasher.hash_one(&b));
+        drop((a, b));
+        assert_eq!(allocations() - before, 0);
+    }
+
+    /// Allocations of one successful call of `uri` through the HTTP preset, once its host is known.
+    fn allocations_of_a_success(uri: &str) -> usize {
+        let inner = service_fn(|_: Request<ReplayBody<Full<Bytes>>>| {
+            ready(Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))))
+        });
+        let mut svc = ResilienceLayer::http().build().unwrap().layer(inner);
+        let mut call = |uri: &str| {
+            let request = get(uri);
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(svc.poll_ready(&mut cx).is_ready());
+            let before = allocations();
+            let future = pin!(svc.call(request));
+            let Poll::Ready(Ok(response)) = future.poll(&mut cx) else {
+                panic!("a ready service answers at once");
+            };
+            drop(response);
+            allocations() - before
+        };
+        call(uri);
+        call(uri)
+    }
+
+    #[test]
+    fn a_success_costs_no_more_with_secrets_in_its_uri() {
+        let plain = allocations_of_a_success("http://example.com/x");
+        let secret = allocations_of_a_success("http://alice:pw@Example.com/x?access_token=t");
+        assert_eq!((plain, secret), (0, 0));
+    }
 }
