@@ -1,0 +1,148 @@
+//! The budget's own tests: the settings, the floor's pause, and threads racing across windows.
+
+use super::*;
+
+#[test]
+fn retries_are_a_share_of_requests_plus_the_floor() {
+    let budget = RetryBudget::new(0.5, 2, Duration::from_secs(3600)).unwrap();
+    for _ in 0..10 {
+        budget.deposit();
+    }
+    assert_eq!(budget.retries_left(), 7);
+    let granted = (0..100).filter(|_| budget.withdraw()).count();
+    assert_eq!(granted, 7);
+    assert_eq!(budget.retries_left(), 0);
+}
+
+#[test]
+fn a_zero_ratio_leaves_only_the_floor() {
+    let budget = RetryBudget::new(0.0, 1, Duration::from_secs(3600)).unwrap();
+    budget.deposit();
+    assert!(budget.withdraw());
+    assert!(!budget.withdraw());
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_floor_refills_and_earnings_decay_per_window() {
+    let budget = RetryBudget::new(1.0, 1, Duration::from_secs(1)).unwrap();
+    for _ in 0..8 {
+        budget.deposit();
+    }
+    // Spend the floor's retry last: earned tokens go first.
+    assert_eq!((0..9).filter(|_| budget.withdraw()).count(), 9);
+    assert!(!budget.withdraw());
+    budget.succeeded();
+    tokio::time::advance(Duration::from_millis(1500)).await;
+    assert!(budget.withdraw(), "a new window brings the floor back");
+    assert!(!budget.withdraw());
+    for _ in 0..8 {
+        budget.deposit();
+    }
+    budget.succeeded();
+    tokio::time::advance(Duration::from_secs(2)).await;
+    // Two windows later the 8 earned tokens are down to 2, plus the floor.
+    assert_eq!((0..10).filter(|_| budget.withdraw()).count(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_floor_spent_without_a_success_pauses_until_one() {
+    let second = Duration::from_secs(1);
+    let budget = RetryBudget::new(0.0, 2, second).unwrap();
+    // A quiet service keeps its floor, window after window.
+    tokio::time::advance(second * 3).await;
+    assert_eq!((0..5).filter(|_| budget.withdraw()).count(), 2);
+    // One window drew on the floor and nothing succeeded: the floor is still there.
+    tokio::time::advance(second).await;
+    assert_eq!((0..5).filter(|_| budget.withdraw()).count(), 2);
+    // Two did: no floor in the next ones.
+    for _ in 0..3 {
+        tokio::time::advance(second).await;
+        assert!(!budget.withdraw());
+    }
+    budget.succeeded();
+    tokio::time::advance(second).await;
+    assert_eq!((0..5).filter(|_| budget.withdraw()).count(), 2);
+    // Spent beside a success, the floor comes back.
+    budget.succeeded();
+    tokio::time::advance(second).await;
+    assert_eq!((0..5).filter(|_| budget.withdraw()).count(), 2);
+}
+
+#[test]
+fn bad_settings_are_refused() {
+    let err = RetryBudget::new(f64::NAN, 1, Duration::from_secs(1)).unwrap_err();
+    assert_eq!(err.field(), "budget.ratio");
+    let err = RetryBudget::new(-0.1, 1, Duration::from_secs(1)).unwrap_err();
+    assert_eq!(err.field(), "budget.ratio");
+    let err = RetryBudget::new(0.1, 1, Duration::ZERO).unwrap_err();
+    assert_eq!(err.field(), "budget.window");
+}
+
+/// Waits, spinning, until `threads` threads have arrived for `round` (counted from 0): a burst
+/// released this way starts within a few instructions on every thread, where a
+/// `std::sync::Barrier` wakes them one by one, microseconds apart.
+fn spin_until_all_arrive(arrived: &AtomicU64, threads: u64, round: u64) {
+    arrived.fetch_add(1, Ordering::AcqRel);
+    while arrived.load(Ordering::Acquire) < threads * (round + 1) {
+        std::hint::spin_loop();
+    }
+}
+
+/// The floor is bounded by `3 × floor` under a failure however the threads interleave with
+/// the window's roll. Each trial readies a budget whose failure began just after a success:
+/// window 0's floor spent, window 1 rolled by a retry paid from earned tokens (so its floor is
+/// untouched), then threads released together at the start of window 2, where one of them
+/// rolls the window while the others draw on the floor. A draw on window 1's floor that the
+/// roll did not see would count that window as quiet, and the failure would get a fourth floor.
+///
+/// The roll is a handful of instructions, so one burst rarely lands a draw inside it: the test
+/// runs many bursts (it failed in every run on the code that stored the floor after its
+/// compare-and-swap).
+#[test]
+fn threads_racing_a_window_roll_never_get_a_fourth_floor() {
+    const TRIALS: u64 = 3000;
+    const THREADS: u64 = 2;
+    const FLOOR: u32 = 1;
+    let window = Duration::from_secs(1);
+    let budgets: Vec<RetryBudget> = (0..TRIALS)
+        .map(|_| {
+            let budget = RetryBudget::new(1.0, FLOOR, window).unwrap();
+            let origin = budget.state.origin;
+            budget.succeeded();
+            assert_eq!(budget.take_at(origin), Some(Taken::Floor));
+            budget.deposit();
+            budget.deposit();
+            assert_eq!(budget.take_at(origin + window), Some(Taken::Earned));
+            budget
+        })
+        .collect();
+    let arrived = AtomicU64::new(0);
+    let floors: Vec<AtomicU64> = budgets.iter().map(|_| AtomicU64::new(1)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..THREADS {
+            scope.spawn(|| {
+                for (round, (budget, floors)) in budgets.iter().zip(&floors).enumerate() {
+                    spin_until_all_arrive(&arrived, THREADS, round as u64);
+                    let at = budget.state.origin + window * 2;
+                    for _ in 0..2 {
+                        if budget.take_at(at) == Some(Taken::Floor) {
+                            floors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let mut over = 0;
+    for (budget, floors) in budgets.iter().zip(&floors) {
+        let mut floors = floors.load(Ordering::Relaxed);
+        for later in 3..8 {
+            let at = budget.state.origin + window * later;
+            while let Some(taken) = budget.take_at(at) {
+                floors += u64::from(taken == Taken::Floor);
+            }
+        }
+        over += u64::from(floors > 3 * u64::from(FLOOR));
+    }
+    assert_eq!(over, 0, "{over} of {TRIALS} bursts drew more than 3 floors");
+}
