@@ -234,8 +234,9 @@ impl RetryBudget {
                     state
                         .floor_word
                         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                            // A floor's word never holds more than the floor.
                             let left = word & LEFT;
-                            Some(word - left + (left + 1).min(state.floor.max(left)))
+                            Some(word - left + (left + 1).min(state.floor))
                         });
             }
         }
@@ -293,12 +294,11 @@ fn rolled(word: u64, floor: u64) -> u64 {
     let strikes = if word & SUCCEEDED != 0 {
         0
     } else {
-        let strikes = (word >> STRIKES_AT) & 0b11;
         let drawn = word & LEFT < floor;
-        strikes + u64::from(drawn && strikes < PAUSE_AFTER)
+        ((word >> STRIKES_AT) + u64::from(drawn)).min(PAUSE_AFTER)
     };
     let left = if strikes >= PAUSE_AFTER { 0 } else { floor };
-    (strikes << STRIKES_AT) | left
+    (strikes << STRIKES_AT) + left
 }
 
 /// The most nano-tokens a budget saves: the deposits of the last `SAVED_REQUESTS` requests, or

@@ -1,5 +1,7 @@
 //! The budget's own tests: the settings, the floor's pause, and threads racing across windows.
 
+use std::sync::atomic::AtomicBool;
+
 use super::*;
 
 #[test]
@@ -80,11 +82,27 @@ fn bad_settings_are_refused() {
 
 /// Waits, spinning, until `threads` threads have arrived for `round` (counted from 0): a burst
 /// released this way starts within a few instructions on every thread, where a
-/// `std::sync::Barrier` wakes them one by one, microseconds apart.
-fn spin_until_all_arrive(arrived: &AtomicU64, threads: u64, round: u64) {
+/// `std::sync::Barrier` wakes them one by one, microseconds apart. `false` if a thread panicked
+/// (the others would wait for it for ever).
+fn spin_until_all_arrive(arrived: &AtomicU64, gone: &AtomicBool, threads: u64, round: u64) -> bool {
     arrived.fetch_add(1, Ordering::AcqRel);
     while arrived.load(Ordering::Acquire) < threads * (round + 1) {
+        if gone.load(Ordering::Acquire) {
+            return false;
+        }
         std::hint::spin_loop();
+    }
+    true
+}
+
+/// Tells the other threads of a burst, when dropped by a panic, not to wait for this one.
+struct LeaveOnPanic<'a>(&'a AtomicBool);
+
+impl Drop for LeaveOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Release);
+        }
     }
 }
 
@@ -116,13 +134,16 @@ fn threads_racing_a_window_roll_never_get_a_fourth_floor() {
             budget
         })
         .collect();
-    let arrived = AtomicU64::new(0);
+    let (arrived, gone) = (AtomicU64::new(0), AtomicBool::new(false));
     let floors: Vec<AtomicU64> = budgets.iter().map(|_| AtomicU64::new(1)).collect();
     std::thread::scope(|scope| {
         for _ in 0..THREADS {
             scope.spawn(|| {
+                let _leave = LeaveOnPanic(&gone);
                 for (round, (budget, floors)) in budgets.iter().zip(&floors).enumerate() {
-                    spin_until_all_arrive(&arrived, THREADS, round as u64);
+                    if !spin_until_all_arrive(&arrived, &gone, THREADS, round as u64) {
+                        return;
+                    }
                     let at = budget.state.origin + window * 2;
                     for _ in 0..2 {
                         if budget.take_at(at) == Some(Taken::Floor) {
@@ -145,4 +166,64 @@ fn threads_racing_a_window_roll_never_get_a_fourth_floor() {
         over += u64::from(floors > 3 * u64::from(FLOOR));
     }
     assert_eq!(over, 0, "{over} of {TRIALS} bursts drew more than 3 floors");
+}
+
+#[test]
+fn a_retry_given_back_returns_to_its_store_never_past_its_cap() {
+    let budget = RetryBudget::new(1.0, 3, Duration::from_secs(3600)).unwrap();
+    let now = budget.state.origin;
+    assert_eq!(budget.take_at(now), Some(Taken::Floor));
+    assert_eq!(budget.take_at(now), Some(Taken::Floor));
+    budget.give_back(Taken::Floor);
+    assert_eq!(budget.retries_left(), 2);
+    budget.give_back(Taken::Floor);
+    budget.give_back(Taken::Floor);
+    assert_eq!(budget.retries_left(), 3, "never past the floor");
+    (0..3).for_each(|_| assert_eq!(budget.take_at(now), Some(Taken::Floor)));
+    budget.give_back(Taken::Floor);
+    assert_eq!(budget.retries_left(), 1, "back to an empty floor");
+
+    budget.deposit();
+    budget.deposit();
+    assert_eq!(budget.take_at(now), Some(Taken::Earned));
+    budget.give_back(Taken::Earned);
+    assert_eq!(budget.retries_left(), 3);
+    // Earnings are capped at the deposits of 1000 requests.
+    for _ in 0..998 {
+        budget.deposit();
+    }
+    budget.give_back(Taken::Earned);
+    assert_eq!(budget.retries_left(), 1001);
+}
+
+#[test]
+fn debug_shows_the_settings_and_what_is_left() {
+    let budget = RetryBudget::new(0.25, 3, Duration::from_secs(2)).unwrap();
+    for _ in 0..8 {
+        budget.deposit();
+    }
+    assert_eq!(
+        format!("{budget:?}"),
+        "RetryBudget { ratio: 0.25, floor: 3, window: 2s, retries_left: 5 }"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_budget_per_key_counts_its_windows_from_its_own_creation() {
+    let second = Duration::from_secs(1);
+    let template = RetryBudget::new(0.5, 2, second).unwrap();
+    for _ in 0..10 {
+        template.deposit();
+    }
+    tokio::time::advance(Duration::from_millis(600)).await;
+    let fresh = template.fresh();
+    assert_eq!(fresh.retries_left(), 2, "the settings, and nothing earned");
+    assert_eq!(fresh.state.deposit, template.state.deposit);
+    assert_eq!((0..5).filter(|_| fresh.withdraw()).count(), 2);
+    fresh.succeeded();
+    // 1.2 s: the template's second window, but still the first of the fresh budget.
+    tokio::time::advance(Duration::from_millis(600)).await;
+    assert!(!fresh.withdraw());
+    tokio::time::advance(Duration::from_millis(400)).await;
+    assert_eq!((0..5).filter(|_| fresh.withdraw()).count(), 2);
 }
