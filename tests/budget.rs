@@ -114,6 +114,11 @@ fn retries_granted(ratio: f64, requests: u64) -> u64 {
         budget.deposit();
         while budget.withdraw() {
             granted += 1;
+            // Every ratio here is at most 5: a budget that never runs out fails rather than hangs.
+            assert!(
+                granted <= 5 * requests,
+                "{granted} retries for {requests} requests"
+            );
         }
     }
     granted
