@@ -171,3 +171,85 @@ async fn unseeded_requests_draw_different_jitter_too() {
     // Full jitter over 10 s in nanoseconds: a repeat would mean a shared sequence.
     assert_eq!(delays.len(), 8, "{delays:?}");
 }
+
+/// The field a backoff's `validate` refuses, or `None` when it accepts it.
+fn refused(backoff: ExponentialBackoff) -> Option<&'static str> {
+    backoff.validate().err().map(|err| err.field())
+}
+
+#[test]
+fn validation_names_the_field_and_allows_the_bounds_themselves() {
+    let ok = ExponentialBackoff::new(ms(100), 2.0, secs(5));
+    assert_eq!(refused(ok), None);
+    let zero = ExponentialBackoff::new(Duration::ZERO, 2.0, secs(5));
+    assert_eq!(refused(zero), Some("backoff.initial"));
+    for multiplier in [f64::NAN, f64::INFINITY, 0.5, 0.999] {
+        let backoff = ExponentialBackoff::new(ms(100), multiplier, secs(5));
+        assert_eq!(refused(backoff), Some("backoff.multiplier"), "{multiplier}");
+    }
+    // A multiplier of exactly 1 is a constant delay, and allowed.
+    assert_eq!(
+        refused(ExponentialBackoff::new(ms(100), 1.0, secs(5))),
+        None
+    );
+    assert_eq!(
+        refused(ExponentialBackoff::new(secs(6), 2.0, secs(5))),
+        Some("backoff.initial")
+    );
+    assert_eq!(refused(ok.with_min(secs(6))), Some("backoff.min"));
+    // `initial` and `min` may each be exactly `max`.
+    assert_eq!(
+        refused(ExponentialBackoff::new(secs(5), 2.0, secs(5)).with_min(secs(5))),
+        None
+    );
+    for spread in [f64::NAN, f64::INFINITY, -0.1, 1.1] {
+        let backoff = ok.with_jitter(Jitter::Spread(spread));
+        assert_eq!(refused(backoff), Some("backoff.jitter"), "{spread}");
+    }
+    for spread in [0.0, 0.2, 1.0] {
+        assert_eq!(refused(ok.with_jitter(Jitter::Spread(spread))), None);
+    }
+}
+
+#[test]
+fn a_layer_refuses_a_backoff_that_validate_refuses() {
+    let err = RetryLayer::builder()
+        .backoff(ExponentialBackoff::new(Duration::ZERO, 2.0, secs(5)))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.field(), "backoff.initial");
+}
+
+#[test]
+fn the_jitter_set_is_the_jitter_read() {
+    let backoff = ExponentialBackoff::default();
+    assert_eq!(backoff.jitter(), Jitter::Full);
+    for jitter in [
+        Jitter::None,
+        Jitter::Equal,
+        Jitter::Decorrelated,
+        Jitter::Spread(0.3),
+    ] {
+        assert_eq!(backoff.with_jitter(jitter).jitter(), jitter);
+    }
+}
+
+#[test]
+fn a_spread_of_20_percent_falls_within_it_on_both_sides_of_the_base() {
+    let backoff = ExponentialBackoff::new(secs(1), 2.0, secs(10)).with_jitter(Jitter::Spread(0.2));
+    let factors: Vec<f64> = (0..1000)
+        .map(|seed| backoff.delay(1, Duration::ZERO, seed).as_secs_f64())
+        .collect();
+    for factor in &factors {
+        assert!((0.8..=1.2).contains(factor), "{factor}");
+    }
+    let below = factors.iter().filter(|f| **f < 1.0).count();
+    // Uniform over 0.8..=1.2: about half below the base, and the draws reach near both ends.
+    assert!(
+        (400..=600).contains(&below),
+        "{below} of 1000 below the base"
+    );
+    let lowest = factors.iter().copied().fold(f64::INFINITY, f64::min);
+    let highest = factors.iter().copied().fold(0.0, f64::max);
+    assert!(lowest < 0.81 && highest > 1.19, "{lowest}..{highest}");
+}

@@ -114,6 +114,11 @@ fn retries_granted(ratio: f64, requests: u64) -> u64 {
         budget.deposit();
         while budget.withdraw() {
             granted += 1;
+            // Every ratio here is at most 5: a budget that never runs out fails rather than hangs.
+            assert!(
+                granted <= 5 * requests,
+                "{granted} retries for {requests} requests"
+            );
         }
     }
     granted
@@ -147,4 +152,18 @@ proptest::proptest! {
         let granted = retries_granted(any_ratio, requests) as f64;
         proptest::prop_assert!(granted <= any_ratio * requests as f64, "ratio {} gave {}", any_ratio, granted);
     }
+}
+
+#[test]
+fn ratios_are_kept_to_the_billionth_and_savings_to_1000_requests() {
+    // 4.1 is 4.0999999999999996 in binary: rounded to the nanotoken, not down.
+    assert_eq!(retries_granted(4.1, 10), 41);
+    // A tenth of a nanotoken under 0.5 is rounded down: two requests never make one retry.
+    assert_eq!(retries_granted(0.499_999_999_6, 2), 0);
+    let budget = RetryBudget::new(1.0, 0, secs(3600)).unwrap();
+    for _ in 0..1001 {
+        budget.deposit();
+    }
+    assert_eq!(budget.retries_left(), 1000);
+    assert_eq!((0..2000).filter(|_| budget.withdraw()).count(), 1000);
 }

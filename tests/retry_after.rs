@@ -60,6 +60,128 @@ fn a_two_digit_year_follows_the_clock_into_the_next_century() {
     assert_eq!(wait, Duration::from_secs((365 * 15 + 3) * SECONDS_PER_DAY));
 }
 
+/// Seconds from `now` to `at` (both seconds since 1970), as a wait.
+fn wait(now: u64, at: u64) -> Option<Duration> {
+    Some(Duration::from_secs(at - now))
+}
+
+#[test]
+fn the_50_year_rule_compares_the_whole_date_to_the_second() {
+    let now = december_2026();
+    let today = 1_796_083_200;
+    // 2076-01-02 is 49 years and a month ahead: this century, though 76 - 26 is 50.
+    assert_eq!(
+        parse_retry_after(b"Thursday, 02-Jan-76 00:00:00 GMT", now),
+        wait(today, 3_345_148_800)
+    );
+    // Exactly 50 years ahead is not more than 50 years ahead; a second later is.
+    assert_eq!(
+        parse_retry_after(b"Tuesday, 01-Dec-76 00:00:00 GMT", now),
+        wait(today, 3_374_006_400)
+    );
+    assert_eq!(
+        parse_retry_after(b"Wednesday, 01-Dec-76 00:00:01 GMT", now),
+        Some(Duration::ZERO),
+        "1976-12-01 (a Wednesday), long past"
+    );
+    assert_eq!(
+        parse_retry_after(b"Tuesday, 01-Dec-76 00:00:01 GMT", now),
+        None,
+        "2076-12-01 was a Tuesday, but 00:00:01 of it is 1976's"
+    );
+    // 2077-01-01 is more than 50 years ahead: 1977 (a Saturday).
+    assert_eq!(
+        parse_retry_after(b"Saturday, 01-Jan-77 00:00:00 GMT", now),
+        Some(Duration::ZERO)
+    );
+    assert_eq!(
+        parse_retry_after(b"Friday, 01-Jan-77 00:00:00 GMT", now),
+        None
+    );
+}
+
+#[test]
+fn a_clock_near_year_10000_reads_two_digit_years_without_panicking() {
+    // 9990-01-01 00:00:00 UTC.
+    let in_9990 = 253_086_768_000;
+    let now = UNIX_EPOCH + Duration::from_secs(in_9990);
+    // "99" is 9999, nine years ahead: the last second httpdate can write.
+    assert_eq!(
+        parse_retry_after(b"Friday, 31-Dec-99 23:59:59 GMT", now),
+        wait(in_9990, 253_402_300_799)
+    );
+    // "05" is 10005: 15 years ahead, and past what an HTTP-date can be. Not 1905, nor 9905.
+    assert_eq!(
+        parse_retry_after(b"Monday, 01-Jan-05 00:00:00 GMT", now),
+        None
+    );
+    // A clock past 9999 reads as the last second of 9999.
+    let later = UNIX_EPOCH + Duration::from_secs(300_000_000_000);
+    assert_eq!(
+        parse_retry_after(b"Friday, 31-Dec-99 23:59:59 GMT", later),
+        Some(Duration::ZERO)
+    );
+}
+
+#[test]
+fn rfc850_dates_off_by_a_byte_are_ignored() {
+    let now = december_2026();
+    assert_eq!(
+        parse_retry_after(b"Friday, 01-Jan-27 00:00:00 GMT", now),
+        Some(Duration::from_secs(31 * SECONDS_PER_DAY))
+    );
+    for value in [
+        "Fri, 01-Jan-27 00:00:00 GMT",
+        "friday, 01-Jan-27 00:00:00 GMT",
+        "Friday 01-Jan-27 00:00:00 GMT",
+        "Friday, 01 Jan-27 00:00:00 GMT",
+        "Friday, 01-Jan 27 00:00:00 GMT",
+        "Friday, 01-Jan-27 00:00:00 GMTX",
+        "Friday, 01-Jan-27  00:00:00 GMT",
+        "Friday, 01-Jan-027 00:00:00 GMT",
+        "Friday, 1-Jan-27 00:00:00 GMT",
+        // Thursday's lengths (32 and 31 bytes) are nobody else's, so these reach the RFC 850
+        // reader rather than the other forms'.
+        "Thursday, 31-Dec-26 00:00:00 GM",
+        "Thursday, 31-Dec-26 00:00:00 GMTX",
+        "Friday, 01-Jan-2X 00:00:00 GMT",
+        "Friday, 01-Foo-27 00:00:00 GMT",
+    ] {
+        assert_eq!(parse_retry_after(value.as_bytes(), now), None, "{value}");
+    }
+}
+
+#[test]
+fn a_clock_before_1970_reads_dates_before_1970_exactly() {
+    // 1954-11-06 08:49:27 UTC, ten seconds before the date.
+    let now = UNIX_EPOCH - Duration::from_secs(478_192_233);
+    for value in [
+        &b"Sat, 06 Nov 1954 08:49:37 GMT"[..],
+        b"Sat Nov  6 08:49:37 1954",
+    ] {
+        assert_eq!(
+            parse_retry_after(value, now),
+            Some(Duration::from_secs(10)),
+            "{}",
+            String::from_utf8_lossy(value)
+        );
+    }
+}
+
+#[test]
+fn the_first_retry_after_header_is_read() {
+    use http::HeaderMap;
+    use http::header::RETRY_AFTER;
+    use tower_tenacity::http::retry_after;
+
+    let now = december_2026();
+    let mut headers = HeaderMap::new();
+    assert_eq!(retry_after(&headers, now), None);
+    headers.append(RETRY_AFTER, "120".parse().unwrap());
+    headers.append(RETRY_AFTER, "5".parse().unwrap());
+    assert_eq!(retry_after(&headers, now), Some(Duration::from_secs(120)));
+}
+
 #[test]
 fn a_valid_date_before_1970_is_in_the_past() {
     let now = december_2026();

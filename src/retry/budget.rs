@@ -24,10 +24,18 @@
 //! recovers (`examples/fleet` shows it). A quiet service keeps its floor, and so does one
 //! unlucky request whose attempts fail slowly across two windows: only a failure that lasts
 //! pauses it.
+//!
+//! The floor, the count of windows that drew on it and whether a call succeeded are one word,
+//! and each change to it (a draw, a success, a window's roll) is one atomic read-modify-write of
+//! that word. A roll therefore counts every draw made before it and wipes out none made after
+//! it, however threads interleave; a draw that comes between the window's move and the floor's
+//! roll is taken from the old window's floor, and counted there. (Kept in separate atomics, a
+//! draw could land between the roll's reading of the floor and its refill, unseen, and the
+//! bound below failed under contention.)
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -38,7 +46,14 @@ use crate::error::{ConfigError, ConfigProblem};
 const TOKEN: i64 = 1_000_000_000;
 
 /// Windows drawing on the floor with no success since, after which the floor pauses.
-const PAUSE_AFTER: u32 = 2;
+const PAUSE_AFTER: u64 = 2;
+
+/// The floor's word: retries left in this window's floor in the low 32 bits (a floor is a
+/// `u32`), the strikes in the next two, and whether a call succeeded since the window rolled
+/// in the bit after them.
+const LEFT: u64 = 0xFFFF_FFFF;
+const STRIKES_AT: u32 = 32;
+const SUCCEEDED: u64 = 1 << 34;
 
 /// Earned tokens are capped at the deposits of this many requests (or one whole token, if that
 /// is more).
@@ -49,8 +64,9 @@ const SAVED_REQUESTS: i64 = 1000;
 /// Under a sustained 100% failure the inner service sees at most
 /// `(1 + ratio) × requests + 3 × floor` calls, however many attempts each request may make:
 /// the floor of the window in which the failure began and of the next two, then none until a
-/// call succeeds. The bound is exact: a ratio is kept to the billionth (rounded down past that), so
-/// `0.0015` allows 15 retries per 10 000 requests, not one more.
+/// call succeeds. The bound is exact, however many threads share the budget: a ratio is kept to
+/// the billionth (rounded down past that), so `0.0015` allows 15 retries per 10 000 requests,
+/// not one more.
 ///
 /// ```
 /// use std::time::Duration;
@@ -71,20 +87,17 @@ struct State {
     deposit: i64,
     /// The most nano-tokens that can be saved up.
     cap: i64,
-    floor: i64,
+    floor: u64,
     window: Duration,
     origin: Instant,
     /// Nano-tokens earned by requests and not yet spent.
     earned: AtomicI64,
-    /// Retries left from this window's floor.
-    floor_left: AtomicI64,
-    /// The window (counted from `origin`) that `floor_left` belongs to.
+    /// The floor's word (see `LEFT`): retries left from this window's floor, the windows that
+    /// drew on it with no call succeeding since (at `PAUSE_AFTER` the floor is paused), and
+    /// whether a call succeeded since the window rolled.
+    floor_word: AtomicU64,
+    /// The window (counted from `origin`) that the floor's word belongs to.
     current_window: AtomicU64,
-    /// A call succeeded since the window last rolled.
-    succeeded: AtomicBool,
-    /// Windows that drew on the floor with no call succeeding since; at `PAUSE_AFTER` the
-    /// floor is paused.
-    strikes: AtomicU32,
 }
 
 impl Default for RetryBudget {
@@ -131,10 +144,8 @@ impl RetryBudget {
             state: Arc::new(State {
                 origin: Instant::now(),
                 earned: AtomicI64::new(0),
-                floor_left: AtomicI64::new(state.floor),
+                floor_word: AtomicU64::new(state.floor),
                 current_window: AtomicU64::new(0),
-                succeeded: AtomicBool::new(false),
-                strikes: AtomicU32::new(0),
                 ..*state
             }),
         }
@@ -146,14 +157,12 @@ impl RetryBudget {
             state: Arc::new(State {
                 deposit,
                 cap: saving_cap(deposit),
-                floor: i64::from(floor),
+                floor: u64::from(floor),
                 window,
                 origin: Instant::now(),
                 earned: AtomicI64::new(0),
-                floor_left: AtomicI64::new(i64::from(floor)),
+                floor_word: AtomicU64::new(u64::from(floor)),
                 current_window: AtomicU64::new(0),
-                succeeded: AtomicBool::new(false),
-                strikes: AtomicU32::new(0),
             }),
         }
     }
@@ -177,9 +186,9 @@ impl RetryBudget {
     /// once the window has seen a success.
     #[inline]
     pub fn succeeded(&self) {
-        let flag = &self.state.succeeded;
-        if !flag.load(Ordering::Relaxed) {
-            flag.store(true, Ordering::Relaxed);
+        let word = &self.state.floor_word;
+        if word.load(Ordering::Relaxed) & SUCCEEDED == 0 {
+            word.fetch_or(SUCCEEDED, Ordering::AcqRel);
         }
     }
 
@@ -200,7 +209,7 @@ impl RetryBudget {
         self.roll_window(now);
         if take(&state.earned, TOKEN) {
             Some(Taken::Earned)
-        } else if take(&state.floor_left, 1) {
+        } else if take_floor(&state.floor_word) {
             Some(Taken::Floor)
         } else {
             None
@@ -211,21 +220,33 @@ impl RetryBudget {
     /// turned away), to the store it came from and never past that store's cap.
     pub(crate) fn give_back(&self, taken: Taken) {
         let state = &*self.state;
-        let (counter, amount, cap) = match taken {
-            Taken::Earned => (&state.earned, TOKEN, state.cap),
-            Taken::Floor => (&state.floor_left, 1, state.floor),
-        };
-        // The closure always returns Some, so this cannot fail.
-        let _ = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
-            Some(left.saturating_add(amount).min(cap.max(left)))
-        });
+        // The closures always return Some, so these cannot fail.
+        match taken {
+            Taken::Earned => {
+                let _ = state
+                    .earned
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                        Some(left.saturating_add(TOKEN).min(state.cap.max(left)))
+                    });
+            }
+            Taken::Floor => {
+                let _ =
+                    state
+                        .floor_word
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                            // A floor's word never holds more than the floor.
+                            let left = word & LEFT;
+                            Some(word - left + (left + 1).min(state.floor))
+                        });
+            }
+        }
     }
 
     /// Whole retries available now, ignoring the decay that the next withdrawal may apply.
     pub fn retries_left(&self) -> u64 {
         let earned = self.state.earned.load(Ordering::Relaxed).max(0) / TOKEN;
-        let floor = self.state.floor_left.load(Ordering::Relaxed).max(0);
-        (earned + floor) as u64
+        let floor = self.state.floor_word.load(Ordering::Relaxed) & LEFT;
+        earned as u64 + floor
     }
 
     /// Starts a new window when `now` is past the current one: refills the floor (unless it is
@@ -234,32 +255,31 @@ impl RetryBudget {
         let state = &*self.state;
         let elapsed = now.saturating_duration_since(state.origin).as_nanos();
         let window = u64::try_from(elapsed / state.window.as_nanos()).unwrap_or(u64::MAX);
-        let seen = state.current_window.load(Ordering::Acquire);
-        if window <= seen
-            || state
-                .current_window
-                .compare_exchange(seen, window, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-        {
-            return;
+        let mut seen = state.current_window.load(Ordering::Acquire);
+        // Each move of the window is one thread's: it rolls the floor once (windows skipped on
+        // the way were quiet) and halves the earnings once per window it moved over. A thread
+        // that lost the race to a nearer window still moves it to its own.
+        loop {
+            if window <= seen {
+                return;
+            }
+            match state.current_window.compare_exchange_weak(
+                seen,
+                window,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(current) => seen = current,
+            }
         }
-        // Only the thread that moved the window gets here, so the flags are its alone to update.
-        let drawn = state.floor_left.load(Ordering::Acquire) < state.floor;
-        let strikes = if state.succeeded.swap(false, Ordering::AcqRel) {
-            0
-        } else {
-            let strikes = state.strikes.load(Ordering::Acquire);
-            strikes + u32::from(drawn && strikes < PAUSE_AFTER)
-        };
-        state.strikes.store(strikes, Ordering::Release);
-        let floor = if strikes >= PAUSE_AFTER {
-            0
-        } else {
-            state.floor
-        };
-        state.floor_left.store(floor, Ordering::Release);
+        // The closures always return Some, so these cannot fail.
+        let _ = state
+            .floor_word
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+                Some(rolled(word, state.floor))
+            });
         let halvings = u32::try_from(window - seen).unwrap_or(u32::MAX).min(63);
-        // The closure always returns Some, so this cannot fail.
         let _ = state
             .earned
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |earned| {
@@ -268,9 +288,19 @@ impl RetryBudget {
     }
 }
 
-/// The nano-tokens one request deposits: `ratio` of a token, never more. A ratio written with at
-/// most nine decimals (`0.0015`) is a whole number of nano-tokens that `f64` holds a hair off;
-/// it is rounded to it. Any finer ratio is rounded down, so that the documented bound holds.
+/// The floor's word at the start of a new window, given the word that ends the last one: a full
+/// floor, or none once `PAUSE_AFTER` windows drew on it with no call succeeding since.
+fn rolled(word: u64, floor: u64) -> u64 {
+    let strikes = if word & SUCCEEDED != 0 {
+        0
+    } else {
+        let drawn = word & LEFT < floor;
+        ((word >> STRIKES_AT) + u64::from(drawn)).min(PAUSE_AFTER)
+    };
+    let left = if strikes >= PAUSE_AFTER { 0 } else { floor };
+    (strikes << STRIKES_AT) + left
+}
+
 /// The most nano-tokens a budget saves: the deposits of the last `SAVED_REQUESTS` requests, or
 /// one whole retry if that is less (a ratio under 1/1000 would otherwise never earn one).
 fn saving_cap(deposit: i64) -> i64 {
@@ -281,6 +311,9 @@ fn saving_cap(deposit: i64) -> i64 {
     }
 }
 
+/// The nano-tokens one request deposits: `ratio` of a token, never more. A ratio written with at
+/// most nine decimals (`0.0015`) is a whole number of nano-tokens that `f64` holds a hair off;
+/// it is rounded to it. Any finer ratio is rounded down, so that the documented bound holds.
 fn deposit_for(ratio: f64) -> i64 {
     let scaled = ratio * TOKEN as f64;
     let nearest = scaled.round();
@@ -293,7 +326,6 @@ fn deposit_for(ratio: f64) -> i64 {
     }
 }
 
-/// Subtracts `amount` from `counter` if it holds at least that much.
 /// Which store of a budget a retry was taken from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Taken {
@@ -301,12 +333,21 @@ pub(crate) enum Taken {
     Floor,
 }
 
+/// Subtracts `amount` from `counter` if it holds at least that much.
 fn take(counter: &AtomicI64, amount: i64) -> bool {
     counter
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
             (left >= amount).then_some(left - amount)
         })
         .is_ok()
+}
+
+/// Takes one retry from the floor's word if it has one left.
+fn take_floor(word: &AtomicU64) -> bool {
+    word.fetch_update(Ordering::AcqRel, Ordering::Acquire, |word| {
+        (word & LEFT > 0).then(|| word - 1)
+    })
+    .is_ok()
 }
 
 impl fmt::Debug for RetryBudget {
@@ -321,82 +362,4 @@ impl fmt::Debug for RetryBudget {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retries_are_a_share_of_requests_plus_the_floor() {
-        let budget = RetryBudget::new(0.5, 2, Duration::from_secs(3600)).unwrap();
-        for _ in 0..10 {
-            budget.deposit();
-        }
-        assert_eq!(budget.retries_left(), 7);
-        let granted = (0..100).filter(|_| budget.withdraw()).count();
-        assert_eq!(granted, 7);
-        assert_eq!(budget.retries_left(), 0);
-    }
-
-    #[test]
-    fn a_zero_ratio_leaves_only_the_floor() {
-        let budget = RetryBudget::new(0.0, 1, Duration::from_secs(3600)).unwrap();
-        budget.deposit();
-        assert!(budget.withdraw());
-        assert!(!budget.withdraw());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_floor_refills_and_earnings_decay_per_window() {
-        let budget = RetryBudget::new(1.0, 1, Duration::from_secs(1)).unwrap();
-        for _ in 0..8 {
-            budget.deposit();
-        }
-        // Spend the floor's retry last: earned tokens go first.
-        assert_eq!((0..9).filter(|_| budget.withdraw()).count(), 9);
-        assert!(!budget.withdraw());
-        budget.succeeded();
-        tokio::time::advance(Duration::from_millis(1500)).await;
-        assert!(budget.withdraw(), "a new window brings the floor back");
-        assert!(!budget.withdraw());
-        for _ in 0..8 {
-            budget.deposit();
-        }
-        budget.succeeded();
-        tokio::time::advance(Duration::from_secs(2)).await;
-        // Two windows later the 8 earned tokens are down to 2, plus the floor.
-        assert_eq!((0..10).filter(|_| budget.withdraw()).count(), 3);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_floor_spent_without_a_success_pauses_until_one() {
-        let second = Duration::from_secs(1);
-        let budget = RetryBudget::new(0.0, 2, second).unwrap();
-        // A quiet service keeps its floor, window after window.
-        tokio::time::advance(second * 3).await;
-        assert_eq!((0..5).filter(|_| budget.withdraw()).count(), 2);
-        // One window drew on the floor and nothing succeeded: the floor is still there.
-        tokio::time::advance(second).await;
-        assert_eq!((0..5).filter(|_| budget.withdraw()).count(), 2);
-        // Two did: no floor in the next ones.
-        for _ in 0..3 {
-            tokio::time::advance(second).await;
-            assert!(!budget.withdraw());
-        }
-        budget.succeeded();
-        tokio::time::advance(second).await;
-        assert_eq!((0..5).filter(|_| budget.withdraw()).count(), 2);
-        // Spent beside a success, the floor comes back.
-        budget.succeeded();
-        tokio::time::advance(second).await;
-        assert_eq!((0..5).filter(|_| budget.withdraw()).count(), 2);
-    }
-
-    #[test]
-    fn bad_settings_are_refused() {
-        let err = RetryBudget::new(f64::NAN, 1, Duration::from_secs(1)).unwrap_err();
-        assert_eq!(err.field(), "budget.ratio");
-        let err = RetryBudget::new(-0.1, 1, Duration::from_secs(1)).unwrap_err();
-        assert_eq!(err.field(), "budget.ratio");
-        let err = RetryBudget::new(0.1, 1, Duration::ZERO).unwrap_err();
-        assert_eq!(err.field(), "budget.window");
-    }
-}
+mod tests;

@@ -193,6 +193,36 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_may_start_exactly_at_the_elapsed_limit_and_wait_exactly_the_cap() {
+        let now = Instant::now();
+        let limits = Limits {
+            max_elapsed: Some(ms(500)),
+            ..LIMITS
+        };
+        // The first attempt started 400 ms ago: a retry 100 ms from now starts at exactly
+        // `max_elapsed`, which is still within it.
+        let late = Clock {
+            started: now - ms(400),
+            ..clock(now)
+        };
+        assert_eq!(
+            decide(&limits, 2, None, || Some(ms(100)), || late),
+            Verdict::Retry {
+                delay: ms(100),
+                at: now + ms(100)
+            }
+        );
+        // A hint of exactly the cap is honoured.
+        assert_eq!(
+            decide(&LIMITS, 1, Some(ms(60_000)), || None, || clock(now)),
+            Verdict::Retry {
+                delay: ms(60_000),
+                at: now + ms(60_000)
+            }
+        );
+    }
+
+    #[test]
     fn a_delay_beyond_any_clock_saturates() {
         let now = Instant::now();
         let verdict = decide(
