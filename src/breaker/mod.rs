@@ -71,7 +71,7 @@
 mod circuit;
 mod config;
 mod events;
-pub mod future;
+pub(crate) mod future;
 mod layer;
 mod settings;
 mod window;

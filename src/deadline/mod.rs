@@ -36,7 +36,7 @@
 //!   `remaining()`. For `http::Request`s, `CarryDeadlineLayer` (in the `http` module) on both
 //!   sides of the `Buffer` carries the deadline across in a request extension.
 
-pub mod future;
+pub(crate) mod future;
 mod layer;
 mod under;
 

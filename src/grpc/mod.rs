@@ -23,11 +23,3 @@ pub use self::deadline::{
 pub use self::peek::{PeekTrailers, PeekTrailersLayer, PeekedBody, PeekedTrailers};
 pub use self::preset::{GrpcOptions, GrpcResilience, GrpcResilienceBuilder, GrpcResilienceLayer};
 pub use self::status::{GrpcStatus, GrpcStatusBody, GrpcStatusLayer, to_status};
-
-/// The futures of this module's services, as tower keeps them: named by the services' `Future`
-/// types, seldom by users.
-pub mod future {
-    pub use super::deadline::GrpcDeadlineFuture;
-    pub use super::peek::PeekFuture;
-    pub use super::status::GrpcStatusFuture;
-}

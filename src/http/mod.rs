@@ -41,15 +41,4 @@ pub use self::server::{
     ClassifyResponse, ClassifyResponseLayer, ServerTimeout, ServerTimeoutLayer,
 };
 
-/// The futures of this module's services, as tower keeps them: named by the services' `Future`
-/// types, seldom by users.
-pub mod future {
-    pub use super::body_timeout::BodyTimeoutFuture;
-    pub use super::deadline_body::BodyDeadlineFuture;
-    pub use super::edge::HttpEdgeFuture;
-    pub use super::preset::HttpResilienceFuture;
-    #[cfg(feature = "reqwest")]
-    pub use super::reqwest::ReqwestFuture;
-    pub use super::server::{ClassifyResponseFuture, ServerTimeoutFuture};
-}
 pub use self::service::{AttemptHeader, AttemptHeaderLayer, Attempts};

@@ -1,18 +1,17 @@
 //! The standard HTTP client pipeline: [`ResilienceLayer::http`].
 
-use http::Request;
 use http::header::HeaderName;
 use tower_layer::Layer;
 
 use super::ByAuthority;
 use super::classify::HttpClassifier;
-use super::edge::{HttpEdge, HttpEdgeFuture};
-use super::replay::{DEFAULT_REPLAY_CAP, HttpReplay, ReplayBody};
+use super::edge::HttpEdge;
+use super::replay::{DEFAULT_REPLAY_CAP, HttpReplay};
 use super::service::{AttemptHeader, AttemptHeaderLayer};
 use crate::breaker::{CircuitBreaker, CircuitBreakerLayer};
 use crate::error::ConfigError;
 use crate::preset::{ResilienceBuilder, ResilienceLayer};
-use crate::retry::{self, Retry, RetryLayer};
+use crate::retry::{Retry, RetryLayer};
 use crate::timeout::Timeout;
 
 impl ResilienceLayer {
@@ -124,11 +123,6 @@ type Stack<S> = Retry<Attempts<S>, HttpClassifier, HttpReplay, ByAuthority>;
 /// errors) around retry, the circuit breaker, the attempt header and the attempt timeout of
 /// [`ResilienceLayer::http`].
 pub type HttpResilience<S> = HttpEdge<Stack<S>>;
-
-/// The future of an [`HttpResilience`] call.
-pub type HttpResilienceFuture<S, B> = HttpEdgeFuture<
-    retry::future::ResponseFuture<Attempts<S>, Request<ReplayBody<B>>, HttpClassifier, HttpReplay>,
->;
 
 impl Default for HttpResilienceLayer {
     fn default() -> Self {

@@ -51,7 +51,7 @@ mod backoff;
 mod budget;
 mod decide;
 mod events;
-pub mod future;
+pub(crate) mod future;
 mod hedge;
 mod latencies;
 mod layer;

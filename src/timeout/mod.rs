@@ -15,7 +15,7 @@
 //! deadline's error (scope [`Total`](crate::TimeoutScope::Total)): an attempt never outlives
 //! the call it belongs to, and the presets need no second timer for the deadline.
 
-pub mod future;
+pub(crate) mod future;
 mod layer;
 
 use std::task::{Context, Poll};
