@@ -17,9 +17,8 @@ mod status;
 
 pub use self::classify::{GrpcClassifier, PUSHBACK, grpc_reason, response_status};
 pub use self::deadline::{
-    GRPC_TIMEOUT, GrpcDeadline, GrpcDeadlineBody, GrpcDeadlineLayer, GrpcTimeout, GrpcTimeoutLayer,
-    decode_grpc_timeout, encode_grpc_timeout,
+    GRPC_TIMEOUT, GrpcDeadlineBody, GrpcDeadlineLayer, GrpcTimeoutLayer, decode_grpc_timeout,
 };
-pub use self::peek::{PeekTrailers, PeekTrailersLayer, PeekedBody, PeekedTrailers};
-pub use self::preset::{GrpcOptions, GrpcResilience, GrpcResilienceBuilder, GrpcResilienceLayer};
-pub use self::status::{GrpcStatus, GrpcStatusBody, GrpcStatusLayer, to_status};
+pub use self::peek::{PeekTrailersLayer, PeekedTrailers};
+pub use self::preset::{GrpcResilience, GrpcResilienceBuilder, GrpcResilienceLayer};
+pub use self::status::{GrpcStatusLayer, to_status};

@@ -19,8 +19,8 @@ mod retry_after;
 mod server;
 mod service;
 
-pub use self::body_timeout::{BodyTimeout, BodyTimeoutLayer, TimeoutBody};
-pub use self::carry::{CarriedDeadline, CarryDeadline, CarryDeadlineLayer};
+pub use self::body_timeout::BodyTimeoutLayer;
+pub use self::carry::{CarriedDeadline, CarryDeadlineLayer};
 pub use self::classify::{HttpClassifier, IDEMPOTENCY_KEY, Idempotent, classify_http_error};
 pub use self::clients::HttpClient;
 #[cfg(feature = "hyper")]
@@ -29,16 +29,17 @@ pub use self::clients::HyperResilience;
 pub use self::clients::ReqwestResilience;
 #[cfg(feature = "grpc")]
 pub(crate) use self::deadline_body::Alarm;
-pub use self::deadline_body::{BodyDeadline, BodyDeadlineLayer, DeadlineBody};
-pub use self::edge::HttpEdge;
-pub use self::host::{ByAuthority, HostKey};
-pub use self::preset::{HttpOptions, HttpResilience, HttpResilienceBuilder, HttpResilienceLayer};
+pub use self::deadline_body::{BodyDeadlineLayer, DeadlineBody};
+pub use self::host::ByAuthority;
+pub use self::preset::{HttpResilience, HttpResilienceBuilder, HttpResilienceLayer};
 pub use self::replay::{DEFAULT_REPLAY_CAP, HttpReplay, ReplayBody, ReplayError};
 #[cfg(feature = "reqwest")]
 pub use self::reqwest::Reqwest;
 pub use self::retry_after::{parse_retry_after, retry_after};
-pub use self::server::{
-    ClassifyResponse, ClassifyResponseLayer, ServerTimeout, ServerTimeoutLayer,
-};
+pub use self::server::{ClassifyResponseLayer, ServerTimeoutLayer};
 
-pub use self::service::{AttemptHeader, AttemptHeaderLayer, Attempts};
+pub use self::service::{AttemptHeaderLayer, Attempts};
+// Services and bodies the layers above make: `pub` types, named by the layers' `Service` types
+// and the presets' aliases rather than by path.
+#[cfg(feature = "grpc")]
+pub(crate) use self::{edge::HttpEdge, service::AttemptHeader};

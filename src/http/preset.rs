@@ -118,7 +118,7 @@ type Attempts<S> = CircuitBreaker<AttemptHeader<Timeout<S>>, HttpClassifier, ByA
 /// The retry stack inside an [`HttpResilience`].
 type Stack<S> = Retry<Attempts<S>, HttpClassifier, HttpReplay, ByAuthority>;
 
-/// The service [`HttpResilienceLayer`] makes of a client `S`: the [`HttpEdge`] (request bodies
+/// The service [`HttpResilienceLayer`] makes of a client `S`: the HTTP edge (request bodies
 /// made replayable, the deadline, the attempt count on a retried response, the request named in
 /// errors) around retry, the circuit breaker, the attempt header and the attempt timeout of
 /// [`ResilienceLayer::http`].
