@@ -78,12 +78,12 @@ async fn the_breaker_counts_with_a_classifier_set_after_it() {
         outcome_fn(|_: Result<&u32, &BoxError>| Classification::retryable(Reason::Status(503)));
     let set_after = ResilienceLayer::builder(DefaultClassifier)
         .circuit_breaker(breaker(100))
-        .classifier(everything_fails.clone())
+        .classifier(everything_fails)
         .build()
         .unwrap();
     let set_within = ResilienceLayer::builder(DefaultClassifier)
         .circuit_breaker(breaker(100))
-        .retry_with(|retry| retry.classifier(everything_fails.clone()))
+        .retry_with(|retry| retry.classifier(everything_fails))
         .build()
         .unwrap();
     for layer in [set_after, set_within] {

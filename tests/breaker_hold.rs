@@ -17,14 +17,11 @@ fn ms(ms: u64) -> Duration {
 /// A call to `host` that succeeds or fails.
 type Request = (&'static str, bool);
 
-/// A breaker with one circuit per host over a service that answers as told; what each call
-/// came to: `Ok(answered)`, or `Err(held)` for a rejection.
-fn per_host(
-    config: BreakerConfig,
-) -> (
-    impl FnMut(&'static str, bool) -> std::pin::Pin<Box<dyn Future<Output = Result<bool, bool>>>>,
-    BreakerHandle,
-) {
+/// What a call came to: `Ok(answered)`, or `Err(held)` for a rejection.
+type Called = std::pin::Pin<Box<dyn Future<Output = Result<bool, bool>>>>;
+
+/// A breaker with one circuit per host over a service that answers as told.
+fn per_host(config: BreakerConfig) -> (impl FnMut(&'static str, bool) -> Called, BreakerHandle) {
     let layer = CircuitBreakerLayer::builder(config)
         .per_key(key_fn(|(host, _): &Request| *host))
         .build()
@@ -47,7 +44,7 @@ fn per_host(
                     _ => Ok(false),
                 },
             }
-        }) as std::pin::Pin<Box<dyn Future<Output = _>>>
+        }) as Called
     };
     (call, handle)
 }
