@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_tenacity::breaker::{BreakerConfig, BreakerPlan, CircuitBreakerLayer, CircuitState};
 use tower_tenacity::classify::{
-    Classification, ClassifyOutcome, DefaultClassifier, NotSent, Reason,
+    Classification, ClassifyOutcome, DefaultClassifier, NotSent, Reason, outcome_fn,
 };
 use tower_tenacity::retry::{CloneReplay, ExponentialBackoff, Jitter, RetryBudget};
 use tower_tenacity::scope::key_fn;
@@ -60,7 +60,7 @@ fn breaker(break_ms: u64) -> BreakerConfig {
 fn stack(
     break_ms: u64,
     total_ms: u64,
-) -> ResilienceBuilder<DefaultClassifier, CloneReplay, (), BreakerPlan<DefaultClassifier>> {
+) -> ResilienceBuilder<DefaultClassifier, CloneReplay, (), BreakerPlan> {
     ResilienceLayer::builder(DefaultClassifier)
         .total_timeout(ms(total_ms))
         .attempt_timeout(ms(50))
@@ -68,6 +68,30 @@ fn stack(
         .backoff(ExponentialBackoff::new(ms(10), 1.0, ms(10)).with_jitter(Jitter::None))
         .no_budget()
         .circuit_breaker(breaker(break_ms))
+}
+
+/// The stack has one classifier, whatever order the builder's methods come in: one set after
+/// `circuit_breaker` (here, one that calls every answer a failure) is the breaker's too.
+#[tokio::test(start_paused = true)]
+async fn the_breaker_counts_with_a_classifier_set_after_it() {
+    let everything_fails =
+        outcome_fn(|_: Result<&u32, &BoxError>| Classification::retryable(Reason::Status(503)));
+    let set_after = ResilienceLayer::builder(DefaultClassifier)
+        .circuit_breaker(breaker(100))
+        .classifier(everything_fails)
+        .build()
+        .unwrap();
+    let set_within = ResilienceLayer::builder(DefaultClassifier)
+        .circuit_breaker(breaker(100))
+        .retry_with(|retry| retry.classifier(everything_fails))
+        .build()
+        .unwrap();
+    for layer in [set_after, set_within] {
+        let handle = layer.breaker().handle();
+        let (_, svc) = failing_first(0);
+        let _ = layer.layer(svc).oneshot(7).await;
+        assert_eq!(handle.snapshot().state, CircuitState::Open);
+    }
 }
 
 /// Retry waits out the rest of the break (the rejection's hint) when the deadline allows, and

@@ -1,67 +1,80 @@
-//! One circuit's state machine, in one atomic word.
+//! One circuit's state machine: a word read without a lock, changed under one.
 //!
-//! The word holds the state (3 bits), an epoch (8 bits) that every change of state advances,
-//! and the state's data: the end of the break while open (microseconds since the circuit was
-//! made), the probes left and the probes that succeeded while half-open. Every change is one
-//! compare-and-swap from the word that was read, so that of two calls that would change it at
-//! once exactly one does, and a call admitted in one epoch cannot change another: a probe's
-//! outcome that arrives after its half-open episode ended, or a failure admitted before the
-//! circuit last closed, counts for nothing.
+//! The word holds the state (3 bits) and the circuit's generation (61 bits), which every
+//! change of state advances. A call let through carries the generation it was let through in,
+//! and its outcome counts only while the circuit is still in it: a probe's outcome that arrives
+//! after its half-open episode ended, the permit of a probe dropped then, or a failure admitted
+//! before the circuit last closed, counts for nothing. The generation never wraps: each change
+//! takes the circuit's lock, and at one change every 20 ns 2^61 changes take 1 400 years.
+//!
+//! A change of state and the state's data (the end of the break while open; the probes let
+//! through and the probes that succeeded while half-open) change together, under the lock. No
+//! call takes it on its way through a closed circuit, nor to be rejected while the break lasts
+//! or while every probe is out: those read the word (and, while open, the break's end, written
+//! before the word). Only a change takes it, and a half-open circuit's probes: a few calls per
+//! break. An operator's hold is a flag beside the circuits ([`Shared`]), which every circuit
+//! follows when a call finds it out of step.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::events::{self, Cause, CircuitState, Observer, Snapshot, Transition};
+use super::events::{Cause, CircuitState};
 use super::settings::Settings;
 use super::window::Window;
 
+mod hold;
+mod report;
+#[cfg(test)]
+mod tests;
+
+pub(crate) use self::hold::Shared;
+
 const CLOSED: u64 = 0;
 const OPEN: u64 = 1;
+/// Half-open, with probes still to let through.
 const HALF_OPEN: u64 = 2;
-const HELD_OPEN: u64 = 3;
-const HELD_CLOSED: u64 = 4;
-
-const EPOCH_SHIFT: u32 = 3;
-const PAYLOAD_SHIFT: u32 = 11;
-/// The latest end of a break: 2^53 µs, 285 years.
-const PAYLOAD_MAX: u64 = (1 << (64 - PAYLOAD_SHIFT)) - 1;
-/// In a half-open word: probes left in the low 16 bits, successes in the next 16.
-const PERMIT: u64 = 1 << PAYLOAD_SHIFT;
-const SUCCESS: u64 = 1 << (PAYLOAD_SHIFT + 16);
-
-fn pack(tag: u64, epoch: u8, payload: u64) -> u64 {
-    tag | (u64::from(epoch) << EPOCH_SHIFT) | (payload << PAYLOAD_SHIFT)
-}
+/// Half-open, with every probe out.
+const PROBING: u64 = 3;
+const HELD_OPEN: u64 = 4;
+const HELD_CLOSED: u64 = 5;
+const TAG_BITS: u32 = 3;
+const TAG: u64 = (1 << TAG_BITS) - 1;
 
 fn tag(word: u64) -> u64 {
-    word & 0b111
+    word & TAG
 }
 
-fn epoch(word: u64) -> u8 {
-    (word >> EPOCH_SHIFT) as u8
+fn generation(word: u64) -> u64 {
+    word >> TAG_BITS
 }
 
-fn payload(word: u64) -> u64 {
-    word >> PAYLOAD_SHIFT
+/// The word of the generation after `from`'s, in state `tag`.
+fn advance(from: u64, tag: u64) -> u64 {
+    ((generation(from) + 1) << TAG_BITS) | tag
+}
+
+/// `word` in state `tag`, in the same generation (half-open with or without probes left).
+fn retag(word: u64, tag: u64) -> u64 {
+    (word & !TAG) | tag
 }
 
 fn state(word: u64) -> CircuitState {
     match tag(word) {
         CLOSED => CircuitState::Closed,
         OPEN => CircuitState::Open,
-        HALF_OPEN => CircuitState::HalfOpen,
+        HALF_OPEN | PROBING => CircuitState::HalfOpen,
         HELD_OPEN => CircuitState::HeldOpen,
         _ => CircuitState::HeldClosed,
     }
 }
 
-/// A call let through: the epoch it was let through in, and whether it is a probe.
+/// A call let through: the generation it was let through in, and whether it is a probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Pass {
-    pub(crate) epoch: u8,
+    pub(crate) generation: u64,
     pub(crate) probe: bool,
 }
 
@@ -73,22 +86,39 @@ pub(crate) struct Rejection {
     pub(crate) held: bool,
 }
 
+const PROBES_OUT: Rejection = Rejection {
+    remaining: None,
+    held: false,
+};
+
+/// What changes only with the state, under the circuit's lock.
+#[derive(Debug, Default)]
+struct Guarded {
+    /// While half-open: probes still to let through, and probes that succeeded.
+    left: u32,
+    succeeded: u32,
+    /// Times opened since the circuit last closed.
+    opens: u32,
+    /// Breaks drawn so far: the jitter's sequence.
+    breaks: u64,
+}
+
 /// One circuit: its state word, its window and its counters.
 pub(crate) struct Circuit {
-    settings: Arc<Settings>,
-    observer: Option<Arc<dyn Observer>>,
+    shared: Arc<Shared>,
     word: AtomicU64,
+    /// The end of the break (µs), while open.
+    until: AtomicU64,
+    guarded: Mutex<Guarded>,
     window: Window,
     consecutive: AtomicU32,
-    opens: AtomicU32,
-    /// Breaks drawn so far: the jitter's sequence.
-    breaks: AtomicU64,
     seed: u64,
     origin: Instant,
 }
 
 impl Circuit {
-    pub(crate) fn new(settings: Arc<Settings>, observer: Option<Arc<dyn Observer>>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        let settings = &shared.settings;
         let window = if settings.windowed() {
             Window::new(settings.bucket_us, settings.buckets)
         } else {
@@ -96,19 +126,18 @@ impl Circuit {
         };
         Circuit {
             seed: settings.seed.unwrap_or_else(|| fastrand::u64(..)),
-            settings,
-            observer,
-            word: AtomicU64::new(pack(CLOSED, 0, 0)),
+            shared,
+            word: AtomicU64::new(CLOSED),
+            until: AtomicU64::new(0),
+            guarded: Mutex::new(Guarded::default()),
             window,
             consecutive: AtomicU32::new(0),
-            opens: AtomicU32::new(0),
-            breaks: AtomicU64::new(0),
             origin: Instant::now(),
         }
     }
 
     pub(crate) fn settings(&self) -> &Settings {
-        &self.settings
+        &self.shared.settings
     }
 
     /// Microseconds since the circuit was made.
@@ -120,15 +149,35 @@ impl Circuit {
             .saturating_add(u64::from(elapsed.subsec_micros()))
     }
 
-    /// Lets a call through, or says why not. Reads the clock only while open.
+    fn lock(&self) -> MutexGuard<'_, Guarded> {
+        // Nothing panics while it is held; were it poisoned, what it guards would still be whole.
+        self.guarded.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Lets a call through, or says why not. A call through a closed circuit reads the word and
+    /// the breaker's hold; the clock is read only while open.
     #[inline]
     pub(crate) fn admit(&self, key: Option<&str>) -> Result<Pass, Rejection> {
-        let mut word = self.word.load(Ordering::Acquire);
+        let word = self.word.load(Ordering::Acquire);
+        if tag(word) == CLOSED && !self.shared.held() {
+            return Ok(Pass {
+                generation: generation(word),
+                probe: false,
+            });
+        }
+        self.admit_otherwise(word, key)
+    }
+
+    /// [`admit`](Self::admit) through a circuit that is not simply closed.
+    fn admit_otherwise(&self, mut word: u64, key: Option<&str>) -> Result<Pass, Rejection> {
         loop {
-            let next = match tag(word) {
+            if !self.shared.followed_by(word) {
+                word = self.follow_hold(false, key);
+            }
+            match tag(word) {
                 CLOSED | HELD_CLOSED => {
                     return Ok(Pass {
-                        epoch: epoch(word),
+                        generation: generation(word),
                         probe: false,
                     });
                 }
@@ -138,43 +187,51 @@ impl Circuit {
                         held: true,
                     });
                 }
+                PROBING => return Err(PROBES_OUT),
                 OPEN => {
-                    let (now, until) = (self.now_us(), payload(word));
+                    let (now, until) = (self.now_us(), self.until.load(Ordering::Relaxed));
                     if now < until {
                         return Err(Rejection {
                             remaining: Some(Duration::from_micros(until - now)),
                             held: false,
                         });
                     }
-                    let probes = u64::from(self.settings.probes);
-                    pack(HALF_OPEN, epoch(word).wrapping_add(1), probes - 1)
                 }
-                _ => {
-                    if payload(word) & 0xFFFF == 0 {
-                        return Err(Rejection {
-                            remaining: None,
-                            held: false,
-                        });
-                    }
-                    word - PERMIT
-                }
-            };
-            match self
-                .word
-                .compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => {
-                    if tag(word) == OPEN {
-                        self.changed(key, word, next, Cause::BreakEnded, None);
-                    }
-                    return Ok(Pass {
-                        epoch: epoch(next),
-                        probe: true,
-                    });
-                }
-                Err(actual) => word = actual,
+                _ => {}
             }
+            if let Some(pass) = self.probe(word, key) {
+                return Ok(pass);
+            }
+            word = self.word.load(Ordering::Acquire);
         }
+    }
+
+    /// Lets a probe through a circuit whose break has ended (`word` is open) or that is
+    /// half-open with probes left, unless the word changed since it was read.
+    fn probe(&self, word: u64, key: Option<&str>) -> Option<Pass> {
+        let mut guarded = self.lock();
+        if self.word.load(Ordering::Relaxed) != word {
+            return None;
+        }
+        let mut next = word;
+        if tag(word) == OPEN {
+            guarded.left = self.settings().probes;
+            guarded.succeeded = 0;
+            next = advance(word, HALF_OPEN);
+        }
+        guarded.left -= 1;
+        if guarded.left == 0 {
+            next = retag(next, PROBING);
+        }
+        self.word.store(next, Ordering::Release);
+        drop(guarded);
+        if tag(word) == OPEN {
+            self.changed(key, word, next, Cause::BreakEnded, None);
+        }
+        Some(Pass {
+            generation: generation(next),
+            probe: true,
+        })
     }
 
     /// Records the outcome of a call let through with `pass`: a failure, or one slower than
@@ -189,14 +246,14 @@ impl Circuit {
         key: Option<&str>,
     ) {
         if pass.probe {
-            return self.on_probe(pass.epoch, failure || slow, now_us, key);
+            return self.on_probe(pass, failure || slow, now_us, key);
         }
         let word = self.word.load(Ordering::Acquire);
-        if epoch(word) != pass.epoch {
+        if generation(word) != pass.generation {
             return;
         }
         if let Some(now) = now_us
-            && self.settings.windowed()
+            && self.settings().windowed()
         {
             self.window.record(now, failure, slow);
         }
@@ -215,7 +272,7 @@ impl Circuit {
         }
         let cause = if failure
             && self
-                .settings
+                .settings()
                 .consecutive_failures
                 .is_some_and(|n| in_a_row >= n)
         {
@@ -224,13 +281,16 @@ impl Circuit {
             now_us.and_then(|now| self.tripped(now))
         };
         if let Some(cause) = cause {
-            self.open(word, now_us, cause, key);
+            let guarded = self.lock();
+            if self.word.load(Ordering::Relaxed) == word {
+                self.open(guarded, word, now_us, cause, key);
+            }
         }
     }
 
     /// Whether the window's ratios open the circuit at `now`.
     fn tripped(&self, now: u64) -> Option<Cause> {
-        let settings = &*self.settings;
+        let settings = self.settings();
         let counts = self.window.counts(now);
         if counts.calls < settings.min_calls {
             return None;
@@ -248,153 +308,70 @@ impl Circuit {
             .then_some(Cause::SlowCalls)
     }
 
-    /// Opens the circuit from `from`, unless another call changed it first.
-    fn open(&self, from: u64, now_us: Option<u64>, cause: Cause, key: Option<&str>) -> bool {
-        let now = now_us.unwrap_or_else(|| self.now_us());
-        let opens = self.opens.load(Ordering::Relaxed).saturating_add(1);
-        let duration = self.settings.break_for(opens, self.random());
-        let micros = u64::try_from(duration.as_nanos().div_ceil(1000)).unwrap_or(u64::MAX);
-        let until = now.saturating_add(micros).min(PAYLOAD_MAX);
-        let next = pack(OPEN, epoch(from).wrapping_add(1), until);
-        if self
-            .word
-            .compare_exchange(from, next, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return false;
+    /// Opens the circuit from `from`, the word under `guarded` (unless the breaker is held:
+    /// then the circuit follows the hold at its next call).
+    fn open(
+        &self,
+        mut guarded: MutexGuard<'_, Guarded>,
+        from: u64,
+        now_us: Option<u64>,
+        cause: Cause,
+        key: Option<&str>,
+    ) {
+        if self.shared.held() {
+            return;
         }
-        self.opens.store(opens, Ordering::Relaxed);
+        let now = now_us.unwrap_or_else(|| self.now_us());
+        guarded.opens = guarded.opens.saturating_add(1);
+        let random = self.random(&mut guarded);
+        let duration = self.settings().break_for(guarded.opens, random);
+        let micros = u64::try_from(duration.as_nanos().div_ceil(1000)).unwrap_or(u64::MAX);
+        self.until
+            .store(now.saturating_add(micros), Ordering::Relaxed);
+        let next = advance(from, OPEN);
+        self.word.store(next, Ordering::Release);
+        drop(guarded);
         self.changed(key, from, next, cause, Some(duration));
-        true
     }
 
     /// The next jitter draw, in `0.0..1.0`: a sequence per circuit, from its seed.
-    fn random(&self) -> f64 {
-        let n = self.breaks.fetch_add(1, Ordering::Relaxed);
+    fn random(&self, guarded: &mut Guarded) -> f64 {
+        let n = guarded.breaks;
+        guarded.breaks += 1;
         fastrand::Rng::with_seed(self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).f64()
     }
 
-    fn on_probe(&self, probe_epoch: u8, failed: bool, now_us: Option<u64>, key: Option<&str>) {
-        let mut word = self.word.load(Ordering::Acquire);
-        loop {
-            if tag(word) != HALF_OPEN || epoch(word) != probe_epoch {
-                return;
-            }
-            if failed {
-                if self.open(word, now_us, Cause::ProbeFailed, key) {
-                    return;
-                }
-                word = self.word.load(Ordering::Acquire);
-                continue;
-            }
-            let successes = (payload(word) >> 16) + 1;
-            let closes = successes >= u64::from(self.settings.probes);
-            let next = if closes {
-                // Cleared before the change, so that no call of the new epoch is lost.
-                self.window.clear();
-                self.consecutive.store(0, Ordering::Relaxed);
-                pack(CLOSED, probe_epoch.wrapping_add(1), 0)
-            } else {
-                word + SUCCESS
-            };
-            match self
-                .word
-                .compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => {
-                    if closes {
-                        self.opens.store(0, Ordering::Relaxed);
-                        self.changed(key, word, next, Cause::ProbesSucceeded, None);
-                    }
-                    return;
-                }
-                Err(actual) => word = actual,
-            }
+    fn on_probe(&self, pass: Pass, failed: bool, now_us: Option<u64>, key: Option<&str>) {
+        let mut guarded = self.lock();
+        // The generation of a half-open episode is half-open all along.
+        let word = self.word.load(Ordering::Relaxed);
+        if generation(word) != pass.generation {
+            return;
         }
+        if failed {
+            return self.open(guarded, word, now_us, Cause::ProbeFailed, key);
+        }
+        guarded.succeeded += 1;
+        if guarded.succeeded < self.settings().probes {
+            return;
+        }
+        // Cleared before the new generation is published, so that no call of it is lost.
+        self.window.clear();
+        self.consecutive.store(0, Ordering::Relaxed);
+        guarded.opens = 0;
+        let next = advance(word, CLOSED);
+        self.word.store(next, Ordering::Release);
+        drop(guarded);
+        self.changed(key, word, next, Cause::ProbesSucceeded, None);
     }
 
     /// Gives back the permit of a probe that ended without an outcome (it was dropped).
-    pub(crate) fn release_probe(&self, probe_epoch: u8) {
-        let mut word = self.word.load(Ordering::Acquire);
-        while tag(word) == HALF_OPEN && epoch(word) == probe_epoch {
-            match self.word.compare_exchange_weak(
-                word,
-                word + PERMIT,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return,
-                Err(actual) => word = actual,
-            }
+    pub(crate) fn release_probe(&self, pass: Pass) {
+        let mut guarded = self.lock();
+        let word = self.word.load(Ordering::Relaxed);
+        if generation(word) == pass.generation {
+            guarded.left += 1;
+            self.word.store(retag(word, HALF_OPEN), Ordering::Release);
         }
-    }
-
-    /// Sets the state by hand: held open, held closed, or closed (released, with a fresh
-    /// window).
-    pub(crate) fn set(&self, to: CircuitState, key: Option<&str>) {
-        let tag = match to {
-            CircuitState::HeldOpen => HELD_OPEN,
-            CircuitState::HeldClosed => HELD_CLOSED,
-            _ => CLOSED,
-        };
-        if tag == CLOSED {
-            self.window.clear();
-            self.consecutive.store(0, Ordering::Relaxed);
-            self.opens.store(0, Ordering::Relaxed);
-        }
-        let mut word = self.word.load(Ordering::Acquire);
-        loop {
-            let next = pack(tag, epoch(word).wrapping_add(1), 0);
-            match self
-                .word
-                .compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return self.changed(key, word, next, Cause::Manual, None),
-                Err(actual) => word = actual,
-            }
-        }
-    }
-
-    pub(crate) fn snapshot(&self, key: Option<&str>) -> Snapshot {
-        let word = self.word.load(Ordering::Acquire);
-        let now = self.now_us();
-        let (state, remaining) = match state(word) {
-            CircuitState::Open if now < payload(word) => (
-                CircuitState::Open,
-                Some(Duration::from_micros(payload(word) - now)),
-            ),
-            CircuitState::Open => (CircuitState::HalfOpen, None),
-            other => (other, None),
-        };
-        Snapshot {
-            key: key.map(str::to_owned),
-            state,
-            remaining,
-            counts: self.window.counts(now),
-            consecutive_failures: self.consecutive.load(Ordering::Relaxed),
-            opens: self.opens.load(Ordering::Relaxed),
-        }
-    }
-
-    fn changed(
-        &self,
-        key: Option<&str>,
-        from: u64,
-        to: u64,
-        cause: Cause,
-        break_for: Option<Duration>,
-    ) {
-        if self.observer.is_none() && !tracing::level_enabled!(tracing::Level::WARN) {
-            return;
-        }
-        let transition = Transition {
-            key,
-            from: state(from),
-            to: state(to),
-            cause,
-            break_for,
-            counts: self.window.counts(self.now_us()),
-        };
-        events::emit(self.observer.as_deref(), &transition);
     }
 }

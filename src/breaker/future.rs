@@ -90,7 +90,7 @@ impl<C> Ticket<C> {
 impl<C> Drop for Ticket<C> {
     fn drop(&mut self) {
         if self.pass.probe && !self.done {
-            self.circuit.release_probe(self.pass.epoch);
+            self.circuit.release_probe(self.pass);
         }
     }
 }

@@ -3,10 +3,10 @@ use std::sync::Arc;
 
 use tower_layer::Layer;
 
-use super::circuit::Circuit;
+use super::circuit::{Circuit, Shared};
 use super::config::BreakerConfig;
 use super::settings::Settings;
-use super::{BreakerHandle, CircuitBreaker, Counted};
+use super::{BreakerHandle, CircuitBreaker, Circuits, Counted};
 use crate::classify::DefaultClassifier;
 use crate::error::ConfigError;
 use crate::scope::{Scopes, Unscoped};
@@ -42,7 +42,7 @@ use crate::scope::{Scopes, Unscoped};
 /// # }
 /// ```
 pub struct CircuitBreakerLayer<C = DefaultClassifier, K = Unscoped> {
-    circuits: Option<Arc<Scopes<Counted<C>>>>,
+    circuits: Option<Arc<Circuits<C>>>,
     scope: K,
 }
 
@@ -152,18 +152,17 @@ impl<C, K> CircuitBreakerBuilder<C, K> {
         C: Send + Sync + 'static,
         K: 'static,
     {
-        let settings = Arc::new(Settings::new(&self.config)?);
-        let observer = self.config.observer.clone();
+        let settings = Settings::new(&self.config)?;
+        let shared = Arc::new(Shared::new(settings, self.config.observer.clone()));
         let classifier = Arc::new(self.classifier);
-        let make = move || {
-            let circuit = Circuit::new(settings.clone(), observer.clone());
-            Counted::new(circuit, classifier.clone())
-        };
-        let circuits = if is_unscoped::<K>() {
+        let made = shared.clone();
+        let make = move || Counted::new(Circuit::new(made.clone()), classifier.clone());
+        let scopes = if is_unscoped::<K>() {
             Scopes::single(make())
         } else {
             Scopes::per_key(self.config.keys(), make)
         };
+        let circuits = Circuits { scopes, shared };
         Ok(CircuitBreakerLayer {
             circuits: Some(Arc::new(circuits)),
             scope: self.scope,

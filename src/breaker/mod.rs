@@ -30,11 +30,13 @@
 //!
 //! # Cost
 //!
-//! Lock-free: the state is one atomic word, the window a few atomic words per bucket, and a
-//! call allocates nothing. A call through a closed circuit loads the word; its outcome is one
+//! No call allocates, and none through a closed circuit takes a lock: it loads the circuit's
+//! state word and the breaker's hold; its outcome loads the word again, and is one
 //! compare-and-swap in the window and a clock read (none without a failure ratio or slow-call
-//! threshold). `poll_ready` is the inner service's: a breaker keeps no readiness of its own,
-//! and a rejected call leaves the readiness it was given unused.
+//! threshold). A rejection while the break lasts reads the word, the break's end and the clock.
+//! Changes of state, and the probes of a half-open circuit, take the circuit's lock: a few
+//! calls per break. `poll_ready` is the inner service's: a breaker keeps no readiness of its
+//! own, and a rejected call leaves the readiness it was given unused.
 //!
 //! ```
 //! use std::time::Duration;
@@ -72,8 +74,10 @@ mod circuit;
 mod config;
 mod events;
 pub(crate) mod future;
+mod handle;
 mod layer;
 mod settings;
+mod slot;
 mod window;
 
 use std::fmt;
@@ -83,14 +87,16 @@ use std::task::{Context, Poll};
 use tower_service::Service;
 
 use crate::classify::{ClassifyOutcome, DefaultClassifier};
-use crate::error::{BoxError, ConfigError, Error, ErrorKind};
+use crate::error::{BoxError, Error, ErrorKind};
 use crate::scope::{ScopeKey, Scopes, Slot, Unscoped};
 
-use self::circuit::Circuit;
+use self::circuit::{Circuit, Shared};
 pub use self::config::BreakerConfig;
 pub use self::events::{Cause, CircuitState, Observer, Snapshot, Transition};
 use self::future::{ResponseFuture, Ticket};
+pub use self::handle::BreakerHandle;
 pub use self::layer::{CircuitBreakerBuilder, CircuitBreakerLayer};
+pub use self::slot::{BreakerPlan, BreakerSlot, NoBreaker};
 pub use self::window::Counts;
 
 /// Rejects calls while its circuit is open; see [`CircuitBreakerLayer`].
@@ -98,8 +104,21 @@ pub use self::window::Counts;
 /// In a preset with no breaker configured it is switched off, and passes calls through.
 pub struct CircuitBreaker<S, C = DefaultClassifier, K = Unscoped> {
     inner: S,
-    circuits: Option<Arc<Scopes<Counted<C>>>>,
+    circuits: Option<Arc<Circuits<C>>>,
     scope: K,
+}
+
+/// A breaker's circuits (one, or one per key) and what they share, the operator's hold among
+/// it: what the layer, its services and its handle reach.
+pub(crate) struct Circuits<C> {
+    scopes: Scopes<Counted<C>>,
+    shared: Arc<Shared>,
+}
+
+impl<C> fmt::Debug for Circuits<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.scopes.fmt(f)
+    }
 }
 
 /// A circuit with the classifier that decides what it counts: what a call's future holds, so
@@ -127,25 +146,6 @@ impl<C> std::ops::Deref for Counted<C> {
 
     fn deref(&self) -> &Circuit {
         &self.circuit
-    }
-}
-
-/// A breaker's circuits, whatever its classifier: what a [`BreakerHandle`] reaches.
-trait Circuits: Send + Sync {
-    fn snapshots(&self) -> Vec<Snapshot>;
-    fn set(&self, state: CircuitState);
-}
-
-impl<C: Send + Sync + 'static> Circuits for Scopes<Counted<C>> {
-    fn snapshots(&self) -> Vec<Snapshot> {
-        let all = self.all();
-        all.iter().map(|slot| slot.snapshot(slot.name())).collect()
-    }
-
-    fn set(&self, state: CircuitState) {
-        for slot in self.all() {
-            slot.set(state, slot.name());
-        }
     }
 }
 
@@ -214,7 +214,7 @@ where
         match &self.circuits {
             None => ResponseFuture::passed(self.inner.call(request)),
             Some(circuits) => {
-                let circuit = circuits.get(&self.scope, &request);
+                let circuit = circuits.scopes.get(&self.scope, &request);
                 self.call_through(circuit, request)
             }
         }
@@ -249,152 +249,6 @@ impl<S, C, K> CircuitBreaker<S, C, K> {
                 };
                 ResponseFuture::rejected(Error::new(kind).into())
             }
-        }
-    }
-}
-
-/// The breaker slot of [`ResilienceLayer`](crate::ResilienceLayer) with no breaker in it: a
-/// layer that adds nothing, so that a stack without a breaker is the stack it was.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoBreaker;
-
-impl<S> tower_layer::Layer<S> for NoBreaker {
-    type Service = S;
-
-    fn layer(&self, inner: S) -> S {
-        inner
-    }
-}
-
-/// A breaker asked of a preset's builder, with the classifier it counts with: what
-/// [`ResilienceBuilder::circuit_breaker`](crate::ResilienceBuilder::circuit_breaker) sets.
-#[derive(Debug, Clone)]
-pub struct BreakerPlan<C> {
-    config: BreakerConfig,
-    classifier: C,
-}
-
-/// What a preset's builder has in its breaker slot: [`NoBreaker`] or a [`BreakerPlan`].
-pub trait BreakerSlot: sealed::Sealed {
-    /// The layer it makes.
-    type Layer;
-
-    #[doc(hidden)]
-    fn build(self) -> Result<Self::Layer, ConfigError>;
-
-    #[doc(hidden)]
-    fn into_config(self) -> Option<BreakerConfig>;
-}
-
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for super::NoBreaker {}
-    impl<C> Sealed for super::BreakerPlan<C> {}
-}
-
-impl BreakerSlot for NoBreaker {
-    type Layer = NoBreaker;
-
-    fn build(self) -> Result<NoBreaker, ConfigError> {
-        Ok(NoBreaker)
-    }
-
-    fn into_config(self) -> Option<BreakerConfig> {
-        None
-    }
-}
-
-impl<C: Send + Sync + 'static> BreakerSlot for BreakerPlan<C> {
-    type Layer = CircuitBreakerLayer<C>;
-
-    fn build(self) -> Result<CircuitBreakerLayer<C>, ConfigError> {
-        CircuitBreakerLayer::builder(self.config)
-            .classifier(self.classifier)
-            .build()
-    }
-
-    fn into_config(self) -> Option<BreakerConfig> {
-        Some(self.config)
-    }
-}
-
-impl<C> BreakerPlan<C> {
-    pub(crate) fn new(config: BreakerConfig, classifier: C) -> Self {
-        BreakerPlan { config, classifier }
-    }
-}
-
-/// A handle to a breaker's circuits: snapshots for a health endpoint, and an operator's switch.
-/// Cheap to clone; every clone reaches the same circuits.
-///
-/// With one circuit per key, each acts on the circuits that exist now: a key first seen later
-/// starts closed. The handle of a breaker that is switched off has no circuits.
-#[derive(Clone)]
-pub struct BreakerHandle {
-    circuits: Option<Arc<dyn Circuits>>,
-}
-
-impl fmt::Debug for BreakerHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BreakerHandle")
-            .field("circuits", &self.snapshots())
-            .finish()
-    }
-}
-
-impl BreakerHandle {
-    pub(crate) fn new<C: Send + Sync + 'static>(circuits: Option<Arc<Scopes<Counted<C>>>>) -> Self {
-        BreakerHandle {
-            circuits: circuits.map(|c| c as Arc<dyn Circuits>),
-        }
-    }
-
-    /// Every circuit's state and counts.
-    pub fn snapshots(&self) -> Vec<Snapshot> {
-        (self.circuits.as_ref()).map_or_else(Vec::new, |c| c.snapshots())
-    }
-
-    /// The state and counts of the one circuit of an unscoped breaker (with one circuit per
-    /// key, of the circuit in the worst state: open before half-open before closed).
-    pub fn snapshot(&self) -> Snapshot {
-        let rank = |s: &Snapshot| match s.state {
-            CircuitState::HeldOpen => 0,
-            CircuitState::Open => 1,
-            CircuitState::HalfOpen => 2,
-            _ => 3,
-        };
-        self.snapshots()
-            .into_iter()
-            .min_by_key(rank)
-            .unwrap_or_else(|| Snapshot {
-                key: None,
-                state: CircuitState::Closed,
-                remaining: None,
-                counts: Counts::default(),
-                consecutive_failures: 0,
-                opens: 0,
-            })
-    }
-
-    /// Holds every circuit open: each call is rejected until [`release`](Self::release).
-    pub fn hold_open(&self) {
-        self.set(CircuitState::HeldOpen);
-    }
-
-    /// Holds every circuit closed: each call passes and nothing opens a circuit until
-    /// [`release`](Self::release).
-    pub fn hold_closed(&self) {
-        self.set(CircuitState::HeldClosed);
-    }
-
-    /// Closes every circuit, with a fresh window, and lets the outcomes drive them again.
-    pub fn release(&self) {
-        self.set(CircuitState::Closed);
-    }
-
-    fn set(&self, state: CircuitState) {
-        if let Some(circuits) = &self.circuits {
-            circuits.set(state);
         }
     }
 }

@@ -4,17 +4,18 @@
 //! circuit was made; a count is the sum of the buckets that the last `window` touches, the
 //! current one included, so an outcome leaves the window a whole bucket at a time. Each count is
 //! one atomic word per bucket that holds the bucket's number (its stamp) beside the count: an
-//! outcome that finds a stale stamp starts the bucket afresh with one compare-and-swap, and one
+//! outcome that finds an older stamp starts the bucket afresh with one compare-and-swap, and one
 //! that finds a newer stamp is older than the window and is not counted. No lock, and no
 //! allocation after the window is made.
+//!
+//! A stamp is never read for another bucket's: stamps are compared with the whole bucket number,
+//! and the word keeps as much of it as the count leaves room for. The count gets room for 1024
+//! outcomes per microsecond of its bucket (more than its word can take: each is a
+//! compare-and-swap on it), and the stamp the rest, which covers at least 2^53 µs, 285 years,
+//! whatever the width. Past that, the stamps kept no longer equal any bucket number: no bucket is
+//! live, and nothing old is counted.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// Bits of a bucket's number kept in its words: 2^28 buckets wrap after 8.5 years of 1 s ones.
-const STAMP_BITS: u32 = 28;
-const COUNT_BITS: u32 = 64 - STAMP_BITS;
-const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
-const STAMP_MASK: u64 = (1 << STAMP_BITS) - 1;
 
 /// What a window counted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -36,14 +37,24 @@ struct Bucket {
 
 pub(crate) struct Window {
     width_us: u64,
+    /// The low bits of a bucket's words that hold its count; the stamp has the rest.
+    count_bits: u32,
     buckets: Box<[Bucket]>,
+}
+
+/// Bits for the count of a bucket `width_us` wide: 1024 outcomes a microsecond, and at least 20
+/// bits left for the stamp (so that 2^20 buckets, and at least 2^53 µs, pass before it wraps).
+fn count_bits(width_us: u64) -> u32 {
+    (u64::BITS - width_us.leading_zeros() + 10).min(44)
 }
 
 impl Window {
     /// A window of `buckets` buckets of `width_us` microseconds (both at least 1).
     pub(crate) fn new(width_us: u64, buckets: usize) -> Self {
+        let width_us = width_us.max(1);
         Window {
-            width_us: width_us.max(1),
+            width_us,
+            count_bits: count_bits(width_us),
             buckets: (0..buckets.max(1)).map(|_| Bucket::default()).collect(),
         }
     }
@@ -52,28 +63,36 @@ impl Window {
         self.buckets.len() as u64
     }
 
+    fn count_max(&self) -> u64 {
+        (1 << self.count_bits) - 1
+    }
+
     /// Counts one outcome at `now_us` (microseconds since the circuit was made).
     pub(crate) fn record(&self, now_us: u64, failure: bool, slow: bool) {
         let number = now_us / self.width_us;
         let bucket = &self.buckets[(number % self.len()) as usize];
-        let stamp = number & STAMP_MASK;
-        add(&bucket.calls, stamp);
+        // A failure or a slow call is counted only as one of the calls, so that neither ratio
+        // can pass 1 (were the calls' count ever full).
+        if !self.add(&bucket.calls, number) {
+            return;
+        }
         if failure {
-            add(&bucket.failures, stamp);
+            self.add(&bucket.failures, number);
         }
         if slow {
-            add(&bucket.slow, stamp);
+            self.add(&bucket.slow, number);
         }
     }
 
     /// The counts of the window that ends at `now_us`.
     pub(crate) fn counts(&self, now_us: u64) -> Counts {
-        let stamp = (now_us / self.width_us) & STAMP_MASK;
+        let number = now_us / self.width_us;
         let live = |word: &AtomicU64| {
             let word = word.load(Ordering::Relaxed);
-            let age = stamp.wrapping_sub(word >> COUNT_BITS) & STAMP_MASK;
+            // A stamp newer than `number` wraps to an age past the window.
+            let age = number.wrapping_sub(word >> self.count_bits);
             if age < self.len() {
-                word & COUNT_MAX
+                word & self.count_max()
             } else {
                 0
             }
@@ -95,24 +114,28 @@ impl Window {
             }
         }
     }
-}
 
-/// Adds one to the count in `word` for bucket `stamp`.
-fn add(word: &AtomicU64, stamp: u64) {
-    let mut current = word.load(Ordering::Relaxed);
-    loop {
-        let (old, count) = (current >> COUNT_BITS, current & COUNT_MAX);
-        let next = if old == stamp {
-            (stamp << COUNT_BITS) | (count + 1).min(COUNT_MAX)
-        } else if stamp.wrapping_sub(old) & STAMP_MASK < 1 << (STAMP_BITS - 1) {
-            (stamp << COUNT_BITS) | 1
-        } else {
-            // A later bucket took the slot: this outcome is older than the window.
-            return;
-        };
-        match word.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return,
-            Err(actual) => current = actual,
+    /// Adds one to the count in `word` for bucket `number`: false if the outcome is older than
+    /// the window (a later bucket took the slot) or the count is full.
+    fn add(&self, word: &AtomicU64, number: u64) -> bool {
+        let mut current = word.load(Ordering::Relaxed);
+        loop {
+            let (stamp, count) = (current >> self.count_bits, current & self.count_max());
+            let count = if stamp == number {
+                if count == self.count_max() {
+                    return false;
+                }
+                count + 1
+            } else if stamp < number {
+                1
+            } else {
+                return false;
+            };
+            let next = (number << self.count_bits) | count;
+            match word.compare_exchange_weak(current, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
         }
     }
 }
@@ -171,5 +194,81 @@ mod tests {
         window.record(3, true, false);
         window.clear();
         assert_eq!(window.counts(3), Counts::default());
+    }
+
+    #[test]
+    fn a_full_count_takes_no_more_calls_and_no_failure_beyond_them() {
+        // A 1 µs bucket has room for 2047 outcomes: more than one microsecond brings.
+        let window = Window::new(1, 1);
+        for _ in 0..2047 {
+            window.record(0, false, false);
+        }
+        window.record(0, true, true);
+        assert_eq!(window.counts(0).calls, 2047);
+        assert_eq!(window.counts(0).failures, 0);
+        assert_eq!(window.counts(0).slow, 0);
+        window.record(1, true, true);
+        assert_eq!(
+            window.counts(1),
+            Counts {
+                calls: 1,
+                failures: 1,
+                slow: 1
+            }
+        );
+    }
+
+    #[test]
+    fn counts_have_room_for_1024_outcomes_a_microsecond() {
+        assert_eq!(count_bits(1), 11);
+        assert_eq!(count_bits(1000), 20);
+        assert_eq!(count_bits(1024), 21);
+        assert_eq!(count_bits(1 << 33), 44);
+        assert_eq!(count_bits(u64::MAX), 44);
+    }
+
+    /// The outcomes of a window at any width are those of its last `buckets` buckets, however
+    /// long the gaps between them: a multiple of 2^28 buckets (where 28-bit stamps wrapped)
+    /// or any other, up to 2^53 µs in all.
+    mod wraps {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn gap(width: u64) -> impl Strategy<Value = u64> {
+            prop_oneof![
+                0..3 * width,
+                (1u64..4).prop_map(move |k| (k << 28) * width),
+                Just((1 << (63 - count_bits(width))) * width),
+                0..1u64 << 48,
+            ]
+        }
+
+        fn script() -> impl Strategy<Value = (u64, usize, Vec<(u64, bool)>)> {
+            (0u32..34, 1usize..=1000).prop_flat_map(|(bits, buckets)| {
+                let width = (1u64 << bits) + u64::from(bits);
+                let events = proptest::collection::vec((gap(width), any::<bool>()), 1..24);
+                (Just(width), Just(buckets), events)
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn only_the_last_buckets_count((width, buckets, events) in script()) {
+                let window = Window::new(width, buckets);
+                let (mut now, mut seen) = (0u64, Vec::new());
+                for (gap, failed) in events {
+                    now += gap;
+                    if now >= 1 << 53 {
+                        break;
+                    }
+                    window.record(now, failed, false);
+                    seen.push((now / width, failed));
+                    let live = seen.iter().filter(|(n, _)| now / width - n < buckets as u64);
+                    let failures = live.clone().filter(|(_, failed)| *failed).count() as u64;
+                    let counts = window.counts(now);
+                    prop_assert_eq!((counts.calls, counts.failures), (live.count() as u64, failures));
+                }
+            }
+        }
     }
 }

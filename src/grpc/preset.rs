@@ -195,7 +195,9 @@ pub struct GrpcOptions {
 /// [`build`](ResilienceBuilder::build).
 pub type GrpcResilienceBuilder = ResilienceBuilder<GrpcClassifier, HttpReplay, GrpcOptions>;
 
-impl<B: crate::breaker::BreakerSlot> ResilienceBuilder<GrpcClassifier, HttpReplay, GrpcOptions, B> {
+impl<B: crate::breaker::BreakerSlot<GrpcClassifier>>
+    ResilienceBuilder<GrpcClassifier, HttpReplay, GrpcOptions, B>
+{
     /// Buffers at most `cap` bytes of each request for retries (default 64 KiB); a larger
     /// request (a long client stream) is sent once.
     pub fn replay_cap(mut self, cap: usize) -> Self {

@@ -161,7 +161,9 @@ pub struct HttpOptions {
 /// [`build`](ResilienceBuilder::build).
 pub type HttpResilienceBuilder = ResilienceBuilder<HttpClassifier, HttpReplay, HttpOptions>;
 
-impl<B: crate::breaker::BreakerSlot> ResilienceBuilder<HttpClassifier, HttpReplay, HttpOptions, B> {
+impl<B: crate::breaker::BreakerSlot<HttpClassifier>>
+    ResilienceBuilder<HttpClassifier, HttpReplay, HttpOptions, B>
+{
     /// Retries POST, PATCH and other non-idempotent requests too.
     pub fn retry_unsafe_methods(self) -> Self {
         self.map_classifier(|classifier| classifier.retry_unsafe_methods(true))

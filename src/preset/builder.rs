@@ -82,10 +82,11 @@ impl<C: fmt::Debug, P: fmt::Debug, X: fmt::Debug, B: fmt::Debug> fmt::Debug
     }
 }
 
-impl<C: Clone, P, X, B> ResilienceBuilder<C, P, X, B> {
+impl<C, P, X, B> ResilienceBuilder<C, P, X, B> {
     /// Puts a circuit breaker between retry and the attempt timeout (Polly's standard order),
-    /// counting what this preset's classifier calls retryable. The HTTP and gRPC presets keep
-    /// one circuit per host (scheme and authority); the others one circuit for every call.
+    /// counting what the stack's classifier calls retryable (the one it is built with, whether
+    /// set before or after this). The HTTP and gRPC presets keep one circuit per host (scheme
+    /// and authority); the others one circuit for every call.
     /// See [`breaker`](crate::breaker).
     ///
     /// ```
@@ -99,22 +100,17 @@ impl<C: Clone, P, X, B> ResilienceBuilder<C, P, X, B> {
     ///     .unwrap();
     /// assert!(layer.breaker().is_on());
     /// ```
-    pub fn circuit_breaker(
-        self,
-        config: BreakerConfig,
-    ) -> ResilienceBuilder<C, P, X, BreakerPlan<C>> {
+    pub fn circuit_breaker(self, config: BreakerConfig) -> ResilienceBuilder<C, P, X, BreakerPlan> {
         ResilienceBuilder {
             total: self.total,
             attempt: self.attempt,
             default_total: self.default_total,
-            breaker: BreakerPlan::new(config, self.retry.classifier_ref().clone()),
+            breaker: BreakerPlan::new(config),
             retry: self.retry,
             options: self.options,
         }
     }
-}
 
-impl<C, P, X, B> ResilienceBuilder<C, P, X, B> {
     /// The budget of each call, attempts and backoff included (default 10 s; with only the
     /// attempt timeout set, at least `attempt × max_attempts`).
     pub fn total_timeout(mut self, total: Duration) -> Self {
@@ -220,8 +216,9 @@ impl<C, P, X, B> ResilienceBuilder<C, P, X, B> {
         }
     }
 
-    /// Decides which outcomes are retried (set it before
-    /// [`circuit_breaker`](Self::circuit_breaker), which counts with the same classifier).
+    /// Decides which outcomes are retried, and what a
+    /// [`circuit_breaker`](Self::circuit_breaker) counts as a failure: the stack has one
+    /// classifier, the last one set.
     pub fn classifier<C2>(self, classifier: C2) -> ResilienceBuilder<C2, P, X, B> {
         self.retry_with(|retry| retry.classifier(classifier))
     }
@@ -279,7 +276,7 @@ impl<C, P, X, B> ResilienceBuilder<C, P, X, B> {
     /// handing back the preset's own options.
     pub(crate) fn build_with_options(self) -> Result<Built<C, P, B, X>, ConfigError>
     where
-        B: BreakerSlot,
+        B: BreakerSlot<C>,
     {
         let attempts = self.retry.attempts().max(1);
         let total = match (self.total, self.attempt) {
@@ -319,7 +316,7 @@ impl<C, P, X, B> ResilienceBuilder<C, P, X, B> {
                 },
             ));
         }
-        let breaker = self.breaker.build()?;
+        let breaker = self.breaker.build(self.retry.classifier_ref())?;
         let layer = ResilienceLayer {
             retry: self.retry.build()?,
             breaker,
@@ -331,7 +328,7 @@ impl<C, P, X, B> ResilienceBuilder<C, P, X, B> {
 }
 
 /// A checked configuration: the stack, and the preset's own options.
-type Built<C, P, B, X> = (ResilienceLayer<C, P, <B as BreakerSlot>::Layer>, X);
+type Built<C, P, B, X> = (ResilienceLayer<C, P, <B as BreakerSlot<C>>::Layer>, X);
 
 /// A protocol preset's layers: the deadline and timeout settings (with retry's model), and the
 /// retry budget and the breaker kept per key.
@@ -344,7 +341,9 @@ pub(crate) struct PresetParts<C, P, K, X> {
 }
 
 #[cfg(feature = "http")]
-impl<C: Clone + Send + Sync + 'static, P: Clone, X, B: BreakerSlot> ResilienceBuilder<C, P, X, B> {
+impl<C: Clone + Send + Sync + 'static, P: Clone, X, B: BreakerSlot<C>>
+    ResilienceBuilder<C, P, X, B>
+{
     /// Checks the settings and makes a protocol preset's layers, with the retry budget and the
     /// breaker (if one was asked for) kept per key of `scope`.
     pub(crate) fn build_per_key<K: Clone + 'static>(
@@ -374,7 +373,7 @@ impl<C: Clone + Send + Sync + 'static, P: Clone, X, B: BreakerSlot> ResilienceBu
     }
 }
 
-impl<C, P, B: BreakerSlot> ResilienceBuilder<C, P, (), B> {
+impl<C, P, B: BreakerSlot<C>> ResilienceBuilder<C, P, (), B> {
     /// Checks the configuration and makes the layer.
     pub fn build(self) -> Result<ResilienceLayer<C, P, B::Layer>, ConfigError> {
         self.build_with_options().map(|(layer, ())| layer)
