@@ -193,6 +193,26 @@ fn main() {
         let above = bare.map_or_else(String::new, |bare| format!("{:.0}", per_op - bare));
         println!("| {name} | {per_op:.0} | {above} | {allocs:.2} |");
     }
+    future_sizes();
+}
+
+/// The size of one call's future through each stack of the success path, in bytes (what a
+/// caller's own future holds, and moves, for each call).
+fn future_sizes() {
+    fn size<S: Service<u64>>(mut svc: S) -> usize {
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(svc.poll_ready(&mut cx).is_ready());
+        std::mem::size_of_val(&svc.call(7))
+    }
+    let rt = timer_runtime(false);
+    let _context = rt.enter();
+    println!();
+    println!(
+        "future size: bare {} bytes, tower timeout + retry {} bytes, tenacity preset {} bytes",
+        size(always_ready()),
+        size(support::tower_stack(always_ready(), true)),
+        size(tenacity(true).layer(always_ready())),
+    );
 }
 
 /// Runs `name` with `ops` operations under callgrind: instructions in all, allocations.
