@@ -4,7 +4,7 @@
 mod common;
 
 use std::io;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use common::{Buffer, Script, StatusClassifier, Step, ms};
 use tower::Layer;
@@ -23,22 +23,8 @@ fn layer(observer: impl Fn(&Event) + Send + Sync + 'static) -> RetryLayer<Status
         .unwrap()
 }
 
-/// The log of every test in this binary. The subscriber is global, not scoped: tracing caches
-/// per-callsite interest globally, and a scoped subscriber races with the other tests here.
 fn log() -> &'static Buffer {
-    static LOG: OnceLock<Buffer> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .without_time()
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-        buffer
-    })
+    common::global_log()
 }
 
 #[tokio::test(start_paused = true)]

@@ -14,7 +14,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -39,22 +39,8 @@ const TOKEN: &str = "tok-8c1d2b";
 
 type Body = Full<Bytes>;
 
-/// Every `tracing` event of this binary (one global subscriber: tracing caches its interest per
-/// call site globally, so a scoped one would race with the other test here).
 fn log() -> &'static Buffer {
-    static LOG: OnceLock<Buffer> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let buffer = Buffer::default();
-        let writer = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .without_time()
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-        buffer
-    })
+    common::global_log()
 }
 
 /// Opens the circuit of a host after `failures` failures in a row; the keys of its transitions

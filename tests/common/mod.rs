@@ -133,6 +133,25 @@ pub fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
 
+/// Every `tracing` event of this test binary. The subscriber is global, not scoped: tracing
+/// caches per-callsite interest globally, and a scoped subscriber races with the other tests of
+/// the binary.
+pub fn global_log() -> &'static Buffer {
+    static LOG: std::sync::OnceLock<Buffer> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .without_time()
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        buffer
+    })
+}
+
 /// A log sink for a `tracing` subscriber, readable afterwards.
 #[derive(Clone, Default)]
 pub struct Buffer(pub Arc<Mutex<Vec<u8>>>);
