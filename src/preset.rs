@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use tower_layer::Layer;
+use tower_layer::{Identity, Layer};
 
 mod builder;
 
@@ -13,7 +13,7 @@ use crate::breaker::NoBreaker;
 use crate::classify::DefaultClassifier;
 use crate::deadline::Deadline;
 use crate::retry::{CloneReplay, Retry, RetryLayer};
-use crate::timeout::{Timeout, TimeoutLayer};
+use crate::timeout::Timeout;
 
 /// The standard pipeline: a total deadline, retry inside it, a per-attempt timeout inside that,
 /// and, when asked for, a circuit breaker between retry and the attempt timeout.
@@ -124,8 +124,33 @@ where
     type Service = Deadline<Retry<L::Service, C, P>>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let timed = TimeoutLayer::new(self.attempt).layer(inner);
-        let attempts = self.retry.layer(self.breaker.layer(timed));
+        let attempts = attempts(
+            &self.retry,
+            &self.breaker,
+            Identity::new(),
+            self.attempt,
+            inner,
+        );
         Deadline::enforced_inside(attempts, self.total)
     }
+}
+
+/// The order every preset builds its attempts in, written once, outermost first: retry, the
+/// circuit breaker (each attempt counted, a rejection classified like any outcome), `around`
+/// (what a protocol tells the server of each attempt: its number, the time left), the attempt
+/// timeout, and `client` (with whatever a protocol puts inside the timeout). The deadline's
+/// owner goes outside: `Deadline` here, the HTTP edge in the protocol presets.
+pub(crate) fn attempts<S, A, B, R>(
+    retry: &R,
+    breaker: &B,
+    around: A,
+    attempt_timeout: Duration,
+    client: S,
+) -> R::Service
+where
+    A: Layer<Timeout<S>>,
+    B: Layer<A::Service>,
+    R: Layer<B::Service>,
+{
+    retry.layer(breaker.layer(around.layer(Timeout::new(client, attempt_timeout))))
 }

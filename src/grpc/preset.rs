@@ -4,7 +4,7 @@ use std::task::{Context, Poll};
 
 use http::Request;
 use http::header::HeaderName;
-use tower_layer::Layer;
+use tower_layer::{Layer, Stack};
 use tower_service::Service;
 
 use super::classify::GrpcClassifier;
@@ -17,7 +17,7 @@ use crate::http::{
     AttemptHeader, AttemptHeaderLayer, ByAuthority, DEFAULT_REPLAY_CAP, HttpEdge, HttpReplay,
     ReplayBody,
 };
-use crate::preset::{ResilienceBuilder, ResilienceLayer};
+use crate::preset::{ResilienceBuilder, ResilienceLayer, attempts};
 use crate::retry::{Retry, RetryLayer};
 use crate::timeout::Timeout;
 
@@ -140,12 +140,13 @@ impl<S: Clone> Layer<S> for GrpcResilienceLayer {
 
     fn layer(&self, channel: S) -> Self::Service {
         let peeked = PeekTrailersLayer::new().layer(TonicBody { inner: channel });
-        let timed = Timeout::new(peeked, self.stack.attempt_timeout());
-        let told = AttemptHeaderLayer::previous_attempts(HeaderName::from_static(
-            "grpc-previous-rpc-attempts",
-        ))
-        .layer(GrpcTimeoutLayer.layer(timed));
-        let retried = self.retry.layer(self.breaker.layer(told));
+        let previous = HeaderName::from_static("grpc-previous-rpc-attempts");
+        let around = Stack::new(
+            GrpcTimeoutLayer,
+            AttemptHeaderLayer::previous_attempts(previous),
+        );
+        let timeout = self.stack.attempt_timeout();
+        let retried = attempts(&self.retry, &self.breaker, around, timeout, peeked);
         // The RPC's deadline, if it has one, goes on over the response stream.
         let edge = HttpEdge::new(
             retried,

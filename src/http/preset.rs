@@ -10,7 +10,7 @@ use super::replay::{DEFAULT_REPLAY_CAP, HttpReplay};
 use super::service::{AttemptHeader, AttemptHeaderLayer};
 use crate::breaker::{CircuitBreaker, CircuitBreakerLayer};
 use crate::error::ConfigError;
-use crate::preset::{ResilienceBuilder, ResilienceLayer};
+use crate::preset::{ResilienceBuilder, ResilienceLayer, attempts};
 use crate::retry::{Retry, RetryLayer};
 use crate::timeout::Timeout;
 
@@ -135,10 +135,10 @@ impl<S: Clone> Layer<S> for HttpResilienceLayer {
 
     fn layer(&self, client: S) -> Self::Service {
         let options = &self.options;
-        let timed = AttemptHeaderLayer::new(options.attempt_header.clone())
-            .layer(Timeout::new(client, self.stack.attempt_timeout()));
+        let around = AttemptHeaderLayer::new(options.attempt_header.clone());
+        let timeout = self.stack.attempt_timeout();
         HttpEdge::new(
-            self.retry.layer(self.breaker.layer(timed)),
+            attempts(&self.retry, &self.breaker, around, timeout, client),
             options.replay_cap,
             self.stack.total_timeout(),
             options.covers_body,
