@@ -27,7 +27,6 @@
 use std::any::Any;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
-use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -59,52 +58,63 @@ impl<Req> ScopeKey<Req> for Unscoped {
     fn key(&self, _request: &Req) {}
 }
 
-/// A [`ScopeKey`] made of a closure; see [`key_fn`].
-pub struct KeyFn<F, K> {
-    f: F,
-    _key: PhantomData<fn() -> K>,
-}
+/// A [`ScopeKey`] made of a closure, named by what it implements rather than by path.
+mod closure {
+    use std::fmt;
+    use std::hash::Hash;
+    use std::marker::PhantomData;
 
-impl<F: Clone, K> Clone for KeyFn<F, K> {
-    fn clone(&self) -> Self {
+    use super::ScopeKey;
+
+    /// A [`ScopeKey`] made of a closure; see [`key_fn`].
+    pub struct KeyFn<F, K> {
+        f: F,
+        _key: PhantomData<fn() -> K>,
+    }
+
+    impl<F: Clone, K> Clone for KeyFn<F, K> {
+        fn clone(&self) -> Self {
+            KeyFn {
+                f: self.f.clone(),
+                _key: PhantomData,
+            }
+        }
+    }
+
+    impl<F, K> fmt::Debug for KeyFn<F, K> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("KeyFn").finish_non_exhaustive()
+        }
+    }
+
+    /// Keys requests by a closure `Fn(&Req) -> K`.
+    pub fn key_fn<Req, K, F>(f: F) -> KeyFn<F, K>
+    where
+        F: Fn(&Req) -> K,
+    {
         KeyFn {
-            f: self.f.clone(),
+            f,
             _key: PhantomData,
+        }
+    }
+
+    impl<Req, K, F> ScopeKey<Req> for KeyFn<F, K>
+    where
+        F: Fn(&Req) -> K + Clone + Send + Sync + 'static,
+        K: Hash + Eq + fmt::Debug + Send + Sync + 'static,
+    {
+        type Key = K;
+
+        fn key(&self, request: &Req) -> K {
+            (self.f)(request)
         }
     }
 }
 
-impl<F, K> fmt::Debug for KeyFn<F, K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyFn").finish_non_exhaustive()
-    }
-}
-
-/// Keys requests by a closure `Fn(&Req) -> K`.
-pub fn key_fn<Req, K, F>(f: F) -> KeyFn<F, K>
-where
-    F: Fn(&Req) -> K,
-{
-    KeyFn {
-        f,
-        _key: PhantomData,
-    }
-}
-
-impl<Req, K, F> ScopeKey<Req> for KeyFn<F, K>
-where
-    F: Fn(&Req) -> K + Clone + Send + Sync + 'static,
-    K: Hash + Eq + fmt::Debug + Send + Sync + 'static,
-{
-    type Key = K;
-
-    fn key(&self, request: &Req) -> K {
-        (self.f)(request)
-    }
-}
+pub use self::closure::key_fn;
 
 /// How many keys a layer keeps state for unless told otherwise.
-pub const DEFAULT_MAX_KEYS: usize = 1024;
+pub(crate) const DEFAULT_MAX_KEYS: usize = 1024;
 
 /// One key's state in a [`Scopes`] map.
 pub(crate) struct Slot<V> {

@@ -60,14 +60,14 @@ mod harness;
 mod http;
 mod plan;
 
-pub use self::harness::{Report, run};
+pub use self::harness::run;
 use self::plan::{Fault, Plan};
 pub use self::plan::{FaultBuilder, FaultCounts};
 
 #[cfg(feature = "grpc")]
 pub use self::http::grpc_status;
 #[cfg(feature = "http")]
-pub use self::http::{CutBody, ResetBody, ResetBodyLayer, http_status};
+pub use self::http::{ResetBodyLayer, http_status};
 
 /// Injects faults into the service it wraps; see the [module](self). Clones share the plan,
 /// the draws and the counts.
