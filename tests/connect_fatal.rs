@@ -19,7 +19,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rustls::RootCertStore;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
 use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::classify::{Classification, NotSent, Reason};
@@ -58,6 +58,9 @@ where
     (err, reason)
 }
 
+#[path = "common/tls.rs"]
+mod self_signed;
+
 fn fatal(how: NotSent) -> Classification {
     Classification::fatal(Reason::NeverSent(how))
 }
@@ -65,19 +68,7 @@ fn fatal(how: NotSent) -> Classification {
 /// A rustls server on 127.0.0.1 whose certificate is for `good.test` only, counting the
 /// connections it accepts; its URL and its certificate.
 async fn tls_server(accepted: Arc<AtomicU32>) -> (String, CertificateDer<'static>) {
-    let certified = rcgen::generate_simple_self_signed(vec!["good.test".to_owned()]).unwrap();
-    let cert = CertificateDer::from(certified.cert.der().to_vec());
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-        certified.signing_key.serialize_der(),
-    ));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let (acceptor, cert, _) = self_signed::self_signed("good.test");
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("https://{}/", listener.local_addr().unwrap());
     tokio::spawn(async move {

@@ -8,6 +8,8 @@ mod server;
 mod embedded;
 #[path = "demo_cli/printed.rs"]
 mod printed;
+#[path = "common/tls.rs"]
+mod self_signed;
 #[path = "demo_cli/tls.rs"]
 mod tls;
 
