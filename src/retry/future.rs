@@ -1,15 +1,17 @@
 //! The future of a [`Retry`](super::Retry) call: a state machine whose states own their data.
 //!
 //! ```text
-//! Calling ──retryable──▶ Waiting (backoff, drain) ──▶ Readying (a clone of the spare) ──▶ Calling
-//!  │ ▲  (hedge timer: another attempt beside      (the request made again from the kept copy)
-//!  └─┘   the ones in flight)
+//! Calling ──all failed──▶ Waiting (backoff, drain) ──▶ Readying (a clone of the spare) ──▶ Calling
+//!  │ ▲  (hedge timer: another attempt        (the request made again from the kept copy)
+//!  └─┘   into the set in flight)
 //!    └──success, fatal, or a limit──▶ done
 //! ```
 //!
-//! The call holds one timer at a time, beside its state: the backoff's while it waits, the
-//! next hedge's while an attempt is in flight. A hedged call answered before the hedge delay
-//! allocates nothing; the set of hedges in flight is made when the first is sent.
+//! `Calling` holds the attempts in flight as one set ([`InFlight`]): a retry starts a set of
+//! one, a hedge adds to it, and the first outcome that is not retryable ends the call. The
+//! call holds one timer at a time, beside its state: the backoff's while it waits, the next
+//! hedge's while attempts are in flight. A call answered before the hedge delay allocates
+//! nothing.
 
 use std::fmt;
 use std::future::Future;
@@ -22,13 +24,13 @@ use pin_project_lite::pin_project;
 
 mod between;
 mod hedging;
+mod in_flight;
 mod outcome;
+use self::in_flight::{InFlight, Sent};
 use self::outcome::{after_retryable, answer};
 use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
-use super::budget::Taken;
-use super::hedge::Hedges;
 use super::plan::{Progress, plan_retry, poll_wait, stopped, unclassified};
 use super::{Config, Event, GiveUp, Releasing, Replay, RetryBudget, Shared};
 use crate::classify::{Classification, Classify, Reason};
@@ -42,15 +44,11 @@ pin_project! {
     where
         S: Service<Req>,
     {
-        // An attempt is in flight (and hedges of it, which the future keeps beside it, if the
-        // call hedges), and when it was first found pending, if a hedge delay is learned.
+        // Attempts are in flight: one, or more if the call hedges.
         Calling {
             #[pin]
-            future: S::Future,
-            sent: Option<Instant>,
+            attempts: InFlight<S::Future>,
         },
-        // The attempt held here failed while hedges of it are still in flight.
-        Hedging,
         // Waiting out the delay before the next attempt (no timer for a zero delay), while the
         // response being retried is drained; once the delay is over, the timer slot holds the
         // deadline, past which the drain does not hold the call.
@@ -80,14 +78,11 @@ pin_project! {
         kept: Option<Req>,
         // The layer's configuration, classifier and replay, and the spare service.
         shared: Arc<Shared<S, C, P>>,
-        // Attempts sent so far; `current` is the one in `State::Calling`'s `future`.
+        // Attempts sent so far.
         attempt: u32,
-        current: u32,
         progress: Progress,
         // This request's key's budget, when the layer keeps one per key.
         keyed: Option<Arc<Slot<RetryBudget>>>,
-        // The hedges in flight, made when the first is sent.
-        hedges: Option<Box<Hedges<S::Future>>>,
     }
 }
 
@@ -102,15 +97,15 @@ where
         keyed: Option<Arc<Slot<RetryBudget>>>,
     ) -> Self {
         ResponseFuture {
-            state: State::Calling { future, sent: None },
+            state: State::Calling {
+                attempts: InFlight::new(future, Sent::first(1)),
+            },
             timer: None,
             kept,
             shared,
             attempt: 1,
-            current: 1,
             progress: Progress::default(),
             keyed,
-            hedges: None,
         }
     }
 }
@@ -120,13 +115,14 @@ where
     S: Service<Req>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let in_flight = match &self.state {
+            State::Calling { attempts } => attempts.len(),
+            _ => 0,
+        };
         f.debug_struct("ResponseFuture")
             .field("attempt", &self.attempt)
             .field("max_attempts", &self.shared.config.limits.max_attempts)
-            .field(
-                "hedges_in_flight",
-                &self.hedges.as_ref().map_or(0, |h| h.len()),
-            )
+            .field("in_flight", &in_flight)
             .finish_non_exhaustive()
     }
 }
@@ -151,25 +147,17 @@ where
         loop {
             let mut this = self.as_mut().project();
             match this.state.as_mut().project() {
-                StateProj::Calling { future, sent, .. } => {
-                    if let Poll::Ready(outcome) = future.poll(cx) {
+                StateProj::Calling { attempts } => {
+                    if let Poll::Ready(landed) = attempts.poll(cx) {
                         // Classifiers read errors as `BoxError`, whatever the service's type
                         // (one that is a `BoxError` already stays as it is).
-                        let from = (*sent, true, None);
-                        let (outcome, number) = (outcome.map_err(Into::into), *this.current);
-                        match self.as_mut().on_outcome(outcome, number, from) {
+                        let outcome = landed.outcome.map_err(Into::into);
+                        match self.as_mut().on_outcome(outcome, landed.sent) {
                             Next::Done(done) => return Poll::Ready(done),
                             Next::GoOn => continue,
                         }
                     }
-                    if let Some(done) = ready!(self.as_mut().poll_hedges(cx)) {
-                        return Poll::Ready(done);
-                    }
-                }
-                StateProj::Hedging => {
-                    if let Some(done) = ready!(self.as_mut().poll_hedges(cx)) {
-                        return Poll::Ready(done);
-                    }
+                    ready!(self.as_mut().poll_pending(cx));
                 }
                 StateProj::Waiting { discarding, waited } => {
                     ready!(poll_wait(this.timer, discarding, waited, cx));
@@ -192,6 +180,17 @@ where
     C: Classify<Req, S::Response>,
     P: Replay<Req, S::Response>,
 {
+    /// No attempt in flight has an outcome yet: sends a hedge if one is due (`Ready`: the
+    /// set in flight changed), or waits.
+    fn poll_pending(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.shared.config.hedging.is_some() && self.as_mut().hedge_due(cx) {
+            self.as_mut().send_hedge(cx);
+            return Poll::Ready(());
+        }
+        self.note_pending();
+        Poll::Pending
+    }
+
     /// Only `max_elapsed` measures from the first attempt: without it, a pending attempt reads
     /// no clock.
     fn note_pending(self: Pin<&mut Self>) {
@@ -201,71 +200,64 @@ where
         }
     }
 
-    /// Classifies the outcome of attempt `number` (sent at `sent`, when timed; the one held in
-    /// `State::Calling` if `held`; a hedge that took `taken` from the budget otherwise) and ends
-    /// the call, waits for the other attempts in flight, or plans the next attempt (in the
-    /// `Waiting` state).
+    /// Classifies the outcome of the attempt `sent` and ends the call, waits for the other
+    /// attempts in flight, or plans the next attempt (in the `Waiting` state).
     #[inline]
     fn on_outcome(
         mut self: Pin<&mut Self>,
         outcome: Result<S::Response, BoxError>,
-        number: u32,
-        (sent, held, taken): (Option<Instant>, bool, Option<Taken>),
+        sent: Sent,
     ) -> Next<Result<S::Response, BoxError>> {
         let this = self.as_mut().project();
         let shared: &Shared<S, C, P> = this.shared;
         let config: &Config = &shared.config;
         let Some(kept) = this.kept.as_ref() else {
-            return Next::Done(unclassified(config, config.attempt(number), outcome));
+            return Next::Done(unclassified(config, config.attempt(sent.number), outcome));
         };
         let classification = shared.classifier.classify(kept, outcome.as_ref());
-        let attempt = config.attempt(number);
+        let attempt = config.attempt(sent.number);
         config.emit(|| Event::Outcome {
             attempt,
             classification,
         });
         let (reason, hint) = match classification {
             Classification::Retryable { reason, after } => (reason, after),
-            done => return Next::Done(self.as_ref().finish(outcome, done, attempt, (sent, held))),
+            done => return Next::Done(self.as_ref().finish(outcome, done, attempt, sent.at)),
         };
         let this = self.as_mut().project();
         let budget = this.shared.config.budget(this.keyed.as_ref());
-        after_retryable(this.progress, budget, (reason, hint), taken);
-        if self.as_ref().others_in_flight(held) > 0 {
-            let mut this = self.as_mut().project();
+        after_retryable(this.progress, budget, (reason, hint), sent.taken);
+        if self.as_ref().in_flight() > 0 {
             // Another attempt may still answer: this one's failure ends nothing. As gRFC A6
             // says, the next hedge in line goes out at once rather than at its timer (unless a
             // hint stopped hedging; attempts, the limit in flight and the budget still apply).
-            if held {
-                this.state.set(State::Hedging);
-            }
-            this.progress.hedge_now = true;
+            self.project().progress.hedge_now = true;
             return Next::GoOn;
         }
         self.retry_or_stop(outcome, reason, hint)
     }
 
-    /// The attempts in flight besides the one whose outcome came (`held`: the one in
-    /// `State::Calling`): the hedges, and the held one if the outcome is a hedge's.
+    /// How many attempts are in flight (an outcome's own attempt is out of the set by then).
     #[inline]
-    fn others_in_flight(self: Pin<&Self>, held: bool) -> usize {
-        let this = self.project_ref();
-        let calling = matches!(this.state.project_ref(), StateProjRef::Calling { .. });
-        this.hedges.as_ref().map_or(0, |h| h.len()) + usize::from(calling && !held)
+    fn in_flight(self: Pin<&Self>) -> usize {
+        match self.project_ref().state.project_ref() {
+            StateProjRef::Calling { attempts } => attempts.len(),
+            _ => 0,
+        }
     }
 
-    /// A success or a fatal outcome of `attempt` (sent at `sent`, the held one or not) ends
-    /// the call: a success is told to the budget, a fatal one as a give-up, and the hedging
-    /// learns which attempt won.
+    /// A success or a fatal outcome of `attempt` (sent at `sent`, when timed) ends the call: a
+    /// success is told to the budget, a fatal one as a give-up, and the hedging learns which
+    /// attempt won.
     #[inline]
     fn finish(
         self: Pin<&Self>,
         outcome: Result<S::Response, BoxError>,
         classification: Classification,
         attempt: Attempt,
-        (sent, held): (Option<Instant>, bool),
+        sent: Option<Instant>,
     ) -> Result<S::Response, BoxError> {
-        let others = self.others_in_flight(held) as u32;
+        let others = self.in_flight() as u32;
         let this = self.project_ref();
         let config: &Config = &this.shared.config;
         match classification {
@@ -281,8 +273,8 @@ where
             }
         }
         // Only a call that hedged, or that waits for a learned delay, has news for it.
-        if sent.is_some() || this.hedges.is_some() {
-            hedging::won(config, this.hedges.as_deref(), attempt, sent, others);
+        if sent.is_some() || this.progress.hedged {
+            hedging::won(config, this.progress.hedged, attempt, sent, others);
         }
         answer(&this.shared.replay, outcome, attempt)
     }

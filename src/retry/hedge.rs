@@ -1,14 +1,10 @@
-//! Hedging's settings (`Hedge`, checked into `Hedging`) and a hedged call's state.
+//! Hedging's settings (`Hedge`, checked into `Hedging`) and the latencies a learned delay reads.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::budget::Taken;
 use super::latencies::Latencies;
 use crate::error::{ConfigError, ConfigProblem};
 
@@ -228,79 +224,5 @@ impl Hedging {
         if let Some(latencies) = &self.latencies {
             latencies.record(now, latency);
         }
-    }
-}
-
-/// A hedge in flight: its number, when it was sent (when timed), the retry it took from the
-/// budget (given back if an open circuit turns it away), and the call.
-struct InFlight<F> {
-    number: u32,
-    sent: Option<Instant>,
-    taken: Option<Taken>,
-    future: Pin<Box<F>>,
-}
-
-/// A hedge's outcome, with what it was sent with.
-pub(crate) struct Landed<T> {
-    pub(crate) number: u32,
-    pub(crate) sent: Option<Instant>,
-    pub(crate) taken: Option<Taken>,
-    pub(crate) outcome: T,
-}
-
-/// A call's hedges in flight, beside the attempt the retry future holds itself (each boxed),
-/// made when the first hedge is sent: a call answered before the hedge delay allocates nothing.
-pub(crate) struct Hedges<F> {
-    in_flight: Vec<InFlight<F>>,
-}
-
-impl<F> Hedges<F> {
-    pub(crate) const fn new() -> Self {
-        Hedges {
-            in_flight: Vec::new(),
-        }
-    }
-
-    /// Hedges in flight.
-    pub(crate) fn len(&self) -> usize {
-        self.in_flight.len()
-    }
-}
-
-impl<F: Future> Hedges<F> {
-    /// Adds attempt `number`, sent at `sent` (when timed) with `taken` from the budget.
-    pub(crate) fn push(
-        &mut self,
-        (number, sent, taken): (u32, Option<Instant>, Option<Taken>),
-        future: F,
-    ) {
-        self.in_flight.push(InFlight {
-            number,
-            sent,
-            taken,
-            future: Box::pin(future),
-        });
-    }
-
-    /// The first hedge that has an outcome, taken out of the set.
-    pub(crate) fn poll_in_flight(&mut self, cx: &mut Context<'_>) -> Poll<Landed<F::Output>> {
-        let in_flight = &mut self.in_flight;
-        for i in 0..in_flight.len() {
-            if let Poll::Ready(outcome) = in_flight[i].future.as_mut().poll(cx) {
-                let InFlight {
-                    number,
-                    sent,
-                    taken,
-                    ..
-                } = in_flight.swap_remove(i);
-                return Poll::Ready(Landed {
-                    number,
-                    sent,
-                    taken,
-                    outcome,
-                });
-            }
-        }
-        Poll::Pending
     }
 }

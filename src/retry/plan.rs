@@ -123,6 +123,8 @@ pub(super) struct Progress {
     pub(super) hedge_checked: bool,
     // An attempt failed while others were in flight: the next hedge is due now (gRFC A6).
     pub(super) hedge_now: bool,
+    // A hedge went out in this call: its end is news for the events.
+    pub(super) hedged: bool,
 }
 
 /// The per-request state of the backoff schedule: its randomness and the previous delay (for

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tower_service::Service;
 
+use super::in_flight::{InFlight, Sent};
 use super::{ResponseFuture, State, StateProj};
 use crate::classify::Classify;
 use crate::context::current_bound;
@@ -88,12 +89,12 @@ where
             return Err(unclassified(config, attempt, Err(none_left())));
         };
         *this.attempt += 1;
-        *this.current = *this.attempt;
         // The slot held the deadline's timer, if the service was slow to turn ready; its
         // hedges, if any, come after their own delay, counted from when it is found pending.
         this.timer.set(None);
         let future = config.send(&mut service, request, config.attempt(*this.attempt));
-        this.state.set(State::Calling { future, sent: None });
+        let attempts = InFlight::new(future, Sent::first(*this.attempt));
+        this.state.set(State::Calling { attempts });
         Ok(())
     }
 

@@ -1,4 +1,5 @@
-//! The hedging half of the retry future: the hedges in flight, and when the next goes out.
+//! The hedging half of the retry future: when the next attempt goes out beside those in
+//! flight, and what a hedged call's end tells the hedging.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -7,11 +8,11 @@ use std::task::{Context, Poll};
 use tokio::time::Instant;
 use tower_service::Service;
 
-use super::{Next, ResponseFuture, StateProj};
+use super::in_flight::Sent;
+use super::{ResponseFuture, StateProj};
 use crate::classify::Classify;
 use crate::error::{Attempt, BoxError};
 use crate::retry::budget::Taken;
-use crate::retry::hedge::Hedges;
 use crate::retry::{Config, Event, NoHedge, Replay, RetryBudget, Shared};
 
 impl<S, Req, C, P> ResponseFuture<S, Req, C, P>
@@ -21,34 +22,9 @@ where
     C: Classify<Req, S::Response>,
     P: Replay<Req, S::Response>,
 {
-    /// The hedges in flight and the timer of the next: `Ready(Some)` when the call is done,
-    /// `Ready(None)` when something changed and the state is to be polled again.
-    pub(super) fn poll_hedges(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<S::Response, BoxError>>> {
-        let this = self.as_mut().project();
-        if let Some(hedges) = this.hedges.as_mut()
-            && let Poll::Ready(landed) = hedges.poll_in_flight(cx)
-        {
-            let outcome = landed.outcome.map_err(Into::into);
-            let from = (landed.sent, false, landed.taken);
-            return Poll::Ready(match self.on_outcome(outcome, landed.number, from) {
-                Next::Done(done) => Some(done),
-                Next::GoOn => None,
-            });
-        }
-        if this.shared.config.hedging.is_some() && self.as_mut().hedge_due(cx) {
-            self.as_mut().send_hedge(cx);
-            return Poll::Ready(None);
-        }
-        self.note_pending();
-        Poll::Pending
-    }
-
     /// Whether a hedge is due now: the timer of the next one, armed here if one may follow,
     /// has fired.
-    fn hedge_due(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
+    pub(super) fn hedge_due(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
         if self.shared.config.hedging.is_none() {
             return false;
         }
@@ -59,18 +35,15 @@ where
         let Some(hedging) = &this.shared.config.hedging else {
             return false;
         };
-        // A learned delay times the attempt from when it is first found pending; that clock
-        // reading serves the hedge timer too.
-        let mut read = None;
-        let calling = match this.state.as_mut().project() {
-            StateProj::Calling { sent, .. } => {
-                if sent.is_none() && hedging.learns() {
-                    *sent = Some(*read.insert(Instant::now()));
-                }
-                true
-            }
-            StateProj::Hedging => false,
-            _ => return false,
+        // A learned delay times the first attempt from when it is first found pending; that
+        // clock reading serves the hedge timer too.
+        let StateProj::Calling { attempts } = this.state.as_mut().project() else {
+            return false;
+        };
+        let read = if hedging.learns() {
+            attempts.time_first(Instant::now)
+        } else {
+            None
         };
         if this.progress.no_more_hedges {
             this.timer.set(None);
@@ -78,7 +51,7 @@ where
         }
         let now_due = std::mem::take(&mut this.progress.hedge_now);
         if this.timer.is_none() || now_due {
-            if !self.as_ref().room_for_hedge(calling) {
+            if !self.as_ref().room_for_hedge() {
                 return false;
             }
             if now_due || !self.as_mut().arm_timer(read.unwrap_or_else(Instant::now)) {
@@ -89,12 +62,12 @@ where
         (timer.as_pin_mut()).is_some_and(|timer| timer.poll(cx).is_ready())
     }
 
-    /// Whether another attempt may go out beside those in flight (`calling`: the held one is
-    /// among them): under the limit in flight and the attempts allowed.
+    /// Whether another attempt may go out beside those in flight: under the limit in flight
+    /// and the attempts allowed.
     #[inline]
-    fn room_for_hedge(self: Pin<&Self>, calling: bool) -> bool {
+    fn room_for_hedge(self: Pin<&Self>) -> bool {
+        let in_flight = self.in_flight();
         let config = &self.shared.config;
-        let in_flight = self.hedges.as_ref().map_or(0, |h| h.len()) + usize::from(calling);
         let max_in_flight = config
             .hedging
             .as_ref()
@@ -143,7 +116,7 @@ where
     }
 
     /// The hedge timer fired: sends another attempt beside those in flight, or says why not.
-    fn send_hedge(self: Pin<&mut Self>, cx: &mut Context<'_>) {
+    pub(super) fn send_hedge(self: Pin<&mut Self>, cx: &mut Context<'_>) {
         let mut this = self.project();
         this.timer.set(None);
         let shared: &Shared<S, C, P> = this.shared;
@@ -159,26 +132,28 @@ where
                 return;
             }
         };
+        let StateProj::Calling { attempts } = this.state.project() else {
+            return;
+        };
         let mut service = service;
         *this.attempt += 1;
+        this.progress.hedged = true;
         let learns = config.hedging.as_ref().is_some_and(|h| h.learns());
-        let sent = learns.then(Instant::now);
+        let at = learns.then(Instant::now);
         let future = config.send(&mut service, request, attempt);
         config.emit(|| Event::Hedge { attempt });
-        let hedges = this.hedges.get_or_insert_with(|| Box::new(Hedges::new()));
-        hedges.push((attempt.number, sent, taken), future);
+        let number = attempt.number;
+        attempts.push(Sent { number, at, taken }, future);
     }
 }
 
 /// A call that hedged (or could have) ended with `attempt`'s outcome, a success or a fatal one,
 /// with `cancelled` attempts still in flight: its latency is learned, and, if a hedge went out,
-/// its number is the one the response and the errors report. (Generic, so that it is compiled
-/// with the retry future: a plain `hedged: bool` version measured 166 instructions more on the
-/// retry path, `cargo bench --bench instructions`.)
+/// its number is the one the response and the errors report.
 #[cold]
-pub(super) fn won<F>(
+pub(super) fn won(
     config: &Config,
-    hedges: Option<&Hedges<F>>,
+    hedged: bool,
     attempt: Attempt,
     sent: Option<Instant>,
     cancelled: u32,
@@ -187,7 +162,7 @@ pub(super) fn won<F>(
         let now = Instant::now();
         hedging.record(now, now.saturating_duration_since(sent));
     }
-    if hedges.is_some() {
+    if hedged {
         config.emit(|| Event::HedgeWon { attempt, cancelled });
     }
 }
