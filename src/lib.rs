@@ -148,6 +148,7 @@ pub mod retry;
 pub mod scope;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod throttle;
 pub mod timeout;
 
 pub use crate::error::{

@@ -271,6 +271,10 @@ pub fn classify_error(err: &(dyn StdError + 'static)) -> Classification {
                         after: remaining,
                     };
                 }
+                // The client's own fast failure under overload: retrying it would undo it.
+                ErrorKind::Throttled { .. } => {
+                    return Classification::fatal(Reason::NeverSent(NotSent::Throttled));
+                }
                 // Retries that already ran out below us are final here too.
                 _ => return Classification::fatal(ours.reason().unwrap_or(Reason::Other("error"))),
             }

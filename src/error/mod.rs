@@ -83,6 +83,14 @@ pub enum ErrorKind {
         /// Held open by hand, until an operator releases it.
         held: bool,
     },
+    /// Adaptive [throttling](crate::throttle) rejected the call without sending it: the
+    /// dependency has accepted too little of what it was sent.
+    Throttled {
+        /// Requests counted in the throttle's window when it rejected this one.
+        requests: u64,
+        /// Of those, how many the dependency accepted.
+        accepts: u64,
+    },
 }
 
 /// Why the retry loop stopped on a failed outcome: the one vocabulary of the retry events and
@@ -207,9 +215,9 @@ impl Error {
     pub fn attempts(&self) -> Option<u32> {
         match self.kind {
             ErrorKind::GaveUp { attempts, .. } => Some(attempts),
-            ErrorKind::Timeout { .. } | ErrorKind::CircuitOpen { .. } => {
-                self.attempt.map(|a| a.number)
-            }
+            ErrorKind::Timeout { .. }
+            | ErrorKind::CircuitOpen { .. }
+            | ErrorKind::Throttled { .. } => self.attempt.map(|a| a.number),
         }
     }
 
@@ -301,6 +309,10 @@ impl fmt::Display for Error {
         match self.kind {
             ErrorKind::Timeout { scope, after } => write_timeout(f, scope, after)?,
             ErrorKind::CircuitOpen { remaining, held } => write_open(f, remaining, held)?,
+            ErrorKind::Throttled { requests, accepts } => write!(
+                f,
+                "not sent: throttled by the client (the dependency accepted {accepts} of the last {requests} requests)"
+            )?,
             ErrorKind::GaveUp { .. } => match (self.last_kind(), self.reason) {
                 (Some(ErrorKind::Timeout { scope, after }), _) => write_timeout(f, scope, after)?,
                 (Some(ErrorKind::CircuitOpen { remaining, held }), _) => {

@@ -71,6 +71,9 @@ pub enum NotSent {
     StreamRefused,
     /// A [circuit breaker](crate::breaker) rejected the call.
     CircuitOpen,
+    /// Adaptive [throttling](crate::throttle) rejected the call. Fatal: it is the client's
+    /// own way of failing fast.
+    Throttled,
     /// The host's name does not resolve (DNS: no such name, or no address for it). Fatal: the
     /// next attempt would ask the same resolver the same question.
     NoSuchHost,
@@ -90,6 +93,7 @@ impl fmt::Display for NotSent {
             NotSent::Connect => "could not connect",
             NotSent::StreamRefused => "stream refused by the server",
             NotSent::CircuitOpen => "circuit open",
+            NotSent::Throttled => "throttled by the client",
             NotSent::NoSuchHost => "no such host",
             NotSent::UnknownIssuer => "TLS certificate: unknown issuer",
             NotSent::NameMismatch => "TLS certificate: name mismatch",

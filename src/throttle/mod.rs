@@ -1,0 +1,311 @@
+//! Client-side adaptive throttling: when a dependency accepts too little of what it is sent,
+//! the client turns requests away itself, before they add to its load.
+//!
+//! The budget and the breaker bound *retries* and stop calls to a dependency that is down;
+//! nothing else bounds *first attempts* to one that is overloaded but still answering some.
+//! [`ThrottleLayer`] is the Google SRE book's adaptive throttling ("Handling Overload"): over a
+//! sliding window it counts the requests made and those the dependency *accepted*, and rejects a
+//! new request locally with probability
+//!
+//! ```text
+//! max(0, (requests − K × accepts) / (requests + 1))
+//! ```
+//!
+//! With `K = 2` (the default), nothing is rejected while the dependency accepts at least half
+//! of what it gets: a dependency that is merely flaky is never throttled. Past that, the
+//! client sends about `K` times what is accepted, so that the dependency still sees enough
+//! traffic to show when it has recovered. Rejected requests count as requests, as the book has
+//! it. The probability is capped (0.9 by default, as failsafe-go's throttler does): after a full
+//! outage the uncapped formula lets about one request a window through, and climbs back only by
+//! doubling what it sends each window; with the cap a tenth gets through, and a recovered
+//! dependency is sent everything again within a few windows.
+//!
+//! What is accepted comes from the stack's one classifier: a success, or a fatal outcome the
+//! server answered (a 404 is an answer). Not accepted: every retryable outcome (a 429, a 503,
+//! `RESOURCE_EXHAUSTED`, an open circuit, a reset), and timeouts, an attempt's or the deadline's
+//! (an overloaded dependency shows itself by answering late). A request that was not sent for a
+//! local reason (no such host, a bad certificate) is not counted as accepted either. A call
+//! dropped before its outcome (a hedge that lost) is not counted at all.
+//!
+//! A throttled request is never sent: it fails at once with [`ErrorKind::Throttled`], which the
+//! classifiers call fatal ([`NotSent::Throttled`]), so that it is not retried and spends no retry
+//! budget; the retry layer's events report it like any outcome. State is kept like the budget's:
+//! one window for every call, or one per key ([`ThrottleLayer::per_key`]; the HTTP and gRPC
+//! presets keep one per host).
+//!
+//! ```
+//! use std::time::Duration;
+//! use tower::{service_fn, Layer, Service, ServiceExt};
+//! use tower_tenacity::classify::DefaultClassifier;
+//! use tower_tenacity::throttle::{Throttle, ThrottleLayer};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), tower::BoxError> {
+//! let layer = ThrottleLayer::new(
+//!     Throttle::new().k(2.0).window(Duration::from_secs(10)),
+//!     DefaultClassifier,
+//! )?;
+//! let mut svc = layer.layer(service_fn(|x: u32| async move { Ok::<_, tower::BoxError>(x) }));
+//! assert_eq!(svc.ready().await?.call(7).await?, 7);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`ErrorKind::Throttled`]: crate::ErrorKind::Throttled
+//! [`NotSent::Throttled`]: crate::classify::NotSent::Throttled
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tower_layer::Layer;
+
+use crate::classify::{Classification, Reason};
+use crate::error::{ConfigError, ConfigProblem};
+use crate::scope::{DEFAULT_MAX_KEYS, Scopes, Unscoped};
+
+mod service;
+mod window;
+
+use self::window::{Tally, Window};
+
+/// Adaptive throttling's settings: `K` and the window; see [the module](self).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throttle {
+    k: f64,
+    window: Duration,
+    max_rejection: f64,
+    max_keys: usize,
+    seed: Option<u64>,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle::new()
+    }
+}
+
+impl Throttle {
+    /// `K = 2` over a 10 s window (ten buckets of a second), at most 1024 keys when kept per key.
+    pub const fn new() -> Self {
+        Throttle {
+            k: 2.0,
+            window: Duration::from_secs(10),
+            max_rejection: 0.9,
+            max_keys: DEFAULT_MAX_KEYS,
+            seed: None,
+        }
+    }
+
+    /// How many requests are sent per one accepted before any is rejected (at least 1; the
+    /// book suggests 2, lower throttles sooner, higher later).
+    pub const fn k(mut self, k: f64) -> Self {
+        self.k = k;
+        self
+    }
+
+    /// How much history the rates are taken over (at least 10 ms). Longer reacts slower, and
+    /// stays throttled longer after the dependency recovers.
+    pub const fn window(mut self, window: Duration) -> Self {
+        self.window = window;
+        self
+    }
+
+    /// The highest rejection probability (`0.0..=1.0`, default 0.9): what always gets through
+    /// to show that the dependency has recovered.
+    pub const fn max_rejection(mut self, max_rejection: f64) -> Self {
+        self.max_rejection = max_rejection;
+        self
+    }
+
+    /// The most keys kept when the layer throttles per key (default 1024).
+    pub const fn max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = max_keys;
+        self
+    }
+
+    /// Seeds the draws that decide which requests are rejected, for reproducible runs.
+    pub const fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    pub(crate) fn keys(&self) -> usize {
+        self.max_keys
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if !self.k.is_finite() {
+            return Err(ConfigError::new(
+                "throttle.k",
+                ConfigProblem::NotFinite(self.k),
+            ));
+        }
+        if self.k < 1.0 {
+            let problem = ConfigProblem::OutOfRange {
+                value: self.k,
+                min: 1.0,
+                max: f64::INFINITY,
+            };
+            return Err(ConfigError::new("throttle.k", problem));
+        }
+        if !(0.0..=1.0).contains(&self.max_rejection) {
+            let problem = ConfigProblem::OutOfRange {
+                value: self.max_rejection,
+                min: 0.0,
+                max: 1.0,
+            };
+            return Err(ConfigError::new("throttle.max_rejection", problem));
+        }
+        if self.window < Duration::from_millis(10) {
+            return Err(ConfigError::new(
+                "throttle.window",
+                ConfigProblem::ZeroDuration,
+            ));
+        }
+        if self.max_keys == 0 {
+            return Err(ConfigError::new("throttle.max_keys", ConfigProblem::Zero));
+        }
+        Ok(())
+    }
+}
+
+/// One window's state and what the throttle's draws share.
+pub(crate) struct Throttler {
+    window: Window,
+    k: f64,
+    max_rejection: f64,
+    draws: Arc<AtomicU64>,
+}
+
+impl Throttler {
+    /// The window's tally now, and whether a new request is to be rejected.
+    #[inline]
+    fn admit(&self, tick: u64) -> Result<(), Tally> {
+        let tally = self.window.tally(tick);
+        let excess = tally.requests as f64 - self.k * tally.accepts as f64;
+        if excess <= 0.0 {
+            return Ok(());
+        }
+        let p = (excess / (tally.requests + 1) as f64).min(self.max_rejection);
+        if draw(&self.draws) < p {
+            Err(tally)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A uniform draw in `[0, 1)` from the layer's sequence (SplitMix64): lock-free, and the same
+/// sequence for the same seed.
+fn draw(state: &AtomicU64) -> f64 {
+    let mut z = state
+        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) as f64 / (u64::MAX as f64 + 1.0)
+}
+
+/// Whether the dependency accepted an outcome: see [the module](self).
+fn accepted(classification: Classification) -> bool {
+    match classification {
+        Classification::Success => true,
+        Classification::Retryable { .. } => false,
+        Classification::Fatal { reason } => {
+            !matches!(reason, Reason::Timeout(_) | Reason::NeverSent(_))
+        }
+    }
+}
+
+/// Adaptive throttling for every call, or per key; see [the module](self).
+pub struct ThrottleLayer<C, K = Unscoped> {
+    windows: Arc<Scopes<Throttler>>,
+    classifier: Arc<C>,
+    scope: K,
+}
+
+impl<C> ThrottleLayer<C> {
+    /// One window for every call, counting what `classifier` calls accepted.
+    pub fn new(throttle: Throttle, classifier: C) -> Result<Self, ConfigError> {
+        throttle.check()?;
+        Ok(ThrottleLayer {
+            windows: Arc::new(Scopes::single(throttler(&throttle, new_draws(&throttle)))),
+            classifier: Arc::new(classifier),
+            scope: Unscoped,
+        })
+    }
+
+    /// One window per key of `scope`, at most [`Throttle::max_keys`] of them.
+    pub fn per_key<K>(
+        throttle: Throttle,
+        classifier: C,
+        scope: K,
+    ) -> Result<ThrottleLayer<C, K>, ConfigError> {
+        throttle.check()?;
+        let draws = new_draws(&throttle);
+        let make = move || throttler(&throttle, draws.clone());
+        Ok(ThrottleLayer {
+            windows: Arc::new(Scopes::per_key(throttle.keys(), make)),
+            classifier: Arc::new(classifier),
+            scope,
+        })
+    }
+}
+
+fn new_draws(throttle: &Throttle) -> Arc<AtomicU64> {
+    Arc::new(AtomicU64::new(
+        throttle.seed.unwrap_or_else(|| fastrand::u64(..)),
+    ))
+}
+
+fn throttler(throttle: &Throttle, draws: Arc<AtomicU64>) -> Throttler {
+    Throttler {
+        window: Window::new(throttle.window),
+        k: throttle.k,
+        max_rejection: throttle.max_rejection,
+        draws,
+    }
+}
+
+impl<C, K: Clone> Clone for ThrottleLayer<C, K> {
+    fn clone(&self) -> Self {
+        ThrottleLayer {
+            windows: self.windows.clone(),
+            classifier: self.classifier.clone(),
+            scope: self.scope.clone(),
+        }
+    }
+}
+
+impl<C, K: fmt::Debug> fmt::Debug for ThrottleLayer<C, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThrottleLayer")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, C, K: Clone> Layer<S> for ThrottleLayer<C, K> {
+    type Service = service::Throttled<S, C, K>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        service::Throttled::new(
+            inner,
+            self.windows.clone(),
+            self.classifier.clone(),
+            self.scope.clone(),
+        )
+    }
+}
+
+/// When the call is counted: the window's tick now.
+#[inline]
+fn tick_now(throttler: &Throttler) -> u64 {
+    throttler.window.tick(Instant::now())
+}
+
+#[cfg(test)]
+mod tests;
