@@ -41,6 +41,7 @@ use tower_tenacity::breaker::BreakerConfig;
 use tower_tenacity::classify::DefaultClassifier;
 use tower_tenacity::http::ReplayBody;
 use tower_tenacity::retry::{ExponentialBackoff, Hedge, Jitter};
+use tower_tenacity::throttle::{Throttle, ThrottleLayer};
 use tower_tenacity::{ResilienceBuilder, ResilienceLayer};
 
 /// Counts every allocation, to report allocations per operation.
@@ -100,6 +101,11 @@ fn scenarios() -> Vec<Scenario> {
             name: "success/tenacity+breaker(consecutive)",
             ops: 10_000,
             run: success_breaker_in_a_row,
+        },
+        Scenario {
+            name: "success/tenacity+throttle",
+            ops: 10_000,
+            run: success_throttle,
         },
         Scenario {
             name: "success/tenacity+hedge",
@@ -317,6 +323,16 @@ fn success_tenacity(n: u64) {
     let rt = timer_runtime(false);
     let _context = rt.enter();
     let mut svc = tenacity(true).layer(always_ready());
+    repeat(n, || call_ready(&mut svc));
+}
+
+/// The same stack with adaptive throttling inside it (one window, the defaults: a client
+/// that never meets overload, so nothing is rejected and both clock reads are paid).
+fn success_throttle(n: u64) {
+    let rt = timer_runtime(false);
+    let _context = rt.enter();
+    let throttle = ThrottleLayer::new(Throttle::new(), DefaultClassifier).unwrap();
+    let mut svc = tenacity(true).layer(throttle.layer(always_ready()));
     repeat(n, || call_ready(&mut svc));
 }
 

@@ -172,15 +172,16 @@ impl Throttle {
     }
 }
 
-/// One window's state and what the throttle's draws share.
-pub(crate) struct Throttler {
+/// One window's state, the classifier that counts into it, and what the throttle's draws share.
+pub(crate) struct Throttler<C> {
     window: Window,
+    classifier: Arc<C>,
     k: f64,
     max_rejection: f64,
     draws: Arc<AtomicU64>,
 }
 
-impl Throttler {
+impl<C> Throttler<C> {
     /// The window's tally now, and whether a new request is to be rejected.
     #[inline]
     fn admit(&self, tick: u64) -> Result<(), Tally> {
@@ -222,8 +223,7 @@ fn accepted(classification: Classification) -> bool {
 
 /// Adaptive throttling for every call, or per key; see [the module](self).
 pub struct ThrottleLayer<C, K = Unscoped> {
-    windows: Arc<Scopes<Throttler>>,
-    classifier: Arc<C>,
+    windows: Arc<Scopes<Throttler<C>>>,
     scope: K,
 }
 
@@ -231,9 +231,9 @@ impl<C> ThrottleLayer<C> {
     /// One window for every call, counting what `classifier` calls accepted.
     pub fn new(throttle: Throttle, classifier: C) -> Result<Self, ConfigError> {
         throttle.check()?;
+        let throttler = throttler(&throttle, Arc::new(classifier), new_draws(&throttle));
         Ok(ThrottleLayer {
-            windows: Arc::new(Scopes::single(throttler(&throttle, new_draws(&throttle)))),
-            classifier: Arc::new(classifier),
+            windows: Arc::new(Scopes::single(throttler)),
             scope: Unscoped,
         })
     }
@@ -243,13 +243,15 @@ impl<C> ThrottleLayer<C> {
         throttle: Throttle,
         classifier: C,
         scope: K,
-    ) -> Result<ThrottleLayer<C, K>, ConfigError> {
+    ) -> Result<ThrottleLayer<C, K>, ConfigError>
+    where
+        C: Send + Sync + 'static,
+    {
         throttle.check()?;
-        let draws = new_draws(&throttle);
-        let make = move || throttler(&throttle, draws.clone());
+        let (classifier, draws) = (Arc::new(classifier), new_draws(&throttle));
+        let make = move || throttler(&throttle, classifier.clone(), draws.clone());
         Ok(ThrottleLayer {
             windows: Arc::new(Scopes::per_key(throttle.keys(), make)),
-            classifier: Arc::new(classifier),
             scope,
         })
     }
@@ -261,9 +263,10 @@ fn new_draws(throttle: &Throttle) -> Arc<AtomicU64> {
     ))
 }
 
-fn throttler(throttle: &Throttle, draws: Arc<AtomicU64>) -> Throttler {
+fn throttler<C>(throttle: &Throttle, classifier: Arc<C>, draws: Arc<AtomicU64>) -> Throttler<C> {
     Throttler {
         window: Window::new(throttle.window),
+        classifier,
         k: throttle.k,
         max_rejection: throttle.max_rejection,
         draws,
@@ -274,7 +277,6 @@ impl<C, K: Clone> Clone for ThrottleLayer<C, K> {
     fn clone(&self) -> Self {
         ThrottleLayer {
             windows: self.windows.clone(),
-            classifier: self.classifier.clone(),
             scope: self.scope.clone(),
         }
     }
@@ -292,18 +294,13 @@ impl<S, C, K: Clone> Layer<S> for ThrottleLayer<C, K> {
     type Service = service::Throttled<S, C, K>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        service::Throttled::new(
-            inner,
-            self.windows.clone(),
-            self.classifier.clone(),
-            self.scope.clone(),
-        )
+        service::Throttled::new(inner, self.windows.clone(), self.scope.clone())
     }
 }
 
 /// When the call is counted: the window's tick now.
 #[inline]
-fn tick_now(throttler: &Throttler) -> u64 {
+fn tick_now<C>(throttler: &Throttler<C>) -> u64 {
     throttler.window.tick(Instant::now())
 }
 

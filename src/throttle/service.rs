@@ -16,22 +16,15 @@ use crate::scope::{ScopeKey, Scopes, Slot};
 /// Throttles the calls to `S`; see [`ThrottleLayer`](super::ThrottleLayer).
 pub struct Throttled<S, C, K> {
     inner: S,
-    windows: Arc<Scopes<Throttler>>,
-    classifier: Arc<C>,
+    windows: Arc<Scopes<Throttler<C>>>,
     scope: K,
 }
 
 impl<S, C, K> Throttled<S, C, K> {
-    pub(super) fn new(
-        inner: S,
-        windows: Arc<Scopes<Throttler>>,
-        classifier: Arc<C>,
-        scope: K,
-    ) -> Self {
+    pub(super) fn new(inner: S, windows: Arc<Scopes<Throttler<C>>>, scope: K) -> Self {
         Throttled {
             inner,
             windows,
-            classifier,
             scope,
         }
     }
@@ -42,7 +35,6 @@ impl<S: Clone, C, K: Clone> Clone for Throttled<S, C, K> {
         Throttled {
             inner: self.inner.clone(),
             windows: self.windows.clone(),
-            classifier: self.classifier.clone(),
             scope: self.scope.clone(),
         }
     }
@@ -81,7 +73,7 @@ where
             Ok(()) => ResponseFuture {
                 state: State::Called {
                     future: self.inner.call(request),
-                    counted: Some((slot, self.classifier.clone())),
+                    counted: Some((slot, tick)),
                 },
             },
             Err(tally) => {
@@ -113,7 +105,7 @@ pin_project! {
 pin_project! {
     #[project = StateProj]
     enum State<F, C> {
-        Called { #[pin] future: F, counted: Option<(Arc<Slot<Throttler>>, Arc<C>)> },
+        Called { #[pin] future: F, counted: Option<(Arc<Slot<Throttler<C>>>, u64)> },
         Rejected { error: Option<BoxError> },
     }
 }
@@ -131,9 +123,10 @@ where
         match self.project().state.project() {
             StateProj::Called { future, counted } => {
                 let outcome = ready!(future.poll(cx)).map_err(Into::into);
-                if let Some((slot, classifier)) = counted.take() {
-                    let accepted = accepted(classifier.classify_outcome(outcome.as_ref()));
-                    slot.window.record(tick_now(&slot), accepted);
+                // Counted at the tick it was made, as the window's tally was read then.
+                if let Some((slot, tick)) = counted.take() {
+                    let accepted = accepted(slot.classifier.classify_outcome(outcome.as_ref()));
+                    slot.window.record(tick, accepted);
                 }
                 Poll::Ready(outcome)
             }

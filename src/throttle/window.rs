@@ -47,7 +47,8 @@ impl Window {
         now.saturating_duration_since(self.origin).as_micros() as u64 / self.bucket_us
     }
 
-    /// Counts one request at `tick`, and one accept if `accepted`.
+    /// Counts one request made at `tick`, and one accept if `accepted`. An outcome that comes
+    /// after its bucket was taken by a later tick is older than the window: it is not counted.
     #[inline]
     pub(crate) fn record(&self, tick: u64, accepted: bool) {
         let bucket = &self.buckets[(tick % BUCKETS) as usize];
@@ -55,6 +56,7 @@ impl Window {
         let _ = bucket.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |word| {
             let (requests, accepts) = match unpack(word) {
                 (at, requests, accepts) if at == stamp => (requests, accepts),
+                (at, ..) if is_later(at, stamp) => return None,
                 // The bucket held an older tick: it starts again.
                 _ => (0, 0),
             };
@@ -78,6 +80,12 @@ impl Window {
         }
         tally
     }
+}
+
+/// Whether stamp `a` is later than stamp `b` (modulo the stamp's bits, half of them ahead).
+fn is_later(a: u64, b: u64) -> bool {
+    let ahead = a.wrapping_sub(b) & TICK_MASK;
+    ahead != 0 && ahead < (TICK_MASK + 1) / 2
 }
 
 fn unpack(word: u64) -> (u64, u64, u64) {
@@ -117,13 +125,15 @@ mod tests {
         assert_eq!(window.tally(at(15)), Tally::default());
         // A bucket reused by a later tick starts from nothing.
         window.record(at(20), true);
-        assert_eq!(
-            window.tally(at(20)),
-            Tally {
-                requests: 1,
-                accepts: 1
-            }
-        );
+        let one_accepted = Tally {
+            requests: 1,
+            accepts: 1,
+        };
+        assert_eq!(window.tally(at(20)), one_accepted);
+        // The outcome of a request made at second 10 comes after second 20 took its bucket:
+        // it is older than the window, and spoils nothing.
+        window.record(at(10), false);
+        assert_eq!(window.tally(at(20)), one_accepted);
     }
 
     #[tokio::test(start_paused = true)]
