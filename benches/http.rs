@@ -176,7 +176,7 @@ fn throughput(c: &mut Criterion) {
 
 /// The request with its body made replayable, as the HTTP preset does first.
 fn replayable(request: Request<Full<Bytes>>) -> Request<ReplayBody<Full<Bytes>>> {
-    request.map(|body| ReplayBody::new(body, tower_tenacity::http::DEFAULT_REPLAY_CAP))
+    request.map(|body| ReplayBody::new(body, 64 * 1024))
 }
 
 /// A client that arms a tokio timer for each call (unless `timer` is off) and keeps a copy of

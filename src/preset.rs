@@ -87,7 +87,7 @@ impl<C, P, L> ResilienceLayer<C, P, L> {
 
     /// The circuit breaker between retry and the attempt timeout: a
     /// [`CircuitBreakerLayer`](crate::breaker::CircuitBreakerLayer)
-    /// if [`circuit_breaker`](ResilienceBuilder::circuit_breaker) was set, [`NoBreaker`]
+    /// if [`circuit_breaker`](ResilienceBuilder::circuit_breaker) was set, a breaker switched off
     /// otherwise.
     pub fn breaker(&self) -> &L {
         &self.breaker

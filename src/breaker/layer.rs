@@ -12,7 +12,7 @@ use crate::error::ConfigError;
 use crate::scope::{Scopes, Unscoped};
 
 /// Wraps services in a [`CircuitBreaker`]. Every service it makes, and every clone of them,
-/// shares its circuits: one, or one per key with [`per_key`](CircuitBreakerBuilder::per_key).
+/// shares its circuits: one, or one per key with `per_key` on its [`builder`](CircuitBreakerLayer::builder).
 ///
 /// ```
 /// use std::time::Duration;

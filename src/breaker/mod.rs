@@ -95,8 +95,9 @@ pub use self::config::BreakerConfig;
 pub use self::events::{Cause, CircuitState, Observer, Snapshot, Transition};
 use self::future::{ResponseFuture, Ticket};
 pub use self::handle::BreakerHandle;
-pub use self::layer::{CircuitBreakerBuilder, CircuitBreakerLayer};
-pub use self::slot::{BreakerPlan, BreakerSlot, NoBreaker};
+pub use self::layer::CircuitBreakerLayer;
+pub use self::slot::BreakerPlan;
+pub(crate) use self::slot::{BreakerSlot, NoBreaker};
 pub use self::window::Counts;
 
 /// Rejects calls while its circuit is open; see [`CircuitBreakerLayer`].

@@ -36,7 +36,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{BoxError, Error, ErrorKind, TimeoutScope};
-pub use crate::error::{NotSent, Reason, causes, find_cause};
+pub use crate::error::{NotSent, Reason};
+pub use crate::error::{causes, find_cause};
 
 mod closures;
 mod connect;

@@ -19,7 +19,7 @@ pub const PUSHBACK: &str = "grpc-retry-pushback-ms";
 ///
 /// The status is read from `grpc-status` in the response headers (a trailers-only response) or
 /// in the trailers, which the gRPC preset peeks at for unary responses (see
-/// [`PeekTrailersLayer`](super::PeekTrailersLayer)). `OK` is a success; the retryable codes
+/// the preset's trailer peeking). `OK` is a success; the retryable codes
 /// (`UNAVAILABLE` by default) are retried; every other code is fatal and reaches the caller as
 /// the status it is. A server's `grpc-retry-pushback-ms` is the delay before the next attempt,
 /// and a negative or unreadable one means no retry. A stream the server reset has the code the

@@ -15,10 +15,7 @@ mod peek;
 mod preset;
 mod status;
 
-pub use self::classify::{GrpcClassifier, PUSHBACK, grpc_reason, response_status};
-pub use self::deadline::{
-    GRPC_TIMEOUT, GrpcDeadlineBody, GrpcDeadlineLayer, GrpcTimeoutLayer, decode_grpc_timeout,
-};
-pub use self::peek::{PeekTrailersLayer, PeekedTrailers};
+pub use self::classify::GrpcClassifier;
+pub use self::deadline::{GrpcDeadlineBody, GrpcDeadlineLayer, decode_grpc_timeout};
 pub use self::preset::{GrpcResilience, GrpcResilienceBuilder, GrpcResilienceLayer};
-pub use self::status::{GrpcStatusLayer, to_status};
+pub use self::status::to_status;

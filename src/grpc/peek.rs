@@ -244,7 +244,7 @@ mod tests {
         let mut svc = PeekTrailersLayer::new().layer(inner);
         let response = tower::ServiceExt::oneshot(&mut svc, ()).await.unwrap();
         assert_eq!(
-            crate::grpc::response_status(&response),
+            crate::grpc::classify::response_status(&response),
             Some(tonic::Code::Unavailable)
         );
         let collected = response.into_body().collect().await.unwrap();
@@ -264,7 +264,7 @@ mod tests {
         let mut svc = PeekTrailersLayer::new().layer(inner);
         let response = tower::ServiceExt::oneshot(&mut svc, ()).await.unwrap();
         assert!(response.extensions().get::<PeekedTrailers>().is_none());
-        assert_eq!(crate::grpc::response_status(&response), None);
+        assert_eq!(crate::grpc::classify::response_status(&response), None);
         let mut body = response.into_body();
         let frame = body.frame().await.unwrap().unwrap();
         assert_eq!(&frame.into_data().unwrap()[..], b"\x00\x00\x00\x00\x01x");
@@ -277,7 +277,11 @@ mod tests {
         });
         let mut svc = PeekTrailersLayer::new().layer(inner);
         let response = tower::ServiceExt::oneshot(&mut svc, ()).await.unwrap();
-        assert_eq!(crate::grpc::response_status(&response), None, "committed");
+        assert_eq!(
+            crate::grpc::classify::response_status(&response),
+            None,
+            "committed"
+        );
         let collected = response.into_body().collect().await.unwrap();
         assert_eq!(
             collected.trailers().unwrap()["grpc-status"],

@@ -21,7 +21,8 @@ mod service;
 
 pub use self::body_timeout::BodyTimeoutLayer;
 pub use self::carry::{CarriedDeadline, CarryDeadlineLayer};
-pub use self::classify::{HttpClassifier, IDEMPOTENCY_KEY, Idempotent, classify_http_error};
+pub use self::classify::classify_http_error;
+pub use self::classify::{HttpClassifier, IDEMPOTENCY_KEY, Idempotent};
 pub use self::clients::HttpClient;
 #[cfg(feature = "hyper")]
 pub use self::clients::HyperResilience;
@@ -32,13 +33,16 @@ pub(crate) use self::deadline_body::Alarm;
 pub use self::deadline_body::{BodyDeadlineLayer, DeadlineBody};
 pub use self::host::ByAuthority;
 pub use self::preset::{HttpResilience, HttpResilienceBuilder, HttpResilienceLayer};
-pub use self::replay::{DEFAULT_REPLAY_CAP, HttpReplay, ReplayBody, ReplayError};
+pub use self::replay::HttpReplay;
+pub use self::replay::ReplayBody;
 #[cfg(feature = "reqwest")]
 pub use self::reqwest::Reqwest;
 pub use self::retry_after::{parse_retry_after, retry_after};
 pub use self::server::{ClassifyResponseLayer, ServerTimeoutLayer};
 
-pub use self::service::{AttemptHeaderLayer, Attempts};
+pub use self::service::Attempts;
+#[cfg(feature = "grpc")]
+pub(crate) use self::{replay::DEFAULT_REPLAY_CAP, service::AttemptHeaderLayer};
 // Services and bodies the layers above make: `pub` types, named by the layers' `Service` types
 // and the presets' aliases rather than by path.
 #[cfg(feature = "grpc")]

@@ -79,6 +79,7 @@ impl AttemptHeaderLayer {
 
     /// Sends the number of attempts before this one (1, 2, …) in `header`, as gRPC's
     /// `grpc-previous-rpc-attempts` wants.
+    #[cfg(feature = "grpc")]
     pub fn previous_attempts(header: HeaderName) -> Self {
         AttemptHeaderLayer {
             header: Some(header),

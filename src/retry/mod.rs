@@ -77,7 +77,8 @@ use self::future::ResponseFuture;
 pub use self::hedge::Hedge;
 use self::hedge::Hedging;
 pub use self::layer::{RetryBuilder, RetryLayer};
-pub use self::replay::{CloneReplay, NoReplay, Releasing, Replay, replay_fn};
+pub use self::replay::CloneReplay;
+pub use self::replay::{NoReplay, Releasing, Replay, replay_fn};
 
 /// Retries calls to the inner service as its classifier and limits allow; see [`RetryLayer`].
 ///
