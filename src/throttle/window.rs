@@ -85,7 +85,7 @@ impl Window {
 /// Whether stamp `a` is later than stamp `b` (modulo the stamp's bits, half of them ahead).
 fn is_later(a: u64, b: u64) -> bool {
     let ahead = a.wrapping_sub(b) & TICK_MASK;
-    ahead != 0 && ahead < (TICK_MASK + 1) / 2
+    ahead != 0 && ahead <= TICK_MASK / 2
 }
 
 fn unpack(word: u64) -> (u64, u64, u64) {
