@@ -25,11 +25,12 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use services::{always_ready, fails_twice};
 use support::tower_stack;
+use tower::BoxError;
 use tower::{Layer, Service, ServiceExt, service_fn};
+use tower_tenacity::ResilienceLayer;
 use tower_tenacity::breaker::BreakerConfig;
 use tower_tenacity::classify::DefaultClassifier;
 use tower_tenacity::retry::{ExponentialBackoff as TenacityBackoff, Jitter};
-use tower_tenacity::{BoxError, ResilienceLayer};
 
 /// Fails the first two attempts of each request: the request carries its own attempt counter,
 /// so that concurrent requests do not disturb each other's pattern.

@@ -26,12 +26,13 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tower::BoxError;
 use tower::{Layer, Service, ServiceExt};
+use tower_tenacity::ResilienceLayer;
 use tower_tenacity::http::{
     Attempts, ClassifyResponseLayer, HttpClassifier, HttpResilience, ReplayBody, ServerTimeoutLayer,
 };
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
-use tower_tenacity::{BoxError, ResilienceLayer};
 
 type Upstream = HttpResilience<Client<HttpConnector, ReplayBody<Full<Bytes>>>>;
 

@@ -24,10 +24,11 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tower::BoxError;
 use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::breaker::{BreakerConfig, Transition};
 use tower_tenacity::http::ReplayBody;
-use tower_tenacity::{BoxError, Error, ResilienceLayer};
+use tower_tenacity::{Error, ResilienceLayer};
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {

@@ -18,11 +18,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use tower::BoxError;
 use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::classify::DefaultClassifier;
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
 use tower_tenacity::testing::FaultLayer;
-use tower_tenacity::{BoxError, Error, ResilienceLayer};
+use tower_tenacity::{Error, ResilienceLayer};
 
 /// The store: lookups by id; a missing user is an answer, not a fault.
 #[derive(Clone)]

@@ -20,10 +20,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tower::BoxError;
 use tower::{Layer, ServiceExt};
+use tower_tenacity::ResilienceLayer;
 use tower_tenacity::http::ReplayBody;
 use tower_tenacity::retry::{Event, Hedge};
-use tower_tenacity::{BoxError, ResilienceLayer};
 
 const CALLS: usize = 200;
 

@@ -20,10 +20,11 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use tower::BoxError;
 use tower::{Layer, Service, ServiceExt};
+use tower_tenacity::ResilienceLayer;
 use tower_tenacity::http::{Attempts, Reqwest};
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
-use tower_tenacity::{BoxError, ResilienceLayer};
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {

@@ -22,10 +22,11 @@ use tonic::body::Body;
 use tonic::transport::{Endpoint, Server};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
+use tower::BoxError;
 use tower::{Layer, Service};
+use tower_tenacity::ResilienceLayer;
 use tower_tenacity::grpc::GrpcDeadlineLayer;
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
-use tower_tenacity::{BoxError, ResilienceLayer};
 
 /// Fails two calls in three with UNAVAILABLE, and stalls every fifth.
 #[derive(Clone)]

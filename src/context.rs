@@ -1,16 +1,17 @@
 //! The call context: what the owners of a call's values tell the layers below them, and
-//! nothing else. A [`Deadline`](crate::deadline::Deadline) (or a preset's edge) owns the call's
-//! deadline, a retry layer owns the attempt it is on; each enters a scope with its value while
-//! it calls (or polls) the service inside, and layers below read it: the attempt timeout caps
-//! itself at the deadline, a `grpc-timeout` header carries what is left, an attempt header says
-//! which attempt this is. Nothing is written back up: what a layer below learns reaches the
-//! layers above only in the response or the error it returns.
+//! nothing else. A [`DeadlineLayer`](crate::deadline::DeadlineLayer)'s service (or a preset's
+//! edge) owns the call's deadline, a retry layer owns the attempt it is on; each enters a scope
+//! with its value while it calls (or polls) the service inside, and layers below read it: the
+//! attempt timeout caps itself at the deadline, a `grpc-timeout` header carries what is left, an
+//! attempt header says which attempt this is, and your own code asks for the time left with
+//! [`remaining`]. Nothing is written back up: what a layer below learns reaches the layers above
+//! only in the response or the error it returns.
 //!
 //! It is a tokio task-local in shape, cut down to two thread-local `Cell`s of plain words (the
 //! deadlines in force, the attempt) so that entering it on every poll costs a few moves and no
-//! allocation. It is seen in the task
-//! that calls and polls, not across `tokio::spawn` or from a `Buffer`'s worker (see
-//! [`CarryDeadlineLayer`](crate::http::CarryDeadlineLayer) for `http::Request`s).
+//! allocation. It is seen in the task that calls and polls, not across `tokio::spawn` or from a
+//! `Buffer`'s worker: put a `Buffer` outside the deadline's owner, not between it and the
+//! layers that read it.
 
 use std::cell::Cell;
 use std::time::Duration;
@@ -111,8 +112,9 @@ pub(crate) fn after(now: Instant, budget: Duration) -> Instant {
 
 /// The attempt a retry layer around this call is sending, read from a layer inside it (to tell
 /// the server, in a header, which attempt this is).
+#[cfg(any(feature = "http", test))]
 #[inline]
-pub fn current_attempt() -> Option<Attempt> {
+pub(crate) fn current_attempt() -> Option<Attempt> {
     let packed = ATTEMPT.get();
     (packed != 0).then_some(Attempt {
         number: (packed >> 32) as u32,
@@ -139,13 +141,9 @@ pub(crate) fn current_bound(now: Instant) -> Option<(Instant, Duration)> {
     }
 }
 
-/// The deadline of the enclosing [`Deadline`](crate::deadline::Deadline) layers, if there is
-/// one.
-///
-/// Call it from a service's `call` or a future's `poll` that runs inside a `Deadline`; anywhere
-/// else it returns `None`. A deadline whose clock has not started yet (its future has not been
-/// pending) counts from `now`.
-pub fn current_deadline(now: Instant) -> Option<Instant> {
+/// The deadline of the enclosing deadlines, if there is one: `None` outside them. A deadline
+/// whose clock has not started yet (its future has not been pending) counts from `now`.
+pub(crate) fn current_deadline(now: Instant) -> Option<Instant> {
     current_bound(now).map(|(at, _)| at)
 }
 

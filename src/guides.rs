@@ -17,7 +17,8 @@
 /// use hyper_util::rt::TokioExecutor;
 /// use tower::{Layer, Service, ServiceExt};
 /// use tower_tenacity::http::{Attempts, ReplayBody};
-/// use tower_tenacity::{BoxError, ResilienceLayer};
+/// use tower::BoxError;
+/// use tower_tenacity::ResilienceLayer;
 ///
 /// # async fn run() -> Result<(), BoxError> {
 /// let client = Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
@@ -56,7 +57,8 @@ pub mod with_hyper_util {}
 /// use http_body_util::{BodyExt, Full};
 /// use tower::{Layer, Service, ServiceExt};
 /// use tower_tenacity::http::Reqwest;
-/// use tower_tenacity::{BoxError, ResilienceLayer};
+/// use tower::BoxError;
+/// use tower_tenacity::ResilienceLayer;
 ///
 /// # async fn run() -> Result<(), BoxError> {
 /// let client = reqwest::Client::builder().build()?;
@@ -224,7 +226,7 @@ pub mod in_axum {}
 /// use std::time::Duration;
 /// use tower_tenacity::classify::{classify_fn, classify_error, Classification, Reason};
 /// use tower_tenacity::retry::{ExponentialBackoff, Jitter, RetryLayer};
-/// use tower_tenacity::BoxError;
+/// use tower::BoxError;
 ///
 /// // A tower `Policy` that retried "busy" replies and transient errors, three times at most:
 /// let layer = RetryLayer::builder()
@@ -259,7 +261,8 @@ pub mod migrating {}
 /// use tower_tenacity::breaker::BreakerConfig;
 /// use tower_tenacity::classify::DefaultClassifier;
 /// use tower_tenacity::testing::{run, FaultLayer};
-/// use tower_tenacity::{BoxError, Error, ResilienceLayer};
+/// use tower::BoxError;
+/// use tower_tenacity::{Error, ResilienceLayer};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), BoxError> {

@@ -39,7 +39,9 @@
 //! ```
 //! use std::time::Duration;
 //! use tower::{service_fn, Layer, Service, ServiceExt};
-//! use tower_tenacity::{classify::DefaultClassifier, BoxError, Error, ErrorKind, ResilienceLayer};
+//! use tower_tenacity::classify::DefaultClassifier;
+//! use tower::BoxError;
+//! use tower_tenacity::{Error, ErrorKind, ResilienceLayer};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), BoxError> {
@@ -66,7 +68,7 @@
 //!
 //! # Errors
 //!
-//! Every layer's error type is [`BoxError`], like tower's own. What a layer of this crate
+//! Every layer's error type is `tower::BoxError`, like tower's own. What a layer of this crate
 //! decided is an [`Error`], with [`kind`](Error::kind) saying which timeout fired or which limit
 //! stopped the retries, after how many attempts, and the last cause as its
 //! [`source`](std::error::Error::source). Bad configuration is a [`ConfigError`] from `build()`,
@@ -151,9 +153,7 @@ pub mod testing;
 pub mod throttle;
 pub mod timeout;
 
-pub use crate::error::{
-    Attempt, BoxError, ConfigError, ConfigProblem, Error, ErrorKind, GiveUp, Limit, TimeoutScope,
-};
+pub use crate::error::{Attempt, ConfigError, Error, ErrorKind, GiveUp, Limit, TimeoutScope};
 pub use crate::preset::{ResilienceBuilder, ResilienceLayer};
 
 // The README's code is compiled and run with the doctests.

@@ -37,7 +37,9 @@ use crate::timeout::Timeout;
 /// ```
 /// use std::time::Duration;
 /// use tower::{service_fn, Layer, Service, ServiceExt};
-/// use tower_tenacity::{classify::DefaultClassifier, BoxError, ResilienceLayer};
+/// use tower_tenacity::classify::DefaultClassifier;
+/// use tower::BoxError;
+/// use tower_tenacity::ResilienceLayer;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), BoxError> {

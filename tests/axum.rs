@@ -18,11 +18,12 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tower::BoxError;
 use tower::{Layer, Service, ServiceExt};
+use tower_tenacity::ResilienceLayer;
 use tower_tenacity::classify::{Classification, Reason};
 use tower_tenacity::http::{ClassifyResponseLayer, HttpClassifier, ReplayBody, ServerTimeoutLayer};
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
-use tower_tenacity::{BoxError, ResilienceLayer};
 
 /// Sets its flag when dropped: proof that the handler's future went away.
 struct Dropped(Arc<AtomicBool>);

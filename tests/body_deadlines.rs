@@ -12,9 +12,10 @@ use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
 use tokio::time::Instant;
+use tower::BoxError;
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_tenacity::http::{BodyDeadlineLayer, BodyTimeoutLayer};
-use tower_tenacity::{BoxError, Error, TimeoutScope};
+use tower_tenacity::{Error, TimeoutScope};
 
 /// One frame of a hostile body: its size (0 for an empty frame), whether the body says
 /// `Pending` (and wakes itself at once) before yielding it, and how long the reader then takes.

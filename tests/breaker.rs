@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tower::BoxError;
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_tenacity::breaker::{BreakerConfig, BreakerPlan, CircuitBreakerLayer, CircuitState};
 use tower_tenacity::classify::{
@@ -16,9 +17,7 @@ use tower_tenacity::classify::{
 };
 use tower_tenacity::retry::{CloneReplay, ExponentialBackoff, Jitter, RetryBudget};
 use tower_tenacity::scope::key_fn;
-use tower_tenacity::{
-    BoxError, Error, ErrorKind, GiveUp, Limit, ResilienceBuilder, ResilienceLayer,
-};
+use tower_tenacity::{Error, ErrorKind, GiveUp, Limit, ResilienceBuilder, ResilienceLayer};
 
 fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)

@@ -5,11 +5,12 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tower::BoxError;
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_tenacity::breaker::{
     BreakerConfig, BreakerHandle, CircuitBreaker, CircuitBreakerLayer, CircuitState,
 };
-use tower_tenacity::{BoxError, Error, ErrorKind};
+use tower_tenacity::{Error, ErrorKind};
 
 fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)

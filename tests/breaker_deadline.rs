@@ -5,11 +5,12 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use tower::BoxError;
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_tenacity::breaker::{BreakerConfig, CircuitBreakerLayer, CircuitState};
 use tower_tenacity::deadline::DeadlineLayer;
 use tower_tenacity::timeout::TimeoutLayer;
-use tower_tenacity::{BoxError, Error, TimeoutScope};
+use tower_tenacity::{Error, TimeoutScope};
 
 #[tokio::test(start_paused = true)]
 async fn an_attempt_cut_by_the_deadline_is_not_counted() {

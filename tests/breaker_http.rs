@@ -15,11 +15,12 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tower::BoxError;
 use tower::{Layer, ServiceExt};
 use tower_tenacity::breaker::{BreakerConfig, BreakerHandle, CircuitState};
 use tower_tenacity::http::ReplayBody;
 use tower_tenacity::retry::{ExponentialBackoff, Jitter, RetryBudget};
-use tower_tenacity::{BoxError, Error, ResilienceLayer};
+use tower_tenacity::{Error, ResilienceLayer};
 
 type Body = Full<Bytes>;
 

@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
+use tower::BoxError;
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_tenacity::breaker::{
     BreakerConfig, BreakerHandle, CircuitBreaker, CircuitBreakerLayer, CircuitState, Transition,
 };
-use tower_tenacity::{BoxError, Error, ErrorKind};
+use tower_tenacity::{Error, ErrorKind};
 
 fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)

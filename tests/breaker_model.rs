@@ -17,12 +17,13 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use tokio::time::Instant;
+use tower::BoxError;
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_tenacity::breaker::{
     BreakerConfig, Cause, CircuitBreakerLayer, CircuitState, Transition,
 };
 use tower_tenacity::classify::{Classification, Reason, classify_error, outcome_fn};
-use tower_tenacity::{BoxError, Error, ErrorKind};
+use tower_tenacity::{Error, ErrorKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {

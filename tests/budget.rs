@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use common::{Script, Step, ms, secs};
 use tower::Layer;
-use tower_tenacity::retry::{Event, ExponentialBackoff, GiveUp, RetryBudget, RetryLayer};
+use tower_tenacity::GiveUp;
+use tower_tenacity::retry::{Event, ExponentialBackoff, RetryBudget, RetryLayer};
 use tower_tenacity::{Error, ErrorKind};
 
 #[tokio::test(start_paused = true)]

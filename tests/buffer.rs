@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use tokio::time::Instant;
+use tower::BoxError;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_tenacity::classify::{Classification, Reason, classify_fn};
 use tower_tenacity::context::remaining;
 use tower_tenacity::deadline::DeadlineLayer;
 use tower_tenacity::http::CarryDeadlineLayer;
 use tower_tenacity::retry::{ExponentialBackoff, Jitter, RetryLayer, replay_fn};
-use tower_tenacity::{BoxError, Error, TimeoutScope};
+use tower_tenacity::{Error, TimeoutScope};
 
 /// Each call's instant and the time left it saw; every call answers 503.
 type Seen = Arc<Mutex<Vec<(Instant, Option<Duration>)>>>;

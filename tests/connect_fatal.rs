@@ -21,11 +21,13 @@ use hyper_util::rt::TokioExecutor;
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 use tokio::net::TcpListener;
+use tower::BoxError;
 use tower::{Layer, Service, ServiceExt};
+use tower_tenacity::GiveUp;
+use tower_tenacity::ResilienceLayer;
 use tower_tenacity::classify::{Classification, NotSent, Reason};
 use tower_tenacity::http::{ReplayBody, classify_http_error};
-use tower_tenacity::retry::{Event, ExponentialBackoff, GiveUp, Jitter};
-use tower_tenacity::{BoxError, ResilienceLayer};
+use tower_tenacity::retry::{Event, ExponentialBackoff, Jitter};
 
 type Body = Full<Bytes>;
 

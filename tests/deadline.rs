@@ -15,11 +15,12 @@ use std::time::Duration;
 
 use common::{Script, StatusClassifier, Step, call, ms, secs};
 use tokio::time::Instant;
+use tower::BoxError;
 use tower::{Layer, Service};
 use tower_tenacity::deadline::DeadlineLayer;
 use tower_tenacity::retry::{ExponentialBackoff, Jitter, RetryLayer};
 use tower_tenacity::timeout::TimeoutLayer;
-use tower_tenacity::{BoxError, Error, TimeoutScope};
+use tower_tenacity::{Error, TimeoutScope};
 
 /// A layer that polls its inner future once, drops it, and then waits for nothing: whatever
 /// timer the inner future armed is gone, though the call is still pending.

@@ -8,10 +8,11 @@ use http::{Request, Response};
 use http_body::Frame;
 use http_body_util::{Empty, StreamBody};
 use tokio::time::Instant;
+use tower::BoxError;
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_tenacity::http::ReplayBody;
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
-use tower_tenacity::{BoxError, Error, ResilienceLayer, TimeoutScope};
+use tower_tenacity::{Error, ResilienceLayer, TimeoutScope};
 
 type Endless = StreamBody<futures_util::stream::Pending<Result<Frame<Bytes>, BoxError>>>;
 

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use common::{Buffer, Script, StatusClassifier, Step, ms};
 use tower::Layer;
+use tower_tenacity::GiveUp;
 use tower_tenacity::classify::{Classification, Reason};
-use tower_tenacity::retry::{Event, ExponentialBackoff, GiveUp, Jitter, RetryLayer};
+use tower_tenacity::retry::{Event, ExponentialBackoff, Jitter, RetryLayer};
 use tower_tenacity::{Attempt, Limit};
 use tracing::Instrument;
 

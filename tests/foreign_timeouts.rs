@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
+use tower::BoxError;
 use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 use tower_tenacity::classify::{Classification, DefaultClassifier, Reason, classify_error};
 use tower_tenacity::http::{HttpClassifier, ReplayBody, classify_http_error};
 use tower_tenacity::retry::{ExponentialBackoff, Jitter, RetryLayer};
-use tower_tenacity::{BoxError, Error, ErrorKind, ResilienceLayer, TimeoutScope};
+use tower_tenacity::{Error, ErrorKind, ResilienceLayer, TimeoutScope};
 
 /// A service that answers its third call at once and stalls the ones before, and how many
 /// calls it had.

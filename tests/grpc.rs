@@ -22,12 +22,13 @@ use tonic::transport::{Channel, Endpoint, Server};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+use tower::BoxError;
 use tower::{Layer, Service, ServiceBuilder};
+use tower_tenacity::ResilienceLayer;
 use tower_tenacity::grpc::{
     GrpcClassifier, GrpcDeadlineBody, GrpcDeadlineLayer, GrpcResilienceBuilder, decode_grpc_timeout,
 };
 use tower_tenacity::retry::{Event, ExponentialBackoff, Jitter, RetryBudget};
-use tower_tenacity::{BoxError, ResilienceLayer};
 
 /// What the server's fault layer does and saw.
 #[derive(Default)]

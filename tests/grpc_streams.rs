@@ -26,9 +26,10 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 use tonic_health::server::HealthReporter;
 use tonic_prost::ProstCodec;
+use tower::BoxError;
 use tower::{Layer, Service, ServiceBuilder};
+use tower_tenacity::ResilienceLayer;
 use tower_tenacity::grpc::{GrpcDeadlineBody, GrpcDeadlineLayer, decode_grpc_timeout};
-use tower_tenacity::{BoxError, ResilienceLayer};
 
 /// What the server saw: the headers of each call, and when a response body went away.
 #[derive(Default)]

@@ -16,14 +16,16 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use server::FlakyServer;
+use tower::BoxError;
 use tower::{Layer, Service, ServiceExt};
+use tower_tenacity::GiveUp;
 use tower_tenacity::classify::{NotSent, Reason};
 use tower_tenacity::http::{
     Attempts, BodyTimeoutLayer, DeadlineBody, HttpResilienceBuilder, IDEMPOTENCY_KEY, Idempotent,
     ReplayBody,
 };
-use tower_tenacity::retry::{Event, ExponentialBackoff, GiveUp, Jitter};
-use tower_tenacity::{BoxError, Error, ErrorKind, Limit, ResilienceLayer, TimeoutScope};
+use tower_tenacity::retry::{Event, ExponentialBackoff, Jitter};
+use tower_tenacity::{Error, ErrorKind, Limit, ResilienceLayer, TimeoutScope};
 
 type Body = Full<Bytes>;
 

@@ -12,11 +12,12 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use tower::BoxError;
 use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::classify::Reason;
 use tower_tenacity::http::{Attempts, ReplayBody};
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
-use tower_tenacity::{BoxError, Error, ResilienceLayer};
+use tower_tenacity::{Error, ResilienceLayer};
 
 /// The first stream to `/refuse-first` is reset with `REFUSED_STREAM`, to `/reset-first` with
 /// `INTERNAL_ERROR`, to `/calm-down-first` with `ENHANCE_YOUR_CALM`; every other stream gets a
@@ -92,8 +93,7 @@ async fn a_reset_stream_may_have_been_acted_on_so_a_post_is_not_retried() {
         .await
         .unwrap_err();
     assert_eq!(server.streams_to("/reset-first"), 1);
-    let h2 = tower_tenacity::classify::find_cause::<h2::Error>(err.as_ref())
-        .expect("the h2 error is kept as the cause");
+    let h2 = find_cause::<h2::Error>(err.as_ref()).expect("the h2 error is kept as the cause");
     assert_eq!(h2.reason(), Some(h2::Reason::INTERNAL_ERROR));
     // Fatal errors come back as they are: there is no error of ours around it.
     assert!(Error::find(err.as_ref()).is_none(), "{err}");
@@ -122,4 +122,11 @@ async fn first_stream_error(addr: SocketAddr, path: &str) -> h2::Error {
         .unwrap();
     let (response, _) = client.send_request(request, true).unwrap();
     response.await.unwrap_err()
+}
+
+/// The first error of type `T` in `err`'s chain of sources, `err` itself included.
+fn find_cause<'a, T: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    std::iter::successors(Some(err), |e| e.source()).find_map(|e| e.downcast_ref::<T>())
 }

@@ -20,9 +20,10 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tower::BoxError;
 use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::http::{HttpResilienceBuilder, ReplayBody};
-use tower_tenacity::{BoxError, Error, ErrorKind, ResilienceLayer, TimeoutScope};
+use tower_tenacity::{Error, ErrorKind, ResilienceLayer, TimeoutScope};
 
 const LINES: u32 = 12;
 const PACE: Duration = Duration::from_millis(50);

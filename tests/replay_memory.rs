@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
-use tower_tenacity::BoxError;
+use tower::BoxError;
 use tower_tenacity::http::ReplayBody;
 
 struct Counting;

@@ -13,11 +13,12 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
 use server::FlakyServer;
+use tower::BoxError;
 use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::classify::{NotSent, Reason};
 use tower_tenacity::http::{Attempts, HttpResilienceBuilder, Reqwest};
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
-use tower_tenacity::{BoxError, Error, ErrorKind, GiveUp, Limit, ResilienceLayer};
+use tower_tenacity::{Error, ErrorKind, GiveUp, Limit, ResilienceLayer};
 
 fn fast() -> HttpResilienceBuilder {
     ResilienceLayer::http()
@@ -89,8 +90,7 @@ async fn a_refused_connection_is_retried_even_for_a_post() {
     );
     assert_eq!(ours.reason(), Some(Reason::NeverSent(NotSent::Connect)));
     assert!(
-        tower_tenacity::classify::find_cause::<reqwest::Error>(err.as_ref())
-            .is_some_and(reqwest::Error::is_connect),
+        find_cause::<reqwest::Error>(err.as_ref()).is_some_and(reqwest::Error::is_connect),
         "{err:?}"
     );
 }
@@ -122,7 +122,7 @@ async fn no_error_tells_the_userinfo_or_the_query_of_its_url() {
     let url = format!("http://alice:pw-51c0@127.0.0.1:{port}/x?access_token=tok-93ab#frag");
     let request = Request::get(url).body(Full::new(Bytes::new())).unwrap();
     let err = send(client(), fast(), request).await.unwrap_err();
-    let reqwest = tower_tenacity::classify::find_cause::<reqwest::Error>(err.as_ref()).unwrap();
+    let reqwest = find_cause::<reqwest::Error>(err.as_ref()).unwrap();
     assert_eq!(
         reqwest.url().map(|u| u.as_str()),
         Some(format!("http://127.0.0.1:{port}/x").as_str())
@@ -163,4 +163,11 @@ async fn a_404_is_an_answer_and_comes_as_it_is() {
         .unwrap();
     let (status, attempts, _) = send(client(), fast(), request).await.unwrap();
     assert_eq!((status, attempts), (404, 1), "a 404 is an answer");
+}
+
+/// The first error of type `T` in `err`'s chain of sources, `err` itself included.
+fn find_cause<'a, T: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    std::iter::successors(Some(err), |e| e.source()).find_map(|e| e.downcast_ref::<T>())
 }

@@ -9,13 +9,15 @@ use std::time::Duration;
 
 use common::{Reply, Script, StatusClassifier, Step, ms, secs};
 use tokio::time::Instant;
+use tower::BoxError;
 use tower::{Layer, Service, ServiceExt};
+use tower_tenacity::GiveUp;
 use tower_tenacity::deadline::DeadlineLayer;
 use tower_tenacity::retry::{
-    Event, ExponentialBackoff, GiveUp, Jitter, NoReplay, RetryBuilder, RetryLayer, replay_fn,
+    Event, ExponentialBackoff, Jitter, NoReplay, RetryBuilder, RetryLayer, replay_fn,
 };
 use tower_tenacity::timeout::TimeoutLayer;
-use tower_tenacity::{BoxError, Error, ErrorKind, Limit, TimeoutScope};
+use tower_tenacity::{Error, ErrorKind, Limit, TimeoutScope};
 use tower_test::mock;
 
 fn fixed(delay: Duration) -> ExponentialBackoff {

@@ -25,12 +25,13 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use server::FlakyServer;
 use tokio::net::TcpStream;
+use tower::BoxError;
 use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::breaker::{BreakerConfig, CircuitState, Transition};
 use tower_tenacity::http::{ByAuthority, HttpResilienceBuilder, ReplayBody};
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
 use tower_tenacity::scope::ScopeKey;
-use tower_tenacity::{BoxError, Error, ResilienceLayer};
+use tower_tenacity::{Error, ResilienceLayer};
 
 use common::Buffer;
 

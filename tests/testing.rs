@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use http::{Request, Response};
 use tokio::time::Instant;
+use tower::BoxError;
 use tower::{Layer, Service, ServiceExt, service_fn};
-use tower_tenacity::BoxError;
 use tower_tenacity::classify::{Classify, Reason};
 use tower_tenacity::http::HttpClassifier;
 use tower_tenacity::retry::RetryLayer;

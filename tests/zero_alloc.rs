@@ -11,12 +11,13 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use tower::BoxError;
 use tower::{Layer, Service, service_fn};
+use tower_tenacity::ResilienceLayer;
 use tower_tenacity::breaker::{BreakerConfig, CircuitBreakerLayer};
 use tower_tenacity::classify::DefaultClassifier;
 use tower_tenacity::retry::{Hedge, RetryLayer};
 use tower_tenacity::scope::key_fn;
-use tower_tenacity::{BoxError, ResilienceLayer};
 
 struct Counting;
 

@@ -5,8 +5,8 @@ use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use tower::BoxError;
 use tower::{Service, service_fn};
-use tower_tenacity::BoxError;
 
 /// Answers at once, with its request.
 pub fn always_ready()

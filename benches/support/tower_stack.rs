@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tower::BoxError;
 use tower::retry::backoff::{Backoff, ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
 use tower::retry::budget::{Budget, TpsBudget};
 use tower::retry::{Policy, RetryLayer as TowerRetryLayer};
 use tower::timeout::TimeoutLayer as TowerTimeoutLayer;
 use tower::util::rng::HasherRng;
 use tower::{Service, ServiceBuilder};
-use tower_tenacity::BoxError;
 
 /// A tower retry policy as tower's docs build one: backoff, a budget, an attempt cap.
 #[derive(Clone)]

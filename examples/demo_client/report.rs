@@ -44,7 +44,7 @@ pub struct Outcome {
 /// An error and its causes on one line.
 pub fn chain_text(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = String::new();
-    for cause in tower_tenacity::classify::causes(err) {
+    for cause in chain(err) {
         let cause_text = cause.to_string();
         if !text.contains(&cause_text) {
             if !text.is_empty() {
@@ -59,9 +59,15 @@ pub fn chain_text(err: &(dyn std::error::Error + 'static)) -> String {
 /// What the client's own error said, beneath this crate's (which name the request, and whose
 /// reason the table has already counted): `None` when the error was all ours.
 pub fn foreign_cause(err: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let foreign =
-        tower_tenacity::classify::causes(err).find(|cause| !cause.is::<tower_tenacity::Error>())?;
+    let foreign = chain(err).find(|cause| !cause.is::<tower_tenacity::Error>())?;
     Some(chain_text(foreign))
+}
+
+/// `err` and its chain of sources.
+fn chain<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err), |e| e.source())
 }
 
 /// Latency percentiles, in milliseconds.

@@ -14,14 +14,16 @@ use hyper_util::client::legacy::connect::{Connect, HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::time::Instant;
+use tower::BoxError;
 use tower::{Layer, Service, ServiceExt};
+use tower_tenacity::GiveUp;
 use tower_tenacity::breaker::{BreakerConfig, CircuitState, Transition};
 use tower_tenacity::classify::Classify;
 use tower_tenacity::http::{
     Attempts, BodyTimeoutLayer, HttpClassifier, HttpResilienceBuilder, ReplayBody,
 };
-use tower_tenacity::retry::{Event, ExponentialBackoff, GiveUp, Hedge, RetryBudget};
-use tower_tenacity::{BoxError, Error, ResilienceLayer};
+use tower_tenacity::retry::{Event, ExponentialBackoff, Hedge, RetryBudget};
+use tower_tenacity::{Error, ResilienceLayer};
 
 use crate::cli::{Args, ClientKind, HedgeDelay, redacted};
 use crate::report::{Counts, Outcome, chain_text, foreign_cause};

@@ -15,11 +15,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tower::BoxError;
 use tower::{Layer, ServiceExt, service_fn};
+use tower_tenacity::ResilienceLayer;
 use tower_tenacity::breaker::BreakerConfig;
 use tower_tenacity::classify::DefaultClassifier;
 use tower_tenacity::retry::{Hedge, RetryBudget};
-use tower_tenacity::{BoxError, ResilienceLayer};
 
 /// The fleet and its server.
 #[derive(Debug, Clone, Copy)]

@@ -18,7 +18,8 @@ use crate::scope::{Scopes, Unscoped};
 /// use std::time::Duration;
 /// use tower::{service_fn, Layer, Service, ServiceExt};
 /// use tower_tenacity::breaker::{BreakerConfig, CircuitBreakerLayer, CircuitState};
-/// use tower_tenacity::{BoxError, Error, ErrorKind};
+/// use tower::BoxError;
+/// use tower_tenacity::{Error, ErrorKind};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {

@@ -42,7 +42,7 @@
 //! use std::time::Duration;
 //! use tower::{service_fn, Layer, Service, ServiceExt};
 //! use tower_tenacity::breaker::{BreakerConfig, CircuitBreakerLayer, CircuitState};
-//! use tower_tenacity::BoxError;
+//! use tower::BoxError;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {

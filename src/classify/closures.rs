@@ -15,7 +15,7 @@ pub struct OutcomeFn<F>(F);
 ///
 /// ```
 /// use tower_tenacity::classify::{outcome_fn, Classification, ClassifyOutcome, Reason};
-/// use tower_tenacity::BoxError;
+/// use tower::BoxError;
 ///
 /// let classifier = outcome_fn(|outcome: Result<&u16, &BoxError>| match outcome {
 ///     Ok(503) => Classification::retryable(Reason::Status(503)),

@@ -87,7 +87,7 @@ mod tests {
     use super::*;
 
     fn classify(err: io::Error) -> Classification {
-        let err: crate::BoxError = err.into();
+        let err: crate::error::BoxError = err.into();
         classify_connect_error(err.as_ref())
     }
 

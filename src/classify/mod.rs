@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use std::io;
-//! use tower_tenacity::BoxError;
+//! use tower::BoxError;
 //! use tower_tenacity::classify::{classify_fn, Classification, Classify, NotSent, Reason};
 //!
 //! // "Not found" is an answer, not a failure; "busy" is worth another try.
@@ -35,9 +35,9 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) use crate::error::causes;
 use crate::error::{BoxError, Error, ErrorKind, TimeoutScope};
 pub use crate::error::{NotSent, Reason};
-pub use crate::error::{causes, find_cause};
 
 mod closures;
 mod connect;
@@ -138,7 +138,7 @@ impl fmt::Display for Classification {
 /// service answered. Errors come as a [`BoxError`], as every tower layer returns them: a retry
 /// layer turns the inner service's error into one before asking (a `BoxError` stays as it is),
 /// so that one classifier serves any error type, foreign ones (`reqwest::Error`) included, and
-/// reads its cause chain (see [`classify_error`], [`find_cause`]). Implementations must be cheap
+/// reads its cause chain (see [`classify_error`]). Implementations must be cheap
 /// and must not panic: they run on every call.
 ///
 /// A retry layer's classifier is shared by all its calls (one copy per wrapped service, behind

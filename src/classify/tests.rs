@@ -44,6 +44,7 @@ fn the_cause_chain_is_searched() {
         Classification::retryable(Reason::Reset)
     );
     assert_eq!(causes(err.as_ref()).count(), 2);
+    assert!(crate::error::find_cause::<io::Error>(err.as_ref()).is_some());
     let plain: BoxError = "no cause".into();
     assert_eq!(
         DefaultClassifier.classify(&(), Err::<&(), _>(&plain)),

@@ -4,7 +4,8 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::time::Duration;
 
-/// A configuration that a builder refused: names the field, the value and the bound it broke.
+/// A configuration that a builder refused: names the field ([`field`](Self::field)), and in its
+/// message the value and the bound it broke.
 ///
 /// ```
 /// use std::time::Duration;
@@ -25,8 +26,7 @@ pub struct ConfigError {
 
 /// What was wrong with a [`ConfigError`]'s field.
 #[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum ConfigProblem {
+pub(crate) enum ConfigProblem {
     /// A number that must be finite was NaN or infinite.
     NotFinite(f64),
     /// A number fell outside its range.
@@ -63,8 +63,9 @@ impl ConfigError {
         self.field
     }
 
-    /// What was wrong with it.
-    pub fn problem(&self) -> &ConfigProblem {
+    /// What was wrong with it: the message says it to a person, this to the crate's tests.
+    #[cfg(test)]
+    pub(crate) fn problem(&self) -> &ConfigProblem {
         &self.problem
     }
 }

@@ -14,11 +14,14 @@ use std::time::Duration;
 mod config;
 mod reason;
 
-pub use self::config::{ConfigError, ConfigProblem};
-pub use self::reason::{NotSent, Reason, causes, find_cause};
+pub use self::config::ConfigError;
+pub(crate) use self::config::ConfigProblem;
+pub use self::reason::{NotSent, Reason};
+pub(crate) use self::reason::{causes, find_cause};
 
-/// A type-erased error, as tower uses it: what every layer of this crate returns.
-pub type BoxError = Box<dyn StdError + Send + Sync>;
+/// A type-erased error, as tower uses it: what every layer of this crate returns. The same type
+/// as `tower::BoxError`, which is the name users write.
+pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// Which timeout fired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -133,7 +136,8 @@ impl fmt::Display for GiveUp {
 ///
 /// ```
 /// use std::time::Duration;
-/// use tower_tenacity::{BoxError, Error, ErrorKind, TimeoutScope};
+/// use tower::BoxError;
+/// use tower_tenacity::{Error, ErrorKind, TimeoutScope};
 ///
 /// fn describe(err: &BoxError) -> String {
 ///     match Error::find(err.as_ref()).map(Error::kind) {

@@ -103,22 +103,15 @@ impl fmt::Display for NotSent {
 }
 
 /// Iterates over `err` and its chain of [`source`](StdError::source)s.
-pub fn causes<'a>(
+pub(crate) fn causes<'a>(
     err: &'a (dyn StdError + 'static),
 ) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
     iter::successors(Some(err), |&e| e.source())
 }
 
 /// The first error of type `T` in `err`'s cause chain, `err` itself included.
-///
-/// ```
-/// use std::io;
-/// use tower_tenacity::BoxError;
-/// use tower_tenacity::classify::find_cause;
-///
-/// let err: BoxError = io::Error::new(io::ErrorKind::Other, "wrapped").into();
-/// assert!(find_cause::<io::Error>(err.as_ref()).is_some());
-/// ```
-pub fn find_cause<'a, T: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+pub(crate) fn find_cause<'a, T: StdError + 'static>(
+    err: &'a (dyn StdError + 'static),
+) -> Option<&'a T> {
     causes(err).find_map(|cause| cause.downcast_ref::<T>())
 }

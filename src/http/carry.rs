@@ -42,7 +42,7 @@ pub struct CarriedDeadline(pub Instant);
 ///     .layer(CarryDeadlineLayer::new())
 ///     .service_fn(|_: http::Request<()>| async {
 ///         // Sees the deadline, though the buffer's worker task made this call.
-///         Ok::<_, tower_tenacity::BoxError>(tower_tenacity::context::remaining())
+///         Ok::<_, tower::BoxError>(tower_tenacity::context::remaining())
 ///     });
 /// # let mut svc = svc;
 /// # use tower::{Service, ServiceExt};

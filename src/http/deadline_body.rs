@@ -39,7 +39,8 @@ use crate::error::{Attempt, BoxError, Error, TimeoutScope};
 /// use http_body_util::{BodyExt, StreamBody};
 /// use tower::{service_fn, Layer, Service, ServiceExt};
 /// use tower_tenacity::http::BodyDeadlineLayer;
-/// use tower_tenacity::{BoxError, Error, TimeoutScope};
+/// use tower::BoxError;
+/// use tower_tenacity::{Error, TimeoutScope};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {

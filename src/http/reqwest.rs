@@ -35,7 +35,8 @@ type Sent = <reqwest::Client as Service<reqwest::Request>>::Future;
 /// use http_body_util::{BodyExt, Full};
 /// use tower::{Layer, Service, ServiceExt};
 /// use tower_tenacity::http::Reqwest;
-/// use tower_tenacity::{BoxError, ResilienceLayer};
+/// use tower::BoxError;
+/// use tower_tenacity::ResilienceLayer;
 ///
 /// # async fn run() -> Result<(), BoxError> {
 /// let client = reqwest::Client::builder().build()?;

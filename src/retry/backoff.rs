@@ -258,6 +258,7 @@ mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
+    const SEC: Duration = Duration::from_secs(1);
 
     #[test]
     fn no_jitter_doubles_up_to_the_cap() {
@@ -273,5 +274,31 @@ mod tests {
         let backoff = ExponentialBackoff::new(MS, 10.0, Duration::from_secs(3));
         assert_eq!(backoff.base_delay(u32::MAX), Duration::from_secs(3));
         assert_eq!(backoff.base_delay(0), MS);
+    }
+
+    // What was wrong with a refused backoff, as data (from `tests/config.rs`, where the problem's
+    // type can no longer be named).
+    fn backoff_error(backoff: ExponentialBackoff) -> ConfigError {
+        crate::retry::RetryLayer::builder()
+            .backoff(backoff)
+            .build()
+            .unwrap_err()
+    }
+
+    #[test]
+    fn multiplier_not_a_number() {
+        for bad in [f64::NAN, f64::INFINITY] {
+            let err = backoff_error(ExponentialBackoff::new(SEC, bad, 5 * SEC));
+            assert_eq!(err.field(), "backoff.multiplier");
+            assert!(matches!(err.problem(), ConfigProblem::NotFinite(_)));
+            assert!(err.to_string().contains("must be a finite number"), "{err}");
+        }
+    }
+
+    #[test]
+    fn zero_initial_delay() {
+        let err = backoff_error(ExponentialBackoff::new(Duration::ZERO, 2.0, 5 * SEC));
+        assert_eq!(err.field(), "backoff.initial");
+        assert_eq!(err.problem(), &ConfigProblem::ZeroDuration);
     }
 }

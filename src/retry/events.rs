@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::classify::{Classification, Reason};
 use crate::error::Attempt;
-pub use crate::error::GiveUp;
+use crate::error::GiveUp;
 
 /// One thing that happened in a retry loop.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -72,13 +72,15 @@ use self::backoff::BaseDelays;
 pub use self::backoff::{ExponentialBackoff, Jitter};
 pub use self::budget::RetryBudget;
 use self::decide::Limits;
-pub use self::events::{Event, GiveUp, NoHedge, Observer};
+pub(crate) use self::events::NoHedge;
+pub use self::events::{Event, Observer};
 use self::future::ResponseFuture;
 pub use self::hedge::Hedge;
 use self::hedge::Hedging;
 pub use self::layer::{RetryBuilder, RetryLayer};
 pub use self::replay::CloneReplay;
 pub use self::replay::{NoReplay, Releasing, Replay, replay_fn};
+pub(crate) use crate::error::GiveUp;
 
 /// Retries calls to the inner service as its classifier and limits allow; see [`RetryLayer`].
 ///

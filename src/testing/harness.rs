@@ -81,7 +81,8 @@ impl<Res> Report<Res> {
 /// use std::io;
 /// use tower::{service_fn, Layer};
 /// use tower_tenacity::testing::{run, FaultLayer};
-/// use tower_tenacity::{BoxError, ResilienceLayer};
+/// use tower::BoxError;
+/// use tower_tenacity::ResilienceLayer;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {

@@ -14,7 +14,8 @@
 //! use std::time::Duration;
 //! use tower::{service_fn, Layer, Service, ServiceExt};
 //! use tower_tenacity::testing::FaultLayer;
-//! use tower_tenacity::{BoxError, ResilienceLayer};
+//! use tower::BoxError;
+//! use tower_tenacity::ResilienceLayer;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), BoxError> {

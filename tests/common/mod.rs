@@ -12,8 +12,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tower::BoxError;
 use tower::Service;
-use tower_tenacity::BoxError;
 use tower_tenacity::classify::{Classification, Classify, Reason, classify_error};
 
 /// What one call of a [`Script`] does.
