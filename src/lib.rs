@@ -171,8 +171,10 @@ pub struct ReadmeDoctests;
 ///
 /// ```compile_fail
 /// #![deny(unused_must_use)]
-/// use tower::{Service, ServiceExt};
-/// async fn forgot(mut svc: tower_tenacity::retry::Retry<tower::util::ServiceFn<fn(u32) -> std::future::Ready<Result<u32, std::io::Error>>>>) {
+/// use tower::{Layer, Service, ServiceExt};
+/// use tower_tenacity::retry::RetryLayer;
+/// type Inner = tower::util::ServiceFn<fn(u32) -> std::future::Ready<Result<u32, std::io::Error>>>;
+/// async fn forgot(mut svc: <RetryLayer as Layer<Inner>>::Service) {
 ///     svc.ready().await.unwrap().call(1);
 /// }
 /// ```

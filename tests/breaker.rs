@@ -11,13 +11,13 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tower::BoxError;
 use tower::{Layer, Service, ServiceExt, service_fn};
-use tower_tenacity::breaker::{BreakerConfig, BreakerPlan, CircuitBreakerLayer, CircuitState};
+use tower_tenacity::breaker::{BreakerConfig, CircuitBreakerLayer, CircuitState};
 use tower_tenacity::classify::{
     Classification, ClassifyOutcome, DefaultClassifier, NotSent, Reason, outcome_fn,
 };
-use tower_tenacity::retry::{CloneReplay, ExponentialBackoff, Jitter, RetryBudget};
+use tower_tenacity::retry::{ExponentialBackoff, Jitter, RetryBudget};
 use tower_tenacity::scope::key_fn;
-use tower_tenacity::{Error, ErrorKind, GiveUp, Limit, ResilienceBuilder, ResilienceLayer};
+use tower_tenacity::{Error, ErrorKind, GiveUp, Limit, ResilienceLayer};
 
 fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
@@ -55,18 +55,18 @@ fn breaker(break_ms: u64) -> BreakerConfig {
         .break_jitter(0.0)
 }
 
-/// Deadline → retry (3 attempts, 10 ms apart, no budget) → breaker → attempt timeout.
-fn stack(
-    break_ms: u64,
-    total_ms: u64,
-) -> ResilienceBuilder<DefaultClassifier, CloneReplay, (), BreakerPlan> {
-    ResilienceLayer::builder(DefaultClassifier)
-        .total_timeout(ms(total_ms))
-        .attempt_timeout(ms(50))
-        .max_attempts(3)
-        .backoff(ExponentialBackoff::new(ms(10), 1.0, ms(10)).with_jitter(Jitter::None))
-        .no_budget()
-        .circuit_breaker(breaker(break_ms))
+/// Deadline → retry (3 attempts, 10 ms apart, no budget) → breaker → attempt timeout (a macro:
+/// the builder's type with a breaker is the crate's own, so no function can return it).
+macro_rules! stack {
+    ($break_ms:expr, $total_ms:expr) => {
+        ResilienceLayer::builder(DefaultClassifier)
+            .total_timeout(ms($total_ms))
+            .attempt_timeout(ms(50))
+            .max_attempts(3)
+            .backoff(ExponentialBackoff::new(ms(10), 1.0, ms(10)).with_jitter(Jitter::None))
+            .no_budget()
+            .circuit_breaker(breaker($break_ms))
+    };
 }
 
 /// The stack has one classifier, whatever order the builder's methods come in: one set after
@@ -100,7 +100,7 @@ async fn the_breaker_counts_with_a_classifier_set_after_it() {
 async fn retry_waits_out_the_break_and_the_rejection_spends_no_budget() {
     let (calls, svc) = failing_first(1);
     let budget = RetryBudget::new(0.0, 1, Duration::from_secs(3600)).unwrap();
-    let layer = stack(100, 1000).budget(budget.clone()).build().unwrap();
+    let layer = stack!(100, 1000).budget(budget.clone()).build().unwrap();
     let handle = layer.breaker().handle();
     let mut svc = layer.layer(svc);
     let start = Instant::now();
@@ -126,7 +126,7 @@ async fn retry_waits_out_the_break_and_the_rejection_spends_no_budget() {
 #[tokio::test(start_paused = true)]
 async fn a_break_past_the_deadline_fails_fast() {
     let (calls, svc) = failing_first(u32::MAX);
-    let mut svc = stack(10_000, 1000).build().unwrap().layer(svc);
+    let mut svc = stack!(10_000, 1000).build().unwrap().layer(svc);
     let start = Instant::now();
     let err = svc.ready().await.unwrap().call(7).await.unwrap_err();
     assert_eq!(
@@ -165,7 +165,7 @@ async fn a_break_past_the_deadline_fails_fast() {
 #[tokio::test(start_paused = true)]
 async fn a_break_longer_than_the_hint_cap_is_not_waited_for() {
     let (calls, svc) = failing_first(u32::MAX);
-    let layer = stack(500, 5000).max_retry_after(ms(100)).build().unwrap();
+    let layer = stack!(500, 5000).max_retry_after(ms(100)).build().unwrap();
     let mut svc = layer.layer(svc);
     let err = svc.ready().await.unwrap().call(7).await.unwrap_err();
     assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -180,7 +180,7 @@ async fn a_break_longer_than_the_hint_cap_is_not_waited_for() {
 #[tokio::test(start_paused = true)]
 async fn an_operator_can_hold_the_circuit_open_and_release_it() {
     let (calls, svc) = failing_first(0);
-    let layer = stack(100, 1000).build().unwrap();
+    let layer = stack!(100, 1000).build().unwrap();
     let handle = layer.breaker().handle();
     let mut svc = layer.layer(svc);
     handle.hold_open();

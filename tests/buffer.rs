@@ -15,8 +15,20 @@ use tower_tenacity::classify::{Classification, Reason, classify_fn};
 use tower_tenacity::context::remaining;
 use tower_tenacity::deadline::DeadlineLayer;
 use tower_tenacity::http::CarryDeadlineLayer;
-use tower_tenacity::retry::{ExponentialBackoff, Jitter, RetryLayer, replay_fn};
+use tower_tenacity::retry::{ExponentialBackoff, Jitter, Replay, RetryLayer};
 use tower_tenacity::{Error, TimeoutScope};
+
+/// Makes a request again with its URI (what these tests' requests have).
+#[derive(Clone, Copy)]
+struct CopyUri;
+
+impl<Res> Replay<Request<()>, Res> for CopyUri {
+    fn replay(&self, kept: &Request<()>) -> Option<Request<()>> {
+        let mut copy = Request::new(());
+        *copy.uri_mut() = kept.uri().clone();
+        Some(copy)
+    }
+}
 
 /// Each call's instant and the time left it saw; every call answers 503.
 type Seen = Arc<Mutex<Vec<(Instant, Option<Duration>)>>>;
@@ -34,11 +46,7 @@ async fn run(carry: bool) -> (Seen, Result<Response<()>, BoxError>) {
                 Err(_) => Classification::fatal(Reason::Other("error")),
             },
         ))
-        .replay(replay_fn(|request: &Request<()>| {
-            let mut copy = Request::new(());
-            *copy.uri_mut() = request.uri().clone();
-            Some(copy)
-        }))
+        .replay(CopyUri)
         .max_attempts(5)
         .no_budget()
         .backoff(

@@ -13,9 +13,7 @@ use tower::BoxError;
 use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::GiveUp;
 use tower_tenacity::deadline::DeadlineLayer;
-use tower_tenacity::retry::{
-    Event, ExponentialBackoff, Jitter, NoReplay, RetryBuilder, RetryLayer, replay_fn,
-};
+use tower_tenacity::retry::{Event, ExponentialBackoff, Jitter, Replay, RetryLayer};
 use tower_tenacity::timeout::TimeoutLayer;
 use tower_tenacity::{Error, ErrorKind, Limit, TimeoutScope};
 use tower_test::mock;
@@ -24,11 +22,35 @@ fn fixed(delay: Duration) -> ExponentialBackoff {
     ExponentialBackoff::new(delay, 1.0, delay).with_jitter(Jitter::None)
 }
 
-fn builder() -> RetryBuilder<StatusClassifier> {
-    RetryLayer::builder()
-        .classifier(StatusClassifier)
-        .no_budget()
-        .backoff(fixed(ms(100)))
+/// The retry layer's builder as most tests start it (a macro: the builder's type is the
+/// crate's own, so no function can return it).
+macro_rules! builder {
+    () => {
+        RetryLayer::builder()
+            .classifier(StatusClassifier)
+            .no_budget()
+            .backoff(fixed(ms(100)))
+    };
+}
+
+/// Never makes a request again.
+#[derive(Clone, Copy)]
+struct NoReplay;
+
+impl<Req, Res> Replay<Req, Res> for NoReplay {
+    fn replay(&self, _kept: &Req) -> Option<Req> {
+        None
+    }
+}
+
+/// Makes requests again with a closure.
+#[derive(Clone, Copy)]
+struct ReplayWith<F>(F);
+
+impl<Req, Res, F: Fn(&Req) -> Option<Req>> Replay<Req, Res> for ReplayWith<F> {
+    fn replay(&self, kept: &Req) -> Option<Req> {
+        (self.0)(kept)
+    }
 }
 
 fn events() -> (
@@ -65,7 +87,7 @@ async fn retryable_errors_are_retried_until_success() {
         ],
         Step::Reply(200),
     );
-    let mut svc = builder().build().unwrap().layer(script.clone());
+    let mut svc = builder!().build().unwrap().layer(script.clone());
     let reply = call(&mut svc).await.unwrap();
     assert_eq!(reply.status, 200);
     assert_eq!(script.call_offsets(), [ms(0), ms(100), ms(200)]);
@@ -74,7 +96,7 @@ async fn retryable_errors_are_retried_until_success() {
 #[tokio::test(start_paused = true)]
 async fn fatal_errors_are_returned_unchanged_after_one_attempt() {
     let script = Script::always(Step::Fail(io::ErrorKind::PermissionDenied));
-    let mut svc = builder().build().unwrap().layer(script.clone());
+    let mut svc = builder!().build().unwrap().layer(script.clone());
     let err = call(&mut svc).await.unwrap_err();
     assert_eq!(script.calls(), 1);
     let io = err
@@ -86,7 +108,7 @@ async fn fatal_errors_are_returned_unchanged_after_one_attempt() {
 #[tokio::test(start_paused = true)]
 async fn exhausted_errors_say_attempts_limit_and_cause() {
     let script = Script::always(Step::Fail(io::ErrorKind::ConnectionRefused));
-    let mut svc = builder()
+    let mut svc = builder!()
         .max_attempts(4)
         .build()
         .unwrap()
@@ -116,7 +138,7 @@ async fn exhausted_errors_say_attempts_limit_and_cause() {
 #[tokio::test(start_paused = true)]
 async fn the_last_response_is_returned_as_it_is() {
     let script = Script::always(Step::Reply(503));
-    let mut svc = builder().build().unwrap().layer(script.clone());
+    let mut svc = builder!().build().unwrap().layer(script.clone());
     let reply = call(&mut svc).await.unwrap();
     assert_eq!(reply.status, 503);
     assert_eq!(script.calls(), 3);
@@ -126,7 +148,7 @@ async fn the_last_response_is_returned_as_it_is() {
 async fn fatal_responses_are_not_retried() {
     let script = Script::always(Step::Reply(404));
     let (seen, observer) = events();
-    let mut svc = builder()
+    let mut svc = builder!()
         .observer(observer)
         .build()
         .unwrap()
@@ -139,7 +161,7 @@ async fn fatal_responses_are_not_retried() {
 #[tokio::test(start_paused = true)]
 async fn max_elapsed_stops_before_an_attempt_that_would_start_too_late() {
     let script = Script::always(Step::Fail(io::ErrorKind::ConnectionReset));
-    let mut svc = builder()
+    let mut svc = builder!()
         .max_attempts(100)
         .backoff(fixed(secs(1)))
         .max_elapsed(ms(3500))
@@ -164,7 +186,7 @@ async fn max_elapsed_stops_before_an_attempt_that_would_start_too_late() {
 async fn a_server_hint_replaces_the_backoff() {
     let script = Script::new([Step::Hint(secs(7))], Step::Reply(200));
     let (seen, observer) = events();
-    let mut svc = builder()
+    let mut svc = builder!()
         .observer(observer)
         .build()
         .unwrap()
@@ -187,7 +209,7 @@ async fn a_server_hint_replaces_the_backoff() {
 async fn a_hint_over_the_cap_ends_the_retries_at_once() {
     let script = Script::always(Step::Hint(secs(90)));
     let (seen, observer) = events();
-    let mut svc = builder()
+    let mut svc = builder!()
         .max_retry_after(secs(60))
         .observer(observer)
         .build()
@@ -220,7 +242,7 @@ async fn a_hint_over_the_cap_ends_the_retries_at_once() {
 async fn an_endless_hint_under_no_cap_waits_without_panicking() {
     let script = Script::always(Step::Hint(Duration::MAX));
     let (seen, observer) = events();
-    let mut svc = builder()
+    let mut svc = builder!()
         .max_retry_after(Duration::MAX)
         .observer(observer)
         .build()
@@ -244,7 +266,7 @@ async fn an_unbounded_backoff_meets_max_elapsed_without_panicking() {
     let (seen, observer) = events();
     let backoff =
         ExponentialBackoff::new(secs(u64::MAX), 2.0, Duration::MAX).with_jitter(Jitter::None);
-    let mut svc = builder()
+    let mut svc = builder!()
         .backoff(backoff)
         .max_attempts(10)
         .max_elapsed(secs(60))
@@ -260,7 +282,7 @@ async fn an_unbounded_backoff_meets_max_elapsed_without_panicking() {
 #[tokio::test(start_paused = true)]
 async fn a_hint_past_the_deadline_fails_fast() {
     let script = Script::always(Step::Hint(secs(20)));
-    let retry = builder().build().unwrap();
+    let retry = builder!().build().unwrap();
     let mut svc = DeadlineLayer::new(secs(10)).layer(retry.layer(script.clone()));
     let start = Instant::now();
     let reply = call(&mut svc).await.unwrap();
@@ -272,7 +294,7 @@ async fn a_hint_past_the_deadline_fails_fast() {
 #[tokio::test(start_paused = true)]
 async fn retry_never_sleeps_past_the_deadline() {
     let script = Script::always(Step::Fail(io::ErrorKind::ConnectionReset));
-    let retry = builder()
+    let retry = builder!()
         .max_attempts(10)
         .backoff(fixed(secs(3)))
         .build()
@@ -300,7 +322,7 @@ async fn retry_never_sleeps_past_the_deadline() {
 #[tokio::test(start_paused = true)]
 async fn attempt_timeouts_are_retried() {
     let script = Script::new([Step::Stall, Step::Stall], Step::Reply(200));
-    let retry = builder().build().unwrap();
+    let retry = builder!().build().unwrap();
     let mut svc = retry.layer(TimeoutLayer::new(secs(2)).layer(script.clone()));
     let start = Instant::now();
     assert_eq!(call(&mut svc).await.unwrap().status, 200);
@@ -311,7 +333,7 @@ async fn attempt_timeouts_are_retried() {
 #[tokio::test(start_paused = true)]
 async fn the_deadline_cuts_an_attempt_and_never_overshoots() {
     let script = Script::always(Step::Stall);
-    let retry = builder().max_attempts(5).build().unwrap();
+    let retry = builder!().max_attempts(5).build().unwrap();
     let mut svc = DeadlineLayer::new(secs(5))
         .layer(retry.layer(TimeoutLayer::new(secs(2)).layer(script.clone())));
     let start = Instant::now();
@@ -335,7 +357,7 @@ async fn the_deadline_cuts_an_attempt_and_never_overshoots() {
 #[tokio::test(start_paused = true)]
 async fn the_last_attempt_timeout_reads_as_such() {
     let script = Script::always(Step::Stall);
-    let retry = builder().build().unwrap();
+    let retry = builder!().build().unwrap();
     let mut svc = retry.layer(TimeoutLayer::new(secs(2)).layer(script.clone()));
     let err = call(&mut svc).await.unwrap_err();
     let error = ours(&err);
@@ -350,7 +372,7 @@ async fn the_last_attempt_timeout_reads_as_such() {
 async fn a_request_that_cannot_be_copied_is_sent_once_and_says_so() {
     let script = Script::always(Step::Fail(io::ErrorKind::ConnectionReset));
     let (seen, observer) = events();
-    let mut svc = builder()
+    let mut svc = builder!()
         .replay(NoReplay)
         .observer(observer)
         .build()
@@ -379,13 +401,13 @@ async fn a_request_that_can_no_longer_be_copied_stops_the_retries() {
     // The first copy (kept before sending) works; none after it does.
     let copies = Arc::new(Mutex::new(0));
     let counter = copies.clone();
-    let replay = replay_fn(move |req: &&'static str| {
+    let replay = ReplayWith(move |req: &&'static str| {
         let mut n = counter.lock().unwrap();
         *n += 1;
         (*n == 1).then_some(*req)
     });
     let (seen, observer) = events();
-    let mut svc = builder()
+    let mut svc = builder!()
         .replay(replay)
         .observer(observer)
         .build()
@@ -399,7 +421,7 @@ async fn a_request_that_can_no_longer_be_copied_stops_the_retries() {
 #[tokio::test(start_paused = true)]
 async fn retry_waits_for_readiness_before_reissuing() {
     let (mock, mut handle) = mock::pair::<String, Reply>();
-    let mut svc = builder().build().unwrap().layer(mock);
+    let mut svc = builder!().build().unwrap().layer(mock);
     handle.allow(1);
     let task = tokio::spawn(async move { svc.ready().await?.call("req".to_owned()).await });
 
@@ -425,7 +447,7 @@ async fn retry_waits_for_readiness_before_reissuing() {
 #[tokio::test(start_paused = true)]
 async fn readiness_errors_surface() {
     let (mock, mut handle) = mock::pair::<String, Reply>();
-    let mut svc = builder().build().unwrap().layer(mock);
+    let mut svc = builder!().build().unwrap().layer(mock);
     handle.allow(1);
     let task = tokio::spawn(async move { svc.ready().await?.call("req".to_owned()).await });
     let (_, respond) = handle.next_request().await.unwrap();
@@ -438,7 +460,7 @@ async fn readiness_errors_surface() {
 #[tokio::test(start_paused = true)]
 async fn readiness_errors_surface_from_the_layer_itself() {
     let (mock, mut handle) = mock::pair::<String, Reply>();
-    let mut svc = builder().build().unwrap().layer(mock);
+    let mut svc = builder!().build().unwrap().layer(mock);
     handle.send_error("not ready");
     match ServiceExt::<String>::ready(&mut svc).await {
         Err(err) => assert_eq!(err.to_string(), "not ready"),
@@ -454,7 +476,7 @@ async fn the_stack_boxes_and_its_calls_spawn() {
         [Step::Fail(io::ErrorKind::ConnectionReset)],
         Step::Reply(200),
     );
-    let retry = builder().build().unwrap();
+    let retry = builder!().build().unwrap();
     let svc = DeadlineLayer::new(secs(10))
         .layer(retry.layer(TimeoutLayer::new(secs(2)).layer(script.clone())));
     let boxed: tower::util::BoxCloneSyncService<&'static str, Reply, BoxError> =

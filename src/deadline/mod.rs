@@ -33,88 +33,17 @@
 //!   back to be polled by the caller. A retry layer behind a `Buffer` still sees the deadline
 //!   when it decides on a retry (that happens while the caller polls), but nothing behind it sees
 //!   the deadline during the *first* `call`: not a `grpc-timeout` layer, not a service reading
-//!   `remaining()`. For `http::Request`s, `CarryDeadlineLayer` (in the `http` module) on both
-//!   sides of the `Buffer` carries the deadline across in a request extension.
+//!   `remaining()`. Put the `Buffer` outside the `DeadlineLayer` (or the preset) instead: the
+//!   deadline's owner then runs in the worker's task, beside everything it bounds.
 
 pub(crate) mod future;
 mod layer;
+mod service;
 mod under;
 
-use std::task::{Context, Poll};
-use std::time::Duration;
-
-use tower_service::Service;
-
-use crate::error::BoxError;
-
-use self::future::DeadlineFuture;
 pub use self::layer::DeadlineLayer;
+// The service the layer makes: reached as the layer's `Service` type, not by path.
+pub(crate) use self::service::Deadline;
 #[cfg(feature = "http")]
 pub(crate) use self::under::Polled;
 pub(crate) use self::under::{Enforcer, UnderDeadline, is_total_timeout};
-
-/// Bounds a whole call, everything inside it included, by one budget; see [`DeadlineLayer`].
-#[derive(Debug, Clone)]
-pub struct Deadline<S> {
-    inner: S,
-    // `None`: no deadline (a preset configured without one).
-    budget: Option<Duration>,
-    enforcer: Enforcer,
-}
-
-impl<S> Deadline<S> {
-    /// Wraps `inner` so that each call, with all that happens inside it, fails after `budget`.
-    pub fn new(inner: S, budget: Duration) -> Self {
-        Deadline {
-            inner,
-            budget: Some(budget),
-            enforcer: Enforcer::Timer,
-        }
-    }
-
-    /// A preset's deadline of `budget`, or none: the stack inside ends the call at it (every
-    /// attempt has a timeout, which caps itself at the deadline), so it arms no timer.
-    pub(crate) fn enforced_inside(inner: S, budget: Option<Duration>) -> Self {
-        Deadline {
-            inner,
-            budget,
-            enforcer: Enforcer::Inside,
-        }
-    }
-
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The wrapped service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
-
-impl<S, Req> Service<Req> for Deadline<S>
-where
-    S: Service<Req>,
-    S::Error: Into<BoxError>,
-{
-    type Response = S::Response;
-    type Error = BoxError;
-    type Future = DeadlineFuture<S::Future>;
-
-    #[inline]
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    #[inline]
-    fn call(&mut self, req: Req) -> Self::Future {
-        let future = UnderDeadline::call(self.budget, self.enforcer, || self.inner.call(req));
-        DeadlineFuture::new(future)
-    }
-}

@@ -11,10 +11,32 @@
 //! buffer) is not silently dropped from retrying: it is sent once, and both the error and a
 //! give-up event say it could not be retried.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use crate::error::Attempt;
 
 /// Makes the request for another attempt out of the copy that retry keeps, and lets go of the
 /// response of an attempt that is retried. `Res` is the service's response type.
+///
+/// A `Clone` request needs none of this (cloning is the default), and the HTTP preset has its
+/// own for `ReplayBody`. For a request that must never go out twice, a replay that makes none:
+///
+/// ```
+/// use tower_tenacity::retry::{Replay, RetryLayer};
+///
+/// /// Sends each request once.
+/// struct SendOnce;
+///
+/// impl<Req, Res> Replay<Req, Res> for SendOnce {
+///     fn replay(&self, _kept: &Req) -> Option<Req> {
+///         None
+///     }
+/// }
+///
+/// let layer = RetryLayer::builder().replay(SendOnce).build().unwrap();
+/// # let _ = layer;
+/// ```
 pub trait Replay<Req, Res = ()> {
     /// A request equal to `kept`, to send now; `None` when it cannot be made. Called before
     /// each retry; `None` stops retrying, and the give-up says the request could not be sent
@@ -54,7 +76,7 @@ pub trait Replay<Req, Res = ()> {
     /// the connection goes back to the pool instead of being closed. The future returned, if
     /// any, is awaited alongside the backoff before the next attempt; it must bound itself in
     /// time.
-    fn release(&self, response: Res) -> Option<Releasing> {
+    fn release(&self, response: Res) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
         drop(response);
         None
     }
@@ -70,9 +92,9 @@ pub trait Replay<Req, Res = ()> {
 }
 
 /// Work done on a released response before the next attempt; see [`Replay::release`].
-pub type Releasing = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+pub(crate) type Releasing = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// Replays a request by cloning it.
+/// Replays a request by cloning it: the default.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CloneReplay;
 
@@ -83,43 +105,5 @@ impl<Req: Clone, Res> Replay<Req, Res> for CloneReplay {
 
     fn can_replay(&self, _kept: &Req) -> bool {
         true
-    }
-}
-
-/// Never replays: each request is sent once. For request types that cannot be copied at all.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoReplay;
-
-impl<Req, Res> Replay<Req, Res> for NoReplay {
-    fn replay(&self, _kept: &Req) -> Option<Req> {
-        None
-    }
-
-    fn can_replay(&self, _kept: &Req) -> bool {
-        false
-    }
-}
-
-/// Replays with a closure `Fn(&Req) -> Option<Req>`; see [`replay_fn`].
-#[derive(Clone, Copy)]
-pub struct ReplayFn<F>(F);
-
-/// Makes a [`Replay`] of a closure.
-pub fn replay_fn<F>(f: F) -> ReplayFn<F> {
-    ReplayFn(f)
-}
-
-impl<F> std::fmt::Debug for ReplayFn<F> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReplayFn").finish_non_exhaustive()
-    }
-}
-
-impl<Req, Res, F> Replay<Req, Res> for ReplayFn<F>
-where
-    F: Fn(&Req) -> Option<Req>,
-{
-    fn replay(&self, kept: &Req) -> Option<Req> {
-        (self.0)(kept)
     }
 }
