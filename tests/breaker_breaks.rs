@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use tower::BoxError;
 use tower::{Layer, Service, ServiceExt, service_fn};
-use tower_tenacity::breaker::{
-    BreakerConfig, BreakerHandle, CircuitBreaker, CircuitBreakerLayer, CircuitState,
-};
+use tower_tenacity::breaker::{BreakerConfig, BreakerHandle, CircuitBreakerLayer, CircuitState};
 use tower_tenacity::{Error, ErrorKind};
 
 fn ms(ms: u64) -> Duration {
@@ -17,7 +15,8 @@ fn ms(ms: u64) -> Duration {
 }
 
 type Answer = std::pin::Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
-type Svc = CircuitBreaker<tower::util::ServiceFn<fn(Option<bool>) -> Answer>>;
+type Svc =
+    <CircuitBreakerLayer as Layer<tower::util::ServiceFn<fn(Option<bool>) -> Answer>>>::Service;
 
 /// `Some(up)`: answers at once; `None`: never answers.
 fn answer(up: Option<bool>) -> Answer {

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 use tower::BoxError;
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_tenacity::breaker::{
-    BreakerConfig, BreakerHandle, CircuitBreaker, CircuitBreakerLayer, CircuitState, Transition,
+    BreakerConfig, BreakerHandle, CircuitBreakerLayer, CircuitState, Transition,
 };
 use tower_tenacity::{Error, ErrorKind};
 
@@ -26,11 +26,11 @@ enum Call {
     Wait(oneshot::Receiver<bool>),
 }
 
-type Svc = CircuitBreaker<
+type Svc = <CircuitBreakerLayer as Layer<
     tower::util::ServiceFn<
         fn(Call) -> std::pin::Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>,
     >,
->;
+>>::Service;
 
 fn answer(call: Call) -> std::pin::Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>> {
     Box::pin(async move {

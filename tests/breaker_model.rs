@@ -19,9 +19,7 @@ use proptest::prelude::*;
 use tokio::time::Instant;
 use tower::BoxError;
 use tower::{Layer, Service, ServiceExt, service_fn};
-use tower_tenacity::breaker::{
-    BreakerConfig, Cause, CircuitBreakerLayer, CircuitState, Transition,
-};
+use tower_tenacity::breaker::{BreakerConfig, CircuitBreakerLayer, CircuitState, Transition};
 use tower_tenacity::classify::{Classification, Reason, classify_error, outcome_fn};
 use tower_tenacity::{Error, ErrorKind};
 
@@ -70,6 +68,32 @@ enum Seen {
 
 /// A change of state: when (µs from the start), from, to, why.
 type Change = (u64, CircuitState, CircuitState, Cause);
+
+/// Why a circuit changed state, as a transition says it (by its phrase: the type it reports is
+/// the crate's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cause {
+    FailureRatio,
+    ConsecutiveFailures,
+    SlowCalls,
+    BreakEnded,
+    ProbeFailed,
+    ProbesSucceeded,
+}
+
+impl Cause {
+    fn of(transition: &Transition<'_>) -> Cause {
+        match transition.cause.to_string().as_str() {
+            "failure ratio reached" => Cause::FailureRatio,
+            "consecutive failures reached" => Cause::ConsecutiveFailures,
+            "slow-call ratio reached" => Cause::SlowCalls,
+            "break ended" => Cause::BreakEnded,
+            "probe failed" => Cause::ProbeFailed,
+            "probes succeeded" => Cause::ProbesSucceeded,
+            other => panic!("a cause the model does not know: {other}"),
+        }
+    }
+}
 
 enum State {
     Closed,
@@ -263,7 +287,7 @@ fn breaker_config(config: &Config, log: Arc<Mutex<Vec<(Instant, Change)>>>) -> B
         .probes(config.probes)
         .count_fatal(config.count_fatal)
         .observer(move |t: &Transition<'_>| {
-            let change = (0, t.from, t.to, t.cause);
+            let change = (0, t.from, t.to, Cause::of(t));
             log.lock().unwrap().push((Instant::now(), change));
         });
     breaker = match config.failure_ratio {

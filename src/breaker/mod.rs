@@ -76,38 +76,28 @@ mod events;
 pub(crate) mod future;
 mod handle;
 mod layer;
+mod service;
 mod settings;
 mod slot;
 mod window;
 
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use tower_service::Service;
-
-use crate::classify::{ClassifyOutcome, DefaultClassifier};
-use crate::error::{BoxError, Error, ErrorKind};
-use crate::scope::{ScopeKey, Scopes, Slot, Unscoped};
+use crate::scope::Scopes;
 
 use self::circuit::{Circuit, Shared};
 pub use self::config::BreakerConfig;
-pub use self::events::{Cause, CircuitState, Observer, Snapshot, Transition};
-use self::future::{ResponseFuture, Ticket};
+pub use self::events::{CircuitState, Observer, Transition};
 pub use self::handle::BreakerHandle;
 pub use self::layer::CircuitBreakerLayer;
-pub use self::slot::BreakerPlan;
-pub(crate) use self::slot::{BreakerSlot, NoBreaker};
-pub use self::window::Counts;
-
-/// Rejects calls while its circuit is open; see [`CircuitBreakerLayer`].
-///
-/// In a preset with no breaker configured it is switched off, and passes calls through.
-pub struct CircuitBreaker<S, C = DefaultClassifier, K = Unscoped> {
-    inner: S,
-    circuits: Option<Arc<Circuits<C>>>,
-    scope: K,
-}
+// What a transition and a snapshot carry (read through their fields and `Display`), the builder's
+// plan for a breaker, and the service the layer makes: the crate's own, reached through the
+// values, methods and `Service` types that hold them.
+pub(crate) use self::events::Snapshot;
+pub(crate) use self::service::CircuitBreaker;
+pub(crate) use self::slot::{BreakerPlan, BreakerSlot, NoBreaker};
+pub(crate) use self::window::Counts;
 
 /// A breaker's circuits (one, or one per key) and what they share, the operator's hold among
 /// it: what the layer, its services and its handle reach.
@@ -147,109 +137,5 @@ impl<C> std::ops::Deref for Counted<C> {
 
     fn deref(&self) -> &Circuit {
         &self.circuit
-    }
-}
-
-impl<S, C: Send + Sync + 'static, K> CircuitBreaker<S, C, K> {
-    /// The handle to this breaker's circuits (shared with the layer and every clone).
-    pub fn handle(&self) -> BreakerHandle {
-        BreakerHandle::new(self.circuits.clone())
-    }
-}
-
-impl<S, C, K> CircuitBreaker<S, C, K> {
-    /// The wrapped service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The wrapped service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
-
-impl<S: Clone, C, K: Clone> Clone for CircuitBreaker<S, C, K> {
-    fn clone(&self) -> Self {
-        CircuitBreaker {
-            inner: self.inner.clone(),
-            circuits: self.circuits.clone(),
-            scope: self.scope.clone(),
-        }
-    }
-}
-
-impl<S: fmt::Debug, C: fmt::Debug, K: fmt::Debug> fmt::Debug for CircuitBreaker<S, C, K> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CircuitBreaker")
-            .field("inner", &self.inner)
-            .field("scope", &self.scope)
-            .field("circuits", &self.circuits)
-            .finish()
-    }
-}
-
-impl<S, C, K, Req> Service<Req> for CircuitBreaker<S, C, K>
-where
-    S: Service<Req>,
-    S::Error: Into<BoxError>,
-    C: ClassifyOutcome<S::Response>,
-    K: ScopeKey<Req>,
-{
-    type Response = S::Response;
-    type Error = BoxError;
-    type Future = ResponseFuture<S::Future, C>;
-
-    #[inline]
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    #[inline]
-    fn call(&mut self, request: Req) -> Self::Future {
-        match &self.circuits {
-            None => ResponseFuture::passed(self.inner.call(request)),
-            Some(circuits) => {
-                let circuit = circuits.scopes.get(&self.scope, &request);
-                self.call_through(circuit, request)
-            }
-        }
-    }
-}
-
-impl<S, C, K> CircuitBreaker<S, C, K> {
-    /// A call through a circuit that is switched on: let through, or rejected.
-    #[inline]
-    fn call_through<Req>(
-        &mut self,
-        circuit: Arc<Slot<Counted<C>>>,
-        request: Req,
-    ) -> ResponseFuture<S::Future, C>
-    where
-        S: Service<Req>,
-    {
-        match circuit.admit(circuit.name()) {
-            Ok(pass) => {
-                let started_us = circuit
-                    .settings()
-                    .slow_calls
-                    .is_some()
-                    .then(|| circuit.now_us());
-                let ticket = Ticket::new(circuit, pass, started_us);
-                ResponseFuture::called(self.inner.call(request), ticket)
-            }
-            Err(rejection) => {
-                let kind = ErrorKind::CircuitOpen {
-                    remaining: rejection.remaining,
-                    held: rejection.held,
-                };
-                ResponseFuture::rejected(Error::new(kind).into())
-            }
-        }
     }
 }
