@@ -17,22 +17,17 @@ use crate::scope::ScopeKey;
 /// `http://host:80` are one). Userinfo (`user:password@`) is no part of the key, so it never
 /// reaches an event or a scope's name.
 ///
+/// A key's `Debug` form, which names its circuit in events, is the lowercase scheme, host and
+/// port: `https://example.com:443` for `https://alice:pw@Example.COM/`.
+///
 /// ```
-/// use http::Request;
 /// use tower_tenacity::http::ByAuthority;
-/// use tower_tenacity::scope::ScopeKey;
+/// use tower_tenacity::retry::RetryLayer;
 ///
-/// let a = Request::get("http://127.0.0.1:3000/x").body(()).unwrap();
-/// let b = Request::get("http://127.0.0.1:3000/y?z").body(()).unwrap();
-/// let c = Request::get("http://127.0.0.1:3001/x").body(()).unwrap();
-/// assert_eq!(ByAuthority.key(&a), ByAuthority.key(&b));
-/// assert_ne!(ByAuthority.key(&a), ByAuthority.key(&c));
-/// assert_eq!(format!("{:?}", ByAuthority.key(&c)), "http://127.0.0.1:3001");
-///
-/// let upper = Request::get("https://alice:pw@Example.COM/").body(()).unwrap();
-/// let lower = Request::get("https://example.com:443/").body(()).unwrap();
-/// assert_eq!(ByAuthority.key(&upper), ByAuthority.key(&lower));
-/// assert_eq!(format!("{:?}", ByAuthority.key(&upper)), "https://example.com:443");
+/// // Outside the presets, which key by host already: one retry budget per host, for at most
+/// // 1024 hosts.
+/// let layer = RetryLayer::new().budget_per_key(ByAuthority, 1024);
+/// # let _ = layer;
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ByAuthority;
@@ -190,6 +185,31 @@ mod tests {
 
     fn hash(key: &HostKey) -> u64 {
         foldhash::fast::FixedState::with_seed(7).hash_one(key)
+    }
+
+    // What `ByAuthority`'s doc showed, and the key of a URI full of secrets (from
+    // `tests/secrets.rs`): the trait that gives keys is the crate's own.
+    #[test]
+    fn requests_to_one_host_share_a_key_named_by_scheme_host_and_port() {
+        let a = key("http://127.0.0.1:3000/x");
+        assert_eq!(a, key("http://127.0.0.1:3000/y?z"));
+        assert_ne!(a, key("http://127.0.0.1:3001/x"));
+        assert_eq!(
+            format!("{:?}", key("http://127.0.0.1:3001/x")),
+            "http://127.0.0.1:3001"
+        );
+        let upper = key("https://alice:pw@Example.COM/");
+        assert_eq!(upper, key("https://example.com:443/"));
+        assert_eq!(format!("{upper:?}"), "https://example.com:443");
+        let secret = "http://alice:pw-4f7a9e@127.0.0.1:3000/status/503?access_token=tok-8c1d2b&x=1";
+        assert_eq!(format!("{:?}", key(secret)), "http://127.0.0.1:3000");
+        // From `tests/zero_alloc.rs`, which checks that making these keys allocates nothing.
+        let (plain, secret) = (
+            key("http://example.com:8080/x"),
+            key("http://alice:pw@Example.COM:8080/y?access_token=t"),
+        );
+        assert_eq!(plain, secret);
+        assert_eq!(hash(&plain), hash(&secret));
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! State kept per key: one retry budget and one circuit per host, bounded in memory.
 //!
 //! One client often talks to many hosts. A budget or a circuit shared by all of them lets one
-//! host that is down open the circuit, or drain the retry budget, for every other. A
-//! [`ScopeKey`] says which part of a request its state belongs to (the HTTP and gRPC presets
-//! use the request's scheme and authority, [`http::ByAuthority`](crate::http::ByAuthority));
+//! host that is down open the circuit, or drain the retry budget, for every other. A key says
+//! which part of a request its state belongs to (the HTTP and gRPC presets use the request's
+//! scheme and authority, [`http::ByAuthority`](crate::http::ByAuthority));
 //! each key gets its own state, made from the layer's settings the first time the key is seen.
 //!
 //! The set of keys is bounded: past the cap (1024 by default), making room for a new key drops
@@ -16,12 +16,17 @@
 //! thousand. Keys are hashed with `foldhash`, seeded per map; keys that share a hash are told
 //! apart by comparing them.
 //!
+//! A key is made of a closure with [`key_fn`] (its value is `Hash + Eq + Debug`, and its
+//! `Debug` form names the scope in events), or is the HTTP presets' `ByAuthority`:
+//!
 //! ```
-//! use tower_tenacity::scope::{key_fn, ScopeKey};
+//! use tower_tenacity::retry::RetryLayer;
+//! use tower_tenacity::scope::key_fn;
 //!
 //! struct Job { tenant: String }
-//! let by_tenant = key_fn(|job: &Job| job.tenant.clone());
-//! assert_eq!(by_tenant.key(&Job { tenant: "acme".into() }), "acme");
+//! // One retry budget per tenant, for at most 100 tenants.
+//! let layer = RetryLayer::new().budget_per_key(key_fn(|job: &Job| job.tenant.clone()), 100);
+//! # let _ = layer;
 //! ```
 
 use std::any::Any;
@@ -33,85 +38,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwapOption;
 
-/// Which part of a request its per-key state (budget, circuit) belongs to.
-pub trait ScopeKey<Req>: Clone + Send + Sync + 'static {
-    /// The key. Its `Debug` form names the scope in events.
-    type Key: Hash + Eq + fmt::Debug + Send + Sync + 'static;
+mod key;
 
-    /// The key of `request`.
-    fn key(&self, request: &Req) -> Self::Key;
-
-    /// Whether requests have keys at all: `false` only for [`Unscoped`], whose one state
-    /// needs no lookup.
-    const PER_KEY: bool = true;
-}
-
-/// One state for every request: the default.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Unscoped;
-
-impl<Req> ScopeKey<Req> for Unscoped {
-    type Key = ();
-
-    const PER_KEY: bool = false;
-
-    fn key(&self, _request: &Req) {}
-}
-
-/// A [`ScopeKey`] made of a closure, named by what it implements rather than by path.
-mod closure {
-    use std::fmt;
-    use std::hash::Hash;
-    use std::marker::PhantomData;
-
-    use super::ScopeKey;
-
-    /// A [`ScopeKey`] made of a closure; see [`key_fn`].
-    pub struct KeyFn<F, K> {
-        f: F,
-        _key: PhantomData<fn() -> K>,
-    }
-
-    impl<F: Clone, K> Clone for KeyFn<F, K> {
-        fn clone(&self) -> Self {
-            KeyFn {
-                f: self.f.clone(),
-                _key: PhantomData,
-            }
-        }
-    }
-
-    impl<F, K> fmt::Debug for KeyFn<F, K> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.debug_struct("KeyFn").finish_non_exhaustive()
-        }
-    }
-
-    /// Keys requests by a closure `Fn(&Req) -> K`.
-    pub fn key_fn<Req, K, F>(f: F) -> KeyFn<F, K>
-    where
-        F: Fn(&Req) -> K,
-    {
-        KeyFn {
-            f,
-            _key: PhantomData,
-        }
-    }
-
-    impl<Req, K, F> ScopeKey<Req> for KeyFn<F, K>
-    where
-        F: Fn(&Req) -> K + Clone + Send + Sync + 'static,
-        K: Hash + Eq + fmt::Debug + Send + Sync + 'static,
-    {
-        type Key = K;
-
-        fn key(&self, request: &Req) -> K {
-            (self.f)(request)
-        }
-    }
-}
-
-pub use self::closure::key_fn;
+pub use self::key::key_fn;
+// The trait a key implements and the default of one state for every request: named by the
+// layers' bounds and type parameters, not by users, who make keys with `key_fn`.
+pub(crate) use self::key::{ScopeKey, Unscoped};
 
 /// How many keys a layer keeps state for unless told otherwise.
 pub(crate) const DEFAULT_MAX_KEYS: usize = 1024;
