@@ -45,8 +45,7 @@ use tower::util::MapRequestLayer;
 use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::ResilienceLayer;
 use tower_tenacity::deadline::DeadlineLayer;
-use tower_tenacity::http::{HttpClassifier, HttpReplay, ReplayBody};
-use tower_tenacity::retry::RetryLayer;
+use tower_tenacity::http::ReplayBody;
 use tower_tenacity::timeout::TimeoutLayer;
 
 const REQUESTS: usize = 2048;
@@ -102,11 +101,13 @@ fn throughput(c: &mut Criterion) {
     // (and so a connection pool) of its own, as the others do.
     let client = || Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>();
     let timeout = TimeoutLayer::new(Duration::from_secs(2));
-    let retry = RetryLayer::builder()
-        .classifier(HttpClassifier::new())
-        .replay(HttpReplay)
+    // The preset's own retry layer (its classifier, its replay of `ReplayBody`s, one budget).
+    let retry = ResilienceLayer::http()
         .build()
-        .unwrap();
+        .unwrap()
+        .stack()
+        .retry()
+        .clone();
     let deadline = DeadlineLayer::new(Duration::from_secs(10));
     let replayable = MapRequestLayer::new(replayable as fn(_) -> _);
     let body_only = replayable.layer(client());

@@ -29,9 +29,7 @@ use hyper_util::rt::TokioExecutor;
 use tower::BoxError;
 use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::ResilienceLayer;
-use tower_tenacity::http::{
-    Attempts, ClassifyResponseLayer, HttpClassifier, HttpResilience, ReplayBody, ServerTimeoutLayer,
-};
+use tower_tenacity::http::{Attempts, HttpResilience, ReplayBody, ServerTimeoutLayer};
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
 
 type Upstream = HttpResilience<Client<HttpConnector, ReplayBody<Full<Bytes>>>>;
@@ -117,8 +115,7 @@ async fn main() -> Result<(), BoxError> {
         .route("/gateway", get(gateway))
         .with_state(state)
         // No HandleErrorLayer needed: the timeout answers, the error type stays Infallible.
-        .layer(ServerTimeoutLayer::new(Duration::from_secs(1)).status(StatusCode::GATEWAY_TIMEOUT))
-        .layer(ClassifyResponseLayer::new(HttpClassifier::new()));
+        .layer(ServerTimeoutLayer::new(Duration::from_secs(1)).status(StatusCode::GATEWAY_TIMEOUT));
     println!("serving on http://{addr}");
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 

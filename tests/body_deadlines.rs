@@ -1,21 +1,22 @@
 //! Body deadlines hold whatever the body does: frames of any size (empty ones too), a body that
 //! is always ready (a server faster than its reader) or one that is pending now and then. Every
-//! deadline over a response body — `BodyDeadlineLayer`, `BodyTimeoutLayer`'s total and the gRPC
+//! deadline over a response body — the HTTP preset's `total_timeout_covers_body()` and the gRPC
 //! server's `grpc-timeout` — ends the body at its deadline, at most one frame late.
 
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Empty};
 use proptest::prelude::*;
 use tokio::time::Instant;
 use tower::BoxError;
 use tower::{Layer, Service, ServiceExt, service_fn};
-use tower_tenacity::http::{BodyDeadlineLayer, BodyTimeoutLayer};
-use tower_tenacity::{Error, TimeoutScope};
+use tower_tenacity::http::ReplayBody;
+use tower_tenacity::{Error, ResilienceLayer, TimeoutScope};
 
 /// One frame of a hostile body: its size (0 for an empty frame), whether the body says
 /// `Pending` (and wakes itself at once) before yielding it, and how long the reader then takes.
@@ -111,6 +112,27 @@ fn scope_of(err: &BoxError) -> Option<TimeoutScope> {
     Error::find(err.as_ref()).and_then(Error::timeout_scope)
 }
 
+/// The response of one call through the HTTP preset, whose total timeout of `budget` covers
+/// the body, to a service that answers at once with `body`.
+async fn through_the_preset(
+    body: Endless,
+    budget: Duration,
+) -> http::Response<impl Body<Data = Bytes, Error = BoxError>> {
+    let body = Arc::new(Mutex::new(Some(body)));
+    let svc = service_fn(move |_: http::Request<ReplayBody<Empty<Bytes>>>| {
+        let body = body.lock().unwrap().take().expect("one call");
+        async move { Ok::<_, BoxError>(http::Response::new(body)) }
+    });
+    let mut svc = ResilienceLayer::http()
+        .total_timeout(budget)
+        .total_timeout_covers_body()
+        .build()
+        .unwrap()
+        .layer(svc);
+    let request = http::Request::new(Empty::new());
+    svc.ready().await.unwrap().call(request).await.unwrap()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -118,29 +140,10 @@ proptest! {
     fn a_body_deadline_ends_any_body_at_its_deadline(steps in steps(), budget_ms in 1u64..400) {
         paused().block_on(async {
             let budget = Duration::from_millis(budget_ms);
-            let body = endless(&steps);
-            let mut body = Some(body);
-            let svc = service_fn(move |_: ()| {
-                let body = body.take().expect("one call");
-                async move { Ok::<_, BoxError>(http::Response::new(body)) }
-            });
-            let mut svc = BodyDeadlineLayer::new(budget).layer(svc);
-            let response = svc.ready().await.unwrap().call(()).await.unwrap();
+            let response = through_the_preset(endless(&steps), budget).await;
             let deadline = Instant::now() + budget;
             let (_, err) = read_until_cut(response.into_body(), &steps, deadline).await;
             assert_eq!(scope_of(&err), Some(TimeoutScope::Total), "{err}");
-        });
-    }
-
-    #[test]
-    fn a_body_total_timeout_ends_any_body_in_time(steps in steps(), budget_ms in 1u64..400) {
-        paused().block_on(async {
-            let budget = Duration::from_millis(budget_ms);
-            let body = BodyTimeoutLayer::new().total(budget).wrap(endless(&steps));
-            // The total counts from the body's first poll, which comes at once.
-            let deadline = Instant::now() + budget;
-            let (_, err) = read_until_cut(body, &steps, deadline).await;
-            assert_eq!(scope_of(&err), Some(TimeoutScope::BodyTotal), "{err}");
         });
     }
 }
@@ -154,13 +157,8 @@ async fn an_always_ready_body_is_cut_at_the_deadline() {
         pending_first: false,
         read_ms: 10,
     }];
-    let svc =
-        service_fn(
-            move |_: ()| async move { Ok::<_, BoxError>(http::Response::new(endless(&steps))) },
-        );
-    let mut svc = BodyDeadlineLayer::new(Duration::from_millis(300)).layer(svc);
-    let response = svc.ready().await.unwrap().call(()).await.unwrap();
-    let mut body = response.into_body();
+    let response = through_the_preset(endless(&steps), Duration::from_millis(300)).await;
+    let mut body = std::pin::pin!(response.into_body());
     let start = Instant::now();
     let mut frames = 0;
     let mut cut = None;

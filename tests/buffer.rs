@@ -1,7 +1,6 @@
-//! The deadline across tower's `Buffer`, for `http::Request`s: a `Buffer` makes the first call
-//! of the service behind it from its worker task, where the deadline's scope is not; with
-//! `CarryDeadlineLayer` on both sides, everything behind it sees the deadline on every attempt.
-//! Time is paused.
+//! The deadline and tower's `Buffer`: a `Buffer` makes the first call of the service behind it
+//! from its worker task, where the deadline's scope is not; with the `Buffer` outside the
+//! deadline, everything the deadline bounds sees it on every attempt. Time is paused.
 #![cfg(feature = "http")]
 
 use std::sync::{Arc, Mutex};
@@ -14,9 +13,7 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_tenacity::classify::{Classification, Reason, classify_fn};
 use tower_tenacity::context::remaining;
 use tower_tenacity::deadline::DeadlineLayer;
-use tower_tenacity::http::CarryDeadlineLayer;
 use tower_tenacity::retry::{ExponentialBackoff, Jitter, Replay, RetryLayer};
-use tower_tenacity::{Error, TimeoutScope};
 
 /// Makes a request again with its URI (what these tests' requests have).
 #[derive(Clone, Copy)]
@@ -33,7 +30,14 @@ impl<Res> Replay<Request<()>, Res> for CopyUri {
 /// Each call's instant and the time left it saw; every call answers 503.
 type Seen = Arc<Mutex<Vec<(Instant, Option<Duration>)>>>;
 
-async fn run(carry: bool) -> (Seen, Result<Response<()>, BoxError>) {
+/// Where the `Buffer` goes: between the deadline and the retry, or outside the deadline.
+#[derive(Clone, Copy, PartialEq)]
+enum Buffer {
+    Inside,
+    Outside,
+}
+
+async fn run(buffer: Buffer) -> (Seen, Result<Response<()>, BoxError>) {
     let seen: Seen = Arc::default();
     let record = seen.clone();
     let retry = RetryLayer::builder()
@@ -55,11 +59,11 @@ async fn run(carry: bool) -> (Seen, Result<Response<()>, BoxError>) {
         )
         .build()
         .unwrap();
+    let outside = buffer == Buffer::Outside;
     let mut svc = ServiceBuilder::new()
+        .option_layer(outside.then(|| tower::buffer::BufferLayer::new(8)))
         .layer(DeadlineLayer::new(Duration::from_millis(350)))
-        .option_layer(carry.then(CarryDeadlineLayer::new))
-        .buffer(8)
-        .option_layer(carry.then(CarryDeadlineLayer::new))
+        .option_layer((!outside).then(|| tower::buffer::BufferLayer::new(8)))
         .layer(retry)
         .service_fn(move |_: Request<()>| {
             record.lock().unwrap().push((Instant::now(), remaining()));
@@ -70,9 +74,9 @@ async fn run(carry: bool) -> (Seen, Result<Response<()>, BoxError>) {
 }
 
 #[tokio::test(start_paused = true)]
-async fn with_the_carrier_every_attempt_behind_a_buffer_sees_the_deadline() {
+async fn with_the_buffer_outside_the_deadline_every_attempt_sees_it() {
     let started = Instant::now();
-    let (seen, outcome) = run(true).await;
+    let (seen, outcome) = run(Buffer::Outside).await;
     let seen = seen.lock().unwrap();
     let offsets: Vec<Duration> = seen.iter().map(|(at, _)| *at - started).collect();
     let ms = Duration::from_millis;
@@ -89,8 +93,8 @@ async fn with_the_carrier_every_attempt_behind_a_buffer_sees_the_deadline() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn without_it_the_first_call_behind_a_buffer_sees_no_deadline() {
-    let (seen, _) = run(false).await;
+async fn with_the_buffer_inside_the_first_call_behind_it_sees_no_deadline() {
+    let (seen, _) = run(Buffer::Inside).await;
     let seen = seen.lock().unwrap();
     assert_eq!(
         seen[0].1, None,
@@ -101,27 +105,4 @@ async fn without_it_the_first_call_behind_a_buffer_sees_no_deadline() {
         Some(Duration::from_millis(250)),
         "retries are made while the caller polls, inside it"
     );
-}
-
-#[tokio::test(start_paused = true)]
-async fn below_the_buffer_the_carried_deadline_is_enforced_too() {
-    // Only the carrier below the buffer: a request that comes with a deadline written on it
-    // (from another task) runs under it.
-    let mut svc = ServiceBuilder::new()
-        .layer(CarryDeadlineLayer::new())
-        .service_fn(|_: Request<()>| async {
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            Ok::<_, BoxError>(())
-        });
-    let mut request = Request::new(());
-    let deadline = Instant::now() + Duration::from_millis(200);
-    request
-        .extensions_mut()
-        .insert(tower_tenacity::http::CarriedDeadline(deadline));
-    let err = svc.ready().await.unwrap().call(request).await.unwrap_err();
-    assert_eq!(
-        Error::find(err.as_ref()).and_then(Error::timeout_scope),
-        Some(TimeoutScope::Total)
-    );
-    assert_eq!(Instant::now(), deadline);
 }

@@ -111,16 +111,14 @@ fn client() -> Client<HttpConnector, ReplayBody<Body>> {
 }
 
 /// Latencies of `n` GETs, 25 at a time, in ms, sorted.
-async fn latencies<S>(svc: S, url: &str, n: usize) -> Vec<u64>
+async fn latencies<S, B>(svc: S, url: &str, n: usize) -> Vec<u64>
 where
-    S: tower::Service<
-            Request<Body>,
-            Response = Response<tower_tenacity::http::DeadlineBody<Incoming>>,
-        > + Clone
-        + Send
-        + 'static,
+    S: tower::Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
     S::Error: std::fmt::Debug + Send,
     S::Future: Send,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: std::fmt::Debug,
 {
     let mut all = Vec::new();
     for batch in 0..n.div_ceil(25) {

@@ -22,7 +22,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tower::BoxError;
 use tower::{Layer, Service, ServiceExt};
-use tower_tenacity::http::{HttpResilienceBuilder, ReplayBody};
+use tower_tenacity::http::ReplayBody;
 use tower_tenacity::{Error, ErrorKind, ResilienceLayer, TimeoutScope};
 
 const LINES: u32 = 12;
@@ -67,11 +67,14 @@ async fn ndjson_server() -> (SocketAddr, Arc<AtomicU32>) {
     (addr, requests)
 }
 
-/// Timeouts far shorter than the stream: 100 ms per attempt, 250 ms in all.
-fn short_timeouts() -> HttpResilienceBuilder {
-    ResilienceLayer::http()
-        .attempt_timeout(Duration::from_millis(100))
-        .total_timeout(Duration::from_millis(250))
+/// Timeouts far shorter than the stream: 100 ms per attempt, 250 ms in all (a macro: the
+/// builder's type is the crate's own, so no function can return it).
+macro_rules! short_timeouts {
+    () => {
+        ResilienceLayer::http()
+            .attempt_timeout(Duration::from_millis(100))
+            .total_timeout(Duration::from_millis(250))
+    };
 }
 
 #[tokio::test]
@@ -79,7 +82,7 @@ async fn a_stream_longer_than_both_timeouts_is_delivered_whole() {
     let (addr, requests) = ndjson_server().await;
     let client: Client<HttpConnector, ReplayBody<Empty<Bytes>>> =
         Client::builder(TokioExecutor::new()).build_http();
-    let mut svc = short_timeouts().build().unwrap().layer(client);
+    let mut svc = short_timeouts!().build().unwrap().layer(client);
     let request = Request::get(format!("http://{addr}/events"))
         .body(Empty::new())
         .unwrap();
@@ -101,7 +104,7 @@ async fn the_opt_in_makes_the_total_timeout_end_the_body_with_a_typed_error() {
     let (addr, requests) = ndjson_server().await;
     let client: Client<HttpConnector, ReplayBody<Empty<Bytes>>> =
         Client::builder(TokioExecutor::new()).build_http();
-    let mut svc = short_timeouts()
+    let mut svc = short_timeouts!()
         .total_timeout_covers_body()
         .build()
         .unwrap()

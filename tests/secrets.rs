@@ -28,7 +28,7 @@ use tokio::net::TcpStream;
 use tower::BoxError;
 use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::breaker::{BreakerConfig, CircuitState, Transition};
-use tower_tenacity::http::{HttpResilienceBuilder, ReplayBody};
+use tower_tenacity::http::ReplayBody;
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
 use tower_tenacity::{Error, ResilienceLayer};
 
@@ -56,13 +56,17 @@ fn breaker(failures: u32, keys: &Arc<Mutex<Vec<String>>>) -> BreakerConfig {
         })
 }
 
-fn preset() -> HttpResilienceBuilder {
-    ResilienceLayer::http()
-        .backoff(
-            ExponentialBackoff::new(Duration::from_millis(5), 1.0, Duration::from_millis(5))
-                .with_jitter(Jitter::None),
-        )
-        .no_budget()
+/// The preset's builder as these tests start it (a macro: the builder's type is the crate's
+/// own, so no function can return it).
+macro_rules! preset {
+    () => {
+        ResilienceLayer::http()
+            .backoff(
+                ExponentialBackoff::new(Duration::from_millis(5), 1.0, Duration::from_millis(5))
+                    .with_jitter(Jitter::None),
+            )
+            .no_budget()
+    };
 }
 
 /// Connects to one address whatever the host asked for, so that any name reaches the server.
@@ -107,7 +111,10 @@ async fn userinfo_and_query_values_reach_no_error_event_or_key() {
     let uri = format!("http://alice:{PASSWORD}@127.0.0.1:{port}{path}?access_token={TOKEN}&x=1");
     let keys = Arc::new(Mutex::new(Vec::new()));
     // Two 503s open the circuit; the third attempt is turned away by it.
-    let layer = preset().circuit_breaker(breaker(2, &keys)).build().unwrap();
+    let layer = preset!()
+        .circuit_breaker(breaker(2, &keys))
+        .build()
+        .unwrap();
     let mut svc = layer.layer(client_to(&server));
 
     let future = svc.ready().await.unwrap().call(get(&uri));
@@ -151,7 +158,7 @@ async fn one_host_whatever_the_case_of_its_name_is_one_circuit() {
     log();
     let server = FlakyServer::start().await.unwrap();
     let keys = Arc::new(Mutex::new(Vec::new()));
-    let layer = preset()
+    let layer = preset!()
         .max_attempts(1)
         .circuit_breaker(breaker(2, &keys))
         .build()

@@ -16,12 +16,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::time::Instant;
 use tower::BoxError;
 use tower::{Layer, Service, ServiceExt};
+use tower_http::timeout::TimeoutBody;
 use tower_tenacity::GiveUp;
 use tower_tenacity::breaker::{BreakerConfig, CircuitState, Transition};
 use tower_tenacity::classify::Classify;
-use tower_tenacity::http::{
-    Attempts, BodyTimeoutLayer, HttpClassifier, HttpResilienceBuilder, ReplayBody,
-};
+use tower_tenacity::http::{Attempts, HttpClassifier, HttpResilienceLayer, ReplayBody};
 use tower_tenacity::retry::{Event, ExponentialBackoff, Hedge, RetryBudget};
 use tower_tenacity::{Error, ResilienceLayer};
 
@@ -51,8 +50,12 @@ pub fn features(kind: ClientKind, args: &Args) -> (bool, Option<HedgeDelay>) {
     }
 }
 
-/// The preset with the flags' settings, or the first setting it refuses.
-fn preset(args: &Args, counts: &Arc<Mutex<Counts>>) -> Result<HttpResilienceBuilder, String> {
+/// The preset with the flags' settings for a client of `kind`, or the first setting it refuses.
+fn preset(
+    kind: ClientKind,
+    args: &Args,
+    counts: &Arc<Mutex<Counts>>,
+) -> Result<HttpResilienceLayer, String> {
     let backoff =
         ExponentialBackoff::new(args.backoff, 2.0, args.backoff_max).with_jitter(args.jitter);
     let tally = counts.clone();
@@ -85,7 +88,16 @@ fn preset(args: &Args, counts: &Arc<Mutex<Counts>>) -> Result<HttpResilienceBuil
     if args.retry_unsafe {
         builder = builder.retry_unsafe_methods();
     }
-    Ok(builder)
+    let (with_breaker, hedging) = features(kind, args);
+    if let Some(delay) = hedging {
+        builder = builder.hedge(hedge(delay, args));
+    }
+    let built = if with_breaker {
+        builder.circuit_breaker(breaker(args, counts)).build()
+    } else {
+        builder.build()
+    };
+    built.map_err(|e| e.to_string())
 }
 
 fn breaker(args: &Args, counts: &Arc<Mutex<Counts>>) -> BreakerConfig {
@@ -156,17 +168,7 @@ where
     }
     let client: Client<C, ReplayBody<Full<Bytes>>> =
         Client::builder(TokioExecutor::new()).build(connector);
-    let (with_breaker, hedging) = features(kind, args);
-    let mut builder = preset(args, &counts)?;
-    if let Some(delay) = hedging {
-        builder = builder.hedge(hedge(delay, args));
-    }
-    let requester = if with_breaker {
-        let builder = builder.circuit_breaker(breaker(args, &counts));
-        boxed(builder.build().map_err(|e| e.to_string())?.layer(client))
-    } else {
-        boxed(builder.build().map_err(|e| e.to_string())?.layer(client))
-    };
+    let requester = boxed(preset(kind, args, &counts)?.layer(client));
     Ok((requester, counts))
 }
 
@@ -201,7 +203,7 @@ where
     let (mut send, counts) = client(kind, args, connector)?;
     let reading = Reading {
         classifier: HttpClassifier::new().retry_unsafe_methods(args.retry_unsafe),
-        body_timeout: BodyTimeoutLayer::new().idle(args.body_idle_timeout),
+        body_idle_timeout: args.body_idle_timeout,
     };
     let total = match args.duration {
         Some(_) => None,
@@ -252,11 +254,12 @@ where
     ))
 }
 
-/// How an answer is read: its body within the body timeouts, its outcome by the classifier.
+/// How an answer is read: its body within the idle timeout between frames (tower-http's), its
+/// outcome by the classifier.
 #[derive(Clone)]
 struct Reading {
     classifier: HttpClassifier,
-    body_timeout: BodyTimeoutLayer,
+    body_idle_timeout: Option<Duration>,
 }
 
 /// Sends request number `index` (to the URLs in turn); the future ends with its outcome.
@@ -266,7 +269,7 @@ fn send_one(
     index: u64,
     Reading {
         classifier,
-        body_timeout,
+        body_idle_timeout,
     }: Reading,
 ) -> Result<impl Future<Output = (u64, Outcome)> + use<>, String> {
     let url = &args.urls[(index % args.urls.len() as u64) as usize];
@@ -275,7 +278,7 @@ fn send_one(
     let response = send(request);
     Ok(async move {
         let started = Instant::now();
-        let result = read(response, body_timeout).await;
+        let result = read(response, body_idle_timeout).await;
         (index, outcome(&classifier, head, result, started.elapsed()))
     })
 }
@@ -323,14 +326,17 @@ fn head_of(request: &Request<Full<Bytes>>) -> Request<()> {
 }
 
 /// Waits for the response and reads its body to the end, like `response.json()`, within the
-/// body timeouts.
+/// idle timeout between frames.
 async fn read(
     response: BoxFuture<'static, Result<Response<ResponseBody>, BoxError>>,
-    body_timeout: BodyTimeoutLayer,
+    idle_timeout: Option<Duration>,
 ) -> Result<(Response<String>, u32), BoxError> {
     let (parts, body) = response.await?.into_parts();
     let attempts = parts.extensions.get::<Attempts>().map_or(1, |a| a.0);
-    body_timeout.wrap(body).collect().await?;
+    match idle_timeout {
+        Some(idle) => drop(TimeoutBody::new(idle, body).collect().await?),
+        None => drop(body.collect().await?),
+    }
     Ok((Response::from_parts(parts, String::new()), attempts))
 }
 

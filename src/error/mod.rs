@@ -32,10 +32,6 @@ pub enum TimeoutScope {
     /// The whole call, attempts and backoff included, ran out of its total budget
     /// ([`DeadlineLayer`](crate::deadline::DeadlineLayer)).
     Total,
-    /// A response body went longer than its idle timeout between two frames.
-    BodyIdle,
-    /// A response body took longer than its total timeout to arrive in full.
-    BodyTotal,
 }
 
 /// Which limit stopped the retries.
@@ -279,8 +275,6 @@ fn write_timeout(f: &mut fmt::Formatter<'_>, scope: TimeoutScope, after: Duratio
     match scope {
         TimeoutScope::Attempt => write!(f, "timed out after {after:?}"),
         TimeoutScope::Total => write!(f, "exceeded its total deadline of {after:?}"),
-        TimeoutScope::BodyIdle => write!(f, "response body stalled for {after:?}"),
-        TimeoutScope::BodyTotal => write!(f, "response body took longer than {after:?}"),
     }
 }
 
@@ -295,21 +289,8 @@ fn write_open(f: &mut fmt::Formatter<'_>, remaining: Option<Duration>, held: boo
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let subject = match (self.subject.as_deref(), self.kind) {
-            (Some(subject), _) => Some(subject),
-            // "response body took longer than 1s" needs no "request" in front.
-            (
-                None,
-                ErrorKind::Timeout {
-                    scope: TimeoutScope::BodyIdle | TimeoutScope::BodyTotal,
-                    ..
-                },
-            ) => None,
-            (None, _) => Some("request"),
-        };
-        if let Some(subject) = subject {
-            write!(f, "{subject} ")?;
-        }
+        let subject = self.subject.as_deref().unwrap_or("request");
+        write!(f, "{subject} ")?;
         match self.kind {
             ErrorKind::Timeout { scope, after } => write_timeout(f, scope, after)?,
             ErrorKind::CircuitOpen { remaining, held } => write_open(f, remaining, held)?,

@@ -45,8 +45,6 @@ impl fmt::Display for Reason {
         match self {
             Reason::Timeout(TimeoutScope::Attempt) => f.write_str("attempt timed out"),
             Reason::Timeout(TimeoutScope::Total) => f.write_str("deadline exceeded"),
-            Reason::Timeout(TimeoutScope::BodyIdle) => f.write_str("response body stalled"),
-            Reason::Timeout(TimeoutScope::BodyTotal) => f.write_str("response body too slow"),
             Reason::Reset => f.write_str("connection reset"),
             Reason::Io(kind) => write!(f, "I/O error: {kind}"),
             Reason::Status(code) => write!(f, "HTTP status {code}"),

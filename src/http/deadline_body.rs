@@ -1,142 +1,26 @@
-//! A call's deadline over its response body: [`BodyDeadlineLayer`] and [`DeadlineBody`].
+//! A call's deadline over its response body: [`DeadlineBody`], what the HTTP preset's
+//! `total_timeout_covers_body()` puts on a response (and the gRPC deadline's [`Alarm`]).
 //!
-//! A [`DeadlineLayer`](crate::deadline::DeadlineLayer) bounds a call until its response head
-//! arrives; a body that streams after that is the caller's to read for as long as it lasts.
-//! That is right for a stream whose length is its point (server-sent events, a gRPC `Watch`),
-//! and wrong for a caller who means "all of it within ten seconds", as reqwest's `timeout` does
-//! and as a gRPC deadline does. [`BodyDeadlineLayer`] is a deadline whose bound goes on over the
-//! body: when it passes mid-body, the body fails with this crate's
+//! A deadline bounds a call until its response head arrives; a body that streams after that is
+//! the caller's to read for as long as it lasts. That is right for a stream whose length is its
+//! point (server-sent events, a gRPC `Watch`), and wrong for a caller who means "all of it
+//! within ten seconds", as reqwest's `timeout` does and as a gRPC deadline does. Here the bound
+//! goes on over the body: when it passes mid-body, the body fails with this crate's
 //! [`Timeout`](crate::ErrorKind::Timeout) error of scope [`Total`](crate::TimeoutScope::Total)
 //! and lets go of the stream (which cancels it).
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::Response;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
-use tower_layer::Layer;
-use tower_service::Service;
 
-use crate::deadline::{Enforcer, UnderDeadline};
+use crate::deadline::UnderDeadline;
 use crate::error::{Attempt, BoxError, Error, TimeoutScope};
-
-/// A deadline of `budget` for each call, response body included.
-///
-/// A [`DeadlineLayer`](crate::deadline::DeadlineLayer) bounds a call until its response head
-/// arrives; this one goes on over the body. When the deadline passes mid-body, the body fails
-/// with this crate's [`Timeout`](crate::ErrorKind::Timeout) error of scope
-/// [`Total`](crate::TimeoutScope::Total) and lets go of the stream (which cancels it). A retry
-/// layer inside sees the deadline as it sees a `DeadlineLayer`'s.
-///
-/// ```
-/// use std::time::Duration;
-/// use bytes::Bytes;
-/// use http_body_util::{BodyExt, StreamBody};
-/// use tower::{service_fn, Layer, Service, ServiceExt};
-/// use tower_tenacity::http::BodyDeadlineLayer;
-/// use tower::BoxError;
-/// use tower_tenacity::{Error, TimeoutScope};
-///
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// tokio::time::pause();
-/// // The head comes at once; the body never ends.
-/// let endless = service_fn(|_: ()| async {
-///     let frames = futures_util::stream::pending::<Result<http_body::Frame<Bytes>, BoxError>>();
-///     Ok::<_, BoxError>(http::Response::new(StreamBody::new(frames)))
-/// });
-/// let mut svc = BodyDeadlineLayer::new(Duration::from_secs(5)).layer(endless);
-/// let response = svc.ready().await.unwrap().call(()).await.unwrap();
-/// let err = response.into_body().collect().await.unwrap_err();
-/// assert_eq!(Error::find(err.as_ref()).unwrap().timeout_scope(), Some(TimeoutScope::Total));
-/// # }
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct BodyDeadlineLayer {
-    budget: Option<Duration>,
-}
-
-impl BodyDeadlineLayer {
-    /// A deadline of `budget` for each call and its response body.
-    pub const fn new(budget: Duration) -> Self {
-        BodyDeadlineLayer {
-            budget: Some(budget),
-        }
-    }
-
-    /// A deadline of `budget`, or none (the bodies then go through as they are).
-    pub const fn optional(budget: Option<Duration>) -> Self {
-        BodyDeadlineLayer { budget }
-    }
-}
-
-impl<S> Layer<S> for BodyDeadlineLayer {
-    type Service = BodyDeadline<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        BodyDeadline {
-            inner,
-            budget: self.budget,
-        }
-    }
-}
-
-/// Bounds calls and their response bodies by one deadline; see [`BodyDeadlineLayer`].
-#[derive(Debug, Clone)]
-pub struct BodyDeadline<S> {
-    inner: S,
-    budget: Option<Duration>,
-}
-
-impl<S, Req, B> Service<Req> for BodyDeadline<S>
-where
-    S: Service<Req, Response = Response<B>>,
-    S::Error: Into<BoxError>,
-{
-    type Response = Response<DeadlineBody<B>>;
-    type Error = BoxError;
-    type Future = BodyDeadlineFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, request: Req) -> Self::Future {
-        let enforcer = Enforcer::Timer;
-        let inner = UnderDeadline::call(self.budget, enforcer, || self.inner.call(request));
-        BodyDeadlineFuture { inner }
-    }
-}
-
-pin_project! {
-    /// The future of a [`BodyDeadline`] call.
-    #[derive(Debug)]
-    #[must_use = "futures do nothing unless you `.await` or poll them"]
-    pub struct BodyDeadlineFuture<F> {
-        #[pin]
-        inner: UnderDeadline<F>,
-    }
-}
-
-impl<F, B, E> Future for BodyDeadlineFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-    E: Into<BoxError>,
-{
-    type Output = Result<Response<DeadlineBody<B>>, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        let response = ready!(this.inner.as_mut().poll_deadline(cx))?;
-        let bound = BodyBound::of(this.inner.as_ref().get_ref(), None);
-        Poll::Ready(Ok(response.map(|body| DeadlineBody::new(body, bound))))
-    }
-}
 
 /// A deadline for a body, armed the first time the body is found pending: a body that is
 /// always ready costs no timer, only a clock reading per frame.
@@ -206,7 +90,8 @@ impl BodyBound {
 }
 
 pin_project! {
-    /// A response body under its call's deadline (or none); see [`BodyDeadlineLayer`].
+    /// A response body under its call's deadline (or none): the body of the HTTP preset's
+    /// responses.
     ///
     /// Without a deadline it is the body as it is. With one, the deadline is checked before
     /// each frame is read (so a body that always has a frame ready is cut too), and the first

@@ -1,11 +1,20 @@
 //! HTTP done right (feature `http`, on by default): which outcomes and requests are retried,
-//! `Retry-After`, request bodies replayed, response bodies bounded in time, and the HTTP preset.
+//! `Retry-After`, request bodies replayed, and the HTTP preset.
 //!
 //! Everything here works on `http::Request`/`http::Response`, so it fits a hyper-util client,
 //! the outbound calls of an axum handler, or anything else speaking the `http` crate's types.
+//!
+//! # Response bodies
+//!
+//! The preset's total timeout bounds a call until its response head arrives;
+//! [`total_timeout_covers_body`](crate::ResilienceBuilder::total_timeout_covers_body) makes it
+//! bound the whole body too, as reqwest's `timeout` does. For a limit on the wait between two
+//! frames of a body (a server that stalls mid-stream), put tower-http's
+//! `ResponseBodyTimeoutLayer` (feature `timeout`) around the preset: it fails the body with its
+//! own `TimeoutError` when one frame takes too long, which is the gap alone, where the covering
+//! total timeout is one deadline for all of it and fails with this crate's
+//! [`Timeout`](crate::ErrorKind::Timeout) error.
 
-mod body_timeout;
-mod carry;
 mod classify;
 mod clients;
 mod deadline_body;
@@ -19,31 +28,23 @@ mod retry_after;
 mod server;
 mod service;
 
-pub use self::body_timeout::BodyTimeoutLayer;
-pub use self::carry::{CarriedDeadline, CarryDeadlineLayer};
-pub use self::classify::classify_http_error;
-pub use self::classify::{HttpClassifier, IDEMPOTENCY_KEY, Idempotent};
-pub use self::clients::HttpClient;
-#[cfg(feature = "hyper")]
-pub use self::clients::HyperResilience;
-#[cfg(feature = "reqwest")]
-pub use self::clients::ReqwestResilience;
-#[cfg(feature = "grpc")]
-pub(crate) use self::deadline_body::Alarm;
-pub use self::deadline_body::{BodyDeadlineLayer, DeadlineBody};
+pub use self::classify::{HttpClassifier, Idempotent};
 pub use self::host::ByAuthority;
-pub use self::preset::{HttpResilience, HttpResilienceBuilder, HttpResilienceLayer};
-pub use self::replay::HttpReplay;
+pub use self::preset::{HttpResilience, HttpResilienceLayer};
 pub use self::replay::ReplayBody;
 #[cfg(feature = "reqwest")]
 pub use self::reqwest::Reqwest;
-pub use self::retry_after::{parse_retry_after, retry_after};
-pub use self::server::{ClassifyResponseLayer, ServerTimeoutLayer};
-
+pub use self::server::ServerTimeoutLayer;
 pub use self::service::Attempts;
+
+// The crate's own: the classifier's parts, the preset's replay and options, and the bodies and
+// services the layers make, reached through `HttpClassifier`, the presets' builders and
+// `Service` types rather than by path. The gRPC preset is built of them too.
 #[cfg(feature = "grpc")]
-pub(crate) use self::{replay::DEFAULT_REPLAY_CAP, service::AttemptHeaderLayer};
-// Services and bodies the layers above make: `pub` types, named by the layers' `Service` types
-// and the presets' aliases rather than by path.
-#[cfg(feature = "grpc")]
-pub(crate) use self::{edge::HttpEdge, service::AttemptHeader};
+pub(crate) use self::{
+    classify::classify_http_error,
+    deadline_body::Alarm,
+    edge::HttpEdge,
+    replay::{DEFAULT_REPLAY_CAP, HttpReplay},
+    service::{AttemptHeader, AttemptHeaderLayer},
+};

@@ -38,8 +38,8 @@ impl ResilienceLayer {
     /// The total timeout bounds the call until the response head arrives: attempts, backoff
     /// and the waits for each response. A body that streams after that (server-sent events,
     /// NDJSON, a large download) is read for as long as it lasts, bounded only by what the caller
-    /// adds ([`BodyTimeoutLayer`](super::BodyTimeoutLayer) for idle gaps and total time).
-    /// [`total_timeout_covers_body`](HttpResilienceBuilder::total_timeout_covers_body) makes
+    /// adds (see [the module](super#response-bodies) for the gaps between frames).
+    /// [`total_timeout_covers_body`](ResilienceBuilder::total_timeout_covers_body) makes
     /// the total timeout bound the body too, as reqwest's `timeout` does: past it, the body
     /// fails with this crate's [`Timeout`](crate::ErrorKind::Timeout) error of scope
     /// [`Total`](crate::TimeoutScope::Total).
@@ -65,7 +65,7 @@ impl ResilienceLayer {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn http() -> HttpResilienceBuilder {
+    pub fn http() -> ResilienceBuilder<HttpClassifier, HttpReplay, HttpOptions> {
         ResilienceLayer::builder(HttpClassifier::new())
             .retry_with(|r| r.replay(HttpReplay))
             .with_options(HttpOptions {
@@ -147,8 +147,8 @@ impl<S: Clone> Layer<S> for HttpResilienceLayer {
     }
 }
 
-/// What the HTTP preset adds to the settings every preset shares; set through
-/// [`HttpResilienceBuilder`].
+/// What the HTTP preset adds to the settings every preset shares; set through the builder that
+/// [`ResilienceLayer::http`] returns.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
     replay_cap: usize,
@@ -156,11 +156,7 @@ pub struct HttpOptions {
     covers_body: bool,
 }
 
-/// The configuration of an [`HttpResilienceLayer`]: the settings every preset shares (see
-/// [`ResilienceBuilder`]) and the HTTP preset's own, checked by
-/// [`build`](ResilienceBuilder::build).
-pub type HttpResilienceBuilder = ResilienceBuilder<HttpClassifier, HttpReplay, HttpOptions>;
-
+/// The HTTP preset's own settings: the builder that [`ResilienceLayer::http`] returns.
 impl<B: crate::breaker::BreakerSlot<HttpClassifier>>
     ResilienceBuilder<HttpClassifier, HttpReplay, HttpOptions, B>
 {

@@ -1,4 +1,4 @@
-//! Server side: a timeout that answers rather than fails, and classified responses for logs.
+//! Server side: a timeout that answers rather than fails.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,7 +11,6 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::classify::HttpClassifier;
 use crate::deadline::{Enforcer, Polled, UnderDeadline};
 
 /// The server-side form of [`TimeoutLayer`](crate::timeout::TimeoutLayer) and
@@ -137,103 +136,5 @@ where
         *response.status_mut() = this.config.status;
         // The handler's future is dropped with this one.
         Poll::Ready(Ok(response))
-    }
-}
-
-/// Classifies every response a server sends with an [`HttpClassifier`], puts the
-/// [`Classification`](crate::classify::Classification) on the response (an extension, for logging middleware further out) and
-/// emits a `tracing` event for each failure: the same verdicts a client would reach, seen from
-/// the server.
-///
-/// ```
-/// use axum::{routing::get, Router};
-/// use tower_tenacity::http::{ClassifyResponseLayer, HttpClassifier};
-///
-/// let app: Router = Router::new()
-///     .route("/", get(|| async { "hello" }))
-///     .layer(ClassifyResponseLayer::new(HttpClassifier::new()));
-/// ```
-#[derive(Debug, Clone)]
-pub struct ClassifyResponseLayer {
-    classifier: HttpClassifier,
-}
-
-impl ClassifyResponseLayer {
-    /// Classifies responses with `classifier`.
-    pub fn new(classifier: HttpClassifier) -> Self {
-        ClassifyResponseLayer { classifier }
-    }
-}
-
-impl<S> Layer<S> for ClassifyResponseLayer {
-    type Service = ClassifyResponse<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        ClassifyResponse {
-            inner,
-            classifier: self.classifier.clone(),
-        }
-    }
-}
-
-/// Classifies responses; see [`ClassifyResponseLayer`].
-#[derive(Debug, Clone)]
-pub struct ClassifyResponse<S> {
-    inner: S,
-    classifier: HttpClassifier,
-}
-
-impl<S, ReqB, ResB> Service<Request<ReqB>> for ClassifyResponse<S>
-where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
-{
-    type Response = Response<ResB>;
-    type Error = S::Error;
-    type Future = ClassifyResponseFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqB>) -> Self::Future {
-        ClassifyResponseFuture {
-            inner: self.inner.call(request),
-            classifier: self.classifier.clone(),
-        }
-    }
-}
-
-pin_project! {
-    /// The future of a [`ClassifyResponse`] call.
-    #[derive(Debug)]
-    #[must_use = "futures do nothing unless you `.await` or poll them"]
-    pub struct ClassifyResponseFuture<F> {
-        #[pin]
-        inner: F,
-        classifier: HttpClassifier,
-    }
-}
-
-impl<F, ResB, E> Future for ClassifyResponseFuture<F>
-where
-    F: Future<Output = Result<Response<ResB>, E>>,
-{
-    type Output = Result<Response<ResB>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        this.inner.poll(cx).map_ok(|mut response| {
-            let classification = this.classifier.classify_status(&response);
-            if let Some(reason) = classification.reason() {
-                tracing::info!(
-                    status = response.status().as_u16(),
-                    %reason,
-                    retryable = classification.is_retryable(),
-                    "failed response"
-                );
-            }
-            response.extensions_mut().insert(classification);
-            response
-        })
     }
 }

@@ -144,7 +144,7 @@ impl HttpClassifier {
         }
         let hint = match status {
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
-                super::retry_after(response.headers(), SystemTime::now())
+                super::retry_after::retry_after(response.headers(), SystemTime::now())
             }
             _ => None,
         };

@@ -1,12 +1,11 @@
 //! `Retry-After` read exactly as RFC 9110 reads it: delay-seconds is `1*DIGIT` and nothing else,
 //! an HTTP-date in any of its three forms, two-digit years by the 50-year rule, and dates before
 //! 1970 in the past. Whatever the bytes, no panic, and garbage is ignored.
-#![cfg(feature = "http")]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::parse_retry_after;
 use proptest::prelude::*;
-use tower_tenacity::http::parse_retry_after;
 
 /// 2026-12-01 00:00:00 UTC.
 fn december_2026() -> SystemTime {
@@ -170,9 +169,9 @@ fn a_clock_before_1970_reads_dates_before_1970_exactly() {
 
 #[test]
 fn the_first_retry_after_header_is_read() {
+    use super::retry_after;
     use http::HeaderMap;
     use http::header::RETRY_AFTER;
-    use tower_tenacity::http::retry_after;
 
     let now = december_2026();
     let mut headers = HeaderMap::new();

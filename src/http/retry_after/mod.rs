@@ -1,4 +1,5 @@
-//! `Retry-After` (RFC 9110 §10.2.3): how long the server asks the client to wait.
+//! `Retry-After` (RFC 9110 §10.2.3): how long the server asks the client to wait, as the
+//! [`HttpClassifier`](super::HttpClassifier) reads it. Every form is tested in `forms.rs`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,21 +17,7 @@ use http::header::RETRY_AFTER;
 /// (a date that does not exist, a weekday that does not fit it) is `None`: the value is ignored
 /// and the normal backoff applies. It never panics, whatever the bytes.
 ///
-/// ```
-/// use std::time::{Duration, SystemTime, UNIX_EPOCH};
-/// use tower_tenacity::http::parse_retry_after;
-///
-/// let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
-/// assert_eq!(parse_retry_after(b"120", now), Some(Duration::from_secs(120)));
-/// assert_eq!(parse_retry_after(b"Sun, 06 Nov 1994 08:49:47 GMT", now), Some(Duration::from_secs(10)));
-/// assert_eq!(parse_retry_after(b"Sunday, 06-Nov-94 08:49:40 GMT", now), Some(Duration::from_secs(3)));
-/// assert_eq!(parse_retry_after(b"Sun Nov  6 08:49:38 1994", now), Some(Duration::from_secs(1)));
-/// assert_eq!(parse_retry_after(b"Sat, 05 Nov 1994 08:49:37 GMT", now), Some(Duration::ZERO));
-/// assert_eq!(parse_retry_after(b"Sat, 06 Nov 1954 08:49:37 GMT", now), Some(Duration::ZERO));
-/// assert_eq!(parse_retry_after(b"soon", now), None);
-/// assert_eq!(parse_retry_after("\u{a0}120".as_bytes(), now), None);
-/// ```
-pub fn parse_retry_after(value: &[u8], now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &[u8], now: SystemTime) -> Option<Duration> {
     let text = trim_ows(value);
     if text.is_empty() {
         return None;
@@ -46,7 +33,7 @@ pub fn parse_retry_after(value: &[u8], now: SystemTime) -> Option<Duration> {
 
 /// The `Retry-After` of a response's headers, read as [`parse_retry_after`] does. With several,
 /// the first is used.
-pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     parse_retry_after(headers.get(RETRY_AFTER)?.as_bytes(), now)
 }
 
@@ -185,8 +172,34 @@ fn clamp_to_httpdate(now: SystemTime) -> SystemTime {
 }
 
 #[cfg(test)]
+mod forms;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_form_in_one_example() {
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        let wait = |value: &[u8]| parse_retry_after(value, now);
+        assert_eq!(wait(b"120"), Some(Duration::from_secs(120)));
+        assert_eq!(
+            wait(b"Sun, 06 Nov 1994 08:49:47 GMT"),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            wait(b"Sunday, 06-Nov-94 08:49:40 GMT"),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            wait(b"Sun Nov  6 08:49:38 1994"),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(wait(b"Sat, 05 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO));
+        assert_eq!(wait(b"Sat, 06 Nov 1954 08:49:37 GMT"), Some(Duration::ZERO));
+        assert_eq!(wait(b"soon"), None);
+        assert_eq!(wait("\u{a0}120".as_bytes()), None);
+    }
 
     #[test]
     fn garbage_is_ignored_without_panicking() {
