@@ -25,10 +25,32 @@ use tonic_health::pb::health_client::HealthClient;
 use tower::BoxError;
 use tower::{Layer, Service, ServiceBuilder};
 use tower_tenacity::ResilienceLayer;
-use tower_tenacity::grpc::{
-    GrpcClassifier, GrpcDeadlineBody, GrpcDeadlineLayer, GrpcResilienceBuilder, decode_grpc_timeout,
-};
+use tower_tenacity::grpc::{GrpcClassifier, GrpcDeadlineLayer, GrpcResilienceLayer};
 use tower_tenacity::retry::{Event, ExponentialBackoff, Jitter, RetryBudget};
+
+/// A `grpc-timeout` value read back (digits and a unit), as the server saw it.
+fn decode_grpc_timeout(value: &[u8]) -> Option<Duration> {
+    let (unit, digits) = value.split_last()?;
+    let amount: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(match unit {
+        b'H' => Duration::from_secs(amount * 3600),
+        b'M' => Duration::from_secs(amount * 60),
+        b'S' => Duration::from_secs(amount),
+        b'm' => Duration::from_millis(amount),
+        b'u' => Duration::from_micros(amount),
+        b'n' => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+/// A response with tonic's body again, whatever body a layer put on it.
+fn tonic_body<B>(response: Response<B>) -> Response<Body>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    response.map(Body::new)
+}
 
 /// What the server's fault layer does and saw.
 #[derive(Default)]
@@ -181,7 +203,7 @@ async fn start(faults: Arc<Faults>, deadline: Option<GrpcDeadlineLayer>) -> Sock
     // The deadline's bodies are tonic's again, so that the stack has one body type either way.
     let deadline = deadline.map(|layer| {
         ServiceBuilder::new()
-            .map_response(|r: Response<GrpcDeadlineBody<Body>>| r.map(Body::new))
+            .map_response(tonic_body)
             .layer(layer)
             .into_inner()
     });
@@ -206,23 +228,34 @@ fn channel(addr: SocketAddr) -> Channel {
         .connect_lazy()
 }
 
-fn fast() -> GrpcResilienceBuilder {
-    ResilienceLayer::grpc()
-        .total_timeout(Duration::from_secs(5))
-        .attempt_timeout(Duration::from_secs(1))
-        .backoff(
-            ExponentialBackoff::new(Duration::from_millis(20), 1.0, Duration::from_millis(20))
-                .with_jitter(Jitter::None),
-        )
-        .no_budget()
+/// The gRPC preset's builder as these tests start it (a macro: the builder's type is the
+/// crate's own, so no function can return it).
+macro_rules! fast {
+    () => {
+        ResilienceLayer::grpc()
+            .total_timeout(Duration::from_secs(5))
+            .attempt_timeout(Duration::from_secs(1))
+            .backoff(
+                ExponentialBackoff::new(Duration::from_millis(20), 1.0, Duration::from_millis(20))
+                    .with_jitter(Jitter::None),
+            )
+            .no_budget()
+    };
 }
 
-async fn check(
-    builder: GrpcResilienceBuilder,
+/// A health check through the preset that `builder` builds.
+macro_rules! check {
+    ($builder:expr, $addr:expr, $timeout:expr $(,)?) => {
+        check_through($builder.build().unwrap(), $addr, $timeout)
+    };
+}
+
+async fn check_through(
+    layer: GrpcResilienceLayer,
     addr: SocketAddr,
     timeout: Option<Duration>,
 ) -> Result<ServingStatus, tonic::Status> {
-    let resilient = builder.build().unwrap().layer(channel(addr));
+    let resilient = layer.layer(channel(addr));
     let mut client = HealthClient::new(resilient);
     let mut request = tonic::Request::new(HealthCheckRequest {
         service: String::new(),
@@ -239,7 +272,7 @@ async fn unavailable_is_retried_until_it_succeeds() {
     let faults = Faults::failing(2, Code::Unavailable);
     let addr = start(faults.clone(), None).await;
     assert_eq!(
-        check(fast(), addr, None).await.unwrap(),
+        check!(fast!(), addr, None).await.unwrap(),
         ServingStatus::Serving
     );
     assert_eq!(faults.calls(), 3);
@@ -260,7 +293,7 @@ async fn unavailable_in_trailers_that_end_a_body_with_no_message_is_retried() {
     *faults.form.lock().unwrap() = Form::NoMessage;
     let addr = start(faults.clone(), None).await;
     assert_eq!(
-        check(fast(), addr, None).await.unwrap(),
+        check!(fast!(), addr, None).await.unwrap(),
         ServingStatus::Serving
     );
     assert_eq!(faults.calls(), 3);
@@ -273,7 +306,7 @@ async fn unavailable_in_trailers_after_a_message_is_not_retried() {
     let faults = Faults::failing(1, Code::Unavailable);
     *faults.form.lock().unwrap() = Form::AfterMessage;
     let addr = start(faults.clone(), None).await;
-    let status = check(fast(), addr, None).await.unwrap_err();
+    let status = check!(fast!(), addr, None).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert_eq!(status.message(), "injected", "the server's own status");
     assert_eq!(faults.calls(), 1);
@@ -283,7 +316,7 @@ async fn unavailable_in_trailers_after_a_message_is_not_retried() {
 async fn a_fatal_code_is_not_retried_and_reaches_the_caller() {
     let faults = Faults::failing(5, Code::PermissionDenied);
     let addr = start(faults.clone(), None).await;
-    let status = check(fast(), addr, None).await.unwrap_err();
+    let status = check!(fast!(), addr, None).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
     assert_eq!(faults.calls(), 1);
 }
@@ -292,7 +325,7 @@ async fn a_fatal_code_is_not_retried_and_reaches_the_caller() {
 async fn retries_that_run_out_return_the_last_status() {
     let faults = Faults::failing(5, Code::Unavailable);
     let addr = start(faults.clone(), None).await;
-    let status = check(fast(), addr, None).await.unwrap_err();
+    let status = check!(fast!(), addr, None).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
     assert_eq!(faults.calls(), 3);
 }
@@ -304,13 +337,13 @@ async fn pushback_sets_the_delay_or_forbids_the_retry() {
     let addr = start(faults.clone(), None).await;
     let delays = Arc::new(Mutex::new(Vec::new()));
     let sink = delays.clone();
-    let builder = fast().observer(move |event: &Event| {
+    let builder = fast!().observer(move |event: &Event| {
         if let Event::Retry { delay, hinted, .. } = event {
             sink.lock().unwrap().push((*delay, *hinted));
         }
     });
     assert_eq!(
-        check(builder, addr, None).await.unwrap(),
+        check!(builder, addr, None).await.unwrap(),
         ServingStatus::Serving
     );
     assert_eq!(*delays.lock().unwrap(), [(Duration::from_millis(70), true)]);
@@ -318,7 +351,7 @@ async fn pushback_sets_the_delay_or_forbids_the_retry() {
     let refusing = Faults::failing(1, Code::Unavailable);
     *refusing.pushback.lock().unwrap() = Some("-1");
     let addr = start(refusing.clone(), None).await;
-    let status = check(fast(), addr, None).await.unwrap_err();
+    let status = check!(fast!(), addr, None).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
     assert_eq!(refusing.calls(), 1, "a negative pushback means no retry");
 }
@@ -328,10 +361,10 @@ async fn a_deadline_surfaces_as_deadline_exceeded() {
     let faults = Arc::new(Faults::default());
     *faults.stall.lock().unwrap() = Some(Duration::from_secs(5));
     let addr = start(faults.clone(), None).await;
-    let builder = fast()
+    let builder = fast!()
         .total_timeout(Duration::from_millis(300))
         .attempt_timeout(Duration::from_millis(200));
-    let status = check(builder, addr, None).await.unwrap_err();
+    let status = check!(builder, addr, None).await.unwrap_err();
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     assert!(
         status
@@ -345,11 +378,11 @@ async fn a_deadline_surfaces_as_deadline_exceeded() {
 async fn grpc_timeout_shrinks_across_attempts() {
     let faults = Faults::failing(2, Code::Unavailable);
     let addr = start(faults.clone(), None).await;
-    let builder = fast().backoff(
+    let builder = fast!().backoff(
         ExponentialBackoff::new(Duration::from_millis(50), 1.0, Duration::from_millis(50))
             .with_jitter(Jitter::None),
     );
-    check(builder, addr, None).await.unwrap();
+    check!(builder, addr, None).await.unwrap();
     let budgets: Vec<Duration> = (0..3)
         .map(|call| {
             let value = faults
@@ -373,7 +406,7 @@ async fn grpc_timeout_shrinks_across_attempts() {
 async fn the_callers_own_timeout_is_never_exceeded() {
     let faults = Arc::new(Faults::default());
     let addr = start(faults.clone(), None).await;
-    check(fast(), addr, Some(Duration::from_millis(800)))
+    check!(fast!(), addr, Some(Duration::from_millis(800)))
         .await
         .unwrap();
     let sent = decode_grpc_timeout(faults.header(0, "grpc-timeout").unwrap().as_bytes()).unwrap();
@@ -387,7 +420,7 @@ async fn the_server_answers_deadline_exceeded_within_its_cap() {
     let deadline = GrpcDeadlineLayer::new().max(Duration::from_millis(100));
     let addr = start(faults.clone(), Some(deadline)).await;
     // The caller asks for 2 s; the server gives no request more than 100 ms and says so.
-    let status = check(fast(), addr, Some(Duration::from_secs(2)))
+    let status = check!(fast!(), addr, Some(Duration::from_secs(2)))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
@@ -429,8 +462,8 @@ async fn budget_exhaustion_says_so() {
         .unwrap()
         .port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let builder = fast().budget(RetryBudget::new(0.0, 0, Duration::from_secs(60)).unwrap());
-    let status = check(builder, addr, None).await.unwrap_err();
+    let builder = fast!().budget(RetryBudget::new(0.0, 0, Duration::from_secs(60)).unwrap());
+    let status = check!(builder, addr, None).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert!(
         status.message().contains("retry budget exhausted"),
@@ -466,9 +499,9 @@ async fn resetting_server(reset: h2::Reason) -> (SocketAddr, ResettingServer) {
 #[tokio::test]
 async fn a_refused_stream_is_retried_whatever_the_codes() {
     let (addr, server) = resetting_server(h2::Reason::REFUSED_STREAM).await;
-    let builder = fast().classifier(GrpcClassifier::new().no_retry_on(Code::Unavailable));
+    let builder = fast!().classifier(GrpcClassifier::new().no_retry_on(Code::Unavailable));
     assert_eq!(
-        check(builder, addr, None).await.unwrap(),
+        check!(builder, addr, None).await.unwrap(),
         ServingStatus::Serving
     );
     assert_eq!(server.streams_to(HEALTH_CHECK), 2);
@@ -478,15 +511,15 @@ async fn a_refused_stream_is_retried_whatever_the_codes() {
 async fn a_reset_stream_is_the_status_the_grpc_spec_gives_it() {
     // INTERNAL_ERROR is INTERNAL: not retried by default.
     let (addr, server) = resetting_server(h2::Reason::INTERNAL_ERROR).await;
-    let status = check(fast(), addr, None).await.unwrap_err();
+    let status = check!(fast!(), addr, None).await.unwrap_err();
     assert_eq!(status.code(), Code::Internal, "{status:?}");
     assert_eq!(server.streams_to(HEALTH_CHECK), 1);
 
     // ENHANCE_YOUR_CALM is RESOURCE_EXHAUSTED: retried when that code is.
     let (addr, server) = resetting_server(h2::Reason::ENHANCE_YOUR_CALM).await;
-    let builder = fast().classifier(GrpcClassifier::new().retry_on(Code::ResourceExhausted));
+    let builder = fast!().classifier(GrpcClassifier::new().retry_on(Code::ResourceExhausted));
     assert_eq!(
-        check(builder, addr, None).await.unwrap(),
+        check!(builder, addr, None).await.unwrap(),
         ServingStatus::Serving
     );
     assert_eq!(server.streams_to(HEALTH_CHECK), 2);
@@ -498,7 +531,7 @@ async fn a_reset_stream_is_the_status_the_grpc_spec_gives_it() {
 async fn calls_through_the_preset_spawn() {
     let faults = Faults::failing(1, Code::Unavailable);
     let addr = start(faults.clone(), None).await;
-    let status = tokio::spawn(async move { check(fast(), addr, None).await })
+    let status = tokio::spawn(async move { check!(fast!(), addr, None).await })
         .await
         .unwrap();
     assert_eq!(status.unwrap(), ServingStatus::Serving);
@@ -511,7 +544,7 @@ async fn calls_through_the_preset_spawn() {
 async fn unavailable_opens_the_circuit_and_tonic_sees_unavailable() {
     let faults = Faults::failing(u32::MAX, Code::Unavailable);
     let addr = start(faults.clone(), None).await;
-    let layer = fast()
+    let layer = fast!()
         .circuit_breaker(
             tower_tenacity::breaker::BreakerConfig::new()
                 .consecutive_failures(3)
@@ -548,12 +581,12 @@ async fn a_stalled_unary_call_is_hedged() {
     let faults = Faults::failing(0, Code::Unavailable);
     *faults.stall_once.lock().unwrap() = Some(Duration::from_secs(30));
     let addr = start(faults.clone(), None).await;
-    let builder = fast().hedge(tower_tenacity::retry::Hedge::after(Duration::from_millis(
+    let builder = fast!().hedge(tower_tenacity::retry::Hedge::after(Duration::from_millis(
         50,
     )));
     let started = std::time::Instant::now();
     assert_eq!(
-        check(builder, addr, None).await.unwrap(),
+        check!(builder, addr, None).await.unwrap(),
         ServingStatus::Serving
     );
     assert!(started.elapsed() < Duration::from_secs(5), "not the stall");
@@ -579,10 +612,10 @@ async fn the_winning_hedges_status_reaches_the_client() {
         }
         second.fail.store(1, Ordering::SeqCst);
     });
-    let builder = fast().hedge(tower_tenacity::retry::Hedge::after(Duration::from_millis(
+    let builder = fast!().hedge(tower_tenacity::retry::Hedge::after(Duration::from_millis(
         50,
     )));
-    let status = check(builder, addr, None).await.unwrap_err();
+    let status = check!(builder, addr, None).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
     assert_eq!(faults.calls(), 2);
 }

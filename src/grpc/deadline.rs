@@ -20,16 +20,7 @@ use crate::http::Alarm;
 pub const GRPC_TIMEOUT: &str = "grpc-timeout";
 
 /// Reads a `grpc-timeout` value: 1 to 8 digits and a unit (`H`, `M`, `S`, `m`, `u`, `n`).
-///
-/// ```
-/// use std::time::Duration;
-/// use tower_tenacity::grpc::decode_grpc_timeout;
-///
-/// assert_eq!(decode_grpc_timeout(b"1500m"), Some(Duration::from_millis(1500)));
-/// assert_eq!(decode_grpc_timeout(b"2S"), Some(Duration::from_secs(2)));
-/// assert_eq!(decode_grpc_timeout(b"123456789S"), None, "more than 8 digits");
-/// ```
-pub fn decode_grpc_timeout(value: &[u8]) -> Option<Duration> {
+pub(crate) fn decode_grpc_timeout(value: &[u8]) -> Option<Duration> {
     let (unit, digits) = value.split_last()?;
     if digits.is_empty() || digits.len() > 8 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
@@ -48,7 +39,7 @@ pub fn decode_grpc_timeout(value: &[u8]) -> Option<Duration> {
 
 /// Writes a duration as a `grpc-timeout` value, in the finest unit that fits 8 digits
 /// (rounding down, so the server never gets more time than there is).
-pub fn encode_grpc_timeout(timeout: Duration) -> HeaderValue {
+pub(crate) fn encode_grpc_timeout(timeout: Duration) -> HeaderValue {
     const MAX: u128 = 99_999_999;
     let nanos = timeout.as_nanos();
     let (amount, unit) = [
@@ -318,6 +309,20 @@ fn deadline_exceeded<B>() -> Response<GrpcDeadlineBody<B>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_value_is_digits_and_a_unit() {
+        assert_eq!(
+            decode_grpc_timeout(b"1500m"),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(decode_grpc_timeout(b"2S"), Some(Duration::from_secs(2)));
+        assert_eq!(
+            decode_grpc_timeout(b"123456789S"),
+            None,
+            "more than 8 digits"
+        );
+    }
 
     #[test]
     fn what_is_encoded_decodes_to_the_same_time() {

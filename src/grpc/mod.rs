@@ -16,6 +16,5 @@ mod preset;
 mod status;
 
 pub use self::classify::GrpcClassifier;
-pub use self::deadline::{GrpcDeadlineBody, GrpcDeadlineLayer, decode_grpc_timeout};
-pub use self::preset::{GrpcResilience, GrpcResilienceBuilder, GrpcResilienceLayer};
-pub use self::status::to_status;
+pub use self::deadline::GrpcDeadlineLayer;
+pub use self::preset::{GrpcResilience, GrpcResilienceLayer};

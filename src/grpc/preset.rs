@@ -68,7 +68,7 @@ impl ResilienceLayer {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn grpc() -> GrpcResilienceBuilder {
+    pub fn grpc() -> ResilienceBuilder<GrpcClassifier, HttpReplay, GrpcOptions> {
         ResilienceLayer::builder(GrpcClassifier::new())
             .default_total(None)
             .retry_with(|r| r.replay(HttpReplay))
@@ -184,18 +184,14 @@ where
     }
 }
 
-/// What the gRPC preset adds to the settings every preset shares; set through
-/// [`GrpcResilienceBuilder`].
+/// What the gRPC preset adds to the settings every preset shares; set through the builder that
+/// [`ResilienceLayer::grpc`] returns.
 #[derive(Debug, Clone)]
 pub struct GrpcOptions {
     replay_cap: usize,
 }
 
-/// The configuration of a [`GrpcResilienceLayer`]: the settings every preset shares (see
-/// [`ResilienceBuilder`]) and the gRPC preset's own, checked by
-/// [`build`](ResilienceBuilder::build).
-pub type GrpcResilienceBuilder = ResilienceBuilder<GrpcClassifier, HttpReplay, GrpcOptions>;
-
+/// The gRPC preset's own settings: the builder that [`ResilienceLayer::grpc`] returns.
 impl<B: crate::breaker::BreakerSlot<GrpcClassifier>>
     ResilienceBuilder<GrpcClassifier, HttpReplay, GrpcOptions, B>
 {
