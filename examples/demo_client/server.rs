@@ -42,7 +42,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower::util::ServiceFn;
 use tower::{Layer, ServiceExt};
-use tower_tenacity::testing::{FaultLayer, FaultService};
+use tower_tenacity::testing::FaultLayer;
 
 /// What the server has seen.
 #[derive(Debug, Default)]
@@ -227,8 +227,11 @@ async fn handle(
 }
 
 /// The demo's answers: faults from the crate's fault-injection kit, and "fine" for the rest.
-type Demo =
-    FaultService<FaultService<ServiceFn<fn(()) -> Ready<Result<Reply, Infallible>>>, Reply>, Reply>;
+type Demo = <FaultLayer<Reply> as Layer<Faulty>>::Service;
+
+/// The demo's answers with the first layer of faults.
+type Faulty =
+    <FaultLayer<Reply> as Layer<ServiceFn<fn(()) -> Ready<Result<Reply, Infallible>>>>>::Service;
 
 fn fine(_: ()) -> Ready<Result<Reply, Infallible>> {
     ready(Ok(text(StatusCode::OK, "fine")))

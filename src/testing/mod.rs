@@ -7,7 +7,8 @@
 //! limited to a window of time (an outage from `t1` to `t2` at rate 1.0, a brown-out at a lower
 //! rate). Which request gets which fault is drawn from a seed, per request in the order they
 //! are called, so a run on a paused clock is the same every time; all time is `tokio::time`.
-//! The layer counts what it let through and what it injected, per kind ([`FaultCounts`]).
+//! The layer counts what it let through and what it injected, per kind
+//! ([`FaultLayer::counts`]).
 //!
 //! ```
 //! use std::io;
@@ -44,31 +45,27 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 
 use tower_layer::Layer;
-use tower_service::Service;
-
-use crate::error::BoxError;
 
 mod harness;
 #[cfg(feature = "http")]
 mod http;
 mod plan;
+mod service;
 
 pub use self::harness::run;
-use self::plan::{Fault, Plan};
-pub use self::plan::{FaultBuilder, FaultCounts};
+pub use self::plan::FaultBuilder;
+use self::plan::{FaultCounts, Plan};
+// The service the layer makes: reached as the layer's `Service` type, not by path.
+use self::service::FaultService;
 
 #[cfg(feature = "grpc")]
 pub use self::http::grpc_status;
 #[cfg(feature = "http")]
-pub use self::http::{ResetBodyLayer, http_status};
+pub use self::http::http_status;
 
 /// Injects faults into the service it wraps; see the [module](self). Clones share the plan,
 /// the draws and the counts.
@@ -99,7 +96,11 @@ impl<Res> FaultLayer<Res> {
         FaultBuilder::new()
     }
 
-    /// What the layer (and every service it made) let through and injected so far.
+    /// What the layer (and every service it made) let through and injected so far, one count
+    /// per kind: `passed` (requests that reached the service, delayed ones included), `errors`
+    /// (failed with an I/O error), `responses` (answered with a made response), `delayed` and
+    /// `stalled` (never answered); `given_up()` is the requests the service never saw, and
+    /// `requests()` all of them.
     pub fn counts(&self) -> FaultCounts {
         let c = &self.plan.counts;
         let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
@@ -117,89 +118,6 @@ impl<S, Res> Layer<S> for FaultLayer<Res> {
     type Service = FaultService<S, Res>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        FaultService {
-            inner,
-            plan: self.plan.clone(),
-        }
-    }
-}
-
-/// A service with faults injected; see [`FaultLayer`].
-pub struct FaultService<S, Res> {
-    inner: S,
-    plan: Arc<Plan<Res>>,
-}
-
-impl<S: Clone, Res> Clone for FaultService<S, Res> {
-    fn clone(&self) -> Self {
-        FaultService {
-            inner: self.inner.clone(),
-            plan: self.plan.clone(),
-        }
-    }
-}
-
-impl<S: fmt::Debug, Res> fmt::Debug for FaultService<S, Res> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FaultService")
-            .field("inner", &self.inner)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S, Req, Res> Service<Req> for FaultService<S, Res>
-where
-    S: Service<Req, Response = Res> + Clone + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    Req: Send + 'static,
-    Res: Send + 'static,
-{
-    type Response = Res;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Res, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, request: Req) -> Self::Future {
-        let plan = self.plan.clone();
-        let counts = &plan.counts;
-        let count = |n: &AtomicU64| {
-            n.fetch_add(1, Ordering::Relaxed);
-        };
-        match plan.draw() {
-            (Some(Fault::Error(kind)), _) => {
-                count(&counts.errors);
-                Box::pin(std::future::ready(Err(io::Error::from(kind).into())))
-            }
-            (Some(Fault::Respond(make)), _) => {
-                count(&counts.responses);
-                Box::pin(std::future::ready(Ok(make())))
-            }
-            (Some(Fault::Stall), _) => {
-                count(&counts.stalled);
-                Box::pin(std::future::pending())
-            }
-            (Some(Fault::Latency(min, max)), spread) => {
-                count(&counts.delayed);
-                count(&counts.passed);
-                let delay = min + (max - min).mul_f64(spread);
-                // The service was made ready for this call: the delayed call uses a clone
-                // readied when its delay is over.
-                let mut inner = self.inner.clone();
-                std::mem::swap(&mut inner, &mut self.inner);
-                Box::pin(async move {
-                    tokio::time::sleep(delay).await;
-                    inner.call(request).await.map_err(Into::into)
-                })
-            }
-            (None, _) => {
-                count(&counts.passed);
-                let future = self.inner.call(request);
-                Box::pin(async move { future.await.map_err(Into::into) })
-            }
-        }
+        FaultService::new(inner, self.plan.clone())
     }
 }
