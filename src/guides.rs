@@ -6,7 +6,8 @@
 ///
 /// The HTTP preset wraps a `hyper_util::client::legacy::Client` built for the replayable body it
 /// sends, [`ReplayBody`](crate::http::ReplayBody) of yours. The caller sends `Request<B>` and
-/// gets `Response<DeadlineBody<Incoming>>`, with the attempts it took as an
+/// gets a `Response` whose body is the client's own under the call's deadline (an
+/// `http_body::Body` whose errors are `tower::BoxError`s), with the attempts it took as an
 /// [`Attempts`](crate::http::Attempts) extension.
 ///
 /// ```no_run
@@ -154,9 +155,8 @@ pub mod with_tonic {}
 /// does both.
 ///
 /// The client goes in the router's state, by the name of its stack
-/// ([`HyperResilience`](crate::http::HyperResilience) for hyper-util,
-/// [`ReqwestResilience`](crate::http::ReqwestResilience) for reqwest); a handler clones it
-/// (a few reference counts) and calls it:
+/// ([`HttpResilience`](crate::http::HttpResilience) of the client: a hyper-util `Client`, or
+/// `http::Reqwest` for reqwest); a handler clones it (a few reference counts) and calls it:
 ///
 /// ```
 /// # #[cfg(feature = "hyper")] {
@@ -165,14 +165,14 @@ pub mod with_tonic {}
 /// use bytes::Bytes;
 /// use http::StatusCode;
 /// use http_body_util::Full;
-/// use hyper_util::client::legacy::Client;
+/// use hyper_util::client::legacy::{Client, connect::HttpConnector};
 /// use hyper_util::rt::TokioExecutor;
 /// use tower::{Service, ServiceExt};
-/// use tower_tenacity::http::{HttpResilienceLayer, HyperResilience, ServerTimeoutLayer};
+/// use tower_tenacity::http::{HttpResilience, HttpResilienceLayer, ReplayBody, ServerTimeoutLayer};
 ///
 /// #[derive(Clone)]
 /// struct AppState {
-///     upstream: HyperResilience,
+///     upstream: HttpResilience<Client<HttpConnector, ReplayBody<Full<Bytes>>>>,
 /// }
 ///
 /// async fn report(State(state): State<AppState>) -> Result<String, StatusCode> {
@@ -206,7 +206,7 @@ pub mod in_axum {}
 /// | there | here |
 /// |---|---|
 /// | tower: `Policy::retry` deciding from the result | a [`Classify`](crate::classify::Classify) implementation (or [`classify_fn`](crate::classify::classify_fn)): success, retryable (reason, hint) or fatal |
-/// | tower: `Policy::clone_request` | [`Replay`](crate::retry::Replay) (`Clone` requests by default; [`replay_fn`](crate::retry::replay_fn)); HTTP bodies by [`ReplayBody`](crate::http::ReplayBody) |
+/// | tower: `Policy::clone_request` | [`Replay`](crate::retry::Replay) (`Clone` requests by default; implement it for others); HTTP bodies by [`ReplayBody`](crate::http::ReplayBody) |
 /// | tower: `TpsBudget` | [`RetryBudget`](crate::retry::RetryBudget) (ratio plus floor per window, shared by clones) |
 /// | tower: `timeout::Timeout` inside `Retry` | [`TimeoutLayer`](crate::timeout::TimeoutLayer) (tower's own is classified the same with the `tower` feature) |
 /// | tower: a backoff written into the policy | [`ExponentialBackoff`](crate::retry::ExponentialBackoff) with [`Jitter`](crate::retry::Jitter) |
@@ -251,8 +251,7 @@ pub mod migrating {}
 /// faults are drawn from a seed, per request in order, so the test is the same on every run and
 /// takes no real time; the layer's [`counts`](crate::testing::FaultLayer::counts) say what the
 /// dependency saw, which is how "the server saw at most X" is asserted. For an HTTP stack,
-/// [`http_status`](crate::testing::http_status) makes a 503 with `Retry-After`, and
-/// [`ResetBodyLayer`](crate::testing::ResetBodyLayer) cuts a response body short.
+/// [`http_status`](crate::testing::http_status) makes a 503 with `Retry-After`.
 ///
 /// ```
 /// use std::io;

@@ -88,7 +88,7 @@
 //! and retried responses drained so their connections are reused. The total timeout covers the
 //! call up to the response head: a body that streams after that (SSE, NDJSON) flows as long as
 //! the server sends it, unless
-//! [`total_timeout_covers_body`](http::HttpResilienceBuilder::total_timeout_covers_body) asks
+//! [`total_timeout_covers_body`](ResilienceBuilder::total_timeout_covers_body) asks
 //! for the body to be bounded too. See the [`http`] module, and the `demo_client` example,
 //! which runs it against a flaky server.
 //!
@@ -110,7 +110,7 @@
 //!   client): an axum app that only wants [`ServerTimeoutLayer`](http::ServerTimeoutLayer)
 //!   needs nothing more.
 //! * `hyper` (on by default, implies `http`): hyper's and hyper-util's client errors classified
-//!   by [`classify_http_error`](http::classify_http_error), for a hyper-util client.
+//!   by [`HttpClassifier`](http::HttpClassifier), for a hyper-util client.
 //! * `tower` (on by default): tower's own `timeout::error::Elapsed` is classified as an attempt
 //!   timeout by [`classify_error`](classify::classify_error), for a `tower::timeout::Timeout`
 //!   kept inside the retry layer.

@@ -78,11 +78,13 @@ pub struct Transition<'a> {
     pub from: CircuitState,
     /// The state now.
     pub to: CircuitState,
-    /// Why.
+    /// Why, said by its `Display` in a phrase ("failure ratio reached", "consecutive failures
+    /// reached", "slow-call ratio reached", "break ended", "probe failed", "probes succeeded",
+    /// "changed by hand").
     pub cause: Cause,
     /// When the circuit opened: how long the break lasts.
     pub break_for: Option<Duration>,
-    /// The window's counts when it changed.
+    /// The window's counts when it changed: `calls`, `failures` and `slow`.
     pub counts: Counts,
 }
 

@@ -52,13 +52,19 @@ impl BreakerHandle {
         }
     }
 
-    /// Every circuit's state and counts.
+    /// Every circuit's state and counts, one snapshot each: its `key` (the `Debug` form of the
+    /// circuit's key, when the breaker keeps one per key), its `state` (a [`CircuitState`]; an
+    /// open circuit whose break has ended shows as half-open), `remaining` (while open, the
+    /// rest of the break), `counts` (`calls`, `failures` and `slow` calls in the window since
+    /// it last closed), `consecutive_failures` and `opens` (times it opened since it last
+    /// closed). A snapshot's `Display` is one line, for a health endpoint.
     pub fn snapshots(&self) -> Vec<Snapshot> {
         (self.circuits.as_ref()).map_or_else(Vec::new, |c| c.snapshots())
     }
 
     /// The state and counts of the one circuit of an unscoped breaker (with one circuit per
-    /// key, of the circuit in the worst state: open before half-open before closed).
+    /// key, of the circuit in the worst state: open before half-open before closed); see
+    /// [`snapshots`](Self::snapshots) for what a snapshot says.
     pub fn snapshot(&self) -> Snapshot {
         let rank = |s: &Snapshot| match s.state {
             CircuitState::HeldOpen => 0,

@@ -11,7 +11,7 @@ use crate::classify::DefaultClassifier;
 use crate::error::ConfigError;
 use crate::scope::{Scopes, Unscoped};
 
-/// Wraps services in a [`CircuitBreaker`]. Every service it makes, and every clone of them,
+/// Wraps services in a circuit breaker. Every service it makes, and every clone of them,
 /// shares its circuits: one, or one per key with `per_key` on its [`builder`](CircuitBreakerLayer::builder).
 ///
 /// ```
@@ -53,7 +53,11 @@ impl CircuitBreakerLayer {
         CircuitBreakerLayer::builder(config).build()
     }
 
-    /// Starts a breaker with `config`, to set its classifier or key.
+    /// Starts a breaker with `config`, to set what its builder takes: `classifier(c)`, what
+    /// counts as a failure (any [`ClassifyOutcome`](crate::classify::ClassifyOutcome); the
+    /// [`DefaultClassifier`] by default), and `per_key(key)`, one circuit per key (a
+    /// [`key_fn`](crate::scope::key_fn), or `http::ByAuthority` for one per host); then
+    /// `build()`.
     pub fn builder(config: BreakerConfig) -> CircuitBreakerBuilder {
         CircuitBreakerBuilder {
             config,

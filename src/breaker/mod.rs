@@ -12,7 +12,7 @@
 //! * the ratio of slow calls reaches its threshold ([`slow_calls`](BreakerConfig::slow_calls)).
 //!
 //! While it is open, calls are rejected at once, without touching the inner service, with an
-//! [`Error`] of kind [`CircuitOpen`](crate::ErrorKind::CircuitOpen) that says how
+//! [`Error`](crate::Error) of kind [`CircuitOpen`](crate::ErrorKind::CircuitOpen) that says how
 //! long the break still lasts. The first call after the break makes the circuit half-open: the
 //! configured number of probe calls pass (exactly that many, however many calls race for them)
 //! and the rest are rejected; the probes' outcomes close the circuit or open it again, for a

@@ -135,7 +135,7 @@ impl fmt::Display for Classification {
 /// Decides what one outcome means.
 ///
 /// `request` is the request as it was sent (the copy that retry keeps), `outcome` what the
-/// service answered. Errors come as a [`BoxError`], as every tower layer returns them: a retry
+/// service answered. Errors come as a `tower::BoxError`, as every tower layer returns them: a retry
 /// layer turns the inner service's error into one before asking (a `BoxError` stays as it is),
 /// so that one classifier serves any error type, foreign ones (`reqwest::Error`) included, and
 /// reads its cause chain (see [`classify_error`]). Implementations must be cheap

@@ -54,8 +54,8 @@ impl Default for ResilienceLayer {
 /// the HTTP and gRPC presets' builders are this type with their own options, and add their
 /// own setters and `build`).
 ///
-/// `B` is the breaker slot: `NoBreaker` (a breaker switched off) until [`circuit_breaker`](Self::circuit_breaker)
-/// asks for one, a [`BreakerPlan`] after.
+/// `B` is the breaker slot: a breaker switched off until
+/// [`circuit_breaker`](Self::circuit_breaker) asks for one, the breaker's plan after.
 #[must_use = "a builder does nothing until `.build()` makes the layer"]
 pub struct ResilienceBuilder<C = DefaultClassifier, P = CloneReplay, X = (), B = NoBreaker> {
     // What the user set: `Some(None)` is "no total deadline".

@@ -43,7 +43,8 @@ pub enum Event {
     HedgeSkipped {
         /// The attempt it would have been.
         attempt: Attempt,
-        /// Why not.
+        /// Why not, said by its `Display` in a phrase ("the request is not safe to send
+        /// twice", "retry budget exhausted", "the deadline would pass first", …).
         why: NoHedge,
     },
     /// A call that hedged ended: this attempt's outcome (a success or a fatal one) won, and the
@@ -96,8 +97,8 @@ impl std::fmt::Display for NoHedge {
     }
 }
 
-/// Receives every [`Event`] of a retry layer, for metrics. Set with
-/// [`RetryBuilder::observer`](super::RetryBuilder::observer); without one the events cost
+/// Receives every [`Event`] of a retry layer, for metrics. Set with the builders' `observer`
+/// (as [`ResilienceBuilder::observer`](crate::ResilienceBuilder::observer)); without one the events cost
 /// only the `tracing` macros.
 ///
 /// Any `Fn(&Event) + Send + Sync` is an observer:

@@ -8,7 +8,8 @@ use tokio::time::Instant;
 use super::latencies::Latencies;
 use crate::error::{ConfigError, ConfigProblem};
 
-/// How a retry layer hedges ([`RetryBuilder::hedge`](super::RetryBuilder::hedge)): after a
+/// How a retry layer hedges (the builders' `hedge`, as
+/// [`ResilienceBuilder::hedge`](crate::ResilienceBuilder::hedge)): after a
 /// delay with no answer, another attempt goes out beside the first.
 ///
 /// Retries fix failures; they do nothing for the slow call that never fails, and the slow tail

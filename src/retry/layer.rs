@@ -14,7 +14,7 @@ use crate::classify::DefaultClassifier;
 use crate::error::{ConfigError, ConfigProblem};
 use crate::scope::{Scopes, Unscoped};
 
-/// Wraps services in [`Retry`]. Build it with [`RetryLayer::builder`]; every clone, and every
+/// Wraps services in a retry loop. Build it with [`RetryLayer::builder`]; every clone, and every
 /// service it makes, shares one configuration and one [`RetryBudget`] (or one per key, with
 /// [`budget_per_key`](Self::budget_per_key)).
 pub struct RetryLayer<C = DefaultClassifier, P = CloneReplay, K = Unscoped> {
@@ -34,7 +34,13 @@ impl RetryLayer {
             .expect("the default retry configuration is valid")
     }
 
-    /// Starts a configuration from the defaults.
+    /// Starts a configuration from the defaults. Its builder takes the retry settings that
+    /// [`ResilienceBuilder`](crate::ResilienceBuilder) takes, with the same meaning and
+    /// defaults (`classifier`, `max_attempts`, `max_elapsed`, `max_retry_after`, `backoff`,
+    /// `budget`, `no_budget`, `observer`, `hedge`, `seed`), and `replay(p)`, how requests are
+    /// made again (a [`Replay`](super::Replay); `Clone` by default); with the `backoff`
+    /// feature, `backoff_schedule(b)`, any `backoff::backoff::Backoff` as the schedule. Then
+    /// `build()`.
     pub fn builder() -> RetryBuilder {
         RetryBuilder::default()
     }

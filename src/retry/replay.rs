@@ -53,7 +53,7 @@ pub trait Replay<Req, Res = ()> {
 
     /// Whether a request made now, while an earlier attempt of it is still in flight, would be
     /// whole, found without touching that attempt: asked before a hedge. By default the same
-    /// as [`can_replay`](Self::can_replay); [`HttpReplay`](crate::http::HttpReplay) says yes
+    /// as [`can_replay`](Self::can_replay); the HTTP preset's says yes
     /// only for a body that is empty or was sent whole already.
     fn can_hedge(&self, kept: &Req) -> bool {
         self.can_replay(kept)
@@ -64,7 +64,7 @@ pub trait Replay<Req, Res = ()> {
     /// `None` means the request cannot be copied at all: it is sent once, unclassified.
     ///
     /// By default the same as `replay`. A replay whose copies are cheap handles that decide
-    /// later whether they can be sent (like [`HttpReplay`](crate::http::HttpReplay)) keeps one
+    /// later whether they can be sent (like the HTTP preset's) keeps one
     /// always.
     fn keep(&self, request: &Req) -> Option<Req> {
         self.replay(request)
@@ -72,7 +72,7 @@ pub trait Replay<Req, Res = ()> {
 
     /// Lets go of a response that was classified retryable and is about to be retried, so that
     /// the caller never sees it. By default it is dropped. A replay that knows the response can
-    /// do better: [`HttpReplay`](crate::http::HttpReplay) drains a little of its body, so that
+    /// do better: the HTTP preset's drains a little of its body, so that
     /// the connection goes back to the pool instead of being closed. The future returned, if
     /// any, is awaited alongside the backoff before the next attempt; it must bound itself in
     /// time.
@@ -84,7 +84,7 @@ pub trait Replay<Req, Res = ()> {
     /// Marks the response the caller gets with the attempt that answered it (`attempt.number`
     /// counts the attempts sent so far, hedges included): the one way what happened inside
     /// retry reaches the layers above, in the response itself. By default nothing;
-    /// [`HttpReplay`](crate::http::HttpReplay) adds [`Attempts`](crate::http::Attempts) to a
+    /// the HTTP preset's adds [`Attempts`](crate::http::Attempts) to a
     /// response that took more than one attempt.
     fn answered(&self, response: &mut Res, attempt: Attempt) {
         let _ = (response, attempt);

@@ -13,7 +13,7 @@ use crate::error::{BoxError, Error, ErrorKind, TimeoutScope};
 
 /// The header that makes a non-idempotent request safe to retry (the IETF `Idempotency-Key`
 /// draft, as payment APIs use it).
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// A request extension that marks one request as safe to retry whatever its method.
 ///
@@ -39,7 +39,11 @@ pub struct Idempotent;
 /// does not resolve, a server certificate that is not trusted (see
 /// [`classify_error`](crate::classify::classify_error)). An incomplete message, a canceled request, a reset connection or stream,
 /// or this crate's attempt timeout are retryable too, but the server may have acted on the
-/// request. See [`classify_http_error`].
+/// request. The first cause in an error's chain that says something decides: with the
+/// `reqwest` feature a `reqwest::Error` (its timeout is an attempt timeout, a status error goes
+/// by its status), with `http2` an HTTP/2 error (`ENHANCE_YOUR_CALM` is the server throttling,
+/// [`Reason::Throttled`]), then what `classify_error` finds. An error alone, whatever the
+/// request, is classified by [`classify_outcome`](ClassifyOutcome::classify_outcome).
 ///
 /// Idempotency (RFC 9110 §9.2.2): GET, HEAD, OPTIONS, TRACE, PUT and DELETE are retried. POST,
 /// PATCH, CONNECT and unknown methods only when the request carries an `Idempotency-Key`
@@ -197,7 +201,7 @@ impl<B, ResB> Classify<Request<B>, Response<ResB>> for HttpClassifier {
 /// stream as [`Reason::NeverSent`], `ENHANCE_YOUR_CALM` as [`Reason::Throttled`], other resets
 /// from the server as [`Reason::Reset`], h2's I/O errors by kind), then as [`classify_error`]
 /// does (this crate's timeouts, I/O errors).
-pub fn classify_http_error(err: &(dyn StdError + 'static)) -> Classification {
+pub(crate) fn classify_http_error(err: &(dyn StdError + 'static)) -> Classification {
     for cause in causes(err) {
         #[cfg(feature = "reqwest")]
         if let Some(reqwest) = cause.downcast_ref::<reqwest::Error>() {
