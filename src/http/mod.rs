@@ -10,6 +10,7 @@ mod classify;
 mod clients;
 mod deadline_body;
 mod edge;
+mod hop;
 mod host;
 mod preset;
 mod replay;
@@ -31,6 +32,9 @@ pub use self::clients::ReqwestResilience;
 #[cfg(feature = "grpc")]
 pub(crate) use self::deadline_body::Alarm;
 pub use self::deadline_body::{BodyDeadlineLayer, DeadlineBody};
+#[cfg(feature = "grpc")]
+pub(crate) use self::hop::retried_here;
+pub use self::hop::{OVERLOADED, upstream_failure, upstream_response};
 pub use self::host::ByAuthority;
 pub use self::preset::{HttpResilience, HttpResilienceBuilder, HttpResilienceLayer};
 pub use self::replay::HttpReplay;
