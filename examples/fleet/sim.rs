@@ -18,7 +18,10 @@ use tokio::time::Instant;
 use tower::{Layer, ServiceExt, service_fn};
 use tower_tenacity::breaker::BreakerConfig;
 use tower_tenacity::classify::DefaultClassifier;
-use tower_tenacity::retry::{Hedge, RetryBudget};
+use tower_tenacity::deadline::DeadlineLayer;
+use tower_tenacity::retry::{Hedge, RetryBudget, RetryLayer};
+use tower_tenacity::throttle::{Throttle, ThrottleLayer};
+use tower_tenacity::timeout::TimeoutLayer;
 use tower_tenacity::{BoxError, ResilienceLayer};
 
 /// The fleet and its server.
@@ -57,16 +60,19 @@ pub enum Setup {
     DefaultsWithHedging,
     /// The defaults with no floor in the budget: retries only as a share of requests.
     BudgetWithoutFloor,
+    /// The defaults with adaptive throttling between retry and the attempt timeout.
+    DefaultsWithThrottle,
 }
 
 impl Setup {
-    pub const ALL: [Setup; 6] = [
+    pub const ALL: [Setup; 7] = [
         Setup::NoRetries,
         Setup::RetriesWithoutBudget,
         Setup::Defaults,
         Setup::DefaultsWithBreaker,
         Setup::DefaultsWithHedging,
         Setup::BudgetWithoutFloor,
+        Setup::DefaultsWithThrottle,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,6 +83,7 @@ impl Setup {
             Setup::DefaultsWithBreaker => "defaults + breaker",
             Setup::DefaultsWithHedging => "defaults + hedging",
             Setup::BudgetWithoutFloor => "budget with no floor",
+            Setup::DefaultsWithThrottle => "defaults + throttle",
         }
     }
 }
@@ -190,7 +197,10 @@ fn stack(setup: Setup, seed: u64) -> tower_tenacity::ResilienceBuilder {
     match setup {
         Setup::NoRetries => base.max_attempts(1),
         Setup::RetriesWithoutBudget => base.no_budget(),
-        Setup::Defaults | Setup::DefaultsWithBreaker | Setup::DefaultsWithHedging => {
+        Setup::Defaults
+        | Setup::DefaultsWithBreaker
+        | Setup::DefaultsWithHedging
+        | Setup::DefaultsWithThrottle => {
             base.budget(RetryBudget::default())
         }
         Setup::BudgetWithoutFloor => {
@@ -218,6 +228,25 @@ pub async fn simulate(fleet: Fleet, setup: Setup) -> Outcome {
                     .seed(u64::from(client));
                 let layer = stack(setup, u64::from(client)).circuit_breaker(breaker);
                 tower::util::BoxCloneService::new(layer.build().unwrap().layer(inner))
+            }
+            Setup::DefaultsWithThrottle => {
+                // Retry → throttle → attempt timeout, as the presets order admission.
+                let seed = u64::from(client);
+                let retry = RetryLayer::builder()
+                    .classifier(DefaultClassifier)
+                    .budget(RetryBudget::default())
+                    .seed(seed)
+                    .build()
+                    .unwrap();
+                let throttle =
+                    ThrottleLayer::new(Throttle::new().seed(seed), DefaultClassifier).unwrap();
+                let svc = tower::ServiceBuilder::new()
+                    .layer(DeadlineLayer::new(Duration::from_secs(2)))
+                    .layer(retry)
+                    .layer(throttle)
+                    .layer(TimeoutLayer::new(Duration::from_millis(500)))
+                    .service(inner);
+                tower::util::BoxCloneService::new(svc)
             }
             Setup::DefaultsWithHedging => {
                 let hedge = Hedge::after(Duration::from_millis(100));
