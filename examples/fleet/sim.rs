@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tower::{Layer, ServiceExt, service_fn};
+use tower_tenacity::admission::{AdaptiveLimit, AdmissionLayer};
 use tower_tenacity::breaker::BreakerConfig;
 use tower_tenacity::classify::DefaultClassifier;
 use tower_tenacity::deadline::DeadlineLayer;
@@ -62,10 +63,12 @@ pub enum Setup {
     BudgetWithoutFloor,
     /// The defaults with adaptive throttling between retry and the attempt timeout.
     DefaultsWithThrottle,
+    /// The defaults, and the server behind an adaptive concurrency limit (AIMD, 250 ms).
+    DefaultsWithAdmission,
 }
 
 impl Setup {
-    pub const ALL: [Setup; 7] = [
+    pub const ALL: [Setup; 8] = [
         Setup::NoRetries,
         Setup::RetriesWithoutBudget,
         Setup::Defaults,
@@ -73,6 +76,7 @@ impl Setup {
         Setup::DefaultsWithHedging,
         Setup::BudgetWithoutFloor,
         Setup::DefaultsWithThrottle,
+        Setup::DefaultsWithAdmission,
     ];
 
     pub fn name(self) -> &'static str {
@@ -84,6 +88,7 @@ impl Setup {
             Setup::DefaultsWithHedging => "defaults + hedging",
             Setup::BudgetWithoutFloor => "budget with no floor",
             Setup::DefaultsWithThrottle => "defaults + throttle",
+            Setup::DefaultsWithAdmission => "defaults + admission",
         }
     }
 }
@@ -200,9 +205,8 @@ fn stack(setup: Setup, seed: u64) -> tower_tenacity::ResilienceBuilder {
         Setup::Defaults
         | Setup::DefaultsWithBreaker
         | Setup::DefaultsWithHedging
-        | Setup::DefaultsWithThrottle => {
-            base.budget(RetryBudget::default())
-        }
+        | Setup::DefaultsWithThrottle
+        | Setup::DefaultsWithAdmission => base.budget(RetryBudget::default()),
         Setup::BudgetWithoutFloor => {
             base.budget(RetryBudget::new(0.2, 0, Duration::from_secs(1)).unwrap())
         }
@@ -215,9 +219,16 @@ pub async fn simulate(fleet: Fleet, setup: Setup) -> Outcome {
     let start = server.start;
     let interval = Duration::from_secs_f64(1.0 / fleet.rate);
     let mut drivers = Vec::new();
+    // One limit for the one server, whichever client calls it. Turning a call away costs the
+    // model server nothing: it takes no place in its queue.
+    let admission = AdmissionLayer::new(AdaptiveLimit::aimd(Duration::from_millis(250))).unwrap();
     for client in 0..fleet.clients {
         let target = server.clone();
         let inner = service_fn(move |()| target.clone().call());
+        let inner = tower::util::BoxCloneService::new(match setup {
+            Setup::DefaultsWithAdmission => tower::util::Either::Left(admission.layer(inner)),
+            _ => tower::util::Either::Right(ServiceExt::map_err(inner, BoxError::from)),
+        });
         let svc = match setup {
             Setup::DefaultsWithBreaker => {
                 let breaker = BreakerConfig::new()

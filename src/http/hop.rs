@@ -87,6 +87,6 @@ pub(crate) fn retried_here(err: &Error) -> bool {
     match err.kind() {
         ErrorKind::GaveUp { why, .. } => why != GiveUp::NotReplayable,
         ErrorKind::CircuitOpen { .. } | ErrorKind::Throttled { .. } => true,
-        ErrorKind::Timeout { .. } => false,
+        ErrorKind::Timeout { .. } | ErrorKind::Overloaded { .. } => false,
     }
 }
