@@ -445,7 +445,11 @@ async fn the_server_refuses_at_once_a_request_with_too_little_time_left() {
         let status = response.headers().get("grpc-status");
         assert_eq!(status.is_some_and(|s| s == "4"), refused, "{timeout}");
     }
-    assert_eq!(called.load(Ordering::SeqCst), 2, "only the requests with time were served");
+    assert_eq!(
+        called.load(Ordering::SeqCst),
+        2,
+        "only the requests with time were served"
+    );
 }
 
 #[tokio::test]
