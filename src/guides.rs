@@ -75,6 +75,19 @@ pub mod with_hyper_util {}
 /// # }
 /// ```
 ///
+/// As reqwest is used, with a `RequestBuilder` and a `reqwest::Response`:
+/// [`ReqwestResilience::send`](crate::http::ReqwestResilience) takes the builder and gives back
+/// reqwest's response (`.json()`, `.error_for_status()` as usual); and with the
+/// `reqwest-middleware` feature, `http::ResilienceMiddleware` puts the whole stack into a
+/// `ClientWithMiddleware` in one line:
+///
+/// ```ignore
+/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(tower_tenacity::http::ResilienceMiddleware::new(ResilienceLayer::http().build()?))
+///     .build();
+/// let order: Order = client.get(url).send().await?.error_for_status()?.json().await?;
+/// ```
+///
 /// What it adds to reqwest's own `retry` (a budget, status and error predicates): exponential
 /// backoff with jitter, `Retry-After` (both forms, capped), attempt timeouts inside a total
 /// deadline that no backoff or attempt outlives, request bodies replayed byte for byte (reqwest

@@ -16,6 +16,8 @@ mod preset;
 mod replay;
 #[cfg(feature = "reqwest")]
 mod reqwest;
+#[cfg(feature = "reqwest")]
+mod reqwest_use;
 mod retry_after;
 mod server;
 mod service;
@@ -41,6 +43,8 @@ pub use self::replay::HttpReplay;
 pub use self::replay::ReplayBody;
 #[cfg(feature = "reqwest")]
 pub use self::reqwest::Reqwest;
+#[cfg(feature = "reqwest-middleware")]
+pub use self::reqwest_use::ResilienceMiddleware;
 pub use self::retry_after::{parse_retry_after, retry_after};
 pub use self::server::{ClassifyResponseLayer, ServerTimeoutLayer};
 
