@@ -78,6 +78,19 @@ pub mod with_hyper_util {}
 /// # }
 /// ```
 ///
+/// As reqwest is used, with a `RequestBuilder` and a `reqwest::Response`:
+/// [`ReqwestResilience::send`](crate::http::ReqwestResilience) takes the builder and gives back
+/// reqwest's response (`.json()`, `.error_for_status()` as usual); and with the
+/// `reqwest-middleware` feature, `http::ResilienceMiddleware` puts the whole stack into a
+/// `ClientWithMiddleware` in one line:
+///
+/// ```ignore
+/// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+///     .with(tower_tenacity::http::ResilienceMiddleware::new(ResilienceLayer::http().build()?))
+///     .build();
+/// let order: Order = client.get(url).send().await?.error_for_status()?.json().await?;
+/// ```
+///
 /// What it adds to reqwest's own `retry` (a budget, status and error predicates): exponential
 /// backoff with jitter, `Retry-After` (both forms, capped), attempt timeouts inside a total
 /// deadline that no backoff or attempt outlives, request bodies replayed byte for byte (reqwest
@@ -155,8 +168,8 @@ pub mod with_tonic {}
 /// does both.
 ///
 /// The client goes in the router's state, by the name of its stack
-/// ([`HttpResilience`](crate::http::HttpResilience) of the client: a hyper-util `Client`, or
-/// `http::Reqwest` for reqwest); a handler clones it (a few reference counts) and calls it:
+/// ([`HyperResilience`](crate::http::HyperResilience) for hyper-util, `http::ReqwestResilience`
+/// for reqwest); a handler clones it (a few reference counts) and calls it:
 ///
 /// ```
 /// # #[cfg(feature = "hyper")] {
@@ -165,14 +178,14 @@ pub mod with_tonic {}
 /// use bytes::Bytes;
 /// use http::StatusCode;
 /// use http_body_util::Full;
-/// use hyper_util::client::legacy::{Client, connect::HttpConnector};
+/// use hyper_util::client::legacy::Client;
 /// use hyper_util::rt::TokioExecutor;
 /// use tower::{Service, ServiceExt};
-/// use tower_tenacity::http::{HttpResilience, HttpResilienceLayer, ReplayBody, ServerTimeoutLayer};
+/// use tower_tenacity::http::{HttpResilienceLayer, HyperResilience, ServerTimeoutLayer};
 ///
 /// #[derive(Clone)]
 /// struct AppState {
-///     upstream: HttpResilience<Client<HttpConnector, ReplayBody<Full<Bytes>>>>,
+///     upstream: HyperResilience,
 /// }
 ///
 /// async fn report(State(state): State<AppState>) -> Result<String, StatusCode> {
@@ -294,3 +307,78 @@ pub mod migrating {}
 /// ```
 #[cfg(feature = "testing")]
 pub mod testing_your_stack {}
+
+/// Keeping the system up under overload: where each layer goes, in a client, a server and a
+/// middle tier (`http` feature; `hyper` for the client in the example).
+///
+/// | where | outermost first | what it does under overload |
+/// |---|---|---|
+/// | client stack | the preset: deadline → retry (budget) → breaker, [throttle] → attempt timeout | bounds its retries (the budget), stops calling a dependency that is down (the breaker), sends the time it has left (`deadline_header`), does not retry a hop that already did (`x-envoy-overloaded`, a negative gRPC pushback) |
+/// | server stack | [`AdmissionLayer`](crate::admission::AdmissionLayer) → [`ServerTimeoutLayer`](crate::http::ServerTimeoutLayer) (reading the caller's deadline) → handler | turns away at once what it cannot serve in time (503 / `UNAVAILABLE`, with `Retry-After` / pushback) and what its caller will not wait for (504) |
+/// | middle tier | its server stack, then in the handler the client stack, and [`upstream_failure`](crate::http::upstream_failure) / [`upstream_response`](crate::http::upstream_response) on the way back | hands the caller's deadline to its own calls, and tells its caller not to retry what it already retried: in a call graph, the hop next to the failure retries and no other |
+///
+/// Client-side adaptive throttling ([`ThrottleLayer`](crate::throttle::ThrottleLayer)) is for a
+/// dependency that answers fast that it is overloaded (429s, `RESOURCE_EXHAUSTED`); against one
+/// that queues, the server's admission limit is what keeps its goodput up (the README's fleet
+/// table shows both).
+///
+/// A middle tier:
+///
+/// ```
+/// # #[cfg(feature = "hyper")] {
+/// use std::time::Duration;
+/// use axum::{Router, body::Body, extract::State, response::Response, routing::get};
+/// use bytes::Bytes;
+/// use http::{HeaderName, StatusCode};
+/// use http_body_util::Full;
+/// use hyper_util::client::legacy::Client;
+/// use hyper_util::rt::TokioExecutor;
+/// use tower::{Service, ServiceExt};
+/// use tower_tenacity::admission::{AdaptiveLimit, AdmissionLayer};
+/// use tower_tenacity::http::{
+///     upstream_failure, upstream_response, HyperResilience, ServerTimeoutLayer,
+/// };
+/// use tower_tenacity::ResilienceLayer;
+///
+/// const LEFT: HeaderName = HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
+///
+/// async fn handler(State(upstream): State<HyperResilience>) -> Response {
+///     let request = http::Request::get("http://127.0.0.1:9/data")
+///         .body(Full::<Bytes>::default())
+///         .unwrap();
+///     let mut upstream = upstream.clone();
+///     let ready = match upstream.ready().await {
+///         Ok(ready) => ready,
+///         Err(err) => return upstream_failure(err.as_ref()),
+///     };
+///     match ready.call(request).await {
+///         // Its body streams through; a 503 the preset already retried says so.
+///         Ok(response) => upstream_response(response.map(Body::new)),
+///         Err(err) => upstream_failure(err.as_ref()),
+///     }
+/// }
+///
+/// let client = Client::builder(TokioExecutor::new()).build_http();
+/// let upstream = ResilienceLayer::http()
+///     .deadline_header(LEFT)
+///     .build()
+///     .unwrap()
+///     .hyper(client);
+/// let app: Router = Router::new()
+///     .route("/", get(handler))
+///     .with_state(upstream)
+///     .layer(
+///         ServerTimeoutLayer::new(Duration::from_secs(5))
+///             .status(StatusCode::GATEWAY_TIMEOUT)
+///             .deadline_header(LEFT)
+///             .min_remaining(Duration::from_millis(20)),
+///     )
+///     .layer(AdmissionLayer::http(AdaptiveLimit::aimd(Duration::from_millis(250))));
+/// # let _ = app;
+/// # }
+/// ```
+///
+/// `cargo run --release --example chain` runs a client → A → B → leaf chain of such hops over
+/// real sockets, beside every hop retrying on its own.
+#[cfg(feature = "http")]
+pub mod under_overload {}

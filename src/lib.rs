@@ -135,6 +135,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod admission;
 pub mod breaker;
 pub mod classify;
 pub mod context;

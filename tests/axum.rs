@@ -157,3 +157,55 @@ async fn an_outbound_call_knows_the_server_deadline() {
         "no second attempt"
     );
 }
+
+/// A caller with too little time left is answered at once, and the handler is never called;
+/// one with time left runs the handler under it, whatever the layer's own timeout; a header
+/// that is not a number of milliseconds is ignored.
+#[tokio::test]
+async fn the_callers_deadline_is_read_and_too_little_is_refused_at_once() {
+    use std::sync::atomic::AtomicU64;
+    let called = Arc::new(AtomicU64::new(0));
+    let app = Router::new()
+        .route(
+            "/",
+            get(|State(called): State<Arc<AtomicU64>>| async move {
+                called.fetch_add(1, Ordering::SeqCst);
+                let left = tower_tenacity::context::remaining().unwrap();
+                left.as_millis().to_string()
+            }),
+        )
+        .with_state(called.clone())
+        .layer(
+            ServerTimeoutLayer::new(Duration::from_secs(5))
+                .deadline_header(http::HeaderName::from_static("x-left-ms"))
+                .margin(Duration::from_millis(5))
+                .min_remaining(Duration::from_millis(20)),
+        );
+    let addr = serve(app).await;
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let ask = async |left: &str| {
+        let request = Request::get(format!("http://{addr}/"))
+            .header("x-left-ms", left)
+            .body(Full::default())
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    // 24 ms less the 5 ms margin is under the 20 ms minimum.
+    let (status, _) = ask("24").await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(called.load(Ordering::SeqCst), 0, "the handler never ran");
+    // 1 s less the margin: the handler sees at most 995 ms, not the layer's 5 s.
+    let (status, body) = ask("1000").await;
+    assert_eq!(status, StatusCode::OK);
+    let seen: u64 = body.parse().unwrap();
+    assert!((900..=995).contains(&seen), "the handler saw {seen} ms");
+    // Not a number: the layer's own timeout.
+    let (status, body) = ask("soon").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.parse::<u64>().unwrap() > 4_000, "{body}");
+    assert_eq!(called.load(Ordering::SeqCst), 2);
+}

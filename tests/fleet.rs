@@ -89,3 +89,38 @@ fn a_fleet_of_a_thousand_small_clients_recovers_with_the_defaults() {
     let no_floor = run_fleet(fleet, Setup::BudgetWithoutFloor);
     assert!(no_floor.peak_load() <= 1.01, "{}", no_floor.peak_load());
 }
+
+/// The server behind an adaptive concurrency limit (`AdmissionLayer`, AIMD with a 250 ms
+/// target): it turns away what it cannot serve in time instead of queueing it, so that while
+/// its capacity is cut to 300 a second it spends it on calls someone still waits for. Goodput
+/// stays near the 75 % a 300-a-second server can give 400 requests a second, the load it
+/// serves never exceeds what the clients send by more than their budgets' catch-up in the
+/// second the capacity returns, and it recovers at once.
+#[test]
+fn a_server_that_admits_what_it_can_serve_keeps_its_goodput_through_the_cut() {
+    for (clients, rate, peak) in [(10, 40.0, 1.1), (1000, 0.4, 1.15)] {
+        let fleet = Fleet {
+            clients,
+            rate,
+            ..Fleet::default()
+        };
+        let outcome = run_fleet(fleet, Setup::DefaultsWithAdmission);
+        let during = outcome.goodput_during(&fleet);
+        assert!(
+            during >= 0.65,
+            "{clients} clients: goodput {during:.2} during the cut"
+        );
+        assert!(
+            outcome.peak_load() <= peak,
+            "{clients} clients: peak {:.2}",
+            outcome.peak_load()
+        );
+        assert!(
+            outcome.recovery(&fleet).is_some_and(|s| s <= 1),
+            "{clients} clients"
+        );
+        // The defaults alone, for comparison: the queue of calls nobody waits for.
+        let queued = run_fleet(fleet, Setup::Defaults);
+        assert!(queued.goodput_during(&fleet) < 0.3);
+    }
+}

@@ -453,6 +453,39 @@ async fn the_server_honours_an_incoming_grpc_timeout() {
     assert_eq!(response.headers()["content-type"], "application/grpc");
 }
 
+/// A request whose caller has too little time left is answered `DEADLINE_EXCEEDED` at once,
+/// and its handler is never called.
+#[tokio::test(start_paused = true)]
+async fn the_server_refuses_at_once_a_request_with_too_little_time_left() {
+    let called = Arc::new(AtomicU32::new(0));
+    let count = called.clone();
+    let handler = tower::service_fn(move |_: Request<Body>| {
+        count.fetch_add(1, Ordering::SeqCst);
+        async { Ok::<_, BoxError>(Response::new(Body::empty())) }
+    });
+    let mut server = GrpcDeadlineLayer::new()
+        .min_remaining(Duration::from_millis(20))
+        .layer(handler);
+    for (timeout, refused) in [("0m", true), ("19m", true), ("20m", false), ("1S", false)] {
+        let request = Request::builder()
+            .header("grpc-timeout", timeout)
+            .body(Body::empty())
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        let response = tower::ServiceExt::oneshot(&mut server, request)
+            .await
+            .unwrap();
+        assert_eq!(started.elapsed(), Duration::ZERO, "{timeout}");
+        let status = response.headers().get("grpc-status");
+        assert_eq!(status.is_some_and(|s| s == "4"), refused, "{timeout}");
+    }
+    assert_eq!(
+        called.load(Ordering::SeqCst),
+        2,
+        "only the requests with time were served"
+    );
+}
+
 #[tokio::test]
 async fn budget_exhaustion_says_so() {
     // Nothing listens there: every attempt is refused, and a budget of no retries stops it.

@@ -146,6 +146,12 @@ fn demo(args: &Args) -> Result<Vec<Run>, Stop> {
 
 /// Requests to real URLs, on the real clock.
 fn urls(args: &Args) -> Result<ExitCode, Stop> {
+    // A closed stdout does not stop the run: its exit code still says how the requests went.
+    if !args.json
+        && let Err(Stop::Failed(err)) = say(&target_line(args))
+    {
+        return Err(Stop::Failed(err));
+    }
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("a runtime: {e}"))?;
     let connector = tls::connector(args.cacert.as_deref())?;
     let mut runs = Vec::new();
@@ -201,4 +207,31 @@ fn finish(args: &Args, clock: &'static str, runs: &[Run]) -> Result<(), Stop> {
         }
     }
     Ok(())
+}
+
+/// The first line of a run against URLs: what is called, and the settings in force (the URLs
+/// without userinfo or query values).
+fn target_line(args: &Args) -> String {
+    let first = args.urls.first().map(cli::redacted).unwrap_or_default();
+    let more = match args.urls.len() {
+        0 | 1 => String::new(),
+        n => format!(" and {} more", n - 1),
+    };
+    let count = match args.requests {
+        Some(n) => format!("{n} {} requests", args.method),
+        None => format!("{} requests for a time", args.method),
+    };
+    let clients: Vec<&str> = args.clients().iter().map(|k| k.label(false)).collect();
+    let budget = if args.no_budget {
+        "no retry budget".to_owned()
+    } else {
+        format!("retry budget {}%", args.budget * 100.0)
+    };
+    format!(
+        "{count} to {first}{more} with {}; attempt timeout {}, total {}, {} attempts, {budget}.\n",
+        clients.join(", "),
+        humantime::format_duration(args.attempt_timeout),
+        humantime::format_duration(args.timeout),
+        args.attempts,
+    )
 }

@@ -18,9 +18,13 @@ use tokio::time::Instant;
 use tower::BoxError;
 use tower::{Layer, ServiceExt, service_fn};
 use tower_tenacity::ResilienceLayer;
+use tower_tenacity::admission::{AdaptiveLimit, AdmissionLayer};
 use tower_tenacity::breaker::BreakerConfig;
 use tower_tenacity::classify::DefaultClassifier;
-use tower_tenacity::retry::{Hedge, RetryBudget};
+use tower_tenacity::deadline::DeadlineLayer;
+use tower_tenacity::retry::{Hedge, RetryBudget, RetryLayer};
+use tower_tenacity::throttle::{Throttle, ThrottleLayer};
+use tower_tenacity::timeout::TimeoutLayer;
 
 /// The fleet and its server.
 #[derive(Debug, Clone, Copy)]
@@ -58,16 +62,22 @@ pub enum Setup {
     DefaultsWithHedging,
     /// The defaults with no floor in the budget: retries only as a share of requests.
     BudgetWithoutFloor,
+    /// The defaults with adaptive throttling between retry and the attempt timeout.
+    DefaultsWithThrottle,
+    /// The defaults, and the server behind an adaptive concurrency limit (AIMD, 250 ms).
+    DefaultsWithAdmission,
 }
 
 impl Setup {
-    pub const ALL: [Setup; 6] = [
+    pub const ALL: [Setup; 8] = [
         Setup::NoRetries,
         Setup::RetriesWithoutBudget,
         Setup::Defaults,
         Setup::DefaultsWithBreaker,
         Setup::DefaultsWithHedging,
         Setup::BudgetWithoutFloor,
+        Setup::DefaultsWithThrottle,
+        Setup::DefaultsWithAdmission,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +88,8 @@ impl Setup {
             Setup::DefaultsWithBreaker => "defaults + breaker",
             Setup::DefaultsWithHedging => "defaults + hedging",
             Setup::BudgetWithoutFloor => "budget with no floor",
+            Setup::DefaultsWithThrottle => "defaults + throttle",
+            Setup::DefaultsWithAdmission => "defaults + admission",
         }
     }
 }
@@ -191,9 +203,11 @@ fn stack(setup: Setup, seed: u64) -> tower_tenacity::ResilienceBuilder {
     match setup {
         Setup::NoRetries => base.max_attempts(1),
         Setup::RetriesWithoutBudget => base.no_budget(),
-        Setup::Defaults | Setup::DefaultsWithBreaker | Setup::DefaultsWithHedging => {
-            base.budget(RetryBudget::default())
-        }
+        Setup::Defaults
+        | Setup::DefaultsWithBreaker
+        | Setup::DefaultsWithHedging
+        | Setup::DefaultsWithThrottle
+        | Setup::DefaultsWithAdmission => base.budget(RetryBudget::default()),
         Setup::BudgetWithoutFloor => {
             base.budget(RetryBudget::new(0.2, 0, Duration::from_secs(1)).unwrap())
         }
@@ -206,9 +220,16 @@ pub async fn simulate(fleet: Fleet, setup: Setup) -> Outcome {
     let start = server.start;
     let interval = Duration::from_secs_f64(1.0 / fleet.rate);
     let mut drivers = Vec::new();
+    // One limit for the one server, whichever client calls it. Turning a call away costs the
+    // model server nothing: it takes no place in its queue.
+    let admission = AdmissionLayer::new(AdaptiveLimit::aimd(Duration::from_millis(250))).unwrap();
     for client in 0..fleet.clients {
         let target = server.clone();
         let inner = service_fn(move |()| target.clone().call());
+        let inner = tower::util::BoxCloneService::new(match setup {
+            Setup::DefaultsWithAdmission => tower::util::Either::Left(admission.layer(inner)),
+            _ => tower::util::Either::Right(ServiceExt::map_err(inner, BoxError::from)),
+        });
         let svc = match setup {
             Setup::DefaultsWithBreaker => {
                 let breaker = BreakerConfig::new()
@@ -219,6 +240,25 @@ pub async fn simulate(fleet: Fleet, setup: Setup) -> Outcome {
                     .seed(u64::from(client));
                 let layer = stack(setup, u64::from(client)).circuit_breaker(breaker);
                 tower::util::BoxCloneService::new(layer.build().unwrap().layer(inner))
+            }
+            Setup::DefaultsWithThrottle => {
+                // Retry → throttle → attempt timeout, as the presets order admission.
+                let seed = u64::from(client);
+                let retry = RetryLayer::builder()
+                    .classifier(DefaultClassifier)
+                    .budget(RetryBudget::default())
+                    .seed(seed)
+                    .build()
+                    .unwrap();
+                let throttle =
+                    ThrottleLayer::new(Throttle::new().seed(seed), DefaultClassifier).unwrap();
+                let svc = tower::ServiceBuilder::new()
+                    .layer(DeadlineLayer::new(Duration::from_secs(2)))
+                    .layer(retry)
+                    .layer(throttle)
+                    .layer(TimeoutLayer::new(Duration::from_millis(500)))
+                    .service(inner);
+                tower::util::BoxCloneService::new(svc)
             }
             Setup::DefaultsWithHedging => {
                 let hedge = Hedge::after(Duration::from_millis(100));

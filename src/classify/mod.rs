@@ -272,6 +272,10 @@ pub fn classify_error(err: &(dyn StdError + 'static)) -> Classification {
                         after: remaining,
                     };
                 }
+                // Turned away before any work was done: another attempt may be admitted.
+                ErrorKind::Overloaded { .. } => {
+                    return Classification::retryable(Reason::NeverSent(NotSent::Overloaded));
+                }
                 // The client's own fast failure under overload: retrying it would undo it.
                 ErrorKind::Throttled { .. } => {
                     return Classification::fatal(Reason::NeverSent(NotSent::Throttled));

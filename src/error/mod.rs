@@ -82,6 +82,12 @@ pub enum ErrorKind {
         /// Held open by hand, until an operator releases it.
         held: bool,
     },
+    /// A server's [admission](crate::admission) limit turned the call away at once: it had
+    /// `limit` calls in flight already. Retryable: nothing was done.
+    Overloaded {
+        /// The limit of calls in flight when it was turned away.
+        limit: u64,
+    },
     /// Adaptive [throttling](crate::throttle) rejected the call without sending it: the
     /// dependency has accepted too little of what it was sent.
     Throttled {
@@ -217,7 +223,8 @@ impl Error {
             ErrorKind::GaveUp { attempts, .. } => Some(attempts),
             ErrorKind::Timeout { .. }
             | ErrorKind::CircuitOpen { .. }
-            | ErrorKind::Throttled { .. } => self.attempt.map(|a| a.number),
+            | ErrorKind::Throttled { .. }
+            | ErrorKind::Overloaded { .. } => self.attempt.map(|a| a.number),
         }
     }
 
@@ -294,6 +301,10 @@ impl fmt::Display for Error {
         match self.kind {
             ErrorKind::Timeout { scope, after } => write_timeout(f, scope, after)?,
             ErrorKind::CircuitOpen { remaining, held } => write_open(f, remaining, held)?,
+            ErrorKind::Overloaded { limit } => write!(
+                f,
+                "not served: the server is at its limit of {limit} calls in flight"
+            )?,
             ErrorKind::Throttled { requests, accepts } => write!(
                 f,
                 "not sent: throttled by the client (the dependency accepted {accepts} of the last {requests} requests)"

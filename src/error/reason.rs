@@ -69,6 +69,9 @@ pub enum NotSent {
     StreamRefused,
     /// A [circuit breaker](crate::breaker) rejected the call.
     CircuitOpen,
+    /// A server's [admission](crate::admission) limit turned the call away before doing any
+    /// work.
+    Overloaded,
     /// Adaptive [throttling](crate::throttle) rejected the call. Fatal: it is the client's
     /// own way of failing fast.
     Throttled,
@@ -92,6 +95,7 @@ impl fmt::Display for NotSent {
             NotSent::StreamRefused => "stream refused by the server",
             NotSent::CircuitOpen => "circuit open",
             NotSent::Throttled => "throttled by the client",
+            NotSent::Overloaded => "turned away by the server's admission limit",
             NotSent::NoSuchHost => "no such host",
             NotSent::UnknownIssuer => "TLS certificate: unknown issuer",
             NotSent::NameMismatch => "TLS certificate: name mismatch",

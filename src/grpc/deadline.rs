@@ -110,7 +110,9 @@ where
 /// answers, the handler is dropped and the answer is `DEADLINE_EXCEEDED`, trailers-only; when
 /// it passes while a response streams, the stream is dropped and ends with `DEADLINE_EXCEEDED`
 /// trailers. Calls the handler makes through a resilient client see the time left. Requests
-/// without `grpc-timeout` (and no `max`) run as they are.
+/// without `grpc-timeout` (and no `max`) run as they are. A request whose `grpc-timeout` is
+/// zero, or under [`min_remaining`](Self::min_remaining), is answered `DEADLINE_EXCEEDED` at
+/// once, without calling the handler: nobody would wait for its work.
 ///
 /// ```
 /// use tower_tenacity::grpc::GrpcDeadlineLayer;
@@ -122,12 +124,23 @@ where
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GrpcDeadlineLayer {
     max: Option<Duration>,
+    min_remaining: Duration,
 }
 
 impl GrpcDeadlineLayer {
     /// Honours every `grpc-timeout` as it comes.
     pub const fn new() -> Self {
-        GrpcDeadlineLayer { max: None }
+        GrpcDeadlineLayer {
+            max: None,
+            min_remaining: Duration::ZERO,
+        }
+    }
+
+    /// Answers `DEADLINE_EXCEEDED` at once to a request whose `grpc-timeout` is under `min`
+    /// (default zero: only one with no time at all).
+    pub const fn min_remaining(mut self, min: Duration) -> Self {
+        self.min_remaining = min;
+        self
     }
 
     /// Never gives a request more than `max`, whatever it asks for.
@@ -144,6 +157,7 @@ impl<S> Layer<S> for GrpcDeadlineLayer {
         GrpcDeadline {
             inner,
             max: self.max,
+            min_remaining: self.min_remaining,
         }
     }
 }
@@ -153,6 +167,7 @@ impl<S> Layer<S> for GrpcDeadlineLayer {
 pub struct GrpcDeadline<S> {
     inner: S,
     max: Option<Duration>,
+    min_remaining: Duration,
 }
 
 impl<S, ReqB, ResB> Service<Request<ReqB>> for GrpcDeadline<S>
@@ -172,12 +187,18 @@ where
             .headers()
             .get(GRPC_TIMEOUT)
             .and_then(|v| decode_grpc_timeout(v.as_bytes()));
+        if asked.is_some_and(|asked| asked.is_zero() || asked < self.min_remaining) {
+            tracing::debug!("gRPC request refused: its caller's deadline leaves too little time");
+            return GrpcDeadlineFuture { inner: None };
+        }
         let budget = match (asked, self.max) {
             (Some(asked), Some(max)) => Some(asked.min(max)),
             (asked, max) => asked.or(max),
         };
         GrpcDeadlineFuture {
-            inner: UnderDeadline::call(budget, Enforcer::Timer, || self.inner.call(request)),
+            inner: Some(UnderDeadline::call(budget, Enforcer::Timer, || {
+                self.inner.call(request)
+            })),
         }
     }
 }
@@ -187,8 +208,9 @@ pin_project! {
     #[derive(Debug)]
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct GrpcDeadlineFuture<F> {
+        // `None`: answered at once.
         #[pin]
-        inner: UnderDeadline<F>,
+        inner: Option<UnderDeadline<F>>,
     }
 }
 
@@ -199,7 +221,9 @@ where
     type Output = Result<Response<GrpcDeadlineBody<ResB>>, E>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut inner = self.as_mut().project().inner;
+        let Some(mut inner) = self.as_mut().project().inner.as_pin_mut() else {
+            return Poll::Ready(Ok(deadline_exceeded()));
+        };
         match inner.as_mut().poll(cx) {
             Polled::Ready(Ok(response)) => {
                 let alarm = inner

@@ -137,7 +137,7 @@ pub fn to_status(err: BoxError) -> Status {
     if ours.timeout_scope().is_some() {
         return Status::deadline_exceeded(message);
     }
-    match ours.kind() {
+    let status = match ours.kind() {
         ErrorKind::GaveUp {
             why: GiveUp::Budget,
             ..
@@ -146,5 +146,65 @@ pub fn to_status(err: BoxError) -> Status {
             Some(last) => Status::new(last.code(), message),
             None => Status::unavailable(message),
         },
+    };
+    if !crate::http::retried_here(ours) {
+        return status;
+    }
+    // This hop already retried (gRFC A6: a negative pushback means "do not retry"), so that a
+    // call graph retries at the hop next to the failure only.
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    metadata.insert(
+        super::classify::PUSHBACK,
+        tonic::metadata::MetadataValue::from_static("-1"),
+    );
+    Status::with_metadata(status.code(), status.message().to_owned(), metadata)
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+
+    use super::*;
+    use crate::classify::Reason;
+    use crate::error::Limit;
+
+    fn pushback(status: &Status) -> Option<&str> {
+        status
+            .metadata()
+            .get(crate::grpc::classify::PUSHBACK)?
+            .to_str()
+            .ok()
+    }
+
+    /// A hop that gave up tells its caller not to retry (gRFC A6's negative pushback); one whose
+    /// deadline passed, or whose dependency failed for good, does not.
+    #[test]
+    fn a_hop_that_retried_answers_with_a_negative_pushback() {
+        let gave_up = Error::new(ErrorKind::GaveUp {
+            attempts: 3,
+            why: GiveUp::Limit(Limit::Attempts),
+        })
+        .with_reason(Reason::Status(503));
+        let status = to_status(gave_up.into());
+        assert_eq!(
+            (status.code(), pushback(&status)),
+            (Code::Unavailable, Some("-1"))
+        );
+        let throttled = Error::new(ErrorKind::Throttled {
+            requests: 10,
+            accepts: 1,
+        });
+        assert_eq!(pushback(&to_status(throttled.into())), Some("-1"));
+        let late = Error::timeout(
+            crate::error::TimeoutScope::Total,
+            std::time::Duration::from_secs(1),
+        );
+        let status = to_status(late.into());
+        assert_eq!(
+            (status.code(), pushback(&status)),
+            (Code::DeadlineExceeded, None)
+        );
+        let other = to_status("boom".into());
+        assert_eq!(pushback(&other), None);
     }
 }

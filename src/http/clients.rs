@@ -35,6 +35,21 @@ where
     type ResponseBody = ResB;
 }
 
+/// The HTTP preset over hyper-util's legacy client, by name: what
+/// [`HttpResilienceLayer::hyper`] returns, for a field or a state type.
+#[cfg(feature = "hyper")]
+pub type HyperResilience<
+    B = http_body_util::Full<bytes::Bytes>,
+    C = hyper_util::client::legacy::connect::HttpConnector,
+> = HttpResilience<hyper_util::client::legacy::Client<C, ReplayBody<B>>>;
+
+/// The HTTP preset over a `reqwest::Client`, by name: what [`HttpResilienceLayer::reqwest`]
+/// returns; with `reqwest::Body` bodies, its `send` takes a `reqwest::RequestBuilder` and gives
+/// back a `reqwest::Response`.
+#[cfg(feature = "reqwest")]
+pub type ReqwestResilience<B = http_body_util::Full<bytes::Bytes>> =
+    HttpResilience<Reqwest<ReplayBody<B>>>;
+
 impl HttpResilienceLayer {
     /// The preset around `client`: the same as [`Layer::layer`], with the bound a client must
     /// meet written where a wrong client meets it. A client fits when it is a `Clone` service of
@@ -56,18 +71,15 @@ impl HttpResilienceLayer {
         self.layer(client)
     }
 
-    /// The preset around a hyper-util client whose requests have `ReplayBody<B>` bodies. Its
-    /// type, for a field or a state type, is the one written here:
+    /// The preset around a hyper-util client whose requests have `ReplayBody<B>` bodies.
     ///
     /// ```
-    /// use bytes::Bytes;
-    /// use http_body_util::Full;
-    /// use hyper_util::client::legacy::{Client, connect::HttpConnector};
+    /// use hyper_util::client::legacy::Client;
     /// use hyper_util::rt::TokioExecutor;
-    /// use tower_tenacity::http::{HttpResilience, HttpResilienceLayer, ReplayBody};
+    /// use tower_tenacity::http::{HttpResilienceLayer, HyperResilience};
     ///
     /// struct AppState {
-    ///     upstream: HttpResilience<Client<HttpConnector, ReplayBody<Full<Bytes>>>>,
+    ///     upstream: HyperResilience,
     /// }
     ///
     /// let client = Client::builder(TokioExecutor::new()).build_http();
@@ -78,7 +90,7 @@ impl HttpResilienceLayer {
     pub fn hyper<C, B>(
         &self,
         client: hyper_util::client::legacy::Client<C, ReplayBody<B>>,
-    ) -> HttpResilience<hyper_util::client::legacy::Client<C, ReplayBody<B>>>
+    ) -> HyperResilience<B, C>
     where
         C: Clone,
     {
@@ -88,16 +100,13 @@ impl HttpResilienceLayer {
     /// The preset around a `reqwest::Client` (feature `reqwest`), through [`Reqwest`].
     ///
     /// ```
-    /// use bytes::Bytes;
-    /// use http_body_util::Full;
-    /// use tower_tenacity::http::{HttpResilience, HttpResilienceLayer, ReplayBody, Reqwest};
+    /// use tower_tenacity::http::{HttpResilienceLayer, ReqwestResilience};
     ///
-    /// let resilient: HttpResilience<Reqwest<ReplayBody<Full<Bytes>>>> =
-    ///     HttpResilienceLayer::new().reqwest(reqwest::Client::new());
+    /// let resilient: ReqwestResilience = HttpResilienceLayer::new().reqwest(reqwest::Client::new());
     /// # let _ = resilient;
     /// ```
     #[cfg(feature = "reqwest")]
-    pub fn reqwest<B>(&self, client: reqwest::Client) -> HttpResilience<Reqwest<ReplayBody<B>>> {
+    pub fn reqwest<B>(&self, client: reqwest::Client) -> ReqwestResilience<B> {
         self.layer(Reqwest::new(client))
     }
 }

@@ -19,21 +19,33 @@ mod classify;
 mod clients;
 mod deadline_body;
 mod edge;
+mod hop;
 mod host;
 mod preset;
 mod replay;
 #[cfg(feature = "reqwest")]
 mod reqwest;
+#[cfg(feature = "reqwest")]
+mod reqwest_use;
 mod retry_after;
 mod server;
 mod service;
 
 pub use self::classify::{HttpClassifier, Idempotent};
+#[cfg(feature = "hyper")]
+pub use self::clients::HyperResilience;
+#[cfg(feature = "reqwest")]
+pub use self::clients::ReqwestResilience;
+#[cfg(feature = "grpc")]
+pub(crate) use self::hop::retried_here;
+pub use self::hop::{OVERLOADED, upstream_failure, upstream_response};
 pub use self::host::ByAuthority;
 pub use self::preset::{HttpResilience, HttpResilienceLayer};
 pub use self::replay::ReplayBody;
 #[cfg(feature = "reqwest")]
 pub use self::reqwest::Reqwest;
+#[cfg(feature = "reqwest-middleware")]
+pub use self::reqwest_use::ResilienceMiddleware;
 pub use self::server::ServerTimeoutLayer;
 pub use self::service::Attempts;
 

@@ -71,6 +71,7 @@ impl ResilienceLayer {
             .with_options(HttpOptions {
                 replay_cap: DEFAULT_REPLAY_CAP,
                 attempt_header: None,
+                deadline_header: None,
                 covers_body: false,
             })
     }
@@ -135,7 +136,10 @@ impl<S: Clone> Layer<S> for HttpResilienceLayer {
 
     fn layer(&self, client: S) -> Self::Service {
         let options = &self.options;
-        let around = AttemptHeaderLayer::new(options.attempt_header.clone());
+        let around = AttemptHeaderLayer::new(
+            options.attempt_header.clone(),
+            options.deadline_header.clone(),
+        );
         let timeout = self.stack.attempt_timeout();
         HttpEdge::new(
             attempts(&self.retry, &self.breaker, around, timeout, client),
@@ -153,6 +157,7 @@ impl<S: Clone> Layer<S> for HttpResilienceLayer {
 pub struct HttpOptions {
     replay_cap: usize,
     attempt_header: Option<HeaderName>,
+    deadline_header: Option<HeaderName>,
     covers_body: bool,
 }
 
@@ -175,6 +180,18 @@ impl<B: crate::breaker::BreakerSlot<HttpClassifier>>
     /// Sends the attempt number in `header` on retries (off by default).
     pub fn attempt_header(mut self, header: HeaderName) -> Self {
         self.options_mut().attempt_header = Some(header);
+        self
+    }
+
+    /// Sends the time left before the deadline, in whole milliseconds, in `header` on every
+    /// attempt (off by default), so that the server can stop work nobody will wait for and
+    /// hand what is left to its own calls: read by
+    /// [`ServerTimeoutLayer::deadline_header`](crate::http::ServerTimeoutLayer::deadline_header).
+    /// Envoy's name for it is `x-envoy-expected-rq-timeout-ms`; with
+    /// [`attempt_header`](Self::attempt_header) set to `x-envoy-attempt-count`, the pair is
+    /// Envoy's.
+    pub fn deadline_header(mut self, header: HeaderName) -> Self {
+        self.options_mut().deadline_header = Some(header);
         self
     }
 

@@ -157,13 +157,28 @@ impl Future for ReqwestFuture {
         match self.project().state.project() {
             StateProj::Sent { inner } => inner
                 .poll(cx)
-                .map(|sent| sent.map(Response::from).map_err(redacted)),
+                .map(|sent| sent.map(with_url).map_err(redacted)),
             StateProj::Refused { err } => match err.take() {
                 Some(err) => Poll::Ready(Err(err)),
                 None => panic!("ReqwestFuture polled after it completed"),
             },
         }
     }
+}
+
+/// `response` as an `http::Response` that keeps its URL, so that it converts back into a
+/// `reqwest::Response` whose `url()` and `error_for_status()` name it as reqwest would.
+pub(crate) fn with_url(response: reqwest::Response) -> Response<reqwest::Body> {
+    use reqwest::ResponseBuilderExt;
+    let url = response.url().clone();
+    let mut response = Response::from(response);
+    // reqwest reads the URL from an extension of its own, which only its builder writes.
+    if let Ok(marked) = Response::builder().url(url).body(()) {
+        response
+            .extensions_mut()
+            .extend(marked.into_parts().0.extensions);
+    }
+    response
 }
 
 /// `err` without what its URL may hide in plain sight: userinfo (`user:password@`), query

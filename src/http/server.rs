@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http::header::HeaderName;
 use http::{Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -22,21 +23,38 @@ use crate::deadline::{Enforcer, Polled, UnderDeadline};
 /// The handler runs under the deadline, so a resilient client it calls (the
 /// [HTTP preset](crate::ResilienceLayer::http), say) sees the time left and never waits past it.
 ///
+/// With [`deadline_header`](Self::deadline_header), the deadline also comes from the caller:
+/// the time it has left, in milliseconds, as the HTTP preset's
+/// [`deadline_header`](crate::ResilienceBuilder::deadline_header) sends it (Envoy's
+/// `x-envoy-expected-rq-timeout-ms` convention). The handler then runs under the shorter of
+/// this layer's timeout and what the caller has left less a [`margin`](Self::margin) (for the
+/// answer's way back), so that its own calls inherit it with no code in the handler; and a
+/// request with less than [`min_remaining`](Self::min_remaining) left is answered `504` at
+/// once, without calling the handler: nobody would wait for its work.
+///
 /// ```
 /// use std::time::Duration;
 /// use axum::{routing::get, Router};
-/// use http::StatusCode;
+/// use http::{HeaderName, StatusCode};
 /// use tower_tenacity::http::ServerTimeoutLayer;
 ///
 /// let app: Router = Router::new()
 ///     .route("/report", get(|| async { "done" }))
-///     .layer(ServerTimeoutLayer::new(Duration::from_secs(5)).status(StatusCode::GATEWAY_TIMEOUT));
+///     .layer(
+///         ServerTimeoutLayer::new(Duration::from_secs(5))
+///             .status(StatusCode::GATEWAY_TIMEOUT)
+///             .deadline_header(HeaderName::from_static("x-envoy-expected-rq-timeout-ms"))
+///             .min_remaining(Duration::from_millis(20)),
+///     );
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServerTimeoutLayer {
     timeout: Duration,
     status: StatusCode,
     body: &'static str,
+    deadline_header: Option<HeaderName>,
+    margin: Duration,
+    min_remaining: Duration,
 }
 
 impl ServerTimeoutLayer {
@@ -46,6 +64,9 @@ impl ServerTimeoutLayer {
             timeout,
             status: StatusCode::SERVICE_UNAVAILABLE,
             body: "request timed out",
+            deadline_header: None,
+            margin: Duration::from_millis(5),
+            min_remaining: Duration::ZERO,
         }
     }
 
@@ -60,6 +81,51 @@ impl ServerTimeoutLayer {
         self.body = body;
         self
     }
+
+    /// Reads the caller's time left, in milliseconds, from `header` (off by default). A value
+    /// that is not a number of milliseconds is ignored.
+    pub fn deadline_header(mut self, header: HeaderName) -> Self {
+        self.deadline_header = Some(header);
+        self
+    }
+
+    /// Takes `margin` off the caller's time left, for the answer's way back (default 5 ms).
+    pub const fn margin(mut self, margin: Duration) -> Self {
+        self.margin = margin;
+        self
+    }
+
+    /// Answers `504` at once, without calling the handler, when the caller has less than this
+    /// left after the margin (default zero: only when nothing is left).
+    pub const fn min_remaining(mut self, min_remaining: Duration) -> Self {
+        self.min_remaining = min_remaining;
+        self
+    }
+
+    /// The handler's budget for `headers`: this layer's timeout, or less when the caller has
+    /// less left; `None` when the caller has too little left to start.
+    fn budget(&self, headers: &http::HeaderMap) -> Option<Duration> {
+        let Some(left) = (self.deadline_header.as_ref())
+            .and_then(|name| headers.get(name))
+            .and_then(|value| parse_millis(value.as_bytes()))
+        else {
+            return Some(self.timeout);
+        };
+        let left = left.saturating_sub(self.margin);
+        if left.is_zero() || left < self.min_remaining {
+            return None;
+        }
+        Some(self.timeout.min(left))
+    }
+}
+
+/// Whole milliseconds, as digits only (at most 12 of them: 30 years).
+fn parse_millis(value: &[u8]) -> Option<Duration> {
+    if value.is_empty() || value.len() > 12 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let millis = value.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    Some(Duration::from_millis(millis))
 }
 
 impl<S> Layer<S> for ServerTimeoutLayer {
@@ -68,7 +134,7 @@ impl<S> Layer<S> for ServerTimeoutLayer {
     fn layer(&self, inner: S) -> Self::Service {
         ServerTimeout {
             inner,
-            config: *self,
+            config: self.clone(),
         }
     }
 }
@@ -94,10 +160,21 @@ where
     }
 
     fn call(&mut self, request: Request<ReqB>) -> Self::Future {
-        let timeout = Some(self.config.timeout);
+        let config = &self.config;
+        let Some(budget) = config.budget(request.headers()) else {
+            tracing::debug!("request refused: its caller's deadline leaves too little time");
+            return ServerTimeoutFuture {
+                inner: None,
+                answer: (StatusCode::GATEWAY_TIMEOUT, "deadline too close to start"),
+                timeout: Duration::ZERO,
+            };
+        };
         ServerTimeoutFuture {
-            inner: UnderDeadline::call(timeout, Enforcer::Timer, || self.inner.call(request)),
-            config: self.config,
+            inner: Some(UnderDeadline::call(Some(budget), Enforcer::Timer, || {
+                self.inner.call(request)
+            })),
+            answer: (config.status, config.body),
+            timeout: budget,
         }
     }
 }
@@ -107,9 +184,11 @@ pin_project! {
     #[derive(Debug)]
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct ServerTimeoutFuture<F> {
+        // `None`: answered at once.
         #[pin]
-        inner: UnderDeadline<F>,
-        config: ServerTimeoutLayer,
+        inner: Option<UnderDeadline<F>>,
+        answer: (StatusCode, &'static str),
+        timeout: Duration,
     }
 }
 
@@ -121,20 +200,23 @@ where
     type Output = Result<Response<ResB>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        match this.inner.as_mut().poll(cx) {
-            Polled::Ready(out) => return Poll::Ready(out),
-            Polled::Pending => return Poll::Pending,
-            Polled::Expired => {}
+        let this = self.project();
+        let (status, body) = *this.answer;
+        if let Some(inner) = this.inner.as_pin_mut() {
+            match inner.poll(cx) {
+                Polled::Ready(out) => return Poll::Ready(out),
+                Polled::Pending => return Poll::Pending,
+                Polled::Expired => {}
+            }
+            tracing::warn!(
+                timeout_ms = this.timeout.as_millis() as u64,
+                status = status.as_u16(),
+                "handler timed out"
+            );
         }
-        tracing::warn!(
-            timeout_ms = this.config.timeout.as_millis() as u64,
-            status = this.config.status.as_u16(),
-            "handler timed out"
-        );
-        let mut response = Response::new(ResB::from(this.config.body));
-        *response.status_mut() = this.config.status;
-        // The handler's future is dropped with this one.
+        let mut response = Response::new(ResB::from(body));
+        *response.status_mut() = status;
+        // The handler's future, if any, is dropped with this one.
         Poll::Ready(Ok(response))
     }
 }

@@ -9,7 +9,7 @@ use http::{HeaderValue, Method, Request, Uri};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::context::current_attempt;
+use crate::context::{current_attempt, remaining};
 use crate::error::{BoxError, Error};
 
 /// How many attempts a response took, the successful one included: a response extension that
@@ -60,20 +60,26 @@ impl fmt::Display for Named<'_> {
     }
 }
 
-/// Tells the server which attempt a request is, in a header, on retries only (the first
-/// attempt goes out as the caller made it). Goes inside the retry layer.
+/// Tells the server what the call context says of each attempt: which attempt it is, in a
+/// header, on retries only (the first attempt goes out as the caller made it), and, when asked,
+/// the time left before the deadline in whole milliseconds (Envoy's
+/// `x-envoy-expected-rq-timeout-ms` convention). Goes inside the retry layer, so that each
+/// attempt says what is left when it is sent.
 #[derive(Debug, Clone)]
 pub struct AttemptHeaderLayer {
     header: Option<HeaderName>,
     previous: bool,
+    deadline: Option<HeaderName>,
 }
 
 impl AttemptHeaderLayer {
-    /// Sends the attempt number (2, 3, …) in `header`; `None` sends nothing.
-    pub fn new(header: Option<HeaderName>) -> Self {
+    /// Sends the attempt number (2, 3, …) in `header`, and the time left in `deadline` (in
+    /// milliseconds); `None` sends nothing.
+    pub fn new(header: Option<HeaderName>, deadline: Option<HeaderName>) -> Self {
         AttemptHeaderLayer {
             header,
             previous: false,
+            deadline,
         }
     }
 
@@ -84,6 +90,7 @@ impl AttemptHeaderLayer {
         AttemptHeaderLayer {
             header: Some(header),
             previous: true,
+            deadline: None,
         }
     }
 }
@@ -96,6 +103,7 @@ impl<S> Layer<S> for AttemptHeaderLayer {
             inner,
             header: self.header.clone(),
             previous: self.previous,
+            deadline: self.deadline.clone(),
         }
     }
 }
@@ -106,6 +114,7 @@ pub struct AttemptHeader<S> {
     inner: S,
     header: Option<HeaderName>,
     previous: bool,
+    deadline: Option<HeaderName>,
 }
 
 impl<S, B> Service<Request<B>> for AttemptHeader<S>
@@ -128,6 +137,14 @@ where
             request
                 .headers_mut()
                 .insert(header.clone(), HeaderValue::from(value));
+        }
+        if let Some(header) = &self.deadline
+            && let Some(left) = remaining()
+        {
+            let millis = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+            request
+                .headers_mut()
+                .insert(header.clone(), HeaderValue::from(millis));
         }
         self.inner.call(request)
     }

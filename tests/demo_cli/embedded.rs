@@ -105,8 +105,18 @@ async fn the_plot_is_an_svg_of_every_run() {
     let svg = std::fs::read_to_string(&path).unwrap();
     assert!(svg.starts_with("<svg"), "{}", &svg[..100.min(svg.len())]);
     for label in ["bare client", "defaults", "+ hedging", "+ hedging, breaker"] {
-        assert!(svg.contains(label), "{label}");
+        assert!(svg.contains(&format!("{label} (")), "{label}");
     }
+    // Each series says what share failed (the curves are successes only), and each has a
+    // colour and a dash of its own.
+    assert_eq!(svg.matches("% failed)").count(), 4);
+    let mut colours: Vec<&str> = (svg.match_indices("stroke=\"#"))
+        .map(|(i, _)| &svg[i + 8..i + 15])
+        .filter(|c| *c != "#000000")
+        .collect();
+    colours.sort_unstable();
+    colours.dedup();
+    assert_eq!(colours.len(), 4, "{colours:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

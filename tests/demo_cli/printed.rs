@@ -116,3 +116,39 @@ async fn the_report_shows_no_userinfo_or_query_value() {
             .contains("could not connect")
     );
 }
+
+/// Against URLs, the first line names the target and the settings in force, without the URL's
+/// secrets.
+#[tokio::test]
+async fn the_first_line_names_the_target_and_the_settings() {
+    let server = FlakyServer::start().await.unwrap();
+    let ok = server.url("/ok").replace("http://", "http://alice:pw@") + "?token=s3cret";
+    let output = run(&[
+        "-n",
+        "2",
+        "--attempts",
+        "4",
+        "--attempt-timeout",
+        "150ms",
+        &ok,
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let first = stdout.lines().next().unwrap();
+    let host = server.url("/ok").replace("http://", "");
+    assert!(first.starts_with("2 GET requests to http://"), "{first}");
+    assert!(first.contains(&host), "{first}");
+    for setting in [
+        "tower-tenacity",
+        "attempt timeout 150ms",
+        "4 attempts",
+        "retry budget",
+    ] {
+        assert!(first.contains(setting), "{setting}: {first}");
+    }
+    assert!(
+        !stdout.contains("s3cret") && !stdout.contains("alice"),
+        "{stdout}"
+    );
+}

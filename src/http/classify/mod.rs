@@ -6,6 +6,8 @@ use std::time::SystemTime;
 
 use http::{Request, Response, StatusCode};
 
+use super::OVERLOADED;
+
 #[cfg(any(feature = "hyper", feature = "reqwest"))]
 use crate::classify::classify_connect_error;
 use crate::classify::{Classification, Classify, ClassifyOutcome, Reason, causes, classify_error};
@@ -178,6 +180,14 @@ impl<B, ResB> Classify<Request<B>, Response<ResB>> for HttpClassifier {
         match self.classify_outcome(outcome) {
             Classification::Retryable { reason, .. }
                 if !matches!(reason, Reason::NeverSent(_)) && !self.may_retry(request) =>
+            {
+                Classification::fatal(reason)
+            }
+            // The server already retried its own call and gave up (one hop retries, the one
+            // next to the failure): not retried here. Still a failure for the breaker and the
+            // throttle, which read the status alone.
+            Classification::Retryable { reason, .. }
+                if outcome.is_ok_and(|response| response.headers().contains_key(OVERLOADED)) =>
             {
                 Classification::fatal(reason)
             }

@@ -1,0 +1,231 @@
+//! The admission layer, its service and future, for any tower service and for HTTP servers.
+
+#[cfg(feature = "http")]
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{AdaptiveLimit, Limiter, Permit};
+use crate::error::{BoxError, ConfigError, Error, ErrorKind};
+
+/// Keeps a service's calls in flight under an adaptive limit and turns the rest away at once;
+/// see [the module](super). Clones share the limit: put one layer on a server.
+pub struct AdmissionLayer<M = Plain> {
+    limiter: Arc<Limiter>,
+    _mode: M,
+}
+
+/// Turned-away calls fail with [`ErrorKind::Overloaded`].
+#[derive(Debug, Clone, Copy)]
+pub struct Plain;
+
+/// Turned-away requests are answered: 503 with `Retry-After`, or gRPC's `UNAVAILABLE`.
+#[derive(Debug, Clone, Copy)]
+pub struct Http;
+
+impl AdmissionLayer {
+    /// For any tower service: a turned-away call fails with [`ErrorKind::Overloaded`].
+    pub fn new(limit: AdaptiveLimit) -> Result<Self, ConfigError> {
+        limit.check()?;
+        Ok(AdmissionLayer {
+            limiter: Arc::new(Limiter::new(limit)),
+            _mode: Plain,
+        })
+    }
+
+    /// For an HTTP server (axum, tonic): a turned-away request is answered at once, and the
+    /// handler keeps its `Infallible` error type. Panics on settings out of range (a server's
+    /// layers are built once, at start): see [`AdmissionLayer::new`] for the checked form.
+    pub fn http(limit: AdaptiveLimit) -> AdmissionLayer<Http> {
+        if let Err(err) = limit.check() {
+            panic!("{err}");
+        }
+        AdmissionLayer {
+            limiter: Arc::new(Limiter::new(limit)),
+            _mode: Http,
+        }
+    }
+}
+
+impl<M> AdmissionLayer<M> {
+    /// The limit now, in calls in flight.
+    pub fn limit(&self) -> u64 {
+        self.limiter.limit()
+    }
+}
+
+impl<M: Clone> Clone for AdmissionLayer<M> {
+    fn clone(&self) -> Self {
+        AdmissionLayer {
+            limiter: self.limiter.clone(),
+            _mode: self._mode.clone(),
+        }
+    }
+}
+
+impl<M: fmt::Debug> fmt::Debug for AdmissionLayer<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdmissionLayer")
+            .field("limit", &self.limit())
+            .field("mode", &self._mode)
+            .finish()
+    }
+}
+
+impl<S, M: Clone> Layer<S> for AdmissionLayer<M> {
+    type Service = Admission<S, M>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Admission {
+            inner,
+            limiter: self.limiter.clone(),
+            _mode: self._mode.clone(),
+        }
+    }
+}
+
+/// Admits calls under the limit; see [`AdmissionLayer`].
+#[derive(Clone)]
+pub struct Admission<S, M> {
+    inner: S,
+    limiter: Arc<Limiter>,
+    _mode: M,
+}
+
+impl<S: fmt::Debug, M> fmt::Debug for Admission<S, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admission")
+            .field("inner", &self.inner)
+            .field("limit", &self.limiter.limit())
+            .finish()
+    }
+}
+
+impl<S, Req> Service<Req> for Admission<S, Plain>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = AdmissionFuture<S::Future, Result<S::Response, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Req) -> Self::Future {
+        match self.limiter.admit() {
+            Some(permit) => AdmissionFuture::admitted(self.inner.call(request), permit),
+            None => {
+                let limit = self.limiter.limit();
+                let error = Error::new(ErrorKind::Overloaded { limit });
+                AdmissionFuture::rejected(Err(error.into()))
+            }
+        }
+    }
+}
+
+#[cfg(feature = "http")]
+impl<S, B, ResB> Service<http::Request<B>> for Admission<S, Http>
+where
+    S: Service<http::Request<B>, Response = http::Response<ResB>, Error = Infallible>,
+    ResB: Default,
+{
+    type Response = http::Response<ResB>;
+    type Error = Infallible;
+    type Future = AdmissionFuture<S::Future, Result<http::Response<ResB>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        match self.limiter.admit() {
+            Some(permit) => AdmissionFuture::admitted(self.inner.call(request), permit),
+            None => AdmissionFuture::rejected(Ok(turned_away(&request))),
+        }
+    }
+}
+
+#[cfg(feature = "http")]
+/// The answer to a request turned away: gRPC's `UNAVAILABLE` with a pushback of a second (as
+/// Trailers-Only headers), or HTTP's 503 with `Retry-After: 1`. No allocation but the map's.
+fn turned_away<B, ResB: Default>(request: &http::Request<B>) -> http::Response<ResB> {
+    use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+    let grpc = (request.headers().get(CONTENT_TYPE))
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    let mut response = http::Response::new(ResB::default());
+    if !grpc {
+        *response.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let headers = response.headers_mut();
+    if grpc {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert("grpc-status", HeaderValue::from_static("14"));
+        headers.insert("grpc-message", HeaderValue::from_static("overloaded"));
+        headers.insert("grpc-retry-pushback-ms", HeaderValue::from_static("1000"));
+    } else {
+        headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+pin_project! {
+    /// The future of an [`Admission`] call: the admitted call holding its place, or the answer
+    /// to one turned away, ready at once.
+    pub struct AdmissionFuture<F, T> {
+        #[pin]
+        inner: Option<F>,
+        permit: Option<Permit>,
+        rejected: Option<T>,
+    }
+}
+
+impl<F, T> AdmissionFuture<F, T> {
+    fn admitted(inner: F, permit: Permit) -> Self {
+        AdmissionFuture {
+            inner: Some(inner),
+            permit: Some(permit),
+            rejected: None,
+        }
+    }
+
+    fn rejected(answer: T) -> Self {
+        AdmissionFuture {
+            inner: None,
+            permit: None,
+            rejected: Some(answer),
+        }
+    }
+}
+
+impl<F, R, E, E2> Future for AdmissionFuture<F, Result<R, E2>>
+where
+    F: Future<Output = Result<R, E>>,
+    E: Into<E2>,
+{
+    type Output = Result<R, E2>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Some(inner) = this.inner.as_pin_mut() else {
+            let answer = this.rejected.take();
+            return Poll::Ready(answer.expect("an admission future polled after completion"));
+        };
+        let outcome = ready!(inner.poll(cx));
+        // An error is a drop, as a slow answer is; an HTTP server's error type is `Infallible`,
+        // so there only the time counts.
+        if let Some(permit) = this.permit.take() {
+            permit.end(outcome.is_ok());
+        }
+        Poll::Ready(outcome.map_err(Into::into))
+    }
+}

@@ -1,0 +1,140 @@
+//! The server-side admission limit in a real axum app and a real tonic server on 127.0.0.1:
+//! with the limit taken, a request is answered at once (503 with `Retry-After`, or gRPC's
+//! `UNAVAILABLE` with a pushback) without reaching the handler, and once a place is free the
+//! next one is served.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::Notify;
+use tonic::Code;
+use tonic::transport::{Endpoint, Server};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+use tower_tenacity::admission::{AdaptiveLimit, AdmissionLayer};
+
+/// One call in flight at most.
+fn one_at_a_time() -> AdaptiveLimit {
+    AdaptiveLimit::aimd(Duration::from_secs(5))
+        .initial(1)
+        .bounds(1, 1)
+}
+
+#[derive(Default)]
+struct Handler {
+    entered: AtomicU32,
+    release: Notify,
+    started: Notify,
+}
+
+#[tokio::test]
+async fn an_axum_app_answers_503_while_its_limit_is_taken() {
+    let handler = Arc::new(Handler::default());
+    let app = Router::new()
+        .route(
+            "/",
+            get(|State(handler): State<Arc<Handler>>| async move {
+                handler.entered.fetch_add(1, Ordering::SeqCst);
+                handler.started.notify_one();
+                handler.release.notified().await;
+                "served"
+            }),
+        )
+        .with_state(handler.clone())
+        .layer(AdmissionLayer::http(one_at_a_time()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let get = || {
+        let request = Request::get(format!("http://{addr}/"))
+            .body(Full::default())
+            .unwrap();
+        client.request(request)
+    };
+    let first = tokio::spawn(get());
+    handler.started.notified().await;
+    let turned_away = get().await.unwrap();
+    assert_eq!(turned_away.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(turned_away.headers()["retry-after"], "1");
+    assert_eq!(
+        handler.entered.load(Ordering::SeqCst),
+        1,
+        "the handler never saw it"
+    );
+    handler.release.notify_one();
+    assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+    // A place is free again.
+    let next = tokio::spawn(get());
+    handler.started.notified().await;
+    handler.release.notify_one();
+    assert_eq!(next.await.unwrap().unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_tonic_server_answers_unavailable_with_a_pushback_while_its_limit_is_taken() {
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    // The first call is held for a while inside the limit; the others are not.
+    let held = Arc::new(AtomicBool::new(true));
+    let hold = held.clone();
+    let stall = tower::ServiceBuilder::new()
+        .layer(AdmissionLayer::http(one_at_a_time()))
+        .map_future(move |future| {
+            let first = hold.swap(false, Ordering::SeqCst);
+            async move {
+                if first {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                future.await
+            }
+        })
+        .into_inner();
+    tokio::spawn(async move {
+        let _keep = _reporter;
+        Server::builder()
+            .layer(stall)
+            .add_service(health)
+            .serve_with_incoming(incoming)
+            .await
+            .unwrap();
+    });
+    let channel = Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let check = || {
+        let mut client = HealthClient::new(channel.clone());
+        async move {
+            let request = tonic::Request::new(HealthCheckRequest {
+                service: String::new(),
+            });
+            client.check(request).await
+        }
+    };
+    let first = tokio::spawn(check());
+    while held.load(Ordering::SeqCst) {
+        tokio::task::yield_now().await;
+    }
+    let status = check().await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(status.message(), "overloaded");
+    assert_eq!(
+        status.metadata().get("grpc-retry-pushback-ms").unwrap(),
+        "1000"
+    );
+    assert!(first.await.unwrap().is_ok());
+    assert!(check().await.is_ok(), "a place is free again");
+}
