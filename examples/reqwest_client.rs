@@ -21,9 +21,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tower::BoxError;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Service, ServiceExt};
 use tower_tenacity::ResilienceLayer;
-use tower_tenacity::http::{Attempts, Reqwest};
+use tower_tenacity::http::Attempts;
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
 
 #[tokio::main]
@@ -42,7 +42,7 @@ async fn main() -> Result<(), BoxError> {
                 .with_jitter(Jitter::Full),
         )
         .build()?
-        .layer(Reqwest::new(client));
+        .reqwest(client);
 
     let get = Request::get(format!("http://{addr}/report")).body(Full::new(Bytes::new()))?;
     let upload: Bytes = (0..32 * 1024u32).map(|i| (i % 251) as u8).collect();

@@ -47,8 +47,9 @@ pub mod with_hyper_util {}
 
 /// With a `reqwest::Client` (`reqwest` feature).
 ///
-/// `reqwest::Client` is a tower service of `reqwest::Request`; [`Reqwest`](crate::http::Reqwest)
-/// makes it one of `http::Request`, which is what the HTTP preset sends (so that it can replay
+/// `reqwest::Client` is a tower service of `reqwest::Request`;
+/// [`HttpResilienceLayer::reqwest`](crate::http::HttpResilienceLayer::reqwest) makes it one of
+/// `http::Request`, which is what the HTTP preset sends (so that it can replay
 /// bodies and read what it classifies). Build the client as you like it (TLS, proxy, pool): this
 /// crate turns none of reqwest's features on.
 ///
@@ -56,8 +57,7 @@ pub mod with_hyper_util {}
 /// use std::time::Duration;
 /// use bytes::Bytes;
 /// use http_body_util::{BodyExt, Full};
-/// use tower::{Layer, Service, ServiceExt};
-/// use tower_tenacity::http::Reqwest;
+/// use tower::{Service, ServiceExt};
 /// use tower::BoxError;
 /// use tower_tenacity::ResilienceLayer;
 ///
@@ -67,7 +67,7 @@ pub mod with_hyper_util {}
 ///     .total_timeout(Duration::from_secs(30))
 ///     .total_timeout_covers_body() // what reqwest's own `timeout` means
 ///     .build()?
-///     .layer(Reqwest::new(client));
+///     .reqwest(client);
 /// let request = http::Request::post("http://127.0.0.1:8080/orders")
 ///     .header("idempotency-key", "order-8812")
 ///     .body(Full::new(Bytes::from_static(b"{\"sku\":42}")))?;
@@ -223,7 +223,7 @@ pub mod in_axum {}
 /// | tower: `TpsBudget` | [`RetryBudget`](crate::retry::RetryBudget) (ratio plus floor per window, shared by clones) |
 /// | tower: `timeout::Timeout` inside `Retry` | [`TimeoutLayer`](crate::timeout::TimeoutLayer) (tower's own is classified the same with the `tower` feature) |
 /// | tower: a backoff written into the policy | [`ExponentialBackoff`](crate::retry::ExponentialBackoff) with [`Jitter`](crate::retry::Jitter) |
-/// | reqwest-retry: `RetryTransientMiddleware` | the HTTP preset over [`Reqwest`](crate::http::Reqwest) (no middleware crate) |
+/// | reqwest-retry: `RetryTransientMiddleware` | the HTTP preset over a `reqwest::Client`, or as a `reqwest-middleware` middleware (`http::ResilienceMiddleware`) |
 /// | reqwest-retry: `ExponentialBackoff::builder().build_with_max_retries(n)` | `.max_attempts(n + 1)` (attempts count the first) and `.backoff(..)` |
 /// | reqwest-retry: `RetryableStrategy` | a classifier, or [`HttpClassifier`](crate::http::HttpClassifier) `retry_on` / `no_retry_on` |
 /// | backon: `ExponentialBuilder` with `with_max_times` | `.backoff(..)` and `.max_attempts(..)` |
@@ -313,9 +313,9 @@ pub mod testing_your_stack {}
 ///
 /// | where | outermost first | what it does under overload |
 /// |---|---|---|
-/// | client stack | the preset: deadline → retry (budget) → breaker, [throttle] → attempt timeout | bounds its retries (the budget), stops calling a dependency that is down (the breaker), sends the time it has left (`deadline_header`), does not retry a hop that already did (`x-envoy-overloaded`, a negative gRPC pushback) |
+/// | client stack | the preset: deadline → retry (budget) → breaker (and a throttle, if set) → attempt timeout | bounds its retries (the budget), stops calling a dependency that is down (the breaker), sends the time it has left (`deadline_header`), does not retry a hop that already did (`x-envoy-overloaded`, a negative gRPC pushback) |
 /// | server stack | [`AdmissionLayer`](crate::admission::AdmissionLayer) → [`ServerTimeoutLayer`](crate::http::ServerTimeoutLayer) (reading the caller's deadline) → handler | turns away at once what it cannot serve in time (503 / `UNAVAILABLE`, with `Retry-After` / pushback) and what its caller will not wait for (504) |
-/// | middle tier | its server stack, then in the handler the client stack, and [`upstream_failure`](crate::http::upstream_failure) / [`upstream_response`](crate::http::upstream_response) on the way back | hands the caller's deadline to its own calls, and tells its caller not to retry what it already retried: in a call graph, the hop next to the failure retries and no other |
+/// | middle tier | its server stack, then in the handler the client stack, and [`upstream`](crate::http::upstream) on the way back | hands the caller's deadline to its own calls, and tells its caller not to retry what it already retried: in a call graph, the hop next to the failure retries and no other |
 ///
 /// Client-side adaptive throttling ([`ThrottleLayer`](crate::throttle::ThrottleLayer)) is for a
 /// dependency that answers fast that it is overloaded (429s, `RESOURCE_EXHAUSTED`); against one
@@ -335,9 +335,7 @@ pub mod testing_your_stack {}
 /// use hyper_util::rt::TokioExecutor;
 /// use tower::{Service, ServiceExt};
 /// use tower_tenacity::admission::{AdaptiveLimit, AdmissionLayer};
-/// use tower_tenacity::http::{
-///     upstream_failure, upstream_response, HyperResilience, ServerTimeoutLayer,
-/// };
+/// use tower_tenacity::http::{upstream, HyperResilience, ServerTimeoutLayer};
 /// use tower_tenacity::ResilienceLayer;
 ///
 /// const LEFT: HeaderName = HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
@@ -347,15 +345,12 @@ pub mod testing_your_stack {}
 ///         .body(Full::<Bytes>::default())
 ///         .unwrap();
 ///     let mut upstream = upstream.clone();
-///     let ready = match upstream.ready().await {
-///         Ok(ready) => ready,
-///         Err(err) => return upstream_failure(err.as_ref()),
+///     let outcome = match upstream.ready().await {
+///         Ok(ready) => ready.call(request).await,
+///         Err(err) => Err(err),
 ///     };
-///     match ready.call(request).await {
-///         // Its body streams through; a 503 the preset already retried says so.
-///         Ok(response) => upstream_response(response.map(Body::new)),
-///         Err(err) => upstream_failure(err.as_ref()),
-///     }
+///     // The body streams through; a 503 the preset already retried, or its give-up, says so.
+///     tower_tenacity::http::upstream(outcome.map(|response| response.map(Body::new)))
 /// }
 ///
 /// let client = Client::builder(TokioExecutor::new()).build_http();

@@ -118,7 +118,7 @@
 //!   is retried as never sent and other stream resets as resets. Turn it on for a hyper-util
 //!   client that speaks HTTP/2.
 //! * `grpc` (implies `http2`): the `grpc` module, for tonic.
-//! * `reqwest` (implies `http`): `http::Reqwest`, the HTTP preset over a `reqwest::Client`, and
+//! * `reqwest` (implies `http`): the HTTP preset over a `reqwest::Client`, and
 //!   `reqwest::Error` classified (reqwest without TLS: bring your own).
 //! * `backoff`: lets a [`backoff`](https://docs.rs/backoff) crate schedule drive the retry
 //!   delays. That crate is unmaintained (RUSTSEC-2025-0012), which is why it is not on by
@@ -154,7 +154,7 @@ pub mod testing;
 pub mod throttle;
 pub mod timeout;
 
-pub use crate::error::{Attempt, ConfigError, Error, ErrorKind, GiveUp, Limit, TimeoutScope};
+pub use crate::error::{Attempt, ConfigError, Error, ErrorKind, GiveUp, TimeoutScope};
 pub use crate::preset::{ResilienceBuilder, ResilienceLayer};
 
 // The README's code is compiled and run with the doctests.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{Script, Step, ms};
 use tower::Layer;
 use tower_tenacity::retry::RetryLayer;
-use tower_tenacity::{Error, ErrorKind, GiveUp, Limit};
+use tower_tenacity::{Error, ErrorKind, GiveUp};
 
 /// 30 ms, then 70 ms, then the schedule is over.
 #[derive(Clone, Default)]
@@ -41,7 +41,7 @@ async fn a_backoff_crate_schedule_sets_the_delays_and_its_end_stops_retrying() {
         Error::find(err.as_ref()).unwrap().kind(),
         ErrorKind::GaveUp {
             attempts: 3,
-            why: GiveUp::Limit(Limit::Elapsed)
+            why: GiveUp::Elapsed
         }
     );
 }

@@ -17,7 +17,7 @@ use tower_tenacity::classify::{
 };
 use tower_tenacity::retry::{ExponentialBackoff, Jitter, RetryBudget};
 use tower_tenacity::scope::key_fn;
-use tower_tenacity::{Error, ErrorKind, GiveUp, Limit, ResilienceLayer};
+use tower_tenacity::{Error, ErrorKind, GiveUp, ResilienceLayer};
 
 fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
@@ -140,7 +140,7 @@ async fn a_break_past_the_deadline_fails_fast() {
         error.kind(),
         ErrorKind::GaveUp {
             attempts: 2,
-            why: GiveUp::Limit(Limit::Deadline)
+            why: GiveUp::Deadline
         }
     ));
     assert_eq!(
@@ -156,7 +156,7 @@ async fn a_break_past_the_deadline_fails_fast() {
         Error::find(err.as_ref()).unwrap().kind(),
         ErrorKind::GaveUp {
             attempts: 1,
-            why: GiveUp::Limit(Limit::Deadline)
+            why: GiveUp::Deadline
         }
     ));
 }
@@ -171,7 +171,7 @@ async fn a_break_longer_than_the_hint_cap_is_not_waited_for() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert!(matches!(
         Error::find(err.as_ref()).unwrap().kind(),
-        ErrorKind::GaveUp { why: GiveUp::Limit(Limit::RetryAfter { cap, .. }), .. } if cap == ms(100)
+        ErrorKind::GaveUp { why: GiveUp::RetryAfter { cap, .. }, .. } if cap == ms(100)
     ));
 }
 

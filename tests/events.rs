@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use common::{Buffer, Script, StatusClassifier, Step, ms};
 use tower::Layer;
+use tower_tenacity::Attempt;
 use tower_tenacity::GiveUp;
 use tower_tenacity::classify::{Classification, Reason};
 use tower_tenacity::retry::{Event, ExponentialBackoff, Jitter, RetryLayer};
-use tower_tenacity::{Attempt, Limit};
 use tracing::Instrument;
 
 fn layer(observer: impl Fn(&Event) + Send + Sync + 'static) -> RetryLayer<StatusClassifier> {
@@ -105,7 +105,7 @@ async fn give_up_events_name_the_limit() {
         last,
         Event::GiveUp {
             attempt: Attempt { number: 3, max: 3 },
-            why: GiveUp::Limit(Limit::Attempts),
+            why: GiveUp::Attempts,
             reason: Some(Reason::Status(503)),
         }
     );

@@ -22,7 +22,7 @@ use tower_tenacity::GiveUp;
 use tower_tenacity::classify::{NotSent, Reason};
 use tower_tenacity::http::{Attempts, HttpResilience, HttpResilienceLayer, Idempotent, ReplayBody};
 use tower_tenacity::retry::{Event, ExponentialBackoff, Jitter};
-use tower_tenacity::{Error, ErrorKind, Limit, ResilienceLayer, TimeoutScope};
+use tower_tenacity::{Error, ErrorKind, ResilienceLayer, TimeoutScope};
 
 type Body = Full<Bytes>;
 
@@ -212,7 +212,7 @@ async fn a_reset_connection_is_retried_for_get_but_not_for_post() {
         error.kind(),
         ErrorKind::GaveUp {
             attempts: 3,
-            why: GiveUp::Limit(Limit::Attempts)
+            why: GiveUp::Attempts
         }
     );
     assert_eq!(error.reason(), Some(Reason::Reset));
@@ -367,7 +367,7 @@ async fn retry_after_dates_are_read_and_capped() {
     assert_eq!(response.status(), 429);
     assert_eq!(server.stats.requests_to(&path), 1);
     match events.give_up() {
-        Some(GiveUp::Limit(Limit::RetryAfter { requested, cap })) => {
+        Some(GiveUp::RetryAfter { requested, cap }) => {
             assert!(requested > Duration::from_secs(28) && requested <= Duration::from_secs(30));
             assert_eq!(cap, Duration::from_secs(10));
         }

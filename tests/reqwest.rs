@@ -14,11 +14,11 @@ use http::Request;
 use http_body_util::{BodyExt, Full};
 use server::FlakyServer;
 use tower::BoxError;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Service, ServiceExt};
 use tower_tenacity::classify::{Classification, ClassifyOutcome, NotSent, Reason};
-use tower_tenacity::http::{Attempts, HttpClassifier, HttpResilienceLayer, Reqwest};
+use tower_tenacity::http::{Attempts, HttpClassifier, HttpResilienceLayer};
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
-use tower_tenacity::{Error, ErrorKind, GiveUp, Limit, ResilienceLayer};
+use tower_tenacity::{Error, ErrorKind, GiveUp, ResilienceLayer};
 
 /// How the HTTP classifier sees an error alone, whatever the request (the outcome as a breaker
 /// counts it).
@@ -42,7 +42,7 @@ async fn send(
     layer: HttpResilienceLayer,
     request: Request<Full<Bytes>>,
 ) -> Result<(u16, u32, String), BoxError> {
-    let mut svc = layer.layer(Reqwest::new(client));
+    let mut svc = layer.reqwest(client);
     let response = svc.ready().await?.call(request).await?;
     let status = response.status().as_u16();
     let attempts = response.extensions().get::<Attempts>().map_or(1, |a| a.0);
@@ -93,7 +93,7 @@ async fn a_refused_connection_is_retried_even_for_a_post() {
         ours.kind(),
         ErrorKind::GaveUp {
             attempts: 3,
-            why: GiveUp::Limit(Limit::Attempts)
+            why: GiveUp::Attempts
         }
     );
     assert_eq!(ours.reason(), Some(Reason::NeverSent(NotSent::Connect)));

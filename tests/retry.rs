@@ -15,7 +15,7 @@ use tower_tenacity::GiveUp;
 use tower_tenacity::deadline::DeadlineLayer;
 use tower_tenacity::retry::{Event, ExponentialBackoff, Jitter, Replay, RetryLayer};
 use tower_tenacity::timeout::TimeoutLayer;
-use tower_tenacity::{Error, ErrorKind, Limit, TimeoutScope};
+use tower_tenacity::{Error, ErrorKind, TimeoutScope};
 use tower_test::mock;
 
 fn fixed(delay: Duration) -> ExponentialBackoff {
@@ -120,7 +120,7 @@ async fn exhausted_errors_say_attempts_limit_and_cause() {
         error.kind(),
         ErrorKind::GaveUp {
             attempts: 4,
-            why: GiveUp::Limit(Limit::Attempts)
+            why: GiveUp::Attempts
         }
     );
     assert_eq!(error.attempts(), Some(4));
@@ -177,7 +177,7 @@ async fn max_elapsed_stops_before_an_attempt_that_would_start_too_late() {
         ours(&err).kind(),
         ErrorKind::GaveUp {
             attempts: 4,
-            why: GiveUp::Limit(Limit::Elapsed)
+            why: GiveUp::Elapsed
         }
     );
 }
@@ -228,10 +228,10 @@ async fn a_hint_over_the_cap_ends_the_retries_at_once() {
     assert_eq!(start.elapsed(), Duration::ZERO);
     assert_eq!(
         give_up(&seen),
-        Some(GiveUp::Limit(Limit::RetryAfter {
+        Some(GiveUp::RetryAfter {
             requested: secs(90),
             cap: secs(60)
-        }))
+        })
     );
 }
 
@@ -276,7 +276,7 @@ async fn an_unbounded_backoff_meets_max_elapsed_without_panicking() {
         .layer(script.clone());
     assert_eq!(call(&mut svc).await.unwrap().status, 503);
     assert_eq!(script.calls(), 1);
-    assert_eq!(give_up(&seen), Some(GiveUp::Limit(Limit::Elapsed)));
+    assert_eq!(give_up(&seen), Some(GiveUp::Elapsed));
 }
 
 #[tokio::test(start_paused = true)]
@@ -310,7 +310,7 @@ async fn retry_never_sleeps_past_the_deadline() {
         error.kind(),
         ErrorKind::GaveUp {
             attempts: 2,
-            why: GiveUp::Limit(Limit::Deadline)
+            why: GiveUp::Deadline
         }
     );
     assert_eq!(

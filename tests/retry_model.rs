@@ -22,7 +22,7 @@ use tower::ServiceBuilder;
 use tower_tenacity::deadline::DeadlineLayer;
 use tower_tenacity::retry::{ExponentialBackoff, Jitter, RetryLayer};
 use tower_tenacity::timeout::TimeoutLayer;
-use tower_tenacity::{Error, ErrorKind, GiveUp, Limit, TimeoutScope};
+use tower_tenacity::{Error, ErrorKind, GiveUp, TimeoutScope};
 
 #[derive(Debug, Clone)]
 struct Config {
@@ -43,7 +43,7 @@ enum Ended {
     /// The inner service's own error, returned as it is.
     Io(io::ErrorKind),
     /// Retrying stopped on an error: after how many attempts, which limit.
-    GaveUp { attempts: u32, limit: Limit },
+    GaveUp { attempts: u32, limit: GiveUp },
     /// The deadline cut an attempt.
     Deadline,
 }
@@ -88,7 +88,7 @@ fn model(config: &Config, steps: &[Step], then: Step) -> (Vec<u64>, Ended) {
             return (calls, outcome);
         }
         // The caller gets the last response as it is, or the last error inside a give-up.
-        let stop = |limit: Limit| match outcome {
+        let stop = |limit: GiveUp| match outcome {
             Ended::Reply(status) => Ended::Reply(status),
             _ => Ended::GaveUp {
                 attempts: attempt,
@@ -96,13 +96,13 @@ fn model(config: &Config, steps: &[Step], then: Step) -> (Vec<u64>, Ended) {
             },
         };
         if attempt == config.max_attempts {
-            return (calls, stop(Limit::Attempts));
+            return (calls, stop(GiveUp::Attempts));
         }
         let delay = match hint {
             Some(requested) if requested > config.max_retry_after => {
                 return (
                     calls,
-                    stop(Limit::RetryAfter {
+                    stop(GiveUp::RetryAfter {
                         requested: ms(requested),
                         cap: ms(config.max_retry_after),
                     }),
@@ -114,10 +114,10 @@ fn model(config: &Config, steps: &[Step], then: Step) -> (Vec<u64>, Ended) {
         };
         let next_start = now + delay;
         if config.max_elapsed.is_some_and(|max| next_start > max) {
-            return (calls, stop(Limit::Elapsed));
+            return (calls, stop(GiveUp::Elapsed));
         }
         if config.total.is_some_and(|deadline| next_start >= deadline) {
-            return (calls, stop(Limit::Deadline));
+            return (calls, stop(GiveUp::Deadline));
         }
         now = next_start;
     }
@@ -161,7 +161,11 @@ fn run(config: &Config, steps: &[Step], then: Step) -> (Vec<u64>, Ended) {
             Err(err) => match Error::find(err.as_ref()).map(Error::kind) {
                 Some(ErrorKind::GaveUp {
                     attempts,
-                    why: GiveUp::Limit(limit),
+                    why:
+                        limit @ (GiveUp::Attempts
+                        | GiveUp::Elapsed
+                        | GiveUp::Deadline
+                        | GiveUp::RetryAfter { .. }),
                 }) => Ended::GaveUp { attempts, limit },
                 Some(ErrorKind::Timeout {
                     scope: TimeoutScope::Total,

@@ -3,7 +3,7 @@
 //! by `examples/chain` and `tests/chain.rs`.
 //!
 //! * Retry at one hop: the hop next to the failure retries; a hop that gave up answers 503 with
-//!   `x-envoy-overloaded` (`http::upstream_failure`, `http::upstream_response`), which the hops
+//!   `x-envoy-overloaded` (`http::upstream`), which the hops
 //!   above do not retry.
 //! * The deadline crosses hops: each preset sends the time left
 //!   (`x-envoy-expected-rq-timeout-ms`), each hop's `ServerTimeoutLayer` reads it, so that a
@@ -21,16 +21,14 @@ use axum::response::Response;
 use axum::routing::get;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tower::{Service, ServiceExt};
 use tower_tenacity::ResilienceLayer;
-use tower_tenacity::http::{
-    HyperResilience, OVERLOADED, ServerTimeoutLayer, upstream_failure, upstream_response,
-};
+use tower_tenacity::http::{HyperResilience, ServerTimeoutLayer, upstream};
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
 
 pub const DEADLINE: &str = "x-envoy-expected-rq-timeout-ms";
@@ -86,31 +84,16 @@ pub async fn forward(State(hop): State<Arc<Hop>>, headers: HeaderMap) -> Respons
         .unwrap()
         .call(request.map(Into::into))
         .await;
-    match outcome {
-        Ok(response) => {
-            let response = match hop.hops {
-                Hops::Presets | Hops::Deaf => upstream_response(response),
-                Hops::Naive => response,
-            };
-            let (parts, body) = response.into_parts();
-            let body = body
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            let mut answer = Response::new(Body::from(body));
-            *answer.status_mut() = parts.status;
-            if let Some(value) = parts.headers.get(OVERLOADED) {
-                answer.headers_mut().insert(OVERLOADED, value.clone());
-            }
-            answer
-        }
-        Err(err) if hop.hops == Hops::Naive => {
+    let outcome = outcome.map(|response| response.map(Body::new));
+    match (hop.hops, outcome) {
+        (Hops::Presets | Hops::Deaf, outcome) => upstream(outcome),
+        // Every hop retrying on its own: what it got, or a plain 503.
+        (Hops::Naive, Ok(response)) => response,
+        (Hops::Naive, Err(err)) => {
             let mut answer = Response::new(Body::from(err.to_string()));
             *answer.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
             answer
         }
-        Err(err) => upstream_failure(err.as_ref()),
     }
 }
 

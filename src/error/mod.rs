@@ -34,25 +34,6 @@ pub enum TimeoutScope {
     Total,
 }
 
-/// Which limit stopped the retries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Limit {
-    /// `max_attempts` attempts were made.
-    Attempts,
-    /// The next attempt would have started after `max_elapsed`.
-    Elapsed,
-    /// The backoff before the next attempt would have reached the total deadline.
-    Deadline,
-    /// The server (or an open circuit) asked to wait longer than `max_retry_after` allows.
-    RetryAfter {
-        /// What the server asked for.
-        requested: Duration,
-        /// The configured cap.
-        cap: Duration,
-    },
-}
-
 /// What an [`Error`] reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -105,8 +86,19 @@ pub enum ErrorKind {
 pub enum GiveUp {
     /// The classifier called the outcome fatal.
     Fatal,
-    /// A [`Limit`] was reached.
-    Limit(Limit),
+    /// `max_attempts` attempts were made.
+    Attempts,
+    /// The next attempt would have started after `max_elapsed`.
+    Elapsed,
+    /// The backoff before the next attempt would have reached the total deadline.
+    Deadline,
+    /// The server (or an open circuit) asked to wait longer than `max_retry_after` allows.
+    RetryAfter {
+        /// What the server asked for.
+        requested: Duration,
+        /// The configured cap.
+        cap: Duration,
+    },
     /// The [`RetryBudget`](crate::retry::RetryBudget) had no retry to give.
     Budget,
     /// The request could not be made again (see [`Replay`](crate::retry::Replay)).
@@ -117,10 +109,10 @@ impl fmt::Display for GiveUp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GiveUp::Fatal => f.write_str("fatal failure"),
-            GiveUp::Limit(Limit::Attempts) => f.write_str("attempts exhausted"),
-            GiveUp::Limit(Limit::Elapsed) => f.write_str("the retry time limit was reached"),
-            GiveUp::Limit(Limit::Deadline) => f.write_str("the backoff would reach the deadline"),
-            GiveUp::Limit(Limit::RetryAfter { requested, cap }) => write!(
+            GiveUp::Attempts => f.write_str("attempts exhausted"),
+            GiveUp::Elapsed => f.write_str("the retry time limit was reached"),
+            GiveUp::Deadline => f.write_str("the backoff would reach the deadline"),
+            GiveUp::RetryAfter { requested, cap } => write!(
                 f,
                 "the wait asked for ({requested:?}) is over the {cap:?} cap"
             ),
@@ -320,7 +312,7 @@ impl fmt::Display for Error {
         }
         // Running out of attempts needs no note: "(attempt 3 of 3)" says it.
         let note = match self.kind {
-            ErrorKind::GaveUp { why, .. } if why != GiveUp::Limit(Limit::Attempts) => Some(why),
+            ErrorKind::GaveUp { why, .. } if why != GiveUp::Attempts => Some(why),
             _ => None,
         };
         match (self.attempt, note) {

@@ -166,7 +166,6 @@ mod tests {
 
     use super::*;
     use crate::classify::Reason;
-    use crate::error::Limit;
 
     fn pushback(status: &Status) -> Option<&str> {
         status
@@ -182,7 +181,7 @@ mod tests {
     fn a_hop_that_retried_answers_with_a_negative_pushback() {
         let gave_up = Error::new(ErrorKind::GaveUp {
             attempts: 3,
-            why: GiveUp::Limit(Limit::Attempts),
+            why: GiveUp::Attempts,
         })
         .with_reason(Reason::Status(503));
         let status = to_status(gave_up.into());

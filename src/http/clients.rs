@@ -97,7 +97,8 @@ impl HttpResilienceLayer {
         self.layer(client)
     }
 
-    /// The preset around a `reqwest::Client` (feature `reqwest`), through [`Reqwest`].
+    /// The preset around a `reqwest::Client` (feature `reqwest`): each request is made a
+    /// `reqwest::Request`, each response an `http::Response<reqwest::Body>` that keeps its URL.
     ///
     /// ```
     /// use tower_tenacity::http::{HttpResilienceLayer, ReqwestResilience};

@@ -6,37 +6,55 @@ use std::error::Error as StdError;
 use http::{HeaderValue, Response, StatusCode};
 
 use super::HttpClassifier;
-use crate::error::{Error, ErrorKind, GiveUp, TimeoutScope};
+use crate::error::{BoxError, Error, ErrorKind, GiveUp, TimeoutScope};
 
 /// The response header that says "this hop already retried; do not retry it": Envoy's
 /// `x-envoy-overloaded`, which Envoy puts on the 503s it sheds. The HTTP classifier calls a
 /// retryable response that carries it fatal, so a call graph retries at the hop next to the
 /// failure and nowhere above it. (The breaker and the throttle still count it as a failure.)
-pub const OVERLOADED: &str = "x-envoy-overloaded";
+pub(crate) const OVERLOADED: &str = "x-envoy-overloaded";
 
-/// The answer a server sends when its own call through this crate failed with `err`, in a
-/// handler (`Err(err) => return upstream_failure(err.as_ref())`):
+/// The answer a server passes on for its own call through this crate, in a handler
+/// (`return upstream(client.call(request).await)`), so that its callers do not retry what it
+/// already retried:
 ///
-/// * `504 Gateway Timeout` when the deadline passed (the caller's, if the server reads it: see
+/// * a response is passed on as it is, and one the HTTP classifier would retry (a 429, 500,
+///   502, 503, 504 or 408, which this hop's retry layer already retried as far as its limits
+///   allowed) gets `x-envoy-overloaded: true`, which the HTTP classifier does not retry;
+/// * an error becomes `504 Gateway Timeout` when the deadline passed (the caller's, if the
+///   server reads it: see
 ///   [`ServerTimeoutLayer::deadline_header`](super::ServerTimeoutLayer::deadline_header));
-/// * `503 Service Unavailable` with [`OVERLOADED`] when this hop gave up on a dependency that
-///   kept failing (retries spent, the budget empty, a circuit open, throttled): the caller's
-///   retry layer does not retry it, since this hop already did;
-/// * `502 Bad Gateway` otherwise (a fatal answer or error from the dependency).
-///
-/// The body is the error's sentence, which names the request without its query or userinfo.
+///   `503 Service Unavailable` with `x-envoy-overloaded` when this hop gave up on a dependency
+///   that kept failing (retries spent, the budget empty, a circuit open, throttled); `502 Bad
+///   Gateway` otherwise. Its body is the error's sentence, which names the request without its
+///   query or userinfo.
 ///
 /// ```
-/// use tower_tenacity::Error;
-/// use tower_tenacity::http::{upstream_failure, OVERLOADED};
+/// use tower_tenacity::http::upstream;
 ///
-/// # fn failed() -> tower::BoxError { "no".into() }
-/// let err = failed();
-/// let response: http::Response<String> = upstream_failure(err.as_ref());
-/// assert_eq!(response.status(), 502);
-/// assert!(!response.headers().contains_key(OVERLOADED));
+/// let busy = http::Response::builder().status(503).body(String::new()).unwrap();
+/// assert_eq!(upstream(Ok(busy)).headers()["x-envoy-overloaded"], "true");
+/// let gone = http::Response::builder().status(404).body(String::new()).unwrap();
+/// assert!(upstream(Ok(gone)).headers().get("x-envoy-overloaded").is_none());
+/// let failed: http::Response<String> = upstream(Err("no route".into()));
+/// assert_eq!(failed.status(), 502);
 /// ```
-pub fn upstream_failure<B: From<String>>(err: &(dyn StdError + 'static)) -> Response<B> {
+pub fn upstream<B: From<String>>(outcome: Result<Response<B>, BoxError>) -> Response<B> {
+    match outcome {
+        Ok(response)
+            if HttpClassifier::new()
+                .classify_status(&response)
+                .is_retryable() =>
+        {
+            overloaded(response)
+        }
+        Ok(response) => response,
+        Err(err) => failure(err.as_ref()),
+    }
+}
+
+/// The answer for a call that failed with `err`.
+fn failure<B: From<String>>(err: &(dyn StdError + 'static)) -> Response<B> {
     let ours = Error::find(err);
     let status = match ours {
         Some(ours) if ours.timeout_scope() == Some(TimeoutScope::Total) => {
@@ -48,35 +66,15 @@ pub fn upstream_failure<B: From<String>>(err: &(dyn StdError + 'static)) -> Resp
     let mut response = Response::new(B::from(err.to_string()));
     *response.status_mut() = status;
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        response
-            .headers_mut()
-            .insert(OVERLOADED, HeaderValue::from_static("true"));
+        return overloaded(response);
     }
     response
 }
 
-/// A response a server's own call returned through this crate, made ready to pass on: one that
-/// the HTTP classifier would retry (a 429, 500, 502, 503, 504 or 408) gets [`OVERLOADED`],
-/// since this hop's retry layer already retried it as far as its limits allowed, and its
-/// callers must not multiply that. Any other response is passed on as it is.
-///
-/// ```
-/// use tower_tenacity::http::{upstream_response, OVERLOADED};
-///
-/// let busy = http::Response::builder().status(503).body(()).unwrap();
-/// assert!(upstream_response(busy).headers().contains_key(OVERLOADED));
-/// let gone = http::Response::builder().status(404).body(()).unwrap();
-/// assert!(!upstream_response(gone).headers().contains_key(OVERLOADED));
-/// ```
-pub fn upstream_response<B>(mut response: Response<B>) -> Response<B> {
-    if HttpClassifier::new()
-        .classify_status(&response)
-        .is_retryable()
-    {
-        response
-            .headers_mut()
-            .insert(OVERLOADED, HeaderValue::from_static("true"));
-    }
+fn overloaded<B>(mut response: Response<B>) -> Response<B> {
+    response
+        .headers_mut()
+        .insert(OVERLOADED, HeaderValue::from_static("true"));
     response
 }
 

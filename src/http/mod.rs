@@ -36,14 +36,13 @@ pub use self::classify::{HttpClassifier, Idempotent};
 pub use self::clients::HyperResilience;
 #[cfg(feature = "reqwest")]
 pub use self::clients::ReqwestResilience;
+pub(crate) use self::hop::OVERLOADED;
 #[cfg(feature = "grpc")]
 pub(crate) use self::hop::retried_here;
-pub use self::hop::{OVERLOADED, upstream_failure, upstream_response};
+pub use self::hop::upstream;
 pub use self::host::ByAuthority;
 pub use self::preset::{HttpResilience, HttpResilienceLayer};
 pub use self::replay::ReplayBody;
-#[cfg(feature = "reqwest")]
-pub use self::reqwest::Reqwest;
 #[cfg(feature = "reqwest-middleware")]
 pub use self::reqwest_use::ResilienceMiddleware;
 pub use self::server::ServerTimeoutLayer;

@@ -33,8 +33,7 @@ type Sent = <reqwest::Client as Service<reqwest::Request>>::Future;
 /// use std::time::Duration;
 /// use bytes::Bytes;
 /// use http_body_util::{BodyExt, Full};
-/// use tower::{Layer, Service, ServiceExt};
-/// use tower_tenacity::http::Reqwest;
+/// use tower::{Service, ServiceExt};
 /// use tower::BoxError;
 /// use tower_tenacity::ResilienceLayer;
 ///
@@ -43,7 +42,7 @@ type Sent = <reqwest::Client as Service<reqwest::Request>>::Future;
 /// let mut resilient = ResilienceLayer::http()
 ///     .total_timeout(Duration::from_secs(10))
 ///     .build()?
-///     .layer(Reqwest::new(client));
+///     .reqwest(client);
 /// let request = http::Request::get("http://127.0.0.1:8080/health").body(Full::new(Bytes::new()))?;
 /// let response = resilient.ready().await?.call(request).await?;
 /// let body = response.into_body().collect().await?.to_bytes();

@@ -11,7 +11,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::GiveUp;
-use crate::error::Limit;
 
 /// The per-request limits of a retry layer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,19 +51,19 @@ pub(crate) fn decide(
     clock: impl FnOnce() -> Clock,
 ) -> Verdict {
     if attempt >= limits.max_attempts {
-        return Verdict::Stop(GiveUp::Limit(Limit::Attempts));
+        return Verdict::Stop(GiveUp::Attempts);
     }
     let delay = match hint {
         Some(requested) if requested > limits.max_retry_after => {
-            return Verdict::Stop(GiveUp::Limit(Limit::RetryAfter {
+            return Verdict::Stop(GiveUp::RetryAfter {
                 requested,
                 cap: limits.max_retry_after,
-            }));
+            });
         }
         Some(requested) => requested,
         None => match next_delay() {
             Some(delay) => delay,
-            None => return Verdict::Stop(GiveUp::Limit(Limit::Elapsed)),
+            None => return Verdict::Stop(GiveUp::Elapsed),
         },
     };
     let clock = clock();
@@ -75,10 +74,10 @@ pub(crate) fn decide(
         .max_elapsed
         .is_some_and(|max| at.saturating_duration_since(clock.started) > max)
     {
-        return Verdict::Stop(GiveUp::Limit(Limit::Elapsed));
+        return Verdict::Stop(GiveUp::Elapsed);
     }
     if clock.deadline.is_some_and(|deadline| at >= deadline) {
-        return Verdict::Stop(GiveUp::Limit(Limit::Deadline));
+        return Verdict::Stop(GiveUp::Deadline);
     }
     Verdict::Retry { delay, at }
 }
@@ -127,7 +126,7 @@ mod tests {
             || unreachable!("no delay is needed"),
             || unreachable!("no clock is needed"),
         );
-        assert_eq!(verdict, Verdict::Stop(GiveUp::Limit(Limit::Attempts)));
+        assert_eq!(verdict, Verdict::Stop(GiveUp::Attempts));
     }
 
     #[test]
@@ -150,17 +149,17 @@ mod tests {
         let over = decide(&LIMITS, 1, Some(ms(61_000)), || None, || clock(now));
         assert_eq!(
             over,
-            Verdict::Stop(GiveUp::Limit(Limit::RetryAfter {
+            Verdict::Stop(GiveUp::RetryAfter {
                 requested: ms(61_000),
                 cap: ms(60_000)
-            }))
+            })
         );
     }
 
     #[test]
     fn an_ended_schedule_stops_as_elapsed() {
         let verdict = decide(&LIMITS, 1, None, || None, || unreachable!());
-        assert_eq!(verdict, Verdict::Stop(GiveUp::Limit(Limit::Elapsed)));
+        assert_eq!(verdict, Verdict::Stop(GiveUp::Elapsed));
     }
 
     #[test]
@@ -172,7 +171,7 @@ mod tests {
         };
         assert_eq!(
             decide(&LIMITS, 1, None, || Some(ms(100)), || at_deadline),
-            Verdict::Stop(GiveUp::Limit(Limit::Deadline))
+            Verdict::Stop(GiveUp::Deadline)
         );
         assert!(matches!(
             decide(&LIMITS, 1, None, || Some(ms(99)), || at_deadline),
@@ -188,7 +187,7 @@ mod tests {
         };
         assert_eq!(
             decide(&limits, 2, None, || Some(ms(100)), || late),
-            Verdict::Stop(GiveUp::Limit(Limit::Elapsed))
+            Verdict::Stop(GiveUp::Elapsed)
         );
     }
 

@@ -252,7 +252,7 @@ impl<C, P> RetryBuilder<C, P> {
 
     /// Lets a `backoff` crate schedule decide the delays. Each request starts from a clone of
     /// `backoff`, reset; when it returns `None` retrying stops (as
-    /// [`Limit::Elapsed`](crate::Limit::Elapsed)).
+    /// [`GiveUp::Elapsed`](crate::GiveUp::Elapsed)).
     #[cfg(feature = "backoff")]
     pub fn backoff_schedule<B>(mut self, backoff: B) -> Self
     where
