@@ -319,7 +319,7 @@ pub mod testing_your_stack {}
 ///
 /// Client-side adaptive throttling ([`ThrottleLayer`](crate::throttle::ThrottleLayer)) is for a
 /// dependency that answers fast that it is overloaded (429s, `RESOURCE_EXHAUSTED`); against one
-/// that queues, the server's admission limit is what keeps its goodput up (the README's fleet
+/// that queues, the server's admission limit is what keeps its goodput up (BENCHMARKS.md's fleet
 /// table shows both).
 ///
 /// A middle tier:

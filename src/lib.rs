@@ -157,10 +157,14 @@ pub mod timeout;
 pub use crate::error::{Attempt, ConfigError, Error, ErrorKind, GiveUp, TimeoutScope};
 pub use crate::preset::{ResilienceBuilder, ResilienceLayer};
 
-// The README's code is compiled and run with the doctests.
+// The README's code is compiled and run with the doctests, and so is the guide's.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+#[doc = include_str!("../GUIDE.md")]
+#[cfg(doctest)]
+pub struct GuideDoctests;
 
 /// Futures and builders that are dropped unused warn (`#[must_use]`): a call that is never
 /// awaited, a builder that is never built.
