@@ -377,3 +377,36 @@ pub mod testing_your_stack {}
 /// real sockets, beside every hop retrying on its own.
 #[cfg(feature = "http")]
 pub mod under_overload {}
+
+/// Metrics (`metrics` feature): every layer records through the
+/// [`metrics`](https://docs.rs/metrics) facade; install the recorder or exporter you use
+/// (Prometheus, StatsD, OpenTelemetry through `metrics-exporter-opentelemetry`…) and the
+/// instruments below appear. With no recorder installed each record is a no-op; with the
+/// feature off none of it is built. The names follow OpenTelemetry's conventions (lowercase,
+/// dotted, the unit not in the name); every instrument has a `tenacity.scope` attribute: the key
+/// the call's state is kept under when a layer keeps it per key (for the HTTP and gRPC presets
+/// `scheme://host:port`, at most as many as the layer keeps keys, 1 024 by default), empty
+/// otherwise.
+///
+/// | instrument | kind | attributes | what it counts |
+/// |---|---|---|---|
+/// | `tenacity.attempts` | counter | `outcome` (`success`, `retryable`, `fatal`), `reason` (the classifier's, as its phrase: `HTTP status 503`, `connection refused`, `circuit open`…; empty for a success) | attempts, by how the classifier called their outcome |
+/// | `tenacity.attempt.duration` | histogram, seconds | `outcome` | each attempt, from its call to its outcome |
+/// | `tenacity.retries` | counter | `reason` | retries planned, by why the attempt failed |
+/// | `tenacity.hedges` | counter | `result` (`sent`, `won`, `skipped`) | hedges sent, calls a hedge won, hedges that were due but not sent |
+/// | `tenacity.give_ups` | counter | `why` (`fatal`, `attempts`, `elapsed`, `deadline`, `retry_after`, `budget`, `not_replayable`) | calls that stopped on a failure |
+/// | `tenacity.budget.denied` | counter | `kind` (`retry`, `hedge`) | retries and hedges the retry budget refused |
+/// | `tenacity.deadline.exceeded` | counter | `scope` (`attempt`, `total`) | attempts ended by the attempt timeout or by the call's deadline |
+/// | `tenacity.breaker.transitions` | counter | `from`, `to` (`closed`, `open`, `half_open`, `held_open`, `held_closed`) | circuit state changes |
+/// | `tenacity.rejected` | counter | `layer` (`breaker`, `throttle`, `admission`) | calls turned away without being sent (an open circuit, adaptive throttling) or served (a server's admission limit) |
+///
+/// What it costs: a call reads the clock when it sends each attempt and when it ends (for the
+/// latency); a success records through handles its key made once, with no allocation; a failed
+/// attempt's record builds its labels (the reason, the key), a few small allocations on a path
+/// that has failed already.
+///
+/// The same events reach an [`Observer`](crate::retry::Observer) as data, with the attempt's
+/// latency (`Event::Outcome`'s `elapsed`) and the key (`Observer::on_event_in`), for a
+/// metrics library of your own.
+#[cfg(feature = "metrics")]
+pub mod metrics {}

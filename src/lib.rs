@@ -146,6 +146,8 @@ pub mod grpc;
 pub mod guides;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod preset;
 pub mod retry;
 pub mod scope;

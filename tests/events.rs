@@ -76,7 +76,9 @@ async fn the_observer_sees_the_same_story_as_data() {
             Event::Attempt { attempt: first },
             Event::Outcome {
                 attempt: first,
-                classification: Classification::retryable(Reason::Status(503))
+                classification: Classification::retryable(Reason::Status(503)),
+                // Timed, since an observer reads it; the script answers at once.
+                elapsed: Some(ms(0)),
             },
             Event::Retry {
                 attempt: first,
@@ -87,7 +89,8 @@ async fn the_observer_sees_the_same_story_as_data() {
             Event::Attempt { attempt: second },
             Event::Outcome {
                 attempt: second,
-                classification: Classification::Success
+                classification: Classification::Success,
+                elapsed: Some(ms(0)),
             },
         ]
     );

@@ -125,6 +125,8 @@ where
         match self.limiter.admit() {
             Some(permit) => AdmissionFuture::admitted(self.inner.call(request), permit),
             None => {
+                #[cfg(feature = "metrics")]
+                crate::metrics::rejected("admission", None);
                 let limit = self.limiter.limit();
                 let error = Error::new(ErrorKind::Overloaded { limit });
                 AdmissionFuture::rejected(Err(error.into()))
@@ -150,7 +152,11 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         match self.limiter.admit() {
             Some(permit) => AdmissionFuture::admitted(self.inner.call(request), permit),
-            None => AdmissionFuture::rejected(Ok(turned_away(&request))),
+            None => {
+                #[cfg(feature = "metrics")]
+                crate::metrics::rejected("admission", None);
+                AdmissionFuture::rejected(Ok(turned_away(&request)))
+            }
         }
     }
 }

@@ -23,6 +23,20 @@ pub enum CircuitState {
     HeldClosed,
 }
 
+impl CircuitState {
+    /// The state as a metric's attribute value.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            CircuitState::Closed => "closed",
+            CircuitState::Open => "open",
+            CircuitState::HalfOpen => "half_open",
+            CircuitState::HeldOpen => "held_open",
+            CircuitState::HeldClosed => "held_closed",
+        }
+    }
+}
+
 impl fmt::Display for CircuitState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -135,6 +149,12 @@ pub(crate) fn emit(observer: Option<&dyn Observer>, transition: &Transition<'_>)
             "circuit changed"
         );
     }
+    #[cfg(feature = "metrics")]
+    crate::metrics::transition(
+        transition.from.label(),
+        transition.to.label(),
+        transition.key,
+    );
     if let Some(observer) = observer {
         observer.on_transition(transition);
     }

@@ -115,6 +115,8 @@ impl<S, C, K> CircuitBreaker<S, C, K> {
                 ResponseFuture::called(self.inner.call(request), ticket)
             }
             Err(rejection) => {
+                #[cfg(feature = "metrics")]
+                crate::metrics::rejected("breaker", circuit.name());
                 let kind = ErrorKind::CircuitOpen {
                     remaining: rejection.remaining,
                     held: rejection.held,

@@ -21,6 +21,9 @@ pub enum Event {
         attempt: Attempt,
         /// What the classifier said.
         classification: Classification,
+        /// How long it took, from its call to its outcome; timed only when an observer (or the
+        /// `metrics` feature) reads the events, `None` otherwise.
+        elapsed: Option<Duration>,
     },
     /// The attempt failed and another follows after `delay`.
     Retry {
@@ -123,6 +126,14 @@ impl std::fmt::Display for NoHedge {
 pub trait Observer: Send + Sync + 'static {
     /// Called synchronously, on the task that runs the request: keep it short.
     fn on_event(&self, event: &Event);
+
+    /// The same, with the key the call's state is kept under when the layer keeps it per key
+    /// (the presets: the host, `scheme://host:port`), for a metric's attribute: at most as many
+    /// as the layer keeps keys. By default it calls [`on_event`](Self::on_event).
+    fn on_event_in(&self, event: &Event, scope: Option<&str>) {
+        let _ = scope;
+        self.on_event(event);
+    }
 }
 
 impl<F> Observer for F
@@ -137,7 +148,11 @@ where
 /// Sends `event` to `tracing` and to the observer, if any.
 #[cold]
 #[inline(never)]
-pub(crate) fn emit(observer: Option<&dyn Observer>, event: Event) {
+pub(crate) fn emit(
+    observer: Option<&dyn Observer>,
+    event: Event,
+    scope: Option<crate::scope::Scope<'_>>,
+) {
     match event {
         Event::Attempt { attempt } => {
             tracing::trace!(
@@ -149,6 +164,7 @@ pub(crate) fn emit(observer: Option<&dyn Observer>, event: Event) {
         Event::Outcome {
             attempt,
             classification,
+            ..
         } => {
             tracing::debug!(
                 attempt = attempt.number,
@@ -181,8 +197,10 @@ pub(crate) fn emit(observer: Option<&dyn Observer>, event: Event) {
             reason,
         } => trace_give_up(attempt, why, reason),
     }
+    #[cfg(feature = "metrics")]
+    crate::metrics::record(&event, scope);
     if let Some(observer) = observer {
-        observer.on_event(&event);
+        observer.on_event_in(&event, scope.map(|scope| scope.name));
     }
 }
 

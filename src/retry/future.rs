@@ -98,7 +98,7 @@ where
     ) -> Self {
         ResponseFuture {
             state: State::Calling {
-                attempts: InFlight::new(future, Sent::first(1)),
+                attempts: InFlight::new(future, Sent::first(1, shared.config.sent_at())),
             },
             timer: None,
             kept,
@@ -216,9 +216,13 @@ where
         };
         let classification = shared.classifier.classify(kept, outcome.as_ref());
         let attempt = config.attempt(sent.number);
-        config.emit(|| Event::Outcome {
+        let scope = this.keyed.as_ref().and_then(|slot| slot.scope());
+        config.emit_in(scope, || Event::Outcome {
             attempt,
             classification,
+            elapsed: sent
+                .at
+                .map(|at| Instant::now().saturating_duration_since(at)),
         });
         let (reason, hint) = match classification {
             Classification::Retryable { reason, after } => (reason, after),
@@ -299,9 +303,10 @@ where
         let budget = shared.config.budget(this.keyed.as_ref());
         let planned = plan_retry(shared, kept, attempt, (reason, hint, budget), this.progress);
         let config = &self.shared.config;
+        let scope = self.keyed.as_ref().and_then(|slot| slot.scope());
         match planned {
             Ok((delay, at)) => {
-                config.emit(|| Event::Retry {
+                config.emit_in(scope, || Event::Retry {
                     attempt,
                     delay,
                     reason,
@@ -311,7 +316,7 @@ where
                 Next::GoOn
             }
             Err(why) => {
-                config.emit(|| Event::GiveUp {
+                config.emit_in(scope, || Event::GiveUp {
                     attempt,
                     why,
                     reason: Some(reason),

@@ -63,6 +63,7 @@ mod service;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::error::Attempt;
@@ -141,9 +142,32 @@ impl Config {
     /// level.
     #[inline]
     pub(crate) fn emit(&self, event: impl FnOnce() -> events::Event) {
-        if self.observer.is_some() || tracing::level_enabled!(tracing::Level::WARN) {
-            events::emit(self.observer.as_deref(), event());
+        self.emit_in(None, event);
+    }
+
+    /// Reports `event` of a call whose state is kept under the key `scope`.
+    #[inline]
+    pub(crate) fn emit_in(
+        &self,
+        scope: Option<crate::scope::Scope<'_>>,
+        event: impl FnOnce() -> events::Event,
+    ) {
+        if self.observed() || tracing::level_enabled!(tracing::Level::WARN) {
+            events::emit(self.observer.as_deref(), event(), scope);
         }
+    }
+
+    /// Whether anything but `tracing` reads the events: an observer, or the `metrics` feature.
+    #[inline]
+    pub(crate) fn observed(&self) -> bool {
+        self.observer.is_some() || cfg!(feature = "metrics")
+    }
+
+    /// When an attempt sent now is sent, if anyone reads its latency: one clock read, only
+    /// then.
+    #[inline]
+    pub(crate) fn sent_at(&self) -> Option<Instant> {
+        self.observed().then(Instant::now)
     }
 
     /// Sends `request` as `attempt` through `service`: an event, and the attempt in scope for

@@ -54,14 +54,47 @@ pub(crate) struct Slot<V> {
     key: Box<dyn Any + Send + Sync>,
     name: Box<str>,
     used: AtomicBool,
+    // The key's metric handles, made at its first record: a success then records with no
+    // allocation (a key's labels would otherwise be built for every call).
+    #[cfg(feature = "metrics")]
+    metrics: std::sync::OnceLock<crate::metrics::ScopeMetrics>,
     value: V,
 }
 
 impl<V> Slot<V> {
+    fn new(hash: u64, key: Box<dyn Any + Send + Sync>, name: Box<str>, value: V) -> Self {
+        Slot {
+            hash,
+            key,
+            name,
+            used: AtomicBool::new(true),
+            #[cfg(feature = "metrics")]
+            metrics: std::sync::OnceLock::new(),
+            value,
+        }
+    }
+
     /// The key as its `Debug` form, for events; empty for the single scope.
     pub(crate) fn name(&self) -> Option<&str> {
         (!self.name.is_empty()).then_some(&*self.name)
     }
+
+    /// The key, for events and metrics; `None` for the single scope.
+    pub(crate) fn scope(&self) -> Option<Scope<'_>> {
+        Some(Scope {
+            name: self.name()?,
+            #[cfg(feature = "metrics")]
+            metrics: &self.metrics,
+        })
+    }
+}
+
+/// A key's name and what its metrics keep, as events carry them.
+#[derive(Clone, Copy)]
+pub(crate) struct Scope<'a> {
+    pub(crate) name: &'a str,
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics: &'a std::sync::OnceLock<crate::metrics::ScopeMetrics>,
 }
 
 impl<V> Deref for Slot<V> {
@@ -107,13 +140,7 @@ struct Writer {
 impl<V> Scopes<V> {
     /// State for one key only: every request gets the same value.
     pub(crate) fn single(value: V) -> Self {
-        Scopes::Single(Arc::new(Slot {
-            hash: 0,
-            key: Box::new(()),
-            name: "".into(),
-            used: AtomicBool::new(true),
-            value,
-        }))
+        Scopes::Single(Arc::new(Slot::new(0, Box::new(()), "".into(), value)))
     }
 
     /// State per key, up to `cap` keys, each made by `make`.
@@ -185,13 +212,8 @@ impl<V> PerKey<V> {
         if writer.keys >= self.cap {
             self.evict(&mut writer);
         }
-        let slot = Arc::new(Slot {
-            hash,
-            name: format!("{key:?}").into(),
-            key: Box::new(key),
-            used: AtomicBool::new(true),
-            value: (self.make)(),
-        });
+        let name = format!("{key:?}").into();
+        let slot = Arc::new(Slot::new(hash, Box::new(key), name, (self.make)()));
         let mut chain = bucket.load().as_deref().cloned().unwrap_or_default();
         chain.push(slot.clone());
         bucket.store(Some(Arc::new(chain)));
@@ -311,13 +333,9 @@ mod tests {
         let chain: Chain<u32> = [("x", 1), ("y", 2)]
             .into_iter()
             .map(|(key, value)| {
-                Arc::new(Slot {
-                    hash: 7,
-                    key: Box::new(key),
-                    name: key.into(),
-                    used: AtomicBool::new(false),
-                    value,
-                })
+                let slot = Slot::new(7, Box::new(key), key.into(), value);
+                slot.used.store(false, Ordering::Relaxed);
+                Arc::new(slot)
             })
             .collect();
         assert_eq!(find(Some(&chain), 7, &"y").map(|s| s.value), Some(2));

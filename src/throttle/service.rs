@@ -79,6 +79,8 @@ where
             Err(tally) => {
                 // A rejected request is a request all the same.
                 slot.window.record(tick, false);
+                #[cfg(feature = "metrics")]
+                crate::metrics::rejected("throttle", slot.name());
                 let kind = ErrorKind::Throttled {
                     requests: tally.requests,
                     accepts: tally.accepts,

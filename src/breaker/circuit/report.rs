@@ -36,7 +36,8 @@ impl Circuit {
         cause: Cause,
         break_for: Option<Duration>,
     ) {
-        if self.shared.observer.is_none() && !tracing::level_enabled!(tracing::Level::WARN) {
+        let listened = self.shared.observer.is_some() || cfg!(feature = "metrics");
+        if !listened && !tracing::level_enabled!(tracing::Level::WARN) {
             return;
         }
         let transition = Transition {

@@ -93,7 +93,7 @@ where
         // hedges, if any, come after their own delay, counted from when it is found pending.
         this.timer.set(None);
         let future = config.send(&mut service, request, config.attempt(*this.attempt));
-        let attempts = InFlight::new(future, Sent::first(*this.attempt));
+        let attempts = InFlight::new(future, Sent::first(*this.attempt, config.sent_at()));
         this.state.set(State::Calling { attempts });
         Ok(())
     }

@@ -139,7 +139,7 @@ where
         *this.attempt += 1;
         this.progress.hedged = true;
         let learns = config.hedging.as_ref().is_some_and(|h| h.learns());
-        let at = learns.then(Instant::now);
+        let at = (learns || config.observed()).then(Instant::now);
         let future = config.send(&mut service, request, attempt);
         config.emit(|| Event::Hedge { attempt });
         let number = attempt.number;

@@ -24,11 +24,12 @@ pub(super) struct Sent {
 }
 
 impl Sent {
-    /// The first attempt of a round: timed, if at all, once it is found pending.
-    pub(super) fn first(number: u32) -> Self {
+    /// The first attempt of a round, sent `at` (when someone reads its latency; otherwise a
+    /// learned hedge delay times it once it is found pending).
+    pub(super) fn first(number: u32, at: Option<Instant>) -> Self {
         Sent {
             number,
-            at: None,
+            at,
             taken: None,
         }
     }
