@@ -12,7 +12,7 @@ use tower_service::Service;
 
 use super::deadline_body::{BodyBound, DeadlineBody};
 use super::replay::ReplayBody;
-use super::service::{Attempts, Named, named};
+use super::service::{Attempts, Named, Url, named};
 use crate::deadline::{Enforcer, UnderDeadline};
 use crate::error::{Attempt, BoxError};
 
@@ -72,16 +72,35 @@ where
             method: request.method().clone(),
             uri: request.uri().clone(),
         };
+        // The call's span (OpenTelemetry's HTTP client conventions; the URL without its
+        // userinfo or query), entered while the call is made and polled: the attempts' spans
+        // are its children. Nothing is formatted unless a subscriber wants the span.
+        let span = tracing::info_span!(
+            "HTTP request",
+            otel.kind = "client",
+            http.request.method = %subject.method,
+            server.address = subject.uri.host(),
+            server.port = subject.uri.port_u16(),
+            url.full = %Url(&subject.uri),
+            http.response.status_code = tracing::field::Empty,
+        );
         let cap = self.replay_cap;
         let request = request.map(|body| ReplayBody::new(body, cap));
         // The stack inside (retry, every attempt's timeout) ends the call at the deadline.
         let enforcer = Enforcer::Inside;
-        let inner = UnderDeadline::call(self.total, enforcer, || self.inner.call(request));
+        let call = || UnderDeadline::call(self.total, enforcer, || self.inner.call(request));
+        // With no subscriber for it the span is disabled: entering it would be for nothing.
+        let inner = if span.is_disabled() {
+            call()
+        } else {
+            span.in_scope(call)
+        };
         HttpEdgeFuture {
             inner,
             subject,
             covers_body: self.covers_body,
             max_attempts: self.max_attempts,
+            span,
         }
     }
 }
@@ -111,6 +130,7 @@ pin_project! {
         subject: Subject,
         covers_body: bool,
         max_attempts: u32,
+        span: tracing::Span,
     }
 }
 
@@ -131,10 +151,13 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        let _entered = this.span.enter();
         let outcome = ready!(this.inner.as_mut().poll_deadline(cx));
         let subject = &*this.subject;
         match outcome {
             Ok(response) => {
+                this.span
+                    .record("http.response.status_code", response.status().as_u16());
                 let bound = if *this.covers_body {
                     // The attempt that answered, as retry marked the response.
                     let attempt = Attempt {

@@ -46,17 +46,26 @@ pub(crate) struct Named<'a> {
 
 impl fmt::Display for Named<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ", self.method)?;
-        if let Some(scheme) = self.uri.scheme() {
+        write!(f, "{} {}", self.method, Url(self.uri))
+    }
+}
+
+/// A URL as errors, events and spans (`url.full`) show it: scheme, host, port and path, never
+/// the userinfo or the query.
+pub(crate) struct Url<'a>(pub(crate) &'a Uri);
+
+impl fmt::Display for Url<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(scheme) = self.0.scheme() {
             write!(f, "{scheme}://")?;
         }
-        if let Some(host) = self.uri.host() {
+        if let Some(host) = self.0.host() {
             f.write_str(host)?;
         }
-        if let Some(port) = self.uri.port_u16() {
+        if let Some(port) = self.0.port_u16() {
             write!(f, ":{port}")?;
         }
-        f.write_str(self.uri.path())
+        f.write_str(self.0.path())
     }
 }
 
@@ -123,15 +132,24 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = S::Future;
+    type Future = tracing::instrument::Instrumented<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        use tracing::Instrument;
+        let attempt = current_attempt();
+        // One span per attempt, a child of the call's (OpenTelemetry's HTTP conventions: a
+        // resent request says how many times it was resent).
+        let span = tracing::info_span!(
+            "HTTP attempt",
+            otel.kind = "client",
+            http.request.resend_count = attempt.map(|a| a.number - 1).filter(|n| *n > 0),
+        );
         if let Some(header) = &self.header
-            && let Some(attempt) = current_attempt().filter(|a| a.number > 1)
+            && let Some(attempt) = attempt.filter(|a| a.number > 1)
         {
             let value = attempt.number - u32::from(self.previous);
             request
@@ -146,7 +164,12 @@ where
                 .headers_mut()
                 .insert(header.clone(), HeaderValue::from(millis));
         }
-        self.inner.call(request)
+        let future = if span.is_disabled() {
+            self.inner.call(request)
+        } else {
+            span.in_scope(|| self.inner.call(request))
+        };
+        future.instrument(span)
     }
 }
 
