@@ -410,3 +410,63 @@ pub mod under_overload {}
 /// metrics library of your own.
 #[cfg(feature = "metrics")]
 pub mod metrics {}
+
+/// Settings in a file (`serde` feature): `ResilienceLayer`, `HttpResilienceLayer` and
+/// `GrpcResilienceLayer` deserialize from a document of their settings, through whichever serde
+/// format crate reads your file (`toml`, `serde_yaml`, `serde_json`). Every field is optional;
+/// durations are humantime strings (`"250ms"`, `"2s"`, `"1m 30s"`); a field a preset does not
+/// have is an error that names it; a value out of range is the builder's own error, which names
+/// the field and the bound (`invalid configuration: backoff.initial (10s) must not exceed
+/// backoff.max (1s)`).
+///
+/// ```toml
+/// total_timeout = "10s"          # or no_total_timeout = true
+/// attempt_timeout = "2s"
+/// max_attempts = 3
+/// max_elapsed = "30s"
+/// max_retry_after = "60s"
+/// seed = 7                       # reproducible jitter
+/// no_budget = false
+///
+/// [backoff]                      # all four, or none
+/// initial = "100ms"
+/// multiplier = 2.0
+/// max = "5s"
+/// jitter = "full"                # none, full, equal, decorrelated
+///
+/// [budget]                       # all three, or none
+/// ratio = 0.2
+/// floor = 10
+/// window = "1s"
+///
+/// [hedge]                        # after = "100ms", or percentile = 95.0 (with floor)
+/// percentile = 95.0
+/// floor = "5ms"
+/// max_in_flight = 2
+///
+/// [breaker]                      # the HTTP and gRPC presets; each field optional
+/// failure_ratio = 0.5
+/// min_calls = 20
+/// window = "30s"
+/// consecutive_failures = 5
+/// break_duration = "5s"
+/// max_break = "60s"
+///
+/// # The HTTP preset's own (the gRPC preset takes replay_cap only).
+/// replay_cap = 65536
+/// deadline_header = "x-envoy-expected-rq-timeout-ms"
+/// attempt_header = "x-envoy-attempt-count"
+/// total_timeout_covers_body = false
+/// retry_unsafe_methods = false
+/// ```
+///
+/// ```
+/// # fn main() -> Result<(), serde_json::Error> {
+/// let layer: tower_tenacity::http::HttpResilienceLayer =
+///     serde_json::from_str(r#"{ "attempt_timeout": "1s", "breaker": { "consecutive_failures": 5 } }"#)?;
+/// assert!(layer.breaker().is_on());
+/// # Ok(())
+/// # }
+/// ```
+#[cfg(feature = "serde")]
+pub mod configuration {}

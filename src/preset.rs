@@ -7,6 +7,8 @@ use std::time::Duration;
 use tower_layer::{Identity, Layer};
 
 mod builder;
+#[cfg(feature = "serde")]
+pub(crate) mod settings;
 
 pub use self::builder::ResilienceBuilder;
 use crate::breaker::NoBreaker;

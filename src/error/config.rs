@@ -51,11 +51,30 @@ pub(crate) enum ConfigProblem {
         /// The bounding field's value.
         limit: Duration,
     },
+    /// A setting this preset does not take (in a settings document), or a pair that excludes
+    /// each other.
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
+    NotHere,
+    /// A header name that is not one.
+    #[cfg_attr(not(all(feature = "serde", feature = "http")), allow(dead_code))]
+    NotAHeader,
 }
 
 impl ConfigError {
     pub(crate) fn new(field: &'static str, problem: ConfigProblem) -> Self {
         ConfigError { field, problem }
+    }
+
+    /// `field` names a header that cannot be one.
+    #[cfg(all(feature = "serde", feature = "http"))]
+    pub(crate) fn not_a_header(field: &'static str) -> Self {
+        ConfigError::new(field, ConfigProblem::NotAHeader)
+    }
+
+    /// `field` is not a setting of this preset (a settings document named it).
+    #[cfg(feature = "serde")]
+    pub(crate) fn not_here(field: &'static str) -> Self {
+        ConfigError::new(field, ConfigProblem::NotHere)
     }
 
     /// The field that was refused, dotted like `backoff.initial`.
@@ -84,6 +103,8 @@ impl fmt::Display for ConfigError {
             }
             ConfigProblem::Zero => write!(f, "{field} must be at least 1, got 0"),
             ConfigProblem::ZeroDuration => write!(f, "{field} must be longer than zero"),
+            ConfigProblem::NotHere => write!(f, "{field} is not a setting of this preset"),
+            ConfigProblem::NotAHeader => write!(f, "{field} is not a valid header name"),
             ConfigProblem::Exceeds {
                 value,
                 bound,

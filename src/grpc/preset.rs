@@ -213,3 +213,23 @@ impl<B: crate::breaker::BreakerSlot<GrpcClassifier>>
         })
     }
 }
+
+/// The gRPC preset from a document of its settings (feature `serde`): the core preset's fields
+/// and `replay_cap`. See `guides::configuration`.
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for GrpcResilienceLayer {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use crate::preset::settings::{Settings, with_breaker};
+        let mut s = Settings::deserialize(d)?;
+        let cap = s.replay_cap.take();
+        let built = (|| {
+            s.only_common()?;
+            let mut b = s.apply(ResilienceLayer::grpc())?;
+            if let Some(cap) = cap {
+                b = b.replay_cap(cap);
+            }
+            with_breaker(&s, b, |b| b.build(), |b| b.build())
+        })();
+        built.map_err(serde::de::Error::custom)
+    }
+}

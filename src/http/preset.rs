@@ -229,3 +229,49 @@ impl<B: crate::breaker::BreakerSlot<HttpClassifier>>
         })
     }
 }
+
+/// The HTTP preset from a document of its settings (feature `serde`): every field of the core
+/// preset (timeouts, attempts, backoff, budget, hedge, breaker) and the HTTP preset's own
+/// (`replay_cap`, `attempt_header`, `deadline_header`, `total_timeout_covers_body`,
+/// `retry_unsafe_methods`). See `guides::configuration`.
+///
+/// ```
+/// use tower_tenacity::http::HttpResilienceLayer;
+///
+/// let layer: HttpResilienceLayer = serde_json::from_str(r#"{
+///     "total_timeout": "10s",
+///     "attempt_timeout": "2s",
+///     "breaker": { "failure_ratio": 0.5, "break_duration": "5s" },
+///     "deadline_header": "x-envoy-expected-rq-timeout-ms"
+/// }"#).unwrap();
+/// assert!(layer.breaker().is_on());
+/// let err = serde_json::from_str::<HttpResilienceLayer>(r#"{ "max_attemps": 3 }"#).unwrap_err();
+/// assert!(err.to_string().contains("unknown field `max_attemps`"), "{err}");
+/// ```
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for HttpResilienceLayer {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use crate::preset::settings::{Settings, header, with_breaker};
+        let s = Settings::deserialize(d)?;
+        let built = (|| {
+            let mut b = s.apply(ResilienceLayer::http())?;
+            if let Some(cap) = s.replay_cap {
+                b = b.replay_cap(cap);
+            }
+            if let Some(name) = &s.attempt_header {
+                b = b.attempt_header(header(name, "attempt_header")?);
+            }
+            if let Some(name) = &s.deadline_header {
+                b = b.deadline_header(header(name, "deadline_header")?);
+            }
+            if s.total_timeout_covers_body {
+                b = b.total_timeout_covers_body();
+            }
+            if s.retry_unsafe_methods {
+                b = b.retry_unsafe_methods();
+            }
+            with_breaker(&s, b, |b| b.build(), |b| b.build())
+        })();
+        built.map_err(serde::de::Error::custom)
+    }
+}

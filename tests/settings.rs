@@ -1,0 +1,134 @@
+//! The presets' settings as data (feature `serde`): a document (JSON here; TOML and YAML go
+//! through their own serde crates) builds the preset, durations are humantime strings, a field
+//! a preset does not have is an error that names it, and a value out of range is the builder's
+//! error, naming the field.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{Empty, Full};
+use tower::{Layer, Service, ServiceExt, service_fn};
+use tower_tenacity::ResilienceLayer;
+use tower_tenacity::grpc::GrpcResilienceLayer;
+use tower_tenacity::http::{HttpResilienceLayer, ReplayBody};
+
+fn http(document: &str) -> Result<HttpResilienceLayer, String> {
+    serde_json::from_str(document).map_err(|err| err.to_string())
+}
+
+#[test]
+fn every_setting_of_the_http_preset_is_read() {
+    let layer = http(
+        r#"{
+            "total_timeout": "3s",
+            "attempt_timeout": "750ms",
+            "max_attempts": 5,
+            "max_elapsed": "2s",
+            "max_retry_after": "1m",
+            "seed": 7,
+            "backoff": { "initial": "10ms", "multiplier": 3.0, "max": "1s", "jitter": "decorrelated" },
+            "budget": { "ratio": 0.1, "floor": 3, "window": "10s" },
+            "hedge": { "percentile": 95.0, "floor": "5ms", "max_in_flight": 3 },
+            "breaker": { "consecutive_failures": 4, "break_duration": "2s", "max_break": "30s", "probes": 2 },
+            "replay_cap": 1024,
+            "attempt_header": "x-attempt",
+            "deadline_header": "x-envoy-expected-rq-timeout-ms",
+            "total_timeout_covers_body": true,
+            "retry_unsafe_methods": true
+        }"#,
+    )
+    .unwrap();
+    assert_eq!(layer.stack().total_timeout(), Some(Duration::from_secs(3)));
+    assert_eq!(layer.stack().attempt_timeout(), Duration::from_millis(750));
+    assert_eq!(layer.stack().retry().max_attempts(), 5);
+    assert!(layer.breaker().is_on());
+}
+
+#[test]
+fn a_field_a_preset_does_not_have_is_named() {
+    for (document, field) in [
+        (r#"{ "max_attemps": 3 }"#, "unknown field `max_attemps`"),
+        (
+            r#"{ "backoff": { "initial": "1s", "multiplier": 2.0, "max": "2s", "jiter": "full" } }"#,
+            "unknown field `jiter`",
+        ),
+        (
+            r#"{ "breaker": { "failure_rate": 0.5 } }"#,
+            "unknown field `failure_rate`",
+        ),
+        (r#"{ "attempt_timeout": "soon" }"#, "\"soon\""),
+        (r#"{ "attempt_timeout": 3 }"#, "a duration such as"),
+    ] {
+        let err = http(document).unwrap_err();
+        assert!(err.contains(field), "{document}: {err}");
+    }
+    let grpc = serde_json::from_str::<GrpcResilienceLayer>(r#"{ "deadline_header": "x" }"#);
+    let err = grpc.unwrap_err().to_string();
+    assert!(
+        err.contains("deadline_header is not a setting of this preset"),
+        "{err}"
+    );
+    let core = serde_json::from_str::<ResilienceLayer>(r#"{ "breaker": { "probes": 1 } }"#);
+    assert!(core.unwrap_err().to_string().contains("breaker"));
+}
+
+#[test]
+fn a_value_out_of_range_is_the_builders_error_naming_the_field() {
+    for (document, field) in [
+        (
+            r#"{ "backoff": { "initial": "10s", "multiplier": 2.0, "max": "1s" } }"#,
+            "backoff.initial",
+        ),
+        (
+            r#"{ "budget": { "ratio": -1.0, "floor": 1, "window": "1s" } }"#,
+            "budget.ratio",
+        ),
+        (
+            r#"{ "total_timeout": "1s", "attempt_timeout": "2s" }"#,
+            "attempt_timeout",
+        ),
+        (
+            r#"{ "hedge": { "after": "10ms", "percentile": 90.0 } }"#,
+            "hedge.after or hedge.percentile",
+        ),
+        (
+            r#"{ "attempt_header": "not a header" }"#,
+            "attempt_header is not a valid header name",
+        ),
+    ] {
+        let err = http(document).unwrap_err();
+        assert!(err.contains(field), "{document}: {err}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_preset_read_from_settings_behaves_as_they_say() {
+    let layer = http(r#"{ "max_attempts": 4, "no_budget": true, "backoff": { "initial": "1ms", "multiplier": 1.0, "max": "1ms", "jitter": "none" } }"#).unwrap();
+    let calls = Arc::new(AtomicU32::new(0));
+    let counter = calls.clone();
+    let client = service_fn(move |_: Request<ReplayBody<Empty<Bytes>>>| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async {
+            Ok::<_, tower::BoxError>(
+                Response::builder()
+                    .status(503)
+                    .body(Full::<Bytes>::default())
+                    .unwrap(),
+            )
+        }
+    });
+    let mut svc = layer.layer(client);
+    let request = Request::get("http://127.0.0.1/")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = svc.ready().await.unwrap().call(request).await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        4,
+        "max_attempts from the document"
+    );
+}
