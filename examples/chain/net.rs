@@ -125,7 +125,7 @@ pub async fn serve(app: Router) -> String {
 pub fn server_timeout(hops: Hops) -> ServerTimeoutLayer {
     let layer = ServerTimeoutLayer::new(Duration::from_secs(5))
         .status(StatusCode::GATEWAY_TIMEOUT)
-        .margin(Duration::from_millis(2));
+        .margin(Duration::from_millis(10));
     match hops {
         Hops::Presets => layer.deadline_header(deadline_header()),
         Hops::Deaf | Hops::Naive => layer,
