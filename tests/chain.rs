@@ -39,8 +39,11 @@ async fn no_leaf_work_starts_after_its_caller_gave_up() {
         late_calls * 100 <= calls,
         "{late_calls} of {calls} leaf calls started after their caller's deadline"
     );
+    // The answer comes by the deadline: 504 where B's own deadline cut its retry, 503 (marked
+    // as retried already) where B gave up first.
     assert!(
-        statuses.iter().all(|s| *s == StatusCode::GATEWAY_TIMEOUT),
+        (statuses.iter())
+            .all(|s| [StatusCode::GATEWAY_TIMEOUT, StatusCode::SERVICE_UNAVAILABLE].contains(s)),
         "{statuses:?}"
     );
     // Not vacuous: deaf to the deadline, the same chain starts leaf work nobody waits for.

@@ -21,7 +21,8 @@ pub(crate) const OVERLOADED: &str = "x-envoy-overloaded";
 /// * a response is passed on as it is, and one the HTTP classifier would retry (a 429, 500,
 ///   502, 503, 504 or 408, which this hop's retry layer already retried as far as its limits
 ///   allowed) gets `x-envoy-overloaded: true`, which the HTTP classifier does not retry;
-/// * an error becomes `504 Gateway Timeout` when the deadline passed (the caller's, if the
+/// * an error becomes `504 Gateway Timeout` when the deadline passed or left no time for
+///   another attempt (the caller's, if the
 ///   server reads it: see
 ///   [`ServerTimeoutLayer::deadline_header`](super::ServerTimeoutLayer::deadline_header));
 ///   `503 Service Unavailable` with `x-envoy-overloaded` when this hop gave up on a dependency
@@ -57,7 +58,17 @@ pub fn upstream<B: From<String>>(outcome: Result<Response<B>, BoxError>) -> Resp
 fn failure<B: From<String>>(err: &(dyn StdError + 'static)) -> Response<B> {
     let ours = Error::find(err);
     let status = match ours {
-        Some(ours) if ours.timeout_scope() == Some(TimeoutScope::Total) => {
+        // The deadline passed, or was too near for another attempt.
+        Some(ours)
+            if ours.timeout_scope() == Some(TimeoutScope::Total)
+                || matches!(
+                    ours.kind(),
+                    ErrorKind::GaveUp {
+                        why: GiveUp::Deadline,
+                        ..
+                    }
+                ) =>
+        {
             StatusCode::GATEWAY_TIMEOUT
         }
         Some(ours) if retried_here(ours) => StatusCode::SERVICE_UNAVAILABLE,
