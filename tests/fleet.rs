@@ -93,12 +93,12 @@ fn a_fleet_of_a_thousand_small_clients_recovers_with_the_defaults() {
 /// The server behind an adaptive concurrency limit (`AdmissionLayer`, AIMD with a 250 ms
 /// target): it turns away what it cannot serve in time instead of queueing it, so that while
 /// its capacity is cut to 300 a second it spends it on calls someone still waits for. Goodput
-/// stays near the 75 % a 300-a-second server can give 400 requests a second, the load it
-/// serves never exceeds what the clients send by more than their budgets' catch-up in the
-/// second the capacity returns, and it recovers at once.
+/// stays near the 75 % a 300-a-second server can give 400 requests a second, the load it sees
+/// stays within 1.1× what the clients send (a turned-away call is not retried: the clients do
+/// not add to the load being shed), and it recovers at once.
 #[test]
 fn a_server_that_admits_what_it_can_serve_keeps_its_goodput_through_the_cut() {
-    for (clients, rate, peak) in [(10, 40.0, 1.1), (1000, 0.4, 1.15)] {
+    for (clients, rate, peak) in [(10, 40.0, 1.1), (1000, 0.4, 1.1)] {
         let fleet = Fleet {
             clients,
             rate,

@@ -18,7 +18,7 @@ fn slow(ms: u64) -> impl Service<(), Response = (), Error = BoxError, Future: Se
 }
 
 #[tokio::test(start_paused = true)]
-async fn calls_over_the_limit_are_turned_away_at_once_and_retryable() {
+async fn calls_over_the_limit_are_turned_away_at_once_and_not_retried() {
     let limit = AdaptiveLimit::aimd(Duration::from_secs(1))
         .initial(2)
         .bounds(1, 2);
@@ -36,7 +36,7 @@ async fn calls_over_the_limit_are_turned_away_at_once_and_retryable() {
     assert_eq!(error.kind(), ErrorKind::Overloaded { limit: 2 });
     assert_eq!(
         classify_error(err.as_ref()),
-        Classification::retryable(Reason::NeverSent(NotSent::Overloaded))
+        Classification::fatal(Reason::NeverSent(NotSent::Overloaded))
     );
     first.await.unwrap();
     // A place is free again.

@@ -272,9 +272,9 @@ pub fn classify_error(err: &(dyn StdError + 'static)) -> Classification {
                         after: remaining,
                     };
                 }
-                // Turned away before any work was done: another attempt may be admitted.
+                // A server shedding load: another attempt now would add to what it sheds.
                 ErrorKind::Overloaded { .. } => {
-                    return Classification::retryable(Reason::NeverSent(NotSent::Overloaded));
+                    return Classification::fatal(Reason::NeverSent(NotSent::Overloaded));
                 }
                 // The client's own fast failure under overload: retrying it would undo it.
                 ErrorKind::Throttled { .. } => {

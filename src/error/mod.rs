@@ -64,7 +64,8 @@ pub enum ErrorKind {
         held: bool,
     },
     /// A server's [admission](crate::admission) limit turned the call away at once: it had
-    /// `limit` calls in flight already. Retryable: nothing was done.
+    /// `limit` calls in flight already. Fatal: retrying a server that sheds load would add to
+    /// the load it sheds.
     Overloaded {
         /// The limit of calls in flight when it was turned away.
         limit: u64,

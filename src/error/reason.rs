@@ -70,7 +70,7 @@ pub enum NotSent {
     /// A [circuit breaker](crate::breaker) rejected the call.
     CircuitOpen,
     /// A server's [admission](crate::admission) limit turned the call away before doing any
-    /// work.
+    /// work. Fatal: the server sheds load, and a retry would add to it.
     Overloaded,
     /// Adaptive [throttling](crate::throttle) rejected the call. Fatal: it is the client's
     /// own way of failing fast.
