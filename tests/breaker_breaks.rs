@@ -10,6 +10,16 @@ use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_tenacity::breaker::{BreakerConfig, BreakerHandle, CircuitBreakerLayer, CircuitState};
 use tower_tenacity::{Error, ErrorKind};
 
+/// The tests of this file, one at a time: the log test reads what `tracing`'s global callsite
+/// cache lets through to its thread's subscriber, and another test hitting the same callsite at
+/// the same moment, with no subscriber, can leave that cache stale (seen here in one run of
+/// three under `cargo test`).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: Mutex<()> = Mutex::new(());
+    ONE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
@@ -53,6 +63,7 @@ fn remaining(result: Result<(), BoxError>) -> Option<Option<Duration>> {
 
 #[tokio::test(start_paused = true)]
 async fn the_longest_break_does_not_end() {
+    let _one = one_at_a_time();
     let (mut svc, handle) = breaker(|c| c.break_duration(Duration::MAX).max_break(Duration::MAX));
     call(&mut svc, false).await.unwrap_err();
     tokio::time::advance(Duration::from_secs(3600 * 24 * 365)).await;
@@ -65,6 +76,7 @@ async fn the_longest_break_does_not_end() {
 
 #[tokio::test(start_paused = true)]
 async fn a_break_ends_at_its_last_microsecond() {
+    let _one = one_at_a_time();
     let (mut svc, handle) = breaker(|c| c.break_duration(ms(100)).break_jitter(0.0));
     call(&mut svc, false).await.unwrap_err();
     tokio::time::advance(ms(40)).await;
@@ -108,6 +120,7 @@ async fn breaks(seed: u64, count: usize) -> Vec<Duration> {
 
 #[tokio::test(start_paused = true)]
 async fn jitter_lengthens_breaks_differently_for_each_seed_and_each_break() {
+    let _one = one_at_a_time();
     let mut firsts = Vec::new();
     for seed in [1, 2, 3, 4, u64::MAX] {
         firsts.push(breaks(seed, 1).await[0]);
@@ -137,6 +150,7 @@ async fn jitter_lengthens_breaks_differently_for_each_seed_and_each_break() {
 /// Of two probes, one is dropped: its place goes to the next call, and only to it.
 #[tokio::test(start_paused = true)]
 async fn the_place_of_a_dropped_probe_goes_to_the_next_call() {
+    let _one = one_at_a_time();
     let (mut svc, handle) = breaker(|c| c.break_duration(ms(10)).break_jitter(0.0).probes(2));
     call(&mut svc, false).await.unwrap_err();
     tokio::time::advance(ms(10)).await;
@@ -154,6 +168,7 @@ async fn the_place_of_a_dropped_probe_goes_to_the_next_call() {
 /// listens at all.
 #[test]
 fn an_opening_logs_a_warning_without_an_observer() {
+    let _one = one_at_a_time();
     #[derive(Clone, Default)]
     struct Log(Arc<Mutex<Vec<u8>>>);
     impl io::Write for Log {
