@@ -14,11 +14,7 @@ use tower_tenacity::{Error, ErrorKind};
 /// cache lets through to its thread's subscriber, and another test hitting the same callsite at
 /// the same moment, with no subscriber, can leave that cache stale (seen here in one run of
 /// three under `cargo test`).
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static ONE: Mutex<()> = Mutex::new(());
-    ONE.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn ms(ms: u64) -> Duration {
     Duration::from_millis(ms)
@@ -63,7 +59,7 @@ fn remaining(result: Result<(), BoxError>) -> Option<Option<Duration>> {
 
 #[tokio::test(start_paused = true)]
 async fn the_longest_break_does_not_end() {
-    let _one = one_at_a_time();
+    let _one = ONE_AT_A_TIME.lock().await;
     let (mut svc, handle) = breaker(|c| c.break_duration(Duration::MAX).max_break(Duration::MAX));
     call(&mut svc, false).await.unwrap_err();
     tokio::time::advance(Duration::from_secs(3600 * 24 * 365)).await;
@@ -76,7 +72,7 @@ async fn the_longest_break_does_not_end() {
 
 #[tokio::test(start_paused = true)]
 async fn a_break_ends_at_its_last_microsecond() {
-    let _one = one_at_a_time();
+    let _one = ONE_AT_A_TIME.lock().await;
     let (mut svc, handle) = breaker(|c| c.break_duration(ms(100)).break_jitter(0.0));
     call(&mut svc, false).await.unwrap_err();
     tokio::time::advance(ms(40)).await;
@@ -120,7 +116,7 @@ async fn breaks(seed: u64, count: usize) -> Vec<Duration> {
 
 #[tokio::test(start_paused = true)]
 async fn jitter_lengthens_breaks_differently_for_each_seed_and_each_break() {
-    let _one = one_at_a_time();
+    let _one = ONE_AT_A_TIME.lock().await;
     let mut firsts = Vec::new();
     for seed in [1, 2, 3, 4, u64::MAX] {
         firsts.push(breaks(seed, 1).await[0]);
@@ -150,7 +146,7 @@ async fn jitter_lengthens_breaks_differently_for_each_seed_and_each_break() {
 /// Of two probes, one is dropped: its place goes to the next call, and only to it.
 #[tokio::test(start_paused = true)]
 async fn the_place_of_a_dropped_probe_goes_to_the_next_call() {
-    let _one = one_at_a_time();
+    let _one = ONE_AT_A_TIME.lock().await;
     let (mut svc, handle) = breaker(|c| c.break_duration(ms(10)).break_jitter(0.0).probes(2));
     call(&mut svc, false).await.unwrap_err();
     tokio::time::advance(ms(10)).await;
@@ -168,7 +164,7 @@ async fn the_place_of_a_dropped_probe_goes_to_the_next_call() {
 /// listens at all.
 #[test]
 fn an_opening_logs_a_warning_without_an_observer() {
-    let _one = one_at_a_time();
+    let _one = ONE_AT_A_TIME.blocking_lock();
     #[derive(Clone, Default)]
     struct Log(Arc<Mutex<Vec<u8>>>);
     impl io::Write for Log {
