@@ -2,8 +2,10 @@
 //! ships generated code), through a real `tonic::transport::Channel`. A fault-injecting layer on
 //! the server fails or stalls calls and records the `grpc-timeout` each one carried.
 
+mod grpc_support;
 mod h2_server;
 
+use grpc_support::{decode_grpc_timeout, tonic_body};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -27,30 +29,6 @@ use tower::{Layer, Service, ServiceBuilder};
 use tower_tenacity::ResilienceLayer;
 use tower_tenacity::grpc::{GrpcClassifier, GrpcDeadlineLayer, GrpcResilienceLayer};
 use tower_tenacity::retry::{Event, ExponentialBackoff, Jitter, RetryBudget};
-
-/// A `grpc-timeout` value read back (digits and a unit), as the server saw it.
-fn decode_grpc_timeout(value: &[u8]) -> Option<Duration> {
-    let (unit, digits) = value.split_last()?;
-    let amount: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
-    Some(match unit {
-        b'H' => Duration::from_secs(amount * 3600),
-        b'M' => Duration::from_secs(amount * 60),
-        b'S' => Duration::from_secs(amount),
-        b'm' => Duration::from_millis(amount),
-        b'u' => Duration::from_micros(amount),
-        b'n' => Duration::from_nanos(amount),
-        _ => return None,
-    })
-}
-
-/// A response with tonic's body again, whatever body a layer put on it.
-fn tonic_body<B>(response: Response<B>) -> Response<Body>
-where
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    response.map(Body::new)
-}
 
 /// What the server's fault layer does and saw.
 #[derive(Default)]

@@ -5,6 +5,9 @@
 //! messages, and what is checked is which messages arrived and how often the server was called.
 #![cfg(feature = "grpc")]
 
+mod grpc_support;
+
+use grpc_support::{decode_grpc_timeout, tonic_body};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,30 +33,6 @@ use tower::BoxError;
 use tower::{Layer, Service, ServiceBuilder};
 use tower_tenacity::ResilienceLayer;
 use tower_tenacity::grpc::GrpcDeadlineLayer;
-
-/// A `grpc-timeout` value read back (digits and a unit), as the server saw it.
-fn decode_grpc_timeout(value: &[u8]) -> Option<Duration> {
-    let (unit, digits) = value.split_last()?;
-    let amount: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
-    Some(match unit {
-        b'H' => Duration::from_secs(amount * 3600),
-        b'M' => Duration::from_secs(amount * 60),
-        b'S' => Duration::from_secs(amount),
-        b'm' => Duration::from_millis(amount),
-        b'u' => Duration::from_micros(amount),
-        b'n' => Duration::from_nanos(amount),
-        _ => return None,
-    })
-}
-
-/// A response with tonic's body again, whatever body a layer put on it.
-fn tonic_body<B>(response: Response<B>) -> Response<Body>
-where
-    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    response.map(Body::new)
-}
 
 /// What the server saw: the headers of each call, and when a response body went away.
 #[derive(Default)]
