@@ -73,18 +73,8 @@ pub struct Hop {
 /// A hop's handler: calls the next hop with the request's id, and answers with what it got
 /// (status, the one-hop header, body), or, when its own call failed, as a hop that gave up.
 pub async fn forward(State(hop): State<Arc<Hop>>, headers: HeaderMap) -> Response {
-    let mut request = Request::get(&hop.next).body(Full::default()).unwrap();
-    if let Some(id) = headers.get(REQUEST_ID) {
-        request.headers_mut().insert(REQUEST_ID, id.clone());
-    }
-    let mut client = hop.client.clone();
-    let outcome = client
-        .ready()
-        .await
-        .unwrap()
-        .call(request.map(Into::into))
-        .await;
-    let outcome = outcome.map(|response| response.map(Body::new));
+    let id = headers.get(REQUEST_ID).cloned();
+    let outcome = fetch(&mut hop.client.clone(), &hop.next, id).await;
     match (hop.hops, outcome) {
         (Hops::Presets | Hops::Deaf, outcome) => upstream(outcome),
         // Every hop retrying on its own: what it got, or a plain 503.
@@ -161,15 +151,22 @@ pub async fn chain(hops: Hops, leaf_work: Duration) -> (String, Arc<Leaf>) {
     (next, leaf_state)
 }
 
-pub async fn send(client: &mut HyperResilience, url: &str, id: u64) -> Result<StatusCode, String> {
+/// A GET of `url` through `client`, with the request's id if it has one; the body streams on.
+async fn fetch(
+    client: &mut HyperResilience,
+    url: &str,
+    id: Option<http::HeaderValue>,
+) -> Result<Response, tower::BoxError> {
     let mut request = Request::get(url).body(Full::<Bytes>::default()).unwrap();
-    request.headers_mut().insert(REQUEST_ID, id.into());
-    let outcome = client
-        .ready()
-        .await
-        .unwrap()
-        .call(request.map(Into::into))
-        .await;
+    if let Some(id) = id {
+        request.headers_mut().insert(REQUEST_ID, id);
+    }
+    let response = client.ready().await?.call(request).await?;
+    Ok(response.map(Body::new))
+}
+
+pub async fn send(client: &mut HyperResilience, url: &str, id: u64) -> Result<StatusCode, String> {
+    let outcome = fetch(client, url, Some(id.into())).await;
     outcome.map(|r| r.status()).map_err(|e| e.to_string())
 }
 
