@@ -141,6 +141,7 @@ pub mod classify;
 pub mod context;
 pub mod deadline;
 mod error;
+mod gate;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 pub mod guides;

@@ -1,40 +1,22 @@
 //! The future of a [`CircuitBreaker`](super::CircuitBreaker) call.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
-
-use pin_project_lite::pin_project;
 
 use super::Counted;
 use super::circuit::{Circuit, Pass};
 use crate::classify::{Classification, ClassifyOutcome};
 use crate::deadline::is_total_timeout;
 use crate::error::BoxError;
+use crate::gate::{GateFuture, Settle};
 use crate::scope::Slot;
 
-pin_project! {
-    /// The future of a [`CircuitBreaker`](super::CircuitBreaker) call: the inner call, whose
-    /// outcome the circuit counts, or a rejection, ready at once.
-    #[must_use = "futures do nothing unless you `.await` or poll them"]
-    pub struct ResponseFuture<F, C> {
-        #[pin]
-        state: State<F, C>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F, C> {
-        Called { #[pin] future: F, ticket: Option<Ticket<C>> },
-        Rejected { error: Option<BoxError> },
-    }
-}
+/// The future of a [`CircuitBreaker`](super::CircuitBreaker) call: the inner call, whose
+/// outcome the circuit counts, or a rejection, ready at once.
+pub type ResponseFuture<F, C> = GateFuture<F, Ticket<C>>;
 
 /// What a call let through owes its circuit: an outcome, or, for a probe dropped before it
 /// had one, its permit back.
-pub(crate) struct Ticket<C> {
+pub struct Ticket<C> {
     circuit: Arc<Slot<Counted<C>>>,
     // When the call started (µs), kept only under a slow-call threshold; `NOT_TIMED` otherwise.
     started_us: u64,
@@ -53,11 +35,10 @@ impl<C> Ticket<C> {
             done: false,
         }
     }
+}
 
-    fn finish<Res>(&mut self, outcome: Result<&Res, &BoxError>)
-    where
-        C: ClassifyOutcome<Res>,
-    {
+impl<C: ClassifyOutcome<Res>, Res> Settle<Res> for Ticket<C> {
+    fn settle(&mut self, outcome: Result<&Res, &BoxError>) {
         // The call's deadline cut the attempt (its timeout, capped at the deadline, says so):
         // that is the caller's time running out, not the dependency's answer. Not counted, as
         // an attempt dropped by the deadline is not; a probe's permit goes back on drop.
@@ -91,58 +72,6 @@ impl<C> Drop for Ticket<C> {
     fn drop(&mut self) {
         if self.pass.probe && !self.done {
             self.circuit.release_probe(self.pass);
-        }
-    }
-}
-
-impl<F, C> ResponseFuture<F, C> {
-    pub(crate) fn called(future: F, ticket: Ticket<C>) -> Self {
-        ResponseFuture {
-            state: State::Called {
-                future,
-                ticket: Some(ticket),
-            },
-        }
-    }
-
-    /// A call through a breaker that is switched off.
-    pub(crate) fn passed(future: F) -> Self {
-        ResponseFuture {
-            state: State::Called {
-                future,
-                ticket: None,
-            },
-        }
-    }
-
-    pub(crate) fn rejected(error: BoxError) -> Self {
-        ResponseFuture {
-            state: State::Rejected { error: Some(error) },
-        }
-    }
-}
-
-impl<F, C, Res, E> Future for ResponseFuture<F, C>
-where
-    F: Future<Output = Result<Res, E>>,
-    E: Into<BoxError>,
-    C: ClassifyOutcome<Res>,
-{
-    type Output = Result<Res, BoxError>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Called { future, ticket } => {
-                let outcome = ready!(future.poll(cx)).map_err(Into::into);
-                if let Some(ticket) = ticket {
-                    ticket.finish(outcome.as_ref());
-                }
-                Poll::Ready(outcome)
-            }
-            StateProj::Rejected { error } => Poll::Ready(Err(error
-                .take()
-                .unwrap_or_else(|| "polled after completion".into()))),
         }
     }
 }

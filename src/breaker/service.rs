@@ -84,7 +84,7 @@ where
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
         match &self.circuits {
-            None => ResponseFuture::passed(self.inner.call(request)),
+            None => ResponseFuture::admitted(self.inner.call(request), None),
             Some(circuits) => {
                 let circuit = circuits.scopes.get(&self.scope, &request);
                 self.call_through(circuit, request)
@@ -112,7 +112,7 @@ impl<S, C, K> CircuitBreaker<S, C, K> {
                     .is_some()
                     .then(|| circuit.now_us());
                 let ticket = Ticket::new(circuit, pass, started_us);
-                ResponseFuture::called(self.inner.call(request), ticket)
+                ResponseFuture::admitted(self.inner.call(request), Some(ticket))
             }
             Err(rejection) => {
                 #[cfg(feature = "metrics")]

@@ -1,16 +1,14 @@
 //! The throttle's service and future: admit or reject each request, count its outcome.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
-use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::{Throttler, accepted, tick_now};
 use crate::classify::ClassifyOutcome;
 use crate::error::{BoxError, Error, ErrorKind};
+use crate::gate::{GateFuture, Settle};
 use crate::scope::{ScopeKey, Scopes, Slot};
 
 /// Throttles the calls to `S`; see [`ThrottleLayer`](super::ThrottleLayer).
@@ -70,12 +68,9 @@ where
         let slot = self.windows.get(&self.scope, &request);
         let tick = tick_now(&slot);
         match slot.admit(tick) {
-            Ok(()) => ResponseFuture {
-                state: State::Called {
-                    future: self.inner.call(request),
-                    counted: Some((slot, tick)),
-                },
-            },
+            Ok(()) => {
+                ResponseFuture::admitted(self.inner.call(request), Some(Counted { slot, tick }))
+            }
             Err(tally) => {
                 // A rejected request is a request all the same.
                 slot.window.record(tick, false);
@@ -85,56 +80,26 @@ where
                     requests: tally.requests,
                     accepts: tally.accepts,
                 };
-                ResponseFuture {
-                    state: State::Rejected {
-                        error: Some(Error::new(kind).into()),
-                    },
-                }
+                ResponseFuture::rejected(Error::new(kind).into())
             }
         }
     }
 }
 
-pin_project! {
-    /// The future of a throttled call: the inner call, whose outcome the window counts, or a
-    /// rejection, ready at once.
-    pub struct ResponseFuture<F, C> {
-        #[pin]
-        state: State<F, C>,
+/// What a call the throttle let through owes its window: its outcome, counted at the tick it
+/// was made (the window's tally was read then).
+pub struct Counted<C> {
+    slot: Arc<Slot<Throttler<C>>>,
+    tick: u64,
+}
+
+impl<C: ClassifyOutcome<Res>, Res> Settle<Res> for Counted<C> {
+    fn settle(&mut self, outcome: Result<&Res, &BoxError>) {
+        let accepted = accepted(self.slot.classifier.classify_outcome(outcome));
+        self.slot.window.record(self.tick, accepted);
     }
 }
 
-pin_project! {
-    #[project = StateProj]
-    enum State<F, C> {
-        Called { #[pin] future: F, counted: Option<(Arc<Slot<Throttler<C>>>, u64)> },
-        Rejected { error: Option<BoxError> },
-    }
-}
-
-impl<F, C, Res, E> Future for ResponseFuture<F, C>
-where
-    F: Future<Output = Result<Res, E>>,
-    E: Into<BoxError>,
-    C: ClassifyOutcome<Res>,
-{
-    type Output = Result<Res, BoxError>;
-
-    #[inline]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Called { future, counted } => {
-                let outcome = ready!(future.poll(cx)).map_err(Into::into);
-                // Counted at the tick it was made, as the window's tally was read then.
-                if let Some((slot, tick)) = counted.take() {
-                    let accepted = accepted(slot.classifier.classify_outcome(outcome.as_ref()));
-                    slot.window.record(tick, accepted);
-                }
-                Poll::Ready(outcome)
-            }
-            StateProj::Rejected { error } => Poll::Ready(Err(error
-                .take()
-                .unwrap_or_else(|| "polled after completion".into()))),
-        }
-    }
-}
+/// The future of a throttled call: the inner call, whose outcome the window counts, or a
+/// rejection, ready at once.
+pub type ResponseFuture<F, C> = GateFuture<F, Counted<C>>;
