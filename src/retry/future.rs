@@ -264,8 +264,9 @@ where
         let others = self.in_flight() as u32;
         let this = self.project_ref();
         let config: &Config = &this.shared.config;
+        let scope = this.keyed.as_ref().and_then(|slot| slot.scope());
         match classification {
-            Classification::Fatal { reason } => config.emit(|| Event::GiveUp {
+            Classification::Fatal { reason } => config.emit_in(scope, || Event::GiveUp {
                 attempt,
                 why: GiveUp::Fatal,
                 reason: Some(reason),
@@ -276,9 +277,10 @@ where
                 }
             }
         }
-        // Only a call that hedged, or that waits for a learned delay, has news for it.
-        if sent.is_some() || this.progress.hedged {
-            hedging::won(config, this.progress.hedged, attempt, sent, others);
+        // Only a call that hedged, or whose latency a hedge delay learns, has news for it.
+        let learns = || config.hedging.as_ref().is_some_and(|h| h.learns());
+        if (sent.is_some() && learns()) || this.progress.hedged {
+            hedging::won(config, scope, this.progress.hedged, attempt, sent, others);
         }
         answer(&this.shared.replay, outcome, attempt)
     }

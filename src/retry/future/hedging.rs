@@ -85,7 +85,10 @@ where
             this.progress.no_more_hedges = true;
             let attempt = shared.config.attempt(*this.attempt + 1);
             let why = NoHedge::NotSafe;
-            shared.config.emit(|| Event::HedgeSkipped { attempt, why });
+            let scope = this.keyed.as_ref().and_then(|slot| slot.scope());
+            shared
+                .config
+                .emit_in(scope, || Event::HedgeSkipped { attempt, why });
         }
     }
 
@@ -108,7 +111,8 @@ where
             this.progress.no_more_hedges = true;
             let attempt = config.attempt(*this.attempt + 1);
             let why = NoHedge::Deadline;
-            config.emit(|| Event::HedgeSkipped { attempt, why });
+            let scope = this.keyed.as_ref().and_then(|slot| slot.scope());
+            config.emit_in(scope, || Event::HedgeSkipped { attempt, why });
             return false;
         }
         this.timer.set(Some(tokio::time::sleep_until(at)));
@@ -124,11 +128,12 @@ where
         let attempt = config.attempt(*this.attempt + 1);
         let budget = config.budget(this.keyed.as_ref());
         let sent = try_send(shared, this.kept.as_ref(), budget, cx);
+        let scope = this.keyed.as_ref().and_then(|slot| slot.scope());
         let (service, request, taken) = match sent {
             Ok(sent) => sent,
             Err(why) => {
                 this.progress.no_more_hedges = true;
-                config.emit(|| Event::HedgeSkipped { attempt, why });
+                config.emit_in(scope, || Event::HedgeSkipped { attempt, why });
                 return;
             }
         };
@@ -141,7 +146,7 @@ where
         let learns = config.hedging.as_ref().is_some_and(|h| h.learns());
         let at = (learns || config.observed()).then(Instant::now);
         let future = config.send(&mut service, request, attempt);
-        config.emit(|| Event::Hedge { attempt });
+        config.emit_in(scope, || Event::Hedge { attempt });
         let number = attempt.number;
         attempts.push(Sent { number, at, taken }, future);
     }
@@ -153,6 +158,7 @@ where
 #[cold]
 pub(super) fn won(
     config: &Config,
+    scope: Option<crate::scope::Scope<'_>>,
     hedged: bool,
     attempt: Attempt,
     sent: Option<Instant>,
@@ -163,7 +169,7 @@ pub(super) fn won(
         hedging.record(now, now.saturating_duration_since(sent));
     }
     if hedged {
-        config.emit(|| Event::HedgeWon { attempt, cancelled });
+        config.emit_in(scope, || Event::HedgeWon { attempt, cancelled });
     }
 }
 
