@@ -30,8 +30,9 @@
 //! A throttled request is never sent: it fails at once with [`ErrorKind::Throttled`], which the
 //! classifiers call fatal ([`NotSent::Throttled`]), so that it is not retried and spends no retry
 //! budget; the retry layer's events report it like any outcome. State is kept like the budget's:
-//! one window for every call, or one per key ([`ThrottleLayer::per_key`]; the HTTP and gRPC
-//! presets keep one per host).
+//! one window for every call, or one per key ([`ThrottleLayer::per_key`]; per host, as the
+//! presets keep their budgets, with the key the HTTP and gRPC presets use). The presets do not
+//! throttle: put the layer between a retry layer and the attempt timeout in a stack of your own.
 //!
 //! ```
 //! use std::time::Duration;
@@ -106,7 +107,7 @@ impl Throttle {
         self
     }
 
-    /// How much history the rates are taken over (at least 10 ms). Longer reacts slower, and
+    /// How much history the rates are taken over (at least a second). Longer reacts slower, and
     /// stays throttled longer after the dependency recovers.
     pub const fn window(mut self, window: Duration) -> Self {
         self.window = window;
@@ -159,11 +160,13 @@ impl Throttle {
             };
             return Err(ConfigError::new("throttle.max_rejection", problem));
         }
-        if self.window < Duration::from_millis(10) {
-            return Err(ConfigError::new(
-                "throttle.window",
-                ConfigProblem::ZeroDuration,
-            ));
+        if self.window < Duration::from_secs(1) {
+            let problem = ConfigProblem::OutOfRange {
+                value: self.window.as_secs_f64(),
+                min: 1.0,
+                max: f64::INFINITY,
+            };
+            return Err(ConfigError::new("throttle.window (seconds)", problem));
         }
         if self.max_keys == 0 {
             return Err(ConfigError::new("throttle.max_keys", ConfigProblem::Zero));

@@ -9,12 +9,13 @@ use tokio::time::Instant;
 /// Buckets in a window: the window slides by a tenth of its length.
 const BUCKETS: u64 = 10;
 
-// A bucket's word: the tick it counts (28 bits: at the shortest bucket, 100 ms, it stays
-// exact for a bucket left untouched 310 days; at one second, 8 years), requests (18 bits) and
-// accepts (18 bits), each saturating at 262 143 per bucket.
-const COUNT_BITS: u32 = 18;
+// A bucket's word: the tick it counts (32 bits: at the shortest bucket, 100 ms, a stamp comes
+// round again after 13 years, and a bucket left untouched for half that, 6.8 years, is still
+// told apart from a later one), requests (16 bits) and accepts (16 bits), each saturating at
+// 65 535 per bucket.
+const COUNT_BITS: u32 = 16;
 const COUNT_MAX: u64 = (1 << COUNT_BITS) - 1;
-const TICK_MASK: u64 = (1 << 28) - 1;
+const TICK_MASK: u64 = (1 << 32) - 1;
 
 /// Requests and accepts over a sliding window.
 pub(crate) struct Window {
@@ -31,9 +32,9 @@ pub(crate) struct Tally {
 }
 
 impl Window {
-    /// A window of `length` (at least a millisecond a bucket), starting now.
+    /// A window of `length` (`Throttle` keeps it at a second or more), starting now.
     pub(crate) fn new(length: Duration) -> Self {
-        let bucket_us = (length.as_micros() as u64 / BUCKETS).max(1_000);
+        let bucket_us = (length.as_micros() as u64 / BUCKETS).max(1);
         Window {
             origin: Instant::now(),
             bucket_us,
