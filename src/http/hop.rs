@@ -94,7 +94,8 @@ fn overloaded<B>(mut response: Response<B>) -> Response<B> {
 /// again was not retried here: its caller may.)
 pub(crate) fn retried_here(err: &Error) -> bool {
     match err.kind() {
-        ErrorKind::GaveUp { why, .. } => why != GiveUp::NotReplayable,
+        // Stopped for want of time, or never retried: not this hop's retrying to multiply.
+        ErrorKind::GaveUp { why, .. } => !matches!(why, GiveUp::NotReplayable | GiveUp::Deadline),
         ErrorKind::CircuitOpen { .. } | ErrorKind::Throttled { .. } => true,
         ErrorKind::Timeout { .. } | ErrorKind::Overloaded { .. } => false,
     }
