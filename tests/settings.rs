@@ -92,11 +92,27 @@ fn a_value_out_of_range_is_the_builders_error_naming_the_field() {
         ),
         (
             r#"{ "hedge": { "after": "10ms", "percentile": 90.0 } }"#,
-            "hedge.after or hedge.percentile",
+            "set exactly one of hedge.after, hedge.percentile",
         ),
         (
             r#"{ "attempt_header": "not a header" }"#,
             "attempt_header is not a valid header name",
+        ),
+        (
+            r#"{ "budget": { "ratio": 0.1, "floor": 1, "window": "1s" }, "no_budget": true }"#,
+            "set exactly one of budget, no_budget",
+        ),
+        (
+            r#"{ "total_timeout": "1s", "no_total_timeout": true }"#,
+            "set exactly one of total_timeout, no_total_timeout",
+        ),
+        (
+            r#"{ "hedge": { "after": "10ms", "floor": "1ms" } }"#,
+            "hedge.floor",
+        ),
+        (
+            r#"{ "backoff": { "initial": "1s", "multiplier": 2.0, "max": "2s", "jitter": { "spread": 2.0 } } }"#,
+            "backoff.jitter must be between 0 and 1",
         ),
     ] {
         let err = http(document).unwrap_err();

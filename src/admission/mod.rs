@@ -94,7 +94,15 @@ impl AdaptiveLimit {
         if self.min == 0 {
             return err("admission.min", ConfigProblem::Zero);
         }
-        if self.max < self.min || !(self.min..=self.max).contains(&self.initial) {
+        if self.max < self.min {
+            let problem = ConfigProblem::OutOfRange {
+                value: f64::from(self.max),
+                min: f64::from(self.min),
+                max: f64::INFINITY,
+            };
+            return err("admission.max", problem);
+        }
+        if !(self.min..=self.max).contains(&self.initial) {
             let problem = ConfigProblem::OutOfRange {
                 value: f64::from(self.initial),
                 min: f64::from(self.min),

@@ -55,6 +55,9 @@ pub(crate) enum ConfigProblem {
     /// each other.
     #[cfg_attr(not(feature = "serde"), allow(dead_code))]
     NotHere,
+    /// Two settings of which exactly one must be set.
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
+    ExactlyOne,
     /// A header name that is not one.
     #[cfg_attr(not(all(feature = "serde", feature = "http")), allow(dead_code))]
     NotAHeader,
@@ -69,6 +72,12 @@ impl ConfigError {
     #[cfg(all(feature = "serde", feature = "http"))]
     pub(crate) fn not_a_header(field: &'static str) -> Self {
         ConfigError::new(field, ConfigProblem::NotAHeader)
+    }
+
+    /// Exactly one of the settings `fields` names must be set.
+    #[cfg(feature = "serde")]
+    pub(crate) fn exactly_one(fields: &'static str) -> Self {
+        ConfigError::new(fields, ConfigProblem::ExactlyOne)
     }
 
     /// `field` is not a setting of this preset (a settings document named it).
@@ -104,6 +113,7 @@ impl fmt::Display for ConfigError {
             ConfigProblem::Zero => write!(f, "{field} must be at least 1, got 0"),
             ConfigProblem::ZeroDuration => write!(f, "{field} must be longer than zero"),
             ConfigProblem::NotHere => write!(f, "{field} is not a setting of this preset"),
+            ConfigProblem::ExactlyOne => write!(f, "set exactly one of {field}"),
             ConfigProblem::NotAHeader => write!(f, "{field} is not a valid header name"),
             ConfigProblem::Exceeds {
                 value,

@@ -69,6 +69,8 @@ enum JitterSetting {
     Full,
     Equal,
     Decorrelated,
+    /// `{ "spread": 0.2 }`: the delay times a factor in `1 - spread ..= 1 + spread`.
+    Spread(f64),
 }
 
 #[derive(serde::Deserialize)]
@@ -140,6 +142,12 @@ impl Settings {
         &self,
         mut b: ResilienceBuilder<C, P, X>,
     ) -> Result<ResilienceBuilder<C, P, X>, ConfigError> {
+        if self.total_timeout.is_some() && self.no_total_timeout {
+            return Err(ConfigError::exactly_one("total_timeout, no_total_timeout"));
+        }
+        if self.budget.is_some() && self.no_budget {
+            return Err(ConfigError::exactly_one("budget, no_budget"));
+        }
         if let Some(total) = self.total_timeout {
             b = b.total_timeout(total);
         }
@@ -167,6 +175,7 @@ impl Settings {
                 JitterSetting::Full => Jitter::Full,
                 JitterSetting::Equal => Jitter::Equal,
                 JitterSetting::Decorrelated => Jitter::Decorrelated,
+                JitterSetting::Spread(spread) => Jitter::Spread(spread),
             };
             b = b.backoff(
                 ExponentialBackoff::new(backoff.initial, backoff.multiplier, backoff.max)
@@ -232,6 +241,11 @@ impl Settings {
 impl HedgeSettings {
     fn hedge(&self) -> Result<Hedge, ConfigError> {
         let hedge = match (self.after, self.percentile) {
+            (Some(_), None) if self.floor.is_some() => {
+                return Err(ConfigError::not_here(
+                    "hedge.floor (a fixed delay has none)",
+                ));
+            }
             (Some(after), None) => Hedge::after(after),
             (None, Some(percentile)) => {
                 let learned = Hedge::learned(percentile);
@@ -241,9 +255,7 @@ impl HedgeSettings {
                 }
             }
             _ => {
-                return Err(ConfigError::not_here(
-                    "hedge.after or hedge.percentile (one)",
-                ));
+                return Err(ConfigError::exactly_one("hedge.after, hedge.percentile"));
             }
         };
         Ok(match self.max_in_flight {
