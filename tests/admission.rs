@@ -88,16 +88,19 @@ async fn a_tonic_server_answers_unavailable_with_a_pushback_while_its_limit_is_t
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
-    // The first call is held for a while inside the limit; the others are not.
-    let held = Arc::new(AtomicBool::new(true));
-    let hold = held.clone();
+    // The first call is held inside the limit until the test lets it go; the others are not.
+    let gate = Arc::new(Handler::default());
+    let first_call = Arc::new(AtomicBool::new(true));
+    let hold = gate.clone();
     let stall = tower::ServiceBuilder::new()
         .layer(AdmissionLayer::http(one_at_a_time()))
         .map_future(move |future| {
-            let first = hold.swap(false, Ordering::SeqCst);
+            let first = first_call.swap(false, Ordering::SeqCst);
+            let hold = hold.clone();
             async move {
                 if first {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    hold.started.notify_one();
+                    hold.release.notified().await;
                 }
                 future.await
             }
@@ -125,9 +128,7 @@ async fn a_tonic_server_answers_unavailable_with_a_pushback_while_its_limit_is_t
         }
     };
     let first = tokio::spawn(check());
-    while held.load(Ordering::SeqCst) {
-        tokio::task::yield_now().await;
-    }
+    gate.started.notified().await;
     let status = check().await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
     assert_eq!(status.message(), "overloaded");
@@ -135,6 +136,7 @@ async fn a_tonic_server_answers_unavailable_with_a_pushback_while_its_limit_is_t
         status.metadata().get("grpc-retry-pushback-ms").unwrap(),
         "1000"
     );
+    gate.release.notify_one();
     assert!(first.await.unwrap().is_ok());
     assert!(check().await.is_ok(), "a place is free again");
 }
