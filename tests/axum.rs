@@ -21,7 +21,8 @@ use hyper_util::rt::TokioExecutor;
 use tower::BoxError;
 use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::ResilienceLayer;
-use tower_tenacity::http::{ReplayBody, ServerTimeoutLayer};
+use tower_tenacity::classify::{Classification, ClassifyOutcome, Reason};
+use tower_tenacity::http::{HttpClassifier, ReplayBody, ServerTimeoutLayer};
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
 
 /// Sets its flag when dropped: proof that the handler's future went away.
@@ -102,6 +103,40 @@ async fn the_answer_is_configurable() {
     let (status, body) = fetch(format!("http://{addr}/slow")).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(body, "upstream took too long");
+}
+
+/// The HTTP classifier's verdicts on an axum app's answers: what a server-side layer of your own
+/// (or a test) can ask of it, with no client involved.
+#[tokio::test]
+async fn responses_carry_their_classification() {
+    let app = Router::new()
+        .route("/ok", get(|| async { "fine" }))
+        .route(
+            "/busy",
+            get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "busy") }),
+        )
+        .route("/gone", get(|| async { (StatusCode::GONE, "gone") }));
+    let classifier = HttpClassifier::new();
+    let mut svc = app;
+    let mut classify = async |path: &str| {
+        let request = Request::get(path).body(axum::body::Body::empty()).unwrap();
+        let response = ServiceExt::<Request<axum::body::Body>>::ready(&mut svc)
+            .await
+            .unwrap()
+            .call(request)
+            .await
+            .unwrap();
+        classifier.classify_outcome(Ok(&response))
+    };
+    assert_eq!(classify("/ok").await, Classification::Success);
+    assert_eq!(
+        classify("/busy").await,
+        Classification::retryable(Reason::Status(503))
+    );
+    assert_eq!(
+        classify("/gone").await,
+        Classification::fatal(Reason::Status(410))
+    );
 }
 
 #[tokio::test]

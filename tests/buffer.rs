@@ -13,6 +13,7 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_tenacity::classify::{Classification, Reason, classify_fn};
 use tower_tenacity::context::remaining;
 use tower_tenacity::deadline::DeadlineLayer;
+use tower_tenacity::http::ServerTimeoutLayer;
 use tower_tenacity::retry::{ExponentialBackoff, Jitter, Replay, RetryLayer};
 
 /// Makes a request again with its URI (what these tests' requests have).
@@ -105,4 +106,37 @@ async fn with_the_buffer_inside_the_first_call_behind_it_sees_no_deadline() {
         Some(Duration::from_millis(250)),
         "retries are made while the caller polls, inside it"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn below_the_buffer_the_carried_deadline_is_enforced_too() {
+    // A request that comes with its caller's time left written on it (from another task, here
+    // through a `Buffer`'s worker) runs under that deadline: the layer that reads it sits below
+    // the buffer, in the task that polls the handler.
+    let header = http::HeaderName::from_static("x-envoy-expected-rq-timeout-ms");
+    let saw: Arc<Mutex<Option<Duration>>> = Arc::default();
+    let record = saw.clone();
+    let mut svc = ServiceBuilder::new()
+        .buffer(8)
+        .layer(
+            ServerTimeoutLayer::new(Duration::from_secs(60))
+                .deadline_header(header.clone())
+                .margin(Duration::ZERO),
+        )
+        .service_fn(move |_: Request<()>| {
+            *record.lock().unwrap() = remaining();
+            async {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+            }
+        });
+    let mut request = Request::new(());
+    request
+        .headers_mut()
+        .insert(header, http::HeaderValue::from_static("200"));
+    let deadline = Instant::now() + Duration::from_millis(200);
+    let response = svc.ready().await.unwrap().call(request).await.unwrap();
+    assert_eq!(response.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(Instant::now(), deadline, "answered at the carried deadline");
+    assert_eq!(*saw.lock().unwrap(), Some(Duration::from_millis(200)));
 }

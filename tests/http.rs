@@ -563,3 +563,54 @@ async fn the_preset_boxes_and_its_calls_spawn() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.extensions().get::<Attempts>(), Some(&Attempts(2)));
 }
+
+/// tower-http's body timeout does the job of the crate's former `BodyTimeoutLayer` idle timeout
+/// on the preset's response bodies: a drip-fed body trips it, a patient reader gets all of it.
+#[tokio::test]
+async fn a_drip_fed_body_trips_the_idle_timeout() {
+    use tower_http::timeout::{TimeoutBody, TimeoutError};
+
+    let server = FlakyServer::start().await.unwrap();
+    let response = send!(fast!(), get(server.url("/drip/5/300")))
+        .await
+        .unwrap();
+    let body = TimeoutBody::new(ms(50), response.into_body());
+    let err = body.collect().await.unwrap_err();
+    assert!(err.is::<TimeoutError>(), "{err}");
+
+    // A patient reader gets all of it.
+    let response = send!(fast!(), get(server.url("/drip/3/20"))).await.unwrap();
+    let body = TimeoutBody::new(ms(1000), response.into_body());
+    let bytes = body.collect().await.unwrap().to_bytes();
+    assert_eq!(&bytes[..], b"drip\ndrip\ndrip\n");
+}
+
+/// A body slower than the whole call's budget is cut by the preset's total timeout when it
+/// covers the body, with the error that says so.
+#[tokio::test]
+async fn a_slow_body_trips_the_total_body_timeout() {
+    let server = FlakyServer::start().await.unwrap();
+    let url = server.url("/drip/10/40");
+    let response = send!(
+        fast!()
+            .total_timeout(ms(100))
+            .attempt_timeout(ms(100))
+            .total_timeout_covers_body(),
+        get(url.clone()),
+    )
+    .await
+    .unwrap();
+    let err = response.into_body().collect().await.unwrap_err();
+    let error = Error::find(err.as_ref()).unwrap();
+    assert_eq!(
+        error.kind(),
+        ErrorKind::Timeout {
+            scope: TimeoutScope::Total,
+            after: ms(100)
+        }
+    );
+    assert_eq!(
+        error.to_string(),
+        format!("GET {url} exceeded its total deadline of 100ms (attempt 1 of 3)")
+    );
+}

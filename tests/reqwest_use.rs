@@ -13,7 +13,7 @@ use http::StatusCode;
 use reqwest_middleware::ClientBuilder;
 use serde_json::{Value, json};
 use tower_tenacity::ResilienceLayer;
-use tower_tenacity::http::{HttpResilienceLayer, ReqwestResilience, ResilienceMiddleware};
+use tower_tenacity::http::{HttpResilienceLayer, ReqwestResilience};
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
 
 /// Answers 503 to the first `fail` calls of each path, then JSON saying how many calls it took.
@@ -89,9 +89,7 @@ async fn a_request_builder_goes_through_the_preset_and_a_reqwest_response_comes_
 #[tokio::test]
 async fn a_client_with_the_middleware_retries_and_keeps_reqwest_responses() {
     let (base, calls) = serve().await;
-    let client = ClientBuilder::new(http())
-        .with(ResilienceMiddleware::new(layer()))
-        .build();
+    let client = ClientBuilder::new(http()).with(layer()).build();
     let body: Value = client
         .get(format!("{base}/flaky/2"))
         .send()

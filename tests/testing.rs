@@ -198,6 +198,48 @@ fn bad_plans_are_config_errors() {
     );
 }
 
+/// A cut body arrives whole up to the cut, then fails with a reset connection; the others are
+/// untouched.
+#[tokio::test]
+async fn a_body_is_cut_after_its_bytes_and_the_rest_pass() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use tower_tenacity::testing::ResetBodyLayer;
+
+    let big = Bytes::from(vec![7u8; 10_000]);
+    let inner = service_fn(move |_: Request<()>| {
+        let big = big.clone();
+        async move { Ok::<_, BoxError>(Response::new(Full::new(big))) }
+    });
+    let cut = ResetBodyLayer::new(1.0, 1000);
+    let response = cut
+        .layer(inner.clone())
+        .oneshot(Request::new(()))
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    let mut read = 0;
+    let err = loop {
+        match body.frame().await {
+            Some(Ok(frame)) => read += frame.into_data().unwrap().len(),
+            Some(Err(err)) => break err,
+            None => panic!("the body ended whole"),
+        }
+    };
+    assert_eq!(read, 1000);
+    assert_eq!(
+        err.downcast_ref::<io::Error>().unwrap().kind(),
+        io::ErrorKind::ConnectionReset
+    );
+    assert_eq!(cut.cut(), 1);
+
+    let none = ResetBodyLayer::new(0.0, 1000);
+    let response = none.layer(inner).oneshot(Request::new(())).await.unwrap();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body.len(), 10_000);
+    assert_eq!(none.cut(), 0);
+}
+
 /// The harness keeps at most `concurrency` calls in flight, reports them in the order they
 /// were made, and times them on the paused clock.
 #[tokio::test(start_paused = true)]

@@ -81,12 +81,12 @@ pub mod with_hyper_util {}
 /// As reqwest is used, with a `RequestBuilder` and a `reqwest::Response`:
 /// [`ReqwestResilience::send`](crate::http::ReqwestResilience) takes the builder and gives back
 /// reqwest's response (`.json()`, `.error_for_status()` as usual); and with the
-/// `reqwest-middleware` feature, `http::ResilienceMiddleware` puts the whole stack into a
+/// `reqwest-middleware` feature, the preset's layer is itself a middleware that puts the whole stack into a
 /// `ClientWithMiddleware` in one line:
 ///
 /// ```ignore
 /// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-///     .with(tower_tenacity::http::ResilienceMiddleware::new(ResilienceLayer::http().build()?))
+///     .with(ResilienceLayer::http().build()?)
 ///     .build();
 /// let order: Order = client.get(url).send().await?.error_for_status()?.json().await?;
 /// ```
@@ -223,7 +223,7 @@ pub mod in_axum {}
 /// | tower: `TpsBudget` | [`RetryBudget`](crate::retry::RetryBudget) (ratio plus floor per window, shared by clones) |
 /// | tower: `timeout::Timeout` inside `Retry` | [`TimeoutLayer`](crate::timeout::TimeoutLayer) (tower's own is classified the same with the `tower` feature) |
 /// | tower: a backoff written into the policy | [`ExponentialBackoff`](crate::retry::ExponentialBackoff) with [`Jitter`](crate::retry::Jitter) |
-/// | reqwest-retry: `RetryTransientMiddleware` | the HTTP preset over a `reqwest::Client`, or as a `reqwest-middleware` middleware (`http::ResilienceMiddleware`) |
+/// | reqwest-retry: `RetryTransientMiddleware` | the HTTP preset over a `reqwest::Client`, or as a `reqwest-middleware` middleware (the `HttpResilienceLayer` itself) |
 /// | reqwest-retry: `ExponentialBackoff::builder().build_with_max_retries(n)` | `.max_attempts(n + 1)` (attempts count the first) and `.backoff(..)` |
 /// | reqwest-retry: `RetryableStrategy` | a classifier, or [`HttpClassifier`](crate::http::HttpClassifier) `retry_on` / `no_retry_on` |
 /// | backon: `ExponentialBuilder` with `with_max_times` | `.backoff(..)` and `.max_attempts(..)` |

@@ -43,8 +43,6 @@ pub use self::hop::upstream;
 pub use self::host::ByAuthority;
 pub use self::preset::{HttpResilience, HttpResilienceLayer};
 pub use self::replay::ReplayBody;
-#[cfg(feature = "reqwest-middleware")]
-pub use self::reqwest_use::ResilienceMiddleware;
 pub use self::server::ServerTimeoutLayer;
 pub use self::service::Attempts;
 

@@ -1,6 +1,6 @@
 //! reqwest as it is used: a `RequestBuilder` in and a `reqwest::Response` out
 //! ([`ReqwestResilience::send`](super::ReqwestResilience)), and, with the `reqwest-middleware`
-//! feature, the stack as a `reqwest_middleware::Middleware` ([`ResilienceMiddleware`]).
+//! feature, the preset's layer itself as a `reqwest_middleware::Middleware`.
 
 use std::future::poll_fn;
 
@@ -46,9 +46,6 @@ impl ReqwestResilience<reqwest::Body> {
 }
 
 #[cfg(feature = "reqwest-middleware")]
-pub use self::middleware::ResilienceMiddleware;
-
-#[cfg(feature = "reqwest-middleware")]
 mod middleware {
     use std::future::{Future, poll_fn};
     use std::pin::Pin;
@@ -63,34 +60,26 @@ mod middleware {
     use crate::error::BoxError;
     use crate::http::HttpResilienceLayer;
 
-    /// The HTTP preset as a `reqwest_middleware::Middleware` (feature `reqwest-middleware`), so
-    /// that a `ClientWithMiddleware` adopts the whole stack in one line. Every attempt runs the
-    /// middlewares after this one and then the client, with a copy of the request's
-    /// extensions; retry budgets and circuits are shared by every request through it.
+    /// The HTTP preset's layer is a `reqwest_middleware::Middleware` (feature
+    /// `reqwest-middleware`), so that a `ClientWithMiddleware` adopts the whole stack in one
+    /// line. Every attempt runs the middlewares after this one and then the client, with a copy
+    /// of the request's extensions; retry budgets and circuits are shared by every request
+    /// through it.
     ///
     /// ```
     /// use reqwest_middleware::ClientBuilder;
-    /// use tower_tenacity::http::{HttpResilienceLayer, ResilienceMiddleware};
+    /// use tower_tenacity::ResilienceLayer;
     ///
+    /// # fn main() -> Result<(), tower_tenacity::ConfigError> {
     /// let client = ClientBuilder::new(reqwest::Client::new())
-    ///     .with(ResilienceMiddleware::new(HttpResilienceLayer::new()))
+    ///     .with(ResilienceLayer::http().build()?)
     ///     .build();
     /// # let _ = client;
+    /// # Ok(())
+    /// # }
     /// ```
-    #[derive(Debug, Clone)]
-    pub struct ResilienceMiddleware {
-        layer: HttpResilienceLayer,
-    }
-
-    impl ResilienceMiddleware {
-        /// The middleware of `layer` (`ResilienceLayer::http()…build()?`).
-        pub fn new(layer: HttpResilienceLayer) -> Self {
-            ResilienceMiddleware { layer }
-        }
-    }
-
     #[async_trait::async_trait]
-    impl Middleware for ResilienceMiddleware {
+    impl Middleware for HttpResilienceLayer {
         async fn handle(
             &self,
             request: reqwest::Request,
@@ -101,7 +90,7 @@ mod middleware {
                 next,
                 extensions: extensions.clone(),
             };
-            let mut stack = self.layer.layer(downstream);
+            let mut stack = self.layer(downstream);
             let request = http::Request::<reqwest::Body>::try_from(request)?;
             poll_fn(|cx| Service::<http::Request<reqwest::Body>>::poll_ready(&mut stack, cx))
                 .await

@@ -8,7 +8,8 @@
 //! rate). Which request gets which fault is drawn from a seed, per request in the order they
 //! are called, so a run on a paused clock is the same every time; all time is `tokio::time`.
 //! The layer counts what it let through and what it injected, per kind
-//! ([`FaultLayer::counts`]).
+//! ([`FaultLayer::counts`]). With the `http` feature, [`ResetBodyLayer`] cuts response bodies
+//! short, as a server that dies mid-response does.
 //!
 //! ```
 //! use std::io;
@@ -50,6 +51,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tower_layer::Layer;
 
+#[cfg(feature = "http")]
+mod cut_body;
 mod harness;
 #[cfg(feature = "http")]
 mod http;
@@ -62,6 +65,8 @@ use self::plan::{FaultCounts, Plan};
 // The service the layer makes: reached as the layer's `Service` type, not by path.
 use self::service::FaultService;
 
+#[cfg(feature = "http")]
+pub use self::cut_body::ResetBodyLayer;
 #[cfg(feature = "grpc")]
 pub use self::http::grpc_status;
 #[cfg(feature = "http")]
