@@ -7,10 +7,12 @@ use std::time::Duration;
 use tower_layer::{Identity, Layer};
 
 mod builder;
+mod live;
 #[cfg(feature = "serde")]
 pub(crate) mod settings;
 
 pub use self::builder::ResilienceBuilder;
+pub(crate) use self::live::{Build, Carry, Live, Reloading};
 use crate::breaker::NoBreaker;
 use crate::classify::DefaultClassifier;
 use crate::deadline::Deadline;
@@ -71,6 +73,7 @@ pub struct ResilienceLayer<C = DefaultClassifier, P = CloneReplay, L = NoBreaker
     breaker: L,
     total: Option<Duration>,
     attempt: Duration,
+    live: Live<Self>,
 }
 
 impl<C, P, L> ResilienceLayer<C, P, L> {
@@ -105,7 +108,44 @@ impl<C: Clone, P: Clone, L: Clone> Clone for ResilienceLayer<C, P, L> {
             breaker: self.breaker.clone(),
             total: self.total,
             attempt: self.attempt,
+            live: self.live.clone(),
         }
+    }
+}
+
+impl<C: Clone, P: Clone, L: Clone + Carry> ResilienceLayer<C, P, L> {
+    /// Swaps the settings of every service this layer (or a clone of it) made, and will make,
+    /// for `next`'s, without building the stack again: each service takes them before its next
+    /// call, and a call in flight keeps the settings it started with. Costs nothing until then
+    /// but one atomic load per call.
+    ///
+    /// What the calls share carries over where its settings are the same: the retry budget
+    /// (per host in the HTTP and gRPC presets) and the breaker's circuits, open ones included.
+    /// A budget or a breaker with new settings starts afresh, as a new layer's would; a
+    /// [`BreakerHandle`](crate::breaker::BreakerHandle) taken before then still holds the
+    /// circuits it was taken from, so take one from `next`. The settings come whole from
+    /// `next`, as from a file read again (see `guides::configuration`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower::{service_fn, Layer, Service, ServiceExt};
+    /// use tower_tenacity::{classify::DefaultClassifier, ResilienceLayer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tower::BoxError> {
+    /// let layer = ResilienceLayer::builder(DefaultClassifier).max_attempts(2).build()?;
+    /// let mut svc = layer.layer(service_fn(|x: u32| async move { Ok::<_, tower::BoxError>(x) }));
+    /// layer.reload(ResilienceLayer::builder(DefaultClassifier).max_attempts(5).build()?);
+    /// assert_eq!(svc.ready().await?.call(7).await?, 7); // with 5 attempts
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn reload(&self, next: Self) {
+        let mut next = next;
+        let current = self.live.current().unwrap_or_else(|| self.clone());
+        next.retry.carry_state(&current.retry);
+        next.breaker.carry_state(&current.breaker);
+        self.live.swap(next);
     }
 }
 
@@ -120,14 +160,26 @@ impl<C: fmt::Debug, P: fmt::Debug, L: fmt::Debug> fmt::Debug for ResilienceLayer
     }
 }
 
-impl<S: Clone, C: Clone, P: Clone, L> Layer<S> for ResilienceLayer<C, P, L>
+impl<S: Clone, C: Clone, P: Clone, L: Clone> Layer<S> for ResilienceLayer<C, P, L>
 where
     L: Layer<Timeout<S>>,
     L::Service: Clone,
 {
-    type Service = Deadline<Retry<L::Service, C, P>>;
+    type Service = Reloading<Self, S, Deadline<Retry<L::Service, C, P>>>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        self.live.service(self, inner)
+    }
+}
+
+impl<S: Clone, C: Clone, P: Clone, L> Build<S> for ResilienceLayer<C, P, L>
+where
+    L: Layer<Timeout<S>>,
+    L::Service: Clone,
+{
+    type Stack = Deadline<Retry<L::Service, C, P>>;
+
+    fn build(&self, inner: S) -> Self::Stack {
         let attempts = attempts(
             &self.retry,
             &self.breaker,

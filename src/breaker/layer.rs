@@ -9,6 +9,7 @@ use super::settings::Settings;
 use super::{BreakerHandle, CircuitBreaker, Circuits, Counted};
 use crate::classify::DefaultClassifier;
 use crate::error::ConfigError;
+use crate::preset::Carry;
 use crate::scope::{Scopes, Unscoped};
 
 /// Wraps services in a circuit breaker. Every service it makes, and every clone of them,
@@ -71,6 +72,19 @@ impl<C: Send + Sync + 'static, K> CircuitBreakerLayer<C, K> {
     /// The handle to the layer's circuits: snapshots, and holding them open or closed by hand.
     pub fn handle(&self) -> BreakerHandle {
         BreakerHandle::new(self.circuits.clone())
+    }
+}
+
+impl<C, K> Carry for CircuitBreakerLayer<C, K> {
+    /// Keeps the circuits, their states and what they counted (and the classifier they count
+    /// with), when the settings are the same: a reload that changes other settings leaves an
+    /// open circuit open. New settings start new circuits.
+    fn carry_state(&mut self, old: &Self) {
+        if let (Some(new), Some(old)) = (&self.circuits, &old.circuits)
+            && new.shared.settings == old.shared.settings
+        {
+            self.circuits = Some(old.clone());
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use super::BreakerConfig;
 use crate::error::{ConfigError, ConfigProblem};
 
 /// Validated settings, in the units the circuits count in (microseconds).
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub(crate) struct Settings {
     pub(crate) failure_ratio: Option<f64>,
     pub(crate) min_calls: u64,

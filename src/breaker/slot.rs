@@ -10,6 +10,10 @@ use crate::error::ConfigError;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoBreaker;
 
+impl crate::preset::Carry for NoBreaker {
+    fn carry_state(&mut self, _old: &Self) {}
+}
+
 impl<S> Layer<S> for NoBreaker {
     type Service = S;
 

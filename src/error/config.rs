@@ -61,6 +61,8 @@ pub(crate) enum ConfigProblem {
     /// A header name that is not one.
     #[cfg_attr(not(all(feature = "serde", feature = "http")), allow(dead_code))]
     NotAHeader,
+    /// A setting that a reload cannot change on a running layer.
+    FixedOnceBuilt,
 }
 
 impl ConfigError {
@@ -115,6 +117,12 @@ impl fmt::Display for ConfigError {
             ConfigProblem::NotHere => write!(f, "{field} is not a setting of this preset"),
             ConfigProblem::ExactlyOne => write!(f, "set exactly one of {field}"),
             ConfigProblem::NotAHeader => write!(f, "{field} is not a valid header name"),
+            ConfigProblem::FixedOnceBuilt => {
+                write!(
+                    f,
+                    "{field} is fixed when the layer is built: build a new layer to change it"
+                )
+            }
             ConfigProblem::Exceeds {
                 value,
                 bound,

@@ -17,7 +17,7 @@ use crate::http::{
     AttemptHeader, AttemptHeaderLayer, ByAuthority, DEFAULT_REPLAY_CAP, HttpEdge, HttpReplay,
     ReplayBody,
 };
-use crate::preset::{ResilienceBuilder, ResilienceLayer, attempts};
+use crate::preset::{Build, Carry, Live, Reloading, ResilienceBuilder, ResilienceLayer, attempts};
 use crate::retry::{Retry, RetryLayer};
 use crate::timeout::Timeout;
 
@@ -85,10 +85,14 @@ pub struct GrpcResilienceLayer {
     retry: RetryLayer<GrpcClassifier, HttpReplay, ByAuthority>,
     breaker: CircuitBreakerLayer<GrpcClassifier, ByAuthority>,
     options: GrpcOptions,
+    live: Live<Self>,
 }
 
 /// The service [`GrpcResilienceLayer`] makes of a channel `S`.
-pub type GrpcResilience<S> = GrpcStatus<
+pub type GrpcResilience<S> = Reloading<GrpcResilienceLayer, S, GrpcStack<S>>;
+
+/// The stack inside a [`GrpcResilience`], built from the settings in force.
+type GrpcStack<S> = GrpcStatus<
     HttpEdge<
         Retry<
             CircuitBreaker<
@@ -127,6 +131,17 @@ impl GrpcResilienceLayer {
     pub fn breaker(&self) -> &CircuitBreakerLayer<GrpcClassifier, ByAuthority> {
         &self.breaker
     }
+
+    /// Swaps the settings of every service this layer (or a clone) made for `next`'s, keeping
+    /// each host's budget and circuit where their settings are the same; see
+    /// [`ResilienceLayer::reload`].
+    pub fn reload(&self, next: Self) {
+        let mut next = next;
+        let current = self.live.current().unwrap_or_else(|| self.clone());
+        next.retry.carry_state(&current.retry);
+        next.breaker.carry_state(&current.breaker);
+        self.live.swap(next);
+    }
 }
 
 impl Default for GrpcResilienceLayer {
@@ -139,6 +154,14 @@ impl<S: Clone> Layer<S> for GrpcResilienceLayer {
     type Service = GrpcResilience<S>;
 
     fn layer(&self, channel: S) -> Self::Service {
+        self.live.service(self, channel)
+    }
+}
+
+impl<S: Clone> Build<S> for GrpcResilienceLayer {
+    type Stack = GrpcStack<S>;
+
+    fn build(&self, channel: S) -> Self::Stack {
         let peeked = PeekTrailersLayer::new().layer(TonicBody { inner: channel });
         let previous = HeaderName::from_static("grpc-previous-rpc-attempts");
         let around = Stack::new(
@@ -210,6 +233,7 @@ impl<B: crate::breaker::BreakerSlot<GrpcClassifier>>
             retry: parts.retry,
             breaker: parts.breaker,
             options: parts.options,
+            live: Live::new(),
         })
     }
 }

@@ -160,5 +160,27 @@ pub mod metrics {}
 /// # Ok(())
 /// # }
 /// ```
+///
+/// # Reading the file again on a running service
+///
+/// Each preset layer's `reload(next)` swaps the settings of every service it (or a clone of it)
+/// made for those of `next`, with no client built again: read the file again, deserialize a
+/// new layer, and hand it to the one in use. Each service takes the new settings before its
+/// next call, and a call in flight finishes with the settings it started with; until a reload,
+/// the check costs one atomic load per call. Each host's retry budget and circuit carry over
+/// where their settings are the same (an open circuit stays open through a reload that changes
+/// the attempts), and start afresh where they changed. `ThrottleLayer::reload` changes `k` and
+/// `max_rejection` in place.
+///
+/// ```
+/// # fn main() -> Result<(), serde_json::Error> {
+/// use tower_tenacity::http::HttpResilienceLayer;
+///
+/// let layer: HttpResilienceLayer = serde_json::from_str(r#"{ "max_attempts": 3 }"#)?;
+/// // layer.clone().layer(client) … and when the file changes:
+/// layer.reload(serde_json::from_str(r#"{ "max_attempts": 5, "attempt_timeout": "500ms" }"#)?);
+/// # Ok(())
+/// # }
+/// ```
 #[cfg(feature = "serde")]
 pub mod configuration {}

@@ -10,7 +10,7 @@ use super::replay::{DEFAULT_REPLAY_CAP, HttpReplay};
 use super::service::{AttemptHeader, AttemptHeaderLayer};
 use crate::breaker::{CircuitBreaker, CircuitBreakerLayer};
 use crate::error::ConfigError;
-use crate::preset::{ResilienceBuilder, ResilienceLayer, attempts};
+use crate::preset::{Build, Carry, Live, Reloading, ResilienceBuilder, ResilienceLayer, attempts};
 use crate::retry::{Retry, RetryLayer};
 use crate::timeout::Timeout;
 
@@ -84,6 +84,7 @@ pub struct HttpResilienceLayer {
     retry: RetryLayer<HttpClassifier, HttpReplay, ByAuthority>,
     breaker: CircuitBreakerLayer<HttpClassifier, ByAuthority>,
     options: HttpOptions,
+    live: Live<Self>,
 }
 
 impl HttpResilienceLayer {
@@ -110,6 +111,30 @@ impl HttpResilienceLayer {
     pub fn breaker(&self) -> &CircuitBreakerLayer<HttpClassifier, ByAuthority> {
         &self.breaker
     }
+
+    /// Swaps the settings of every service this layer (or a clone) made for `next`'s, keeping
+    /// each host's budget and circuit where their settings are the same; see
+    /// [`ResilienceLayer::reload`], and `guides::configuration` for settings read from a file
+    /// again.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_tenacity::ResilienceLayer;
+    ///
+    /// # fn main() -> Result<(), tower_tenacity::ConfigError> {
+    /// let layer = ResilienceLayer::http().build()?;
+    /// // … layer.clone().layer(client) …, and later:
+    /// layer.reload(ResilienceLayer::http().attempt_timeout(Duration::from_millis(500)).build()?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn reload(&self, next: Self) {
+        let mut next = next;
+        let current = self.live.current().unwrap_or_else(|| self.clone());
+        next.retry.carry_state(&current.retry);
+        next.breaker.carry_state(&current.breaker);
+        self.live.swap(next);
+    }
 }
 
 /// The attempts of an [`HttpResilience`]: the circuit breaker, the attempt header and the
@@ -123,7 +148,7 @@ type Stack<S> = Retry<Attempts<S>, HttpClassifier, HttpReplay, ByAuthority>;
 /// made replayable, the deadline, the attempt count on a retried response, the request named in
 /// errors) around retry, the circuit breaker, the attempt header and the attempt timeout of
 /// [`ResilienceLayer::http`].
-pub type HttpResilience<S> = HttpEdge<Stack<S>>;
+pub type HttpResilience<S> = Reloading<HttpResilienceLayer, S, HttpEdge<Stack<S>>>;
 
 impl Default for HttpResilienceLayer {
     fn default() -> Self {
@@ -135,6 +160,14 @@ impl<S: Clone> Layer<S> for HttpResilienceLayer {
     type Service = HttpResilience<S>;
 
     fn layer(&self, client: S) -> Self::Service {
+        self.live.service(self, client)
+    }
+}
+
+impl<S: Clone> Build<S> for HttpResilienceLayer {
+    type Stack = HttpEdge<Stack<S>>;
+
+    fn build(&self, client: S) -> Self::Stack {
         let options = &self.options;
         let around = AttemptHeaderLayer::new(
             options.attempt_header.clone(),
@@ -226,6 +259,7 @@ impl<B: crate::breaker::BreakerSlot<HttpClassifier>>
             retry: parts.retry,
             breaker: parts.breaker,
             options: parts.options,
+            live: Live::new(),
         })
     }
 }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::ResilienceLayer;
+use super::live::Live;
 #[cfg(feature = "http")]
 use crate::breaker::CircuitBreakerLayer;
 use crate::breaker::{BreakerConfig, BreakerPlan, BreakerSlot, NoBreaker};
@@ -322,6 +323,7 @@ impl<C, P, X, B> ResilienceBuilder<C, P, X, B> {
             breaker,
             total,
             attempt,
+            live: Live::new(),
         };
         Ok((layer, self.options))
     }

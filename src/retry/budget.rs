@@ -138,6 +138,12 @@ impl RetryBudget {
 
     /// A budget with this one's settings and nothing earned or spent: the model of a budget
     /// per key.
+    /// Whether `other` earns, saves and floors retries as this budget does.
+    pub(crate) fn same_settings(&self, other: &RetryBudget) -> bool {
+        let (a, b) = (&*self.state, &*other.state);
+        (a.deposit, a.cap, a.floor, a.window) == (b.deposit, b.cap, b.floor, b.window)
+    }
+
     pub(crate) fn fresh(&self) -> Self {
         let state = &*self.state;
         RetryBudget {

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::classify::DefaultClassifier;
 use crate::error::{ConfigError, ConfigProblem};
+use crate::preset::Carry;
 use crate::scope::{Scopes, Unscoped};
 
 /// Wraps services in a retry loop. Build it with [`RetryLayer::builder`]; every clone, and every
@@ -89,6 +90,28 @@ impl<C, P, K> RetryLayer<C, P, K> {
     /// The number of attempts allowed, the first included.
     pub fn max_attempts(&self) -> u32 {
         self.shared.limits.max_attempts
+    }
+}
+
+impl<C, P, K> Carry for RetryLayer<C, P, K> {
+    /// Keeps the budget (each key's, with a budget per key) when its settings are the same.
+    fn carry_state(&mut self, old: &Self) {
+        let (Some(new), Some(kept)) = (self.shared.budget.as_ref(), old.shared.budget.as_ref())
+        else {
+            return;
+        };
+        if !new.same_settings(kept) {
+            return;
+        }
+        let kept = kept.clone();
+        // The layer a reload is given has not made a service yet; a copy of it kept elsewhere
+        // (which would share this configuration) starts its own budget, as a new layer does.
+        if let Some(config) = Arc::get_mut(&mut self.shared) {
+            config.budget = Some(kept);
+        }
+        if self.keyed.is_some() {
+            self.keyed = old.keyed.clone();
+        }
     }
 }
 

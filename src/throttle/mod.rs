@@ -175,12 +175,34 @@ impl Throttle {
     }
 }
 
-/// One window's state, the classifier that counts into it, and what the throttle's draws share.
+/// `K` and the highest rejection probability, shared by every window of a layer, so that
+/// [`ThrottleLayer::reload`] changes them in place: each as its `f64`'s bits.
+struct Thresholds {
+    k: AtomicU64,
+    max_rejection: AtomicU64,
+}
+
+impl Thresholds {
+    fn new(throttle: &Throttle) -> Self {
+        Thresholds {
+            k: AtomicU64::new(throttle.k.to_bits()),
+            max_rejection: AtomicU64::new(throttle.max_rejection.to_bits()),
+        }
+    }
+
+    fn set(&self, throttle: &Throttle) {
+        self.k.store(throttle.k.to_bits(), Ordering::Relaxed);
+        let max = throttle.max_rejection.to_bits();
+        self.max_rejection.store(max, Ordering::Relaxed);
+    }
+}
+
+/// One window's state, the classifier that counts into it, and what the throttle's windows
+/// share: the thresholds and the draws.
 pub(crate) struct Throttler<C> {
     window: Window,
     classifier: Arc<C>,
-    k: f64,
-    max_rejection: f64,
+    thresholds: Arc<Thresholds>,
     draws: Arc<AtomicU64>,
 }
 
@@ -189,11 +211,13 @@ impl<C> Throttler<C> {
     #[inline]
     fn admit(&self, tick: u64) -> Result<(), Tally> {
         let tally = self.window.tally(tick);
-        let excess = tally.requests as f64 - self.k * tally.accepts as f64;
+        let k = f64::from_bits(self.thresholds.k.load(Ordering::Relaxed));
+        let excess = tally.requests as f64 - k * tally.accepts as f64;
         if excess <= 0.0 {
             return Ok(());
         }
-        let p = (excess / (tally.requests + 1) as f64).min(self.max_rejection);
+        let max_rejection = f64::from_bits(self.thresholds.max_rejection.load(Ordering::Relaxed));
+        let p = (excess / (tally.requests + 1) as f64).min(max_rejection);
         if draw(&self.draws) < p {
             Err(tally)
         } else {
@@ -228,16 +252,62 @@ fn accepted(classification: Classification) -> bool {
 pub struct ThrottleLayer<C, K = Unscoped> {
     windows: Arc<Scopes<Throttler<C>>>,
     scope: K,
+    // What the layer was built with: the window and the keys stay; `K` and the cap can change.
+    settings: Throttle,
+    thresholds: Arc<Thresholds>,
+}
+
+impl<C, K> ThrottleLayer<C, K> {
+    /// Changes `K` and the highest rejection probability of every window of this layer (and of
+    /// its clones and their services) to `throttle`'s, from the next request on; what the
+    /// windows counted stays. The window's length, the keys' cap and the seed are the ones the
+    /// layer was built with: a `throttle` that changes them is an error naming the field, as is
+    /// one out of range.
+    ///
+    /// ```
+    /// use tower_tenacity::classify::DefaultClassifier;
+    /// use tower_tenacity::throttle::{Throttle, ThrottleLayer};
+    ///
+    /// let layer = ThrottleLayer::new(Throttle::new(), DefaultClassifier).unwrap();
+    /// layer.reload(Throttle::new().k(1.5).max_rejection(0.5)).unwrap();
+    /// let err = layer.reload(Throttle::new().window(std::time::Duration::from_secs(60)));
+    /// assert_eq!(err.unwrap_err().field(), "throttle.window");
+    /// ```
+    pub fn reload(&self, throttle: Throttle) -> Result<(), ConfigError> {
+        throttle.check()?;
+        let fixed = &self.settings;
+        let changed = if throttle.window != fixed.window {
+            Some("throttle.window")
+        } else if throttle.max_keys != fixed.max_keys {
+            Some("throttle.max_keys")
+        } else if throttle.seed != fixed.seed {
+            Some("throttle.seed")
+        } else {
+            None
+        };
+        if let Some(field) = changed {
+            return Err(ConfigError::new(field, ConfigProblem::FixedOnceBuilt));
+        }
+        self.thresholds.set(&throttle);
+        Ok(())
+    }
 }
 
 impl<C> ThrottleLayer<C> {
     /// One window for every call, counting what `classifier` calls accepted.
     pub fn new(throttle: Throttle, classifier: C) -> Result<Self, ConfigError> {
         throttle.check()?;
-        let throttler = throttler(&throttle, Arc::new(classifier), new_draws(&throttle));
+        let thresholds = Arc::new(Thresholds::new(&throttle));
+        let throttler = throttler(
+            &throttle,
+            Arc::new(classifier),
+            (thresholds.clone(), new_draws(&throttle)),
+        );
         Ok(ThrottleLayer {
             windows: Arc::new(Scopes::single(throttler)),
             scope: Unscoped,
+            settings: throttle,
+            thresholds,
         })
     }
 
@@ -251,11 +321,15 @@ impl<C> ThrottleLayer<C> {
         C: Send + Sync + 'static,
     {
         throttle.check()?;
-        let (classifier, draws) = (Arc::new(classifier), new_draws(&throttle));
-        let make = move || throttler(&throttle, classifier.clone(), draws.clone());
+        let thresholds = Arc::new(Thresholds::new(&throttle));
+        let shared = (thresholds.clone(), new_draws(&throttle));
+        let classifier = Arc::new(classifier);
+        let make = move || throttler(&throttle, classifier.clone(), shared.clone());
         Ok(ThrottleLayer {
             windows: Arc::new(Scopes::per_key(throttle.keys(), make)),
             scope,
+            settings: throttle,
+            thresholds,
         })
     }
 }
@@ -266,12 +340,15 @@ fn new_draws(throttle: &Throttle) -> Arc<AtomicU64> {
     ))
 }
 
-fn throttler<C>(throttle: &Throttle, classifier: Arc<C>, draws: Arc<AtomicU64>) -> Throttler<C> {
+fn throttler<C>(
+    throttle: &Throttle,
+    classifier: Arc<C>,
+    (thresholds, draws): (Arc<Thresholds>, Arc<AtomicU64>),
+) -> Throttler<C> {
     Throttler {
         window: Window::new(throttle.window),
         classifier,
-        k: throttle.k,
-        max_rejection: throttle.max_rejection,
+        thresholds,
         draws,
     }
 }
@@ -281,6 +358,8 @@ impl<C, K: Clone> Clone for ThrottleLayer<C, K> {
         ThrottleLayer {
             windows: self.windows.clone(),
             scope: self.scope.clone(),
+            settings: self.settings,
+            thresholds: self.thresholds.clone(),
         }
     }
 }

@@ -1,0 +1,190 @@
+//! Settings swapped on a running stack: what a preset's `reload` writes and its services read.
+//!
+//! A preset layer and its clones share one [`Live`] cell: a generation number and, after the
+//! first reload, the layer to build from. Each service a preset makes ([`Reloading`]) keeps the
+//! client it was given, the stack it built over it, and the generation that stack was built
+//! at. Before each call it reads the generation, one atomic load; only when a reload has bumped
+//! it does it take the lock, clone the new layer and build a new stack over its client. A call
+//! in flight is a future of the stack it started on, so it keeps that stack's settings to its
+//! end; state that a reload carries over (budgets, circuits) is shared by the old stack and the
+//! new one.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use tower_service::Service;
+
+/// Carries the state a reload keeps (budgets, circuits) from the layer in force to the one
+/// that replaces it, where their settings are the same.
+pub trait Carry {
+    /// Takes over `old`'s state where this layer's settings for it are the same as `old`'s.
+    fn carry_state(&mut self, old: &Self);
+}
+
+/// Builds a preset's stack over a client, from the settings of the layer at hand. Not
+/// nameable outside the crate: each preset's `Layer` implementation wraps what it builds in a
+/// [`Reloading`].
+pub trait Build<S> {
+    /// The stack over `S`.
+    type Stack;
+
+    /// The stack over `client`, with these settings.
+    fn build(&self, client: S) -> Self::Stack;
+}
+
+/// The cell that a preset layer and its clones share.
+pub(crate) struct Live<L> {
+    shared: Arc<Shared<L>>,
+}
+
+struct Shared<L> {
+    generation: AtomicU64,
+    // `None` until the first reload: services build from the layer that made them.
+    current: Mutex<Option<L>>,
+}
+
+impl<L> Live<L> {
+    pub(crate) fn new() -> Self {
+        Live {
+            shared: Arc::new(Shared {
+                generation: AtomicU64::new(0),
+                current: Mutex::new(None),
+            }),
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::Acquire)
+    }
+
+    /// The layer of the latest reload, if there was one.
+    pub(crate) fn current(&self) -> Option<L>
+    where
+        L: Clone,
+    {
+        let current = self.shared.current.lock();
+        (*current.unwrap_or_else(PoisonError::into_inner)).clone()
+    }
+
+    /// Makes `next` the layer that every service of this cell builds from, from its next call.
+    pub(crate) fn swap(&self, next: L) {
+        let mut current = self
+            .shared
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // A service that reads the new generation takes the lock after this store, and so
+        // finds `next` (or a later layer).
+        *current = Some(next);
+        self.shared.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A service of this cell over `client`, built from the latest settings: `layer`'s, or
+    /// the latest reload's.
+    pub(crate) fn service<S: Clone>(&self, layer: &L, client: S) -> Reloading<L, S, L::Stack>
+    where
+        L: Build<S> + Clone,
+    {
+        // The generation first: a reload after this read is seen at the first call.
+        let seen = self.generation();
+        let stack = match self.current() {
+            Some(current) => current.build(client.clone()),
+            None => layer.build(client.clone()),
+        };
+        Reloading {
+            live: self.clone(),
+            seen,
+            client,
+            stack,
+        }
+    }
+}
+
+impl<L> Clone for Live<L> {
+    fn clone(&self) -> Self {
+        Live {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<L> fmt::Debug for Live<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Live")
+            .field("generation", &self.generation())
+            .finish()
+    }
+}
+
+/// The service a preset makes: its stack over the client, rebuilt from the latest settings
+/// when a reload has happened since it was built. Reached as the preset's `Service` type.
+pub struct Reloading<L, S, T> {
+    live: Live<L>,
+    seen: u64,
+    client: S,
+    stack: T,
+}
+
+impl<L, S: Clone, T: Clone> Clone for Reloading<L, S, T> {
+    fn clone(&self) -> Self {
+        Reloading {
+            live: self.live.clone(),
+            seen: self.seen,
+            client: self.client.clone(),
+            stack: self.stack.clone(),
+        }
+    }
+}
+
+impl<L, S, T: fmt::Debug> fmt::Debug for Reloading<L, S, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reloading")
+            .field("generation", &self.seen)
+            .field("stack", &self.stack)
+            .finish()
+    }
+}
+
+impl<L, S, T, R> Service<R> for Reloading<L, S, T>
+where
+    L: Build<S, Stack = T> + Clone,
+    S: Clone,
+    T: Service<R>,
+{
+    type Response = T::Response;
+    type Error = T::Error;
+    type Future = T::Future;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        let generation = self.live.generation();
+        if generation != self.seen {
+            self.reload(generation);
+        }
+        self.stack.poll_ready(cx)
+    }
+
+    #[inline]
+    fn call(&mut self, request: R) -> Self::Future {
+        self.stack.call(request)
+    }
+}
+
+impl<L, S, T> Reloading<L, S, T>
+where
+    L: Build<S, Stack = T> + Clone,
+    S: Clone,
+{
+    /// Builds the stack again from the latest layer: out of line, since it happens once per
+    /// reload and service.
+    #[cold]
+    #[inline(never)]
+    fn reload(&mut self, generation: u64) {
+        if let Some(layer) = self.live.current() {
+            self.stack = layer.build(self.client.clone());
+        }
+        self.seen = generation;
+    }
+}
