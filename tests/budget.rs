@@ -4,12 +4,13 @@
 mod common;
 
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use common::{Script, Step, ms, secs};
-use tower::Layer;
+use tower::{BoxError, Layer, Service, ServiceExt};
 use tower_tenacity::GiveUp;
-use tower_tenacity::retry::{Event, ExponentialBackoff, RetryBudget, RetryLayer};
+use tower_tenacity::retry::{Event, ExponentialBackoff, Jitter, RetryBudget, RetryLayer};
 use tower_tenacity::{Error, ErrorKind};
 
 #[tokio::test(start_paused = true)]
@@ -167,4 +168,53 @@ fn ratios_are_kept_to_the_billionth_and_savings_to_1000_requests() {
     }
     assert_eq!(budget.retries_left(), 1000);
     assert_eq!((0..2000).filter(|_| budget.withdraw()).count(), 1000);
+}
+
+/// gRPC's retry throttling as a budget, against the scenario grpc-go tests it with
+/// (`TestRetryThrottling`): four attempts a call, `maxTokens` 10 and `tokenRatio` 0.5, a server
+/// that answers its attempts 0, 3, 6, 10–14, 16 and 18 and fails the others. The number of the
+/// last attempt each call reaches, and whether the call succeeds, are A6's arithmetic.
+#[tokio::test(start_paused = true)]
+async fn a_token_bucket_throttles_as_grpc_does() {
+    use std::sync::atomic::AtomicU32;
+
+    let seen = Arc::new(AtomicU32::new(0));
+    let counter = seen.clone();
+    let svc = tower::service_fn(move |_: ()| {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if [0, 3, 6, 10, 11, 12, 13, 14, 16, 18].contains(&n) {
+                Ok(n)
+            } else {
+                Err::<u32, BoxError>(io::Error::from(io::ErrorKind::ConnectionReset).into())
+            }
+        }
+    });
+    let layer = RetryLayer::builder()
+        .max_attempts(4)
+        .backoff(ExponentialBackoff::new(ms(10), 1.0, ms(10)).with_jitter(Jitter::None))
+        .budget(RetryBudget::tokens(10, 0.5).unwrap())
+        .build()
+        .unwrap();
+    let mut svc = layer.layer(svc);
+    // (succeeded, the server's count of attempts after the call), call by call.
+    let expected = [
+        (true, 1),
+        (true, 4),
+        (true, 7),
+        (false, 9),
+        (false, 10),
+        (true, 11),
+        (true, 12),
+        (true, 13),
+        (true, 14),
+        (true, 15),
+        (true, 17),
+        (false, 18),
+    ];
+    for (call, (ok, count)) in expected.into_iter().enumerate() {
+        let outcome = svc.ready().await.unwrap().call(()).await;
+        assert_eq!(outcome.is_ok(), ok, "call {}", call + 1);
+        assert_eq!(seen.load(Ordering::SeqCst), count, "call {}", call + 1);
+    }
 }

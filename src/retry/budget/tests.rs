@@ -2,6 +2,8 @@
 
 use std::sync::atomic::AtomicBool;
 
+use std::sync::atomic::Ordering;
+
 use super::*;
 
 #[test]
@@ -125,7 +127,7 @@ fn threads_racing_a_window_roll_never_get_a_fourth_floor() {
     let budgets: Vec<RetryBudget> = (0..TRIALS)
         .map(|_| {
             let budget = RetryBudget::new(1.0, FLOOR, window).unwrap();
-            let origin = budget.state.origin;
+            let origin = budget.share().origin;
             budget.succeeded();
             assert_eq!(budget.take_at(origin), Some(Taken::Floor));
             budget.deposit();
@@ -144,7 +146,7 @@ fn threads_racing_a_window_roll_never_get_a_fourth_floor() {
                     if !spin_until_all_arrive(&arrived, &gone, THREADS, round as u64) {
                         return;
                     }
-                    let at = budget.state.origin + window * 2;
+                    let at = budget.share().origin + window * 2;
                     for _ in 0..2 {
                         if budget.take_at(at) == Some(Taken::Floor) {
                             floors.fetch_add(1, Ordering::Relaxed);
@@ -158,7 +160,7 @@ fn threads_racing_a_window_roll_never_get_a_fourth_floor() {
     for (budget, floors) in budgets.iter().zip(&floors) {
         let mut floors = floors.load(Ordering::Relaxed);
         for later in 3..8 {
-            let at = budget.state.origin + window * later;
+            let at = budget.share().origin + window * later;
             // At most a few, so that a budget that never says no fails rather than hangs.
             let taken = (0..10).map_while(|_| budget.take_at(at));
             floors += taken.filter(|taken| *taken == Taken::Floor).count() as u64;
@@ -171,7 +173,7 @@ fn threads_racing_a_window_roll_never_get_a_fourth_floor() {
 #[test]
 fn a_retry_given_back_returns_to_its_store_never_past_its_cap() {
     let budget = RetryBudget::new(1.0, 3, Duration::from_secs(3600)).unwrap();
-    let now = budget.state.origin;
+    let now = budget.share().origin;
     assert_eq!(budget.take_at(now), Some(Taken::Floor));
     assert_eq!(budget.take_at(now), Some(Taken::Floor));
     budget.give_back(Taken::Floor);
@@ -218,7 +220,7 @@ async fn a_budget_per_key_counts_its_windows_from_its_own_creation() {
     tokio::time::advance(Duration::from_millis(600)).await;
     let fresh = template.fresh();
     assert_eq!(fresh.retries_left(), 2, "the settings, and nothing earned");
-    assert_eq!(fresh.state.deposit, template.state.deposit);
+    assert_eq!(fresh.share().deposit, template.share().deposit);
     assert_eq!((0..5).filter(|_| fresh.withdraw()).count(), 2);
     fresh.succeeded();
     // 1.2 s: the template's second window, but still the first of the fresh budget.

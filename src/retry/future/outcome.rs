@@ -51,9 +51,10 @@ fn with_attempt_cut(err: BoxError, attempt: Attempt) -> BoxError {
     }
 }
 
-/// What a retryable outcome says to the call's hedging: a server (or an open circuit) that
-/// asked to wait gets no more hedges, and a hedge that an open circuit turned away put no load
-/// on the dependency and gives back the retry it `taken` from the budget.
+/// What a retryable outcome says to the call's hedging and budget: a server (or an open
+/// circuit) that asked to wait gets no more hedges; a failure the dependency gave is counted
+/// (by a token bucket); and a hedge that an open circuit turned away put no load on the
+/// dependency and gives back the retry it `taken` from the budget.
 pub(super) fn after_retryable(
     progress: &mut Progress,
     budget: Option<&RetryBudget>,
@@ -63,6 +64,10 @@ pub(super) fn after_retryable(
     let turned_away = reason == Reason::NeverSent(NotSent::CircuitOpen);
     if hint.is_some() || turned_away {
         progress.no_more_hedges = true;
+    }
+    // A token bucket (gRFC A6) counts every failure the dependency gave, retried or not.
+    if !turned_away && let Some(budget) = budget {
+        budget.failed();
     }
     if turned_away && let (Some(budget), Some(taken)) = (budget, taken) {
         budget.give_back(taken);
