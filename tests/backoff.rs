@@ -253,3 +253,44 @@ fn a_spread_of_20_percent_falls_within_it_on_both_sides_of_the_base() {
     let highest = factors.iter().copied().fold(0.0, f64::max);
     assert!(lowest < 0.81 && highest > 1.19, "{lowest}..{highest}");
 }
+
+/// A server's hint sets one delay exactly, and the schedule starts over after it (gRFC A6:
+/// "for subsequent retries, the delay period will be reset to the initialBackoff setting").
+#[tokio::test(start_paused = true)]
+async fn after_a_servers_hint_the_backoff_starts_over() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use tower::{BoxError, Service, ServiceExt};
+    use tower_tenacity::classify::{Classification, Reason, classify_fn};
+
+    let delays = Arc::new(Mutex::new(Vec::new()));
+    let sink = delays.clone();
+    // Attempts 2 and 4 come back with a hint of 500 ms; every attempt fails.
+    let classifier = classify_fn(|_: &u32, outcome: Result<&u32, &BoxError>| match outcome {
+        Ok(n) if n % 2 == 0 => Classification::retry_after(Reason::Status(503), ms(500)),
+        _ => Classification::retryable(Reason::Status(503)),
+    });
+    let counter = Arc::new(AtomicU32::new(0));
+    let svc = tower::service_fn(move |_: u32| {
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        async move { Ok::<u32, BoxError>(n) }
+    });
+    let mut svc = RetryLayer::builder()
+        .classifier(classifier)
+        .max_attempts(6)
+        .no_budget()
+        .backoff(ExponentialBackoff::new(ms(10), 2.0, secs(10)).with_jitter(Jitter::None))
+        .observer(move |event: &Event| {
+            if let Event::Retry { delay, .. } = event {
+                sink.lock().unwrap().push(*delay);
+            }
+        })
+        .build()
+        .unwrap()
+        .layer(svc);
+    svc.ready().await.unwrap().call(0).await.unwrap();
+    assert_eq!(
+        *delays.lock().unwrap(),
+        [ms(10), ms(500), ms(10), ms(500), ms(10)],
+        "the backoff's first delay after each hint, not its third and fifth"
+    );
+}

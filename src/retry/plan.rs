@@ -68,6 +68,9 @@ pub(super) fn plan_retry<S: Service<Req>, Req, C, P: Replay<Req, S::Response>>(
             Verdict::Retry { .. } => unreachable!("a retry is planned on the clock"),
         });
     };
+    if hint.is_some() {
+        backoff.restart_after(attempt.number);
+    }
     if !shared.replay.can_replay(kept) {
         return Err(GiveUp::NotReplayable);
     }
@@ -128,11 +131,15 @@ pub(super) struct Progress {
 }
 
 /// The per-request state of the backoff schedule: its randomness and the previous delay (for
-/// decorrelated jitter), made at the first retry; a `backoff` crate schedule's own state.
+/// decorrelated jitter), made at the first retry; where it last started over; a `backoff`
+/// crate schedule's own state.
 #[derive(Default)]
 pub(super) struct BackoffState {
     rng: Option<fastrand::Rng>,
     previous: Duration,
+    // The retry after which the schedule starts over: the last that waited what the server
+    // asked (gRFC A6: after a pushback, the backoff is reset to its initial delay).
+    restarted_at: u32,
     #[cfg(feature = "backoff")]
     custom: Option<Box<dyn ::backoff::backoff::Backoff + Send>>,
 }
@@ -143,13 +150,19 @@ impl BackoffState {
         let delay = match &shared.schedule {
             Schedule::Exponential(delays) => {
                 let rng = self.rng.get_or_insert_with(|| shared.rng());
-                delays.delay(retry, self.previous, rng)
+                delays.delay(retry - self.restarted_at, self.previous, rng)
             }
             #[cfg(feature = "backoff")]
             Schedule::Custom(make) => self.custom.get_or_insert_with(|| make()).next_backoff()?,
         };
         self.previous = delay;
         Some(delay)
+    }
+
+    /// The server set the delay of retry number `retry`: the schedule starts over after it.
+    fn restart_after(&mut self, retry: u32) {
+        self.restarted_at = retry;
+        self.previous = Duration::ZERO;
     }
 }
 
