@@ -63,6 +63,9 @@ pub(crate) enum ConfigProblem {
     NotAHeader,
     /// A setting that a reload cannot change on a running layer.
     FixedOnceBuilt,
+    /// A gRPC service config that gRFC A6 calls invalid: where, and why.
+    #[cfg(all(feature = "grpc", feature = "serde"))]
+    ServiceConfig(Box<str>),
 }
 
 impl ConfigError {
@@ -117,6 +120,8 @@ impl fmt::Display for ConfigError {
             ConfigProblem::NotHere => write!(f, "{field} is not a setting of this preset"),
             ConfigProblem::ExactlyOne => write!(f, "set exactly one of {field}"),
             ConfigProblem::NotAHeader => write!(f, "{field} is not a valid header name"),
+            #[cfg(all(feature = "grpc", feature = "serde"))]
+            ConfigProblem::ServiceConfig(why) => write!(f, "{field}: {why}"),
             ConfigProblem::FixedOnceBuilt => {
                 write!(
                     f,

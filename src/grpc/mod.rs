@@ -11,8 +11,11 @@
 
 mod classify;
 mod deadline;
+mod methods;
 mod peek;
 mod preset;
+#[cfg(feature = "serde")]
+mod service_config;
 mod status;
 
 pub use self::classify::GrpcClassifier;

@@ -182,5 +182,31 @@ pub mod metrics {}
 /// # Ok(())
 /// # }
 /// ```
+///
+/// # A gRPC service config
+///
+/// With the `grpc` feature too, the gRPC preset reads a gRPC service config, the JSON that
+/// gRPC's own clients take (gRFC A6): `ResilienceLayer::grpc().service_config(json)`. Each
+/// `methodConfig` entry's `timeout` and `retryPolicy` or `hedgingPolicy` applies to the methods
+/// it names, and `retryThrottling` is the budget, A6's token bucket per server name
+/// (`RetryBudget::tokens`). A config A6 calls invalid is refused whole when the layer is built,
+/// with an error naming where (`methodConfig[1].retryPolicy.maxAttempts must be an integer
+/// greater than 1`). The builder's settings stay for the methods no entry names; its breaker,
+/// observer and attempt timeout stay for all of them.
+///
+/// ```
+/// use tower_tenacity::ResilienceLayer;
+///
+/// let layer = ResilienceLayer::grpc()
+///     .service_config(r#"{
+///         "methodConfig": [{
+///             "name": [{ "service": "shop.Orders", "method": "Get" }],
+///             "hedgingPolicy": { "maxAttempts": 3, "hedgingDelay": "0.05s" }
+///         }]
+///     }"#)
+///     .build()
+///     .unwrap();
+/// # let _ = layer;
+/// ```
 #[cfg(feature = "serde")]
 pub mod configuration {}

@@ -12,18 +12,17 @@ use super::{
 };
 use crate::classify::DefaultClassifier;
 use crate::error::{ConfigError, ConfigProblem};
-use crate::preset::Carry;
 use crate::scope::{Scopes, Unscoped};
 
 /// Wraps services in a retry loop. Build it with [`RetryLayer::builder`]; every clone, and every
 /// service it makes, shares one configuration and one [`RetryBudget`] (or one per key, with
 /// [`budget_per_key`](Self::budget_per_key)).
 pub struct RetryLayer<C = DefaultClassifier, P = CloneReplay, K = Unscoped> {
-    classifier: C,
-    replay: P,
-    shared: Arc<Config>,
-    scope: K,
-    keyed: Option<Arc<Scopes<RetryBudget>>>,
+    pub(super) classifier: C,
+    pub(super) replay: P,
+    pub(super) shared: Arc<Config>,
+    pub(super) scope: K,
+    pub(super) keyed: Option<Arc<Scopes<RetryBudget>>>,
 }
 
 impl RetryLayer {
@@ -93,28 +92,6 @@ impl<C, P, K> RetryLayer<C, P, K> {
     }
 }
 
-impl<C, P, K> Carry for RetryLayer<C, P, K> {
-    /// Keeps the budget (each key's, with a budget per key) when its settings are the same.
-    fn carry_state(&mut self, old: &Self) {
-        let (Some(new), Some(kept)) = (self.shared.budget.as_ref(), old.shared.budget.as_ref())
-        else {
-            return;
-        };
-        if !new.same_settings(kept) {
-            return;
-        }
-        let kept = kept.clone();
-        // The layer a reload is given has not made a service yet; a copy of it kept elsewhere
-        // (which would share this configuration) starts its own budget, as a new layer does.
-        if let Some(config) = Arc::get_mut(&mut self.shared) {
-            config.budget = Some(kept);
-        }
-        if self.keyed.is_some() {
-            self.keyed = old.keyed.clone();
-        }
-    }
-}
-
 impl<C: Clone, P: Clone, K: Clone> Clone for RetryLayer<C, P, K> {
     fn clone(&self) -> Self {
         RetryLayer {
@@ -172,14 +149,14 @@ impl<S: Clone, C: Clone, P: Clone, K: Clone> Layer<S> for RetryLayer<C, P, K> {
 /// ```
 #[must_use = "a builder does nothing until `.build()` makes the layer"]
 pub struct RetryBuilder<C = DefaultClassifier, P = CloneReplay> {
-    classifier: C,
-    replay: P,
-    limits: Limits,
-    schedule: Schedule,
-    budget: Option<RetryBudget>,
-    observer: Option<Arc<dyn Observer>>,
-    hedge: Option<Hedge>,
-    seed: Option<u64>,
+    pub(super) classifier: C,
+    pub(super) replay: P,
+    pub(super) limits: Limits,
+    pub(super) schedule: Schedule,
+    pub(super) budget: Option<RetryBudget>,
+    pub(super) observer: Option<Arc<dyn Observer>>,
+    pub(super) hedge: Option<Hedge>,
+    pub(super) seed: Option<u64>,
 }
 
 impl Default for RetryBuilder {

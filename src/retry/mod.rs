@@ -59,6 +59,7 @@ mod plan;
 mod replay;
 
 mod service;
+mod variants;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -84,6 +85,8 @@ pub use self::replay::Replay;
 pub(crate) use self::layer::RetryBuilder;
 pub(crate) use self::replay::{CloneReplay, Releasing};
 pub(crate) use self::service::Retry;
+#[cfg(all(feature = "grpc", feature = "serde"))]
+pub(crate) use self::variants::MethodRetry;
 pub(crate) use crate::error::GiveUp;
 
 /// What the clones of one [`Retry`] share, behind one `Arc` so that a call counts one
