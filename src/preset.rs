@@ -141,11 +141,14 @@ impl<C: Clone, P: Clone, L: Clone + Carry> ResilienceLayer<C, P, L> {
     /// # }
     /// ```
     pub fn reload(&self, next: Self) {
-        let mut next = next;
-        let current = self.live.current().unwrap_or_else(|| self.clone());
-        next.retry.carry_state(&current.retry);
-        next.breaker.carry_state(&current.breaker);
-        self.live.swap(next);
+        self.live.reload(self, next);
+    }
+}
+
+impl<C, P, L: Carry> Carry for ResilienceLayer<C, P, L> {
+    fn carry_state(&mut self, old: &Self) {
+        self.retry.carry_state(&old.retry);
+        self.breaker.carry_state(&old.breaker);
     }
 }
 

@@ -329,3 +329,27 @@ fn an_invalid_config_is_refused_when_the_layer_is_built() {
     assert_eq!(err.field(), "service_config");
     assert!(err.to_string().contains("maxTokens"), "{err}");
 }
+
+/// A service config read again is swapped in on the running client.
+#[tokio::test]
+async fn a_reload_brings_a_new_service_config() {
+    let (addr, seen) = start(|_, _| Answer::Fail(Code::Unavailable, None)).await;
+    let layer = |attempts: u32| {
+        let config = format!(
+            r#"{{ "methodConfig": [ {} ] }}"#,
+            retry_entry("Check", attempts, r#"["UNAVAILABLE"]"#)
+        );
+        ResilienceLayer::grpc()
+            .no_budget()
+            .service_config(&config)
+            .build()
+            .unwrap()
+    };
+    let first = layer(2);
+    let mut health = client(&first, addr);
+    check(&mut health).await.unwrap_err();
+    assert_eq!(seen.lock().unwrap().len(), 2);
+    first.reload(layer(4));
+    check(&mut health).await.unwrap_err();
+    assert_eq!(seen.lock().unwrap().len(), 2 + 4);
+}

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::Request;
+use http::{Request, StatusCode};
 use http_body_util::Empty;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -23,7 +23,7 @@ use tower::BoxError;
 use tower::{Layer, Service, ServiceExt, service_fn};
 use tower_tenacity::breaker::BreakerConfig;
 use tower_tenacity::classify::DefaultClassifier;
-use tower_tenacity::http::ReplayBody;
+use tower_tenacity::http::{HttpResilience, HttpResilienceLayer, ReplayBody};
 use tower_tenacity::retry::{ExponentialBackoff, Jitter, RetryBudget};
 use tower_tenacity::{Error, ErrorKind, GiveUp, ResilienceBuilder, ResilienceLayer, TimeoutScope};
 
@@ -234,35 +234,51 @@ async fn a_spent_budget_stays_spent_unless_its_settings_change() {
     );
 }
 
+/// The preset over a hyper-util client, as the HTTP tests use it.
+type Http = HttpResilience<Client<HttpConnector, ReplayBody<Empty<Bytes>>>>;
+
+/// The HTTP preset with `attempts`, 1 ms between them and no budget, and with `breaker` a
+/// circuit per host that opens after two failures in a row.
+fn http(attempts: u32, breaker: bool) -> (HttpResilienceLayer, Http) {
+    let builder = ResilienceLayer::http()
+        .max_attempts(attempts)
+        .backoff(ExponentialBackoff::new(ms(1), 1.0, ms(1)).with_jitter(Jitter::None))
+        .no_budget();
+    let layer = match breaker {
+        false => builder.build().unwrap(),
+        true => (builder.circuit_breaker(
+            BreakerConfig::new()
+                .consecutive_failures(2)
+                .break_duration(Duration::from_secs(60)),
+        ))
+        .build()
+        .unwrap(),
+    };
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let svc = layer.layer(client);
+    (layer, svc)
+}
+
+/// A GET of the server's `/status/503` through `svc`.
+async fn get_503(svc: &mut Http, server: &FlakyServer) -> Result<StatusCode, BoxError> {
+    let request = Request::get(server.url("/status/503"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = svc.ready().await?.call(request).await?;
+    Ok(response.status())
+}
+
 /// The HTTP preset over a hyper-util client and a real server: a reload changes how often a
 /// 503 is tried, for the client already in use.
 #[tokio::test]
 async fn the_http_preset_takes_new_settings_over_a_real_server() {
     let server = FlakyServer::start().await.unwrap();
-    let http = |attempts: u32| {
-        ResilienceLayer::http()
-            .max_attempts(attempts)
-            .backoff(ExponentialBackoff::new(ms(1), 1.0, ms(1)).with_jitter(Jitter::None))
-            .no_budget()
-            .build()
-            .unwrap()
-    };
-    let client: Client<HttpConnector, ReplayBody<Empty<Bytes>>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let layer = http(2);
-    let mut svc = layer.layer(client);
-    let get = || {
-        Request::get(server.url("/status/503"))
-            .body(Empty::<Bytes>::new())
-            .unwrap()
-    };
-    let response = svc.ready().await.unwrap().call(get()).await.unwrap();
-    assert_eq!(response.status(), 503);
+    let (layer, mut svc) = http(2, false);
+    assert_eq!(get_503(&mut svc, &server).await.unwrap(), 503);
     assert_eq!(server.stats.requests_to("/status/503"), 2);
 
-    layer.reload(http(4));
-    let response = svc.ready().await.unwrap().call(get()).await.unwrap();
-    assert_eq!(response.status(), 503);
+    layer.reload(http(4, false).0);
+    assert_eq!(get_503(&mut svc, &server).await.unwrap(), 503);
     assert_eq!(server.stats.requests_to("/status/503"), 2 + 4);
 }
 
@@ -271,34 +287,12 @@ async fn the_http_preset_takes_new_settings_over_a_real_server() {
 #[tokio::test]
 async fn the_http_preset_keeps_each_hosts_circuit() {
     let server = FlakyServer::start().await.unwrap();
-    let http = |attempts: u32| {
-        ResilienceLayer::http()
-            .max_attempts(attempts)
-            .backoff(ExponentialBackoff::new(ms(1), 1.0, ms(1)).with_jitter(Jitter::None))
-            .no_budget()
-            .circuit_breaker(
-                BreakerConfig::new()
-                    .consecutive_failures(2)
-                    .break_duration(Duration::from_secs(60)),
-            )
-            .build()
-            .unwrap()
-    };
-    let client: Client<HttpConnector, ReplayBody<Empty<Bytes>>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let layer = http(2);
-    let mut svc = layer.layer(client);
-    let get = || {
-        Request::get(server.url("/status/503"))
-            .body(Empty::<Bytes>::new())
-            .unwrap()
-    };
-    let response = svc.ready().await.unwrap().call(get()).await.unwrap();
-    assert_eq!(response.status(), 503);
+    let (layer, mut svc) = http(2, true);
+    assert_eq!(get_503(&mut svc, &server).await.unwrap(), 503);
     assert_eq!(server.stats.requests_to("/status/503"), 2);
 
-    layer.reload(http(3));
-    let err = svc.ready().await.unwrap().call(get()).await.unwrap_err();
+    layer.reload(http(3, true).0);
+    let err = get_503(&mut svc, &server).await.unwrap_err();
     assert!(
         Error::find(err.as_ref()).unwrap().is_circuit_open(),
         "{err}"

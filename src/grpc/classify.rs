@@ -227,7 +227,7 @@ pub fn grpc_reason(code: Code) -> Reason {
 }
 
 /// The names of the gRPC status codes, by number.
-const GRPC_CODES: [&str; 17] = [
+pub(crate) const GRPC_CODES: [&str; 17] = [
     "OK",
     "CANCELLED",
     "UNKNOWN",

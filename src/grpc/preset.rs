@@ -147,17 +147,20 @@ impl GrpcResilienceLayer {
     /// each host's budget and circuit where their settings are the same; see
     /// [`ResilienceLayer::reload`].
     pub fn reload(&self, next: Self) {
-        let mut next = next;
-        let current = self.live.current().unwrap_or_else(|| self.clone());
-        next.retry.carry_state(&current.retry);
-        next.breaker.carry_state(&current.breaker);
+        self.live.reload(self, next);
+    }
+}
+
+impl Carry for GrpcResilienceLayer {
+    fn carry_state(&mut self, old: &Self) {
+        self.retry.carry_state(&old.retry);
+        self.breaker.carry_state(&old.breaker);
         // The entries share the preset's budgets: the ones just carried over, where the same.
-        if let Some(methods) = next.methods.as_mut().and_then(Arc::get_mut) {
+        if let Some(methods) = self.methods.as_mut().and_then(Arc::get_mut) {
             for method in &mut methods.layers {
-                method.retry.carry_state(&current.retry);
+                method.retry.carry_state(&old.retry);
             }
         }
-        self.live.swap(next);
     }
 }
 

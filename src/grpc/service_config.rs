@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tonic::Code;
 
+use super::classify::GRPC_CODES;
 use crate::error::{ConfigError, ConfigProblem};
 
 /// The client's own cap on attempts: A6 treats a larger `maxAttempts` as 5.
@@ -273,7 +274,7 @@ fn codes(at: &str, list: &Value) -> Result<Vec<Code>, ConfigError> {
         .map(|code| {
             let found = match code {
                 Value::Number(n) => n.as_u64().filter(|n| *n <= 16).map(|n| n as i32),
-                Value::String(name) => CODES
+                Value::String(name) => GRPC_CODES
                     .iter()
                     .position(|known| known.eq_ignore_ascii_case(name))
                     .map(|n| n as i32),
@@ -285,27 +286,6 @@ fn codes(at: &str, list: &Value) -> Result<Vec<Code>, ConfigError> {
         })
         .collect()
 }
-
-/// The codes' names, in the order of their numbers.
-const CODES: [&str; 17] = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-];
 
 #[cfg(test)]
 mod tests;

@@ -129,11 +129,14 @@ impl HttpResilienceLayer {
     /// # }
     /// ```
     pub fn reload(&self, next: Self) {
-        let mut next = next;
-        let current = self.live.current().unwrap_or_else(|| self.clone());
-        next.retry.carry_state(&current.retry);
-        next.breaker.carry_state(&current.breaker);
-        self.live.swap(next);
+        self.live.reload(self, next);
+    }
+}
+
+impl Carry for HttpResilienceLayer {
+    fn carry_state(&mut self, old: &Self) {
+        self.retry.carry_state(&old.retry);
+        self.breaker.carry_state(&old.breaker);
     }
 }
 

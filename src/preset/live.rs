@@ -81,6 +81,18 @@ impl<L> Live<L> {
         self.shared.generation.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Makes `next` the settings of every service of this cell, carrying over the state of
+    /// the layer in force (the latest reload's, or `layer`, the one the cell was built with)
+    /// where the settings are the same.
+    pub(crate) fn reload(&self, layer: &L, mut next: L)
+    where
+        L: Carry + Clone,
+    {
+        let current = self.current().unwrap_or_else(|| layer.clone());
+        next.carry_state(&current);
+        self.swap(next);
+    }
+
     /// A service of this cell over `client`, built from the latest settings: `layer`'s, or
     /// the latest reload's.
     pub(crate) fn service<S: Clone>(&self, layer: &L, client: S) -> Reloading<L, S, L::Stack>
