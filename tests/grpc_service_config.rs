@@ -302,13 +302,25 @@ async fn hedging_and_the_timeout_of_an_entry_apply() {
     .await;
     let config = r#"{ "methodConfig": [{ "name": [{ "service": "grpc.health.v1.Health" }],
         "hedgingPolicy": { "maxAttempts": 3, "hedgingDelay": "0.05s" } }] }"#;
+    let hedges = Arc::new(AtomicU32::new(0));
+    let counted = hedges.clone();
     let layer = ResilienceLayer::grpc()
+        .observer(move |event: &Event| {
+            if let Event::Hedge { .. } = event {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        })
         .service_config(config)
         .build()
         .unwrap();
     // The first call stalls for 30 s: the hedge sent after 50 ms answers.
     check(&mut client(&layer, addr)).await.unwrap();
     assert_eq!(seen.lock().unwrap().len(), 2);
+    assert_eq!(
+        hedges.load(Ordering::SeqCst),
+        1,
+        "the entry's hedging sent it"
+    );
 
     let (addr, _) = start(|_, _| Answer::Stall(Duration::from_secs(30))).await;
     let config = r#"{ "methodConfig": [{ "name": [{}], "timeout": "0.2s" }] }"#;
@@ -318,6 +330,10 @@ async fn hedging_and_the_timeout_of_an_entry_apply() {
         .unwrap();
     let status = check(&mut client(&layer, addr)).await.unwrap_err();
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(
+        status.message().contains("total deadline of 200ms"),
+        "the entry's timeout, not the attempt timeout: {status:?}"
+    );
 }
 
 #[test]

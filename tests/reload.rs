@@ -106,6 +106,20 @@ async fn attempts_and_timeouts_change_on_a_running_stack_and_its_clones() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_reload_can_go_back_to_the_first_settings() {
+    let (calls, inner) = failing();
+    let layer = core().max_attempts(2).build().unwrap();
+    let first = layer.clone();
+    let mut svc = layer.layer(inner);
+    layer.reload(core().max_attempts(4).build().unwrap());
+    svc.ready().await.unwrap().call(1).await.unwrap_err();
+    assert_eq!(calls.swap(0, Ordering::SeqCst), 4);
+    layer.reload(first);
+    svc.ready().await.unwrap().call(2).await.unwrap_err();
+    assert_eq!(calls.swap(0, Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_call_in_flight_keeps_the_settings_it_started_with() {
     let (calls, inner) = failing();
     let layer = core().max_attempts(3).build().unwrap();
@@ -206,8 +220,11 @@ async fn a_spent_budget_stays_spent_unless_its_settings_change() {
         "one retry, from the floor"
     );
 
-    // The same budget settings: still spent, so the next call is not retried.
-    layer.reload(build(4, budget()));
+    // The same budget settings: still spent, so the next call is not retried (even though a
+    // copy of the new layer is kept, and shares its configuration).
+    let next = build(4, budget());
+    let _kept = next.clone();
+    layer.reload(next);
     let err = svc.ready().await.unwrap().call(2).await.unwrap_err();
     assert!(
         matches!(

@@ -2,7 +2,8 @@
 //! script of outcomes and any configuration (property tests, with time paused).
 //!
 //! The model is the rules of the core issue written out plainly: an attempt's outcome is
-//! classified; a retryable one is retried after the backoff (or the server's hint) unless the
+//! classified; a retryable one is retried after the backoff (or the server's hint, after which
+//! the backoff starts over) unless the
 //! attempts are used up, the hint is over its cap, the next attempt would start past
 //! `max_elapsed` or at or after the deadline; the deadline cuts an attempt that is still running.
 //! The stack must make exactly the calls, at exactly the instants, and end with exactly the
@@ -52,6 +53,8 @@ enum Ended {
 fn model(config: &Config, steps: &[Step], then: Step) -> (Vec<u64>, Ended) {
     let mut calls = Vec::new();
     let mut now = 0u64;
+    // The attempt after which the backoff last started over: the last one the server hinted.
+    let mut restarted_at = 0;
     for attempt in 1..=config.max_attempts {
         calls.push(now);
         let step = steps.get(attempt as usize - 1).copied().unwrap_or(then);
@@ -108,9 +111,13 @@ fn model(config: &Config, steps: &[Step], then: Step) -> (Vec<u64>, Ended) {
                     }),
                 );
             }
-            Some(requested) => requested,
-            // Retry number n waits initial × 2^(n-1), hinted retries counted too.
-            None => (config.initial << (attempt - 1)).min(config.max_delay),
+            Some(requested) => {
+                restarted_at = attempt;
+                requested
+            }
+            // Retry number n waits initial × 2^(n-1), counted from the last hinted retry: after a
+            // server's hint the backoff starts over (gRFC A6).
+            None => (config.initial << (attempt - 1 - restarted_at)).min(config.max_delay),
         };
         let next_start = now + delay;
         if config.max_elapsed.is_some_and(|max| next_start > max) {

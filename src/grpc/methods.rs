@@ -4,11 +4,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use http::Request;
+use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::classify::GrpcClassifier;
@@ -16,6 +19,7 @@ use crate::http::{ByAuthority, HttpReplay};
 use crate::retry::RetryLayer;
 
 /// One `methodConfig` entry's layers: its deadline, its attempt timeout and its retries.
+#[derive(Clone)]
 pub(crate) struct MethodLayers {
     pub(crate) total: Option<Duration>,
     pub(crate) attempt: Duration,
@@ -55,8 +59,11 @@ impl Methods {
 }
 
 /// The gRPC preset's stacks over one channel: the preset's own, and one per service-config
-/// entry. A request goes to its method's; every stack is ready before any call, as tower's
-/// `Steer` has it. Reached as the preset's `Service` type.
+/// entry. A request goes to its method's. Only the preset's own stack is readied by
+/// `poll_ready` (the one every call without an entry takes); a call to an entry's method
+/// readies a clone of that entry's stack in its future, as retry readies a clone for each
+/// attempt, so that a client holds no more of the channel's capacity than one call's worth.
+/// Reached as the preset's `Service` type.
 pub struct Routed<T> {
     default: T,
     methods: Vec<T>,
@@ -94,31 +101,58 @@ impl<T: fmt::Debug> fmt::Debug for Routed<T> {
 
 impl<T, B> Service<Request<B>> for Routed<T>
 where
-    T: Service<Request<B>>,
+    T: Service<Request<B>> + Clone,
 {
     type Response = T::Response;
     type Error = T::Error;
-    type Future = T::Future;
+    type Future = RoutedFuture<T, Request<B>>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let mut ready = self.default.poll_ready(cx)?.is_ready();
-        for method in &mut self.methods {
-            ready &= method.poll_ready(cx)?.is_ready();
-        }
-        if ready {
-            Poll::Ready(Ok(()))
-        } else {
-            Poll::Pending
-        }
+        self.default.poll_ready(cx)
     }
 
     #[inline]
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let found = (self.index.as_ref()).and_then(|index| index.find(request.uri().path()));
-        match found.and_then(|n| self.methods.get_mut(n)) {
-            Some(method) => method.call(request),
-            None => self.default.call(request),
+        match found.and_then(|n| self.methods.get(n)) {
+            Some(method) => RoutedFuture::Readying {
+                service: method.clone(),
+                request: Some(request),
+            },
+            None => RoutedFuture::Called {
+                future: self.default.call(request),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The future of a [`Routed`] call: an entry's stack being readied, or the call.
+    #[project = RoutedProj]
+    pub enum RoutedFuture<T, R>
+    where
+        T: Service<R>,
+    {
+        Readying { service: T, request: Option<R> },
+        Called { #[pin] future: T::Future },
+    }
+}
+
+impl<T: Service<R>, R> Future for RoutedFuture<T, R> {
+    type Output = Result<T::Response, T::Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            match self.as_mut().project() {
+                RoutedProj::Called { future } => return future.poll(cx),
+                RoutedProj::Readying { service, request } => {
+                    ready!(service.poll_ready(cx))?;
+                    let request = request.take().expect("a request is called once");
+                    let future = service.call(request);
+                    self.set(RoutedFuture::Called { future });
+                }
+            }
         }
     }
 }
@@ -143,8 +177,8 @@ mod from_config {
     /// A6's jitter: each delay times a factor from 0.8 to 1.2.
     const SPREAD: f64 = 0.2;
 
-    /// The shortest hedging delay: a `hedgingDelay` of zero ("send them all at once") waits
-    /// for the timer's next tick.
+    /// The shortest wait: a `hedgingDelay` of zero ("send them all at once"), and the wait
+    /// after a non-fatal failure ("at once"), are the timer's next tick.
     const AT_ONCE: Duration = Duration::from_millis(1);
 
     /// Each entry's layers, over the preset's `stack` settings and `retry` layer (whose
@@ -209,7 +243,10 @@ mod from_config {
             } => MethodRetry {
                 classifier: retrying(non_fatal),
                 max_attempts: *max_attempts,
-                backoff: None,
+                // A non-fatal failure sends the next attempt at once (A6), not after a backoff.
+                backoff: Some(
+                    ExponentialBackoff::new(AT_ONCE, 1.0, AT_ONCE).with_jitter(Jitter::None),
+                ),
                 hedge: Some(Hedge::after((*delay).max(AT_ONCE)).max_in_flight(*max_attempts)),
             },
         }

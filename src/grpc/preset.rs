@@ -11,7 +11,7 @@ use tower_service::Service;
 
 use super::classify::GrpcClassifier;
 use super::deadline::{GrpcTimeout, GrpcTimeoutLayer};
-use super::methods::{Methods, Routed};
+use super::methods::{MethodLayers, Methods, Routed};
 use super::peek::{PeekTrailers, PeekTrailersLayer};
 #[cfg(feature = "serde")]
 use super::service_config::ServiceConfig;
@@ -146,7 +146,10 @@ impl GrpcResilienceLayer {
     /// Swaps the settings of every service this layer (or a clone) made for `next`'s, keeping
     /// each host's budget and circuit where their settings are the same; see
     /// [`ResilienceLayer::reload`].
-    pub fn reload(&self, next: Self) {
+    pub fn reload(&self, mut next: Self) {
+        // `next` may be a clone of this layer: a cell of its own, so that the cell it is
+        // stored in is not one it holds.
+        next.live = Live::new();
         self.live.reload(self, next);
     }
 }
@@ -156,10 +159,16 @@ impl Carry for GrpcResilienceLayer {
         self.retry.carry_state(&old.retry);
         self.breaker.carry_state(&old.breaker);
         // The entries share the preset's budgets: the ones just carried over, where the same.
-        if let Some(methods) = self.methods.as_mut().and_then(Arc::get_mut) {
-            for method in &mut methods.layers {
-                method.retry.carry_state(&old.retry);
-            }
+        if let Some(methods) = &self.methods {
+            let layers = (methods.layers.iter())
+                .map(|method| {
+                    let mut retry = method.retry.clone();
+                    retry.carry_state(&old.retry);
+                    MethodLayers { retry, ..*method }
+                })
+                .collect();
+            let index = methods.index.clone();
+            self.methods = Some(Arc::new(Methods { index, layers }));
         }
     }
 }
@@ -280,8 +289,11 @@ impl<B: crate::breaker::BreakerSlot<GrpcClassifier>>
     ///
     /// The config is checked when the layer is built, and refused whole if any rule of A6 is
     /// broken (gRFC A21), with an error naming where; fields A6 does not define are ignored.
-    /// Stricter than A6 in two places: a `backoffMultiplier` under 1 (a backoff that shrinks)
-    /// is refused, and a `hedgingDelay` of zero hedges a millisecond apart.
+    /// Where this differs from A6: a `backoffMultiplier` under 1 (a backoff that shrinks) is
+    /// refused; a delay at `maxBackoff` is jittered down only (0.8 to 1 × the cap, as every
+    /// backoff of this crate is capped); a `hedgingDelay` of zero, and the wait after a
+    /// non-fatal failure of a hedged call, are a millisecond (the timer's tick); and a
+    /// negative pushback ends the retries but takes no token from `retryThrottling`.
     ///
     /// ```
     /// use tower_tenacity::ResilienceLayer;

@@ -184,6 +184,14 @@ fn retry_policy(at: &str, value: &Value) -> Result<Policy, ConfigError> {
     };
     let (initial, max) = (positive("initialBackoff")?, positive("maxBackoff")?);
     let multiplier = match policy.get("backoffMultiplier").and_then(Value::as_f64) {
+        // A6 allows a backoff that shrinks; this crate's backoffs only grow.
+        Some(m) if (0.0..1.0).contains(&m) && m > 0.0 => {
+            let at = format!("{at}.backoffMultiplier");
+            return Err(invalid(
+                &at,
+                "under 1 (a backoff that shrinks) is not supported",
+            ));
+        }
         Some(m) if m > 0.0 && m.is_finite() => m,
         _ => {
             let at = format!("{at}.backoffMultiplier");

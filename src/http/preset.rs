@@ -128,7 +128,10 @@ impl HttpResilienceLayer {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn reload(&self, next: Self) {
+    pub fn reload(&self, mut next: Self) {
+        // `next` may be a clone of this layer: a cell of its own, so that the cell it is
+        // stored in is not one it holds.
+        next.live = Live::new();
         self.live.reload(self, next);
     }
 }

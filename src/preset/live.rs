@@ -10,8 +10,10 @@
 //! new one.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+
+use arc_swap::ArcSwapOption;
 use std::task::{Context, Poll};
 
 use tower_service::Service;
@@ -42,7 +44,7 @@ pub(crate) struct Live<L> {
 struct Shared<L> {
     generation: AtomicU64,
     // `None` until the first reload: services build from the layer that made them.
-    current: Mutex<Option<L>>,
+    current: ArcSwapOption<L>,
 }
 
 impl<L> Live<L> {
@@ -50,7 +52,7 @@ impl<L> Live<L> {
         Live {
             shared: Arc::new(Shared {
                 generation: AtomicU64::new(0),
-                current: Mutex::new(None),
+                current: ArcSwapOption::empty(),
             }),
         }
     }
@@ -59,25 +61,17 @@ impl<L> Live<L> {
         self.shared.generation.load(Ordering::Acquire)
     }
 
-    /// The layer of the latest reload, if there was one.
-    pub(crate) fn current(&self) -> Option<L>
-    where
-        L: Clone,
-    {
-        let current = self.shared.current.lock();
-        (*current.unwrap_or_else(PoisonError::into_inner)).clone()
+    /// The layer of the latest reload, if there was one: no lock, so that a layer that makes a
+    /// service per request (the reqwest middleware) pays no more than a load for it.
+    pub(crate) fn current(&self) -> Option<Arc<L>> {
+        self.shared.current.load_full()
     }
 
     /// Makes `next` the layer that every service of this cell builds from, from its next call.
     pub(crate) fn swap(&self, next: L) {
-        let mut current = self
-            .shared
-            .current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // A service that reads the new generation takes the lock after this store, and so
+        // A service that reads the new generation loads the layer after this store, and so
         // finds `next` (or a later layer).
-        *current = Some(next);
+        self.shared.current.store(Some(Arc::new(next)));
         self.shared.generation.fetch_add(1, Ordering::AcqRel);
     }
 
@@ -86,10 +80,12 @@ impl<L> Live<L> {
     /// where the settings are the same.
     pub(crate) fn reload(&self, layer: &L, mut next: L)
     where
-        L: Carry + Clone,
+        L: Carry,
     {
-        let current = self.current().unwrap_or_else(|| layer.clone());
-        next.carry_state(&current);
+        match self.current() {
+            Some(current) => next.carry_state(&current),
+            None => next.carry_state(layer),
+        }
         self.swap(next);
     }
 

@@ -332,7 +332,7 @@ impl<C, P> RetryBuilder<C, P> {
             #[cfg(feature = "backoff")]
             Schedule::Custom(_) => {}
         }
-        let hedging = self.hedge.map(Hedge::build).transpose()?;
+        let hedging = self.hedge.map(Hedge::build).transpose()?.map(Arc::new);
         Ok(RetryLayer {
             classifier: self.classifier,
             replay: self.replay,

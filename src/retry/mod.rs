@@ -117,13 +117,28 @@ pub(crate) struct Config {
     pub(crate) schedule: Schedule,
     pub(crate) budget: Option<RetryBudget>,
     pub(crate) observer: Option<Arc<dyn Observer>>,
-    pub(crate) hedging: Option<Hedging>,
+    // Shared with the configurations made from this one (`with_budget`): what a learned delay
+    // has learned stays.
+    pub(crate) hedging: Option<Arc<Hedging>>,
     pub(crate) seed: Option<u64>,
     /// Counts requests that needed randomness, so seeded ones still differ from each other.
     pub(crate) sequence: AtomicU64,
 }
 
 impl Config {
+    /// This configuration with `budget` as the one its services share.
+    pub(crate) fn with_budget(&self, budget: Option<RetryBudget>) -> Config {
+        Config {
+            limits: self.limits,
+            schedule: self.schedule.clone(),
+            budget,
+            observer: self.observer.clone(),
+            hedging: self.hedging.clone(),
+            seed: self.seed,
+            sequence: AtomicU64::new(self.sequence.load(Ordering::Relaxed)),
+        }
+    }
+
     /// The budget a call draws on: its key's, when the layer keeps one per key, or the layer's.
     pub(crate) fn budget<'a>(
         &'a self,

@@ -163,6 +163,10 @@ impl BackoffState {
     fn restart_after(&mut self, retry: u32) {
         self.restarted_at = retry;
         self.previous = Duration::ZERO;
+        #[cfg(feature = "backoff")]
+        if let Some(custom) = self.custom.as_mut() {
+            custom.reset();
+        }
     }
 }
 

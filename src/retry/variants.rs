@@ -67,12 +67,7 @@ impl<C, P, K> Carry for RetryLayer<C, P, K> {
         if !new.same_settings(kept) {
             return;
         }
-        let kept = kept.clone();
-        // The layer a reload is given has not made a service yet; a copy of it kept elsewhere
-        // (which would share this configuration) starts its own budget, as a new layer does.
-        if let Some(config) = Arc::get_mut(&mut self.shared) {
-            config.budget = Some(kept);
-        }
+        self.shared = Arc::new(self.shared.with_budget(Some(kept.clone())));
         if self.keyed.is_some() {
             self.keyed = old.keyed.clone();
         }

@@ -151,6 +151,7 @@ fn every_rule_a6_states_refuses_the_config() {
         (with("maxBackoff", "\"0s\""), "maxBackoff must be longer than zero"),
         (with("backoffMultiplier", "0"), "backoffMultiplier must be a number greater than 0"),
         (with("backoffMultiplier", "-1"), "backoffMultiplier must be a number greater than 0"),
+        (with("backoffMultiplier", "0.5"), "backoffMultiplier under 1 (a backoff that shrinks) is not supported"),
         (with("retryableStatusCodes", "[]"), "retryableStatusCodes must not be empty"),
         (without("retryableStatusCodes"), "retryableStatusCodes is missing"),
         (with("retryableStatusCodes", "[\"NOT_A_CODE\"]"), "holds \"NOT_A_CODE\", not a gRPC status code"),

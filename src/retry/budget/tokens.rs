@@ -25,7 +25,8 @@ impl Tokens {
         let max = u64::from(max_tokens) * TOKEN;
         Tokens {
             max,
-            ratio,
+            // A success never earns more than a full bucket.
+            ratio: ratio.min(max),
             left: AtomicU64::new(max),
         }
     }

@@ -65,8 +65,12 @@ pub(super) fn after_retryable(
     if hint.is_some() || turned_away {
         progress.no_more_hedges = true;
     }
-    // A token bucket (gRFC A6) counts every failure the dependency gave, retried or not.
-    if !turned_away && let Some(budget) = budget {
+    // A token bucket (gRFC A6) counts every failure the dependency gave, retried or not; a
+    // request that never reached it (a refused stream, an open circuit) is free, as A6's
+    // transparent retries are.
+    if !matches!(reason, Reason::NeverSent(_))
+        && let Some(budget) = budget
+    {
         budget.failed();
     }
     if turned_away && let (Some(budget), Some(taken)) = (budget, taken) {
