@@ -44,7 +44,10 @@ pub(super) fn plan_retry<S: Service<Req>, Req, C, P: Replay<Req, S::Response>>(
 ) -> Result<(Duration, Instant), GiveUp> {
     let config = &shared.config;
     let Progress {
-        started, backoff, ..
+        started,
+        backoff,
+        restarted_at,
+        ..
     } = progress;
     // The one clock read of a retry decision, made only if the decision needs it.
     let mut now = None;
@@ -52,7 +55,7 @@ pub(super) fn plan_retry<S: Service<Req>, Req, C, P: Replay<Req, S::Response>>(
         &config.limits,
         attempt.number,
         hint,
-        || backoff.next_delay(config, attempt.number),
+        || backoff.next_delay(config, attempt.number - *restarted_at),
         || {
             let read = *now.insert(Instant::now());
             Clock {
@@ -69,7 +72,8 @@ pub(super) fn plan_retry<S: Service<Req>, Req, C, P: Replay<Req, S::Response>>(
         });
     };
     if hint.is_some() {
-        backoff.restart_after(attempt.number);
+        *restarted_at = attempt.number;
+        backoff.restart();
     }
     if !shared.replay.can_replay(kept) {
         return Err(GiveUp::NotReplayable);
@@ -128,6 +132,9 @@ pub(super) struct Progress {
     pub(super) hedge_now: bool,
     // A hedge went out in this call: its end is news for the events.
     pub(super) hedged: bool,
+    // The attempt after which the backoff starts over: the last whose retry waited what the
+    // server asked (gRFC A6: after a pushback, the backoff is reset to its initial delay).
+    pub(super) restarted_at: u32,
 }
 
 /// The per-request state of the backoff schedule: its randomness and the previous delay (for
@@ -137,9 +144,6 @@ pub(super) struct Progress {
 pub(super) struct BackoffState {
     rng: Option<fastrand::Rng>,
     previous: Duration,
-    // The retry after which the schedule starts over: the last that waited what the server
-    // asked (gRFC A6: after a pushback, the backoff is reset to its initial delay).
-    restarted_at: u32,
     #[cfg(feature = "backoff")]
     custom: Option<Box<dyn ::backoff::backoff::Backoff + Send>>,
 }
@@ -150,7 +154,7 @@ impl BackoffState {
         let delay = match &shared.schedule {
             Schedule::Exponential(delays) => {
                 let rng = self.rng.get_or_insert_with(|| shared.rng());
-                delays.delay(retry - self.restarted_at, self.previous, rng)
+                delays.delay(retry, self.previous, rng)
             }
             #[cfg(feature = "backoff")]
             Schedule::Custom(make) => self.custom.get_or_insert_with(|| make()).next_backoff()?,
@@ -159,9 +163,8 @@ impl BackoffState {
         Some(delay)
     }
 
-    /// The server set the delay of retry number `retry`: the schedule starts over after it.
-    fn restart_after(&mut self, retry: u32) {
-        self.restarted_at = retry;
+    /// The server set a retry's delay: the schedule starts over after it.
+    fn restart(&mut self) {
         self.previous = Duration::ZERO;
         #[cfg(feature = "backoff")]
         if let Some(custom) = self.custom.as_mut() {

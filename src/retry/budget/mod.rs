@@ -69,15 +69,15 @@ use self::tokens::Tokens;
 /// ```
 #[derive(Clone)]
 pub struct RetryBudget {
-    kind: Kind,
+    kind: Arc<Kind>,
 }
 
 /// What a budget counts: retries as a share of requests (this module's), or gRPC's token
-/// bucket ([`tokens`]).
-#[derive(Clone)]
+/// bucket ([`tokens`]). Behind one `Arc`, so that a budget is a pointer, as the success path
+/// that copies it wants.
 enum Kind {
-    Share(Arc<State>),
-    Tokens(Arc<Tokens>),
+    Share(State),
+    Tokens(Tokens),
 }
 
 impl Default for RetryBudget {
@@ -156,13 +156,13 @@ impl RetryBudget {
         }
         let bucket = Tokens::new(max_tokens, ratio);
         Ok(RetryBudget {
-            kind: Kind::Tokens(Arc::new(bucket)),
+            kind: Arc::new(Kind::Tokens(bucket)),
         })
     }
 
     /// Whether `other` counts retries as this budget does (the same kind and settings).
     pub(crate) fn same_settings(&self, other: &RetryBudget) -> bool {
-        match (&self.kind, &other.kind) {
+        match (&*self.kind, &*other.kind) {
             (Kind::Share(a), Kind::Share(b)) => {
                 (a.deposit, a.cap, a.floor, a.window) == (b.deposit, b.cap, b.floor, b.window)
             }
@@ -174,23 +174,25 @@ impl RetryBudget {
     /// A budget with this one's settings and nothing earned or spent: the model of a budget
     /// per key.
     pub(crate) fn fresh(&self) -> Self {
-        let kind = match &self.kind {
-            Kind::Share(state) => Kind::Share(Arc::new(State {
+        let kind = match &*self.kind {
+            Kind::Share(state) => Kind::Share(State {
                 origin: Instant::now(),
                 earned: AtomicI64::new(0),
                 floor_word: AtomicU64::new(state.floor),
                 current_window: AtomicU64::new(0),
-                ..**state
-            })),
-            Kind::Tokens(bucket) => Kind::Tokens(Arc::new(bucket.fresh())),
+                ..*state
+            }),
+            Kind::Tokens(bucket) => Kind::Tokens(bucket.fresh()),
         };
-        RetryBudget { kind }
+        RetryBudget {
+            kind: Arc::new(kind),
+        }
     }
 
     fn build(ratio: f64, floor: u32, window: Duration) -> Self {
         let deposit = deposit_for(ratio);
         RetryBudget {
-            kind: Kind::Share(Arc::new(State {
+            kind: Arc::new(Kind::Share(State {
                 deposit,
                 cap: saving_cap(deposit),
                 floor: u64::from(floor),
@@ -211,7 +213,7 @@ impl RetryBudget {
     /// request.
     #[inline]
     pub fn deposit(&self) {
-        if let Kind::Share(state) = &self.kind {
+        if let Kind::Share(state) = &*self.kind {
             state.deposit();
         }
     }
@@ -223,7 +225,7 @@ impl RetryBudget {
     /// full).
     #[inline]
     pub fn succeeded(&self) {
-        match &self.kind {
+        match &*self.kind {
             Kind::Share(state) => state.succeeded(),
             Kind::Tokens(bucket) => bucket.succeeded(),
         }
@@ -231,9 +233,10 @@ impl RetryBudget {
 
     /// Records an attempt that failed with an outcome that would be retried, whether or not it
     /// is: a token bucket loses a token (gRFC A6 counts every such failure); a share of
-    /// requests counts only the retries it gives.
-    pub(crate) fn failed(&self) {
-        if let Kind::Tokens(bucket) = &self.kind {
+    /// requests counts only the retries it gives. The retry layer calls it for every such
+    /// attempt the dependency answered; code that uses a token bucket by hand should too.
+    pub fn failed(&self) {
+        if let Kind::Tokens(bucket) = &*self.kind {
             bucket.failed();
         }
     }
@@ -252,7 +255,7 @@ impl RetryBudget {
     /// [`withdraw_at`](Self::withdraw_at), saying which store the retry came from (a token
     /// bucket's failures were counted already: it only says whether it is above its threshold).
     pub(crate) fn take_at(&self, now: Instant) -> Option<Taken> {
-        match &self.kind {
+        match &*self.kind {
             Kind::Share(state) => state.take_at(now),
             Kind::Tokens(bucket) => bucket.allows().then_some(Taken::Earned),
         }
@@ -261,7 +264,7 @@ impl RetryBudget {
     /// Gives back a retry that put no load on the dependency (a hedge that an open circuit
     /// turned away), to the store it came from and never past that store's cap.
     pub(crate) fn give_back(&self, taken: Taken) {
-        if let Kind::Share(state) = &self.kind {
+        if let Kind::Share(state) = &*self.kind {
             state.give_back(taken);
         }
     }
@@ -269,7 +272,7 @@ impl RetryBudget {
     /// Whole retries available now, ignoring the decay that the next withdrawal may apply; for
     /// a token bucket, the failures in a row that may each still be retried.
     pub fn retries_left(&self) -> u64 {
-        match &self.kind {
+        match &*self.kind {
             Kind::Share(state) => state.retries_left(),
             Kind::Tokens(bucket) => bucket.retries_left(),
         }
@@ -285,7 +288,7 @@ pub(crate) enum Taken {
 
 impl fmt::Debug for RetryBudget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
+        match &*self.kind {
             Kind::Share(state) => f
                 .debug_struct("RetryBudget")
                 .field("ratio", &(state.deposit as f64 / TOKEN as f64))
@@ -307,7 +310,7 @@ impl fmt::Debug for RetryBudget {
 impl RetryBudget {
     /// The share-of-requests count of a budget made by `new`, for the tests.
     fn share(&self) -> &State {
-        match &self.kind {
+        match &*self.kind {
             Kind::Share(state) => state,
             Kind::Tokens(_) => panic!("a token bucket"),
         }
