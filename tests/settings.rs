@@ -47,6 +47,67 @@ fn every_setting_of_the_http_preset_is_read() {
     assert!(layer.breaker().is_on());
 }
 
+/// Every setting of the document reaches the layer: it is the layer the builder makes with the
+/// same settings, down to what `Debug` shows of it (the retry settings, the budget, the hedge,
+/// the breaker's, the HTTP options).
+#[test]
+fn a_document_builds_what_the_builder_builds() {
+    use http::HeaderName;
+    use tower_tenacity::breaker::BreakerConfig;
+    use tower_tenacity::retry::{ExponentialBackoff, Hedge, Jitter, RetryBudget};
+
+    let ms = Duration::from_millis;
+    let document = r#"{
+            "total_timeout": "3s",
+            "attempt_timeout": "750ms",
+            "max_attempts": 5,
+            "max_elapsed": "2s",
+            "max_retry_after": "1m",
+            "seed": 7,
+            "backoff": { "initial": "10ms", "multiplier": 3.0, "max": "1s", "jitter": "decorrelated" },
+            "budget": { "ratio": 0.1, "floor": 3, "window": "10s" },
+            "hedge": { "percentile": 95.0, "floor": "5ms", "max_in_flight": 3 },
+            "breaker": { "consecutive_failures": 4, "break_duration": "2s", "max_break": "30s", "probes": 2 },
+            "replay_cap": 1024,
+            "attempt_header": "x-attempt",
+            "deadline_header": "x-envoy-expected-rq-timeout-ms",
+            "total_timeout_covers_body": true,
+            "retry_unsafe_methods": true
+        }"#;
+    let from_document = http(document).unwrap();
+    let from_builder = ResilienceLayer::http()
+        .total_timeout(Duration::from_secs(3))
+        .attempt_timeout(ms(750))
+        .max_attempts(5)
+        .max_elapsed(Duration::from_secs(2))
+        .max_retry_after(Duration::from_secs(60))
+        .seed(7)
+        .backoff(
+            ExponentialBackoff::new(ms(10), 3.0, Duration::from_secs(1))
+                .with_jitter(Jitter::Decorrelated),
+        )
+        .budget(RetryBudget::new(0.1, 3, Duration::from_secs(10)).unwrap())
+        .hedge(Hedge::learned(95.0).floor(ms(5)).max_in_flight(3))
+        .replay_cap(1024)
+        .attempt_header(HeaderName::from_static("x-attempt"))
+        .deadline_header(HeaderName::from_static("x-envoy-expected-rq-timeout-ms"))
+        .total_timeout_covers_body()
+        .retry_unsafe_methods()
+        .circuit_breaker(
+            BreakerConfig::new()
+                .consecutive_failures(4)
+                .break_duration(Duration::from_secs(2))
+                .max_break(Duration::from_secs(30))
+                .probes(2),
+        )
+        .build()
+        .unwrap();
+    assert_eq!(format!("{from_document:?}"), format!("{from_builder:?}"));
+    // And the comparison sees a difference of one setting, the breaker's included.
+    let fewer_probes = http(&document.replace(r#""probes": 2"#, r#""probes": 1"#)).unwrap();
+    assert_ne!(format!("{fewer_probes:?}"), format!("{from_builder:?}"));
+}
+
 #[test]
 fn a_field_a_preset_does_not_have_is_named() {
     for (document, field) in [

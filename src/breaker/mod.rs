@@ -108,7 +108,10 @@ pub(crate) struct Circuits<C> {
 
 impl<C> fmt::Debug for Circuits<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.scopes.fmt(f)
+        f.debug_struct("Circuits")
+            .field("settings", &self.shared.settings)
+            .field("keys", &self.scopes)
+            .finish()
     }
 }
 
