@@ -122,9 +122,8 @@ fn demo(args: &Args) -> Result<Vec<Run>, Stop> {
             .map_err(|e| format!("a runtime: {e}"))?;
         let run = runtime.block_on(async {
             let handler = server::Handler::new(seed);
-            let connector = pipe::PipeConnector {
-                handler: handler.clone(),
-            };
+            let serving = handler.clone();
+            let connector = pipe::PipeConnector::new(move |io| serving.serve(io));
             let (results, counts, elapsed) = send::run(kind, args, connector).await?;
             let calls = handler
                 .stats

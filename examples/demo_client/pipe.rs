@@ -6,6 +6,7 @@
 use std::future::{Ready, ready};
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::Uri;
@@ -13,12 +14,19 @@ use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 use tokio::io::DuplexStream;
 
-use crate::server::Handler;
-
-/// Connects to the flaky server's handler: every connection is a new pipe it serves.
+/// Connects to a server in the same process: every connection is a new pipe, whose server end
+/// `serve` takes (and serves on a task of its own).
 #[derive(Clone)]
 pub struct PipeConnector {
-    pub handler: Handler,
+    serve: Arc<dyn Fn(DuplexStream) + Send + Sync>,
+}
+
+impl PipeConnector {
+    pub fn new(serve: impl Fn(DuplexStream) + Send + Sync + 'static) -> Self {
+        PipeConnector {
+            serve: Arc::new(serve),
+        }
+    }
 }
 
 /// The client's end of a pipe.
@@ -35,7 +43,7 @@ impl tower::Service<Uri> for PipeConnector {
 
     fn call(&mut self, _: Uri) -> Self::Future {
         let (client, server) = tokio::io::duplex(64 * 1024);
-        self.handler.serve(server);
+        (self.serve)(server);
         ready(Ok(Pipe(TokioIo::new(client))))
     }
 }
