@@ -1,13 +1,15 @@
-//! The call chain of `examples/chain/net.rs` over real hyper and axum on 127.0.0.1: retry at one
-//! hop, and the deadline carried down the chain.
+//! The call chain of `examples/chain/net.rs` over real hyper and axum, on the paused clock:
+//! retry at one hop, and the deadline carried down the chain.
 
 #[path = "../examples/chain/net.rs"]
 mod net;
+#[path = "../examples/demo_client/pipe.rs"]
+mod pipe;
 
 use http::StatusCode;
 use net::{Hops, late, lone, steady};
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_lone_request_reaches_a_failing_leaf_three_times_not_twenty_seven() {
     assert_eq!(
         lone(Hops::Presets).await,
@@ -18,7 +20,7 @@ async fn a_lone_request_reaches_a_failing_leaf_three_times_not_twenty_seven() {
     assert_eq!(lone(Hops::Naive).await, 27);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn under_a_steady_outage_the_leaf_gets_at_most_1_3_times_the_requests() {
     let requests = 300;
     let calls = steady(Hops::Presets, requests).await;
@@ -31,7 +33,7 @@ async fn under_a_steady_outage_the_leaf_gets_at_most_1_3_times_the_requests() {
 /// With the deadline read at each hop and handed to its own calls, no leaf work starts after
 /// the caller's deadline, and the caller gets a 504 at it; with no hop reading it, B's retries
 /// go on after the caller's deadline.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn no_leaf_work_starts_after_its_caller_gave_up() {
     let (late_calls, calls, statuses) = late(Hops::Presets, 10).await;
     assert!(calls >= 10, "every request reached the leaf once at least");

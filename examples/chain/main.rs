@@ -1,16 +1,19 @@
-//! A call chain over real hyper and axum on 127.0.0.1 (client → hop A → hop B → leaf, the leaf
-//! down), every hop through the HTTP preset: how many attempts reach the leaf, and how much leaf
-//! work starts after the caller's deadline. See `net.rs`; `tests/chain.rs` asserts the same.
+//! A call chain over real hyper and axum (client → hop A → hop B → leaf, the leaf down), every
+//! hop through the HTTP preset, on tokio's paused clock: how many attempts reach the leaf, and
+//! how much leaf work starts after the caller's deadline. See `net.rs`; `tests/chain.rs`
+//! asserts the same.
 //!
 //! ```text
 //! cargo run --release --example chain
 //! ```
 
 mod net;
+#[path = "../demo_client/pipe.rs"]
+mod pipe;
 
 use net::{Hops, late, lone, steady};
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main(flavor = "current_thread", start_paused = true)]
 async fn main() {
     println!("client → A → B → leaf (always 503), each hop through the HTTP preset\n");
     println!(

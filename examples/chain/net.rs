@@ -1,6 +1,8 @@
-//! A call graph over real hyper and axum on 127.0.0.1: client → hop A → hop B → leaf, every hop
-//! a real axum app whose handler calls the next through the HTTP preset over hyper-util. Shared
-//! by `examples/chain` and `tests/chain.rs`.
+//! A call graph over real hyper and axum: client → hop A → hop B → leaf, every hop a real axum
+//! app whose handler calls the next through the HTTP preset over hyper-util. Shared by
+//! `examples/chain` and `tests/chain.rs`. The hops talk HTTP/1 over in-memory pipes (the demo's
+//! connector), so that a run goes on tokio's paused clock: the counts and instants are the same
+//! on every run and every machine, however loaded.
 //!
 //! * Retry at one hop: the hop next to the failure retries; a hop that gave up answers 503 with
 //!   `x-envoy-overloaded` (`http::upstream`), which the hops
@@ -23,12 +25,21 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, Request, StatusCode};
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
-use tower::{Service, ServiceExt};
+use tower::{Layer, Service, ServiceExt};
 use tower_tenacity::ResilienceLayer;
-use tower_tenacity::http::{HyperResilience, ServerTimeoutLayer, upstream};
+use tower_tenacity::http::{HttpResilience, ReplayBody, ServerTimeoutLayer, upstream};
+
+use crate::pipe::PipeConnector;
+
+/// The HTTP preset over a hyper-util client whose connections are pipes to one hop.
+pub type Resilient = HttpResilience<Client<PipeConnector, ReplayBody<Full<Bytes>>>>;
+
+/// The URL every hop is called at: the connector, not the host, says which hop it is.
+const URL: &str = "http://hop.test/";
 use tower_tenacity::retry::{ExponentialBackoff, Jitter};
 
 pub const DEADLINE: &str = "x-envoy-expected-rq-timeout-ms";
@@ -50,7 +61,7 @@ pub enum Hops {
     Naive,
 }
 
-pub fn resilient(hops: Hops, total: Duration) -> HyperResilience {
+pub fn resilient(hops: Hops, total: Duration, next: PipeConnector) -> Resilient {
     let mut builder = ResilienceLayer::http().total_timeout(total).backoff(
         ExponentialBackoff::new(Duration::from_millis(1), 2.0, Duration::from_millis(4))
             .with_jitter(Jitter::None),
@@ -60,13 +71,12 @@ pub fn resilient(hops: Hops, total: Duration) -> HyperResilience {
         Hops::Deaf => {}
         Hops::Naive => builder = builder.no_budget(),
     }
-    let hyper = Client::builder(TokioExecutor::new()).build_http();
-    builder.build().unwrap().hyper(hyper)
+    let hyper = Client::builder(TokioExecutor::new()).build(next);
+    builder.build().unwrap().layer(hyper)
 }
 
 pub struct Hop {
-    next: String,
-    client: HyperResilience,
+    client: Resilient,
     hops: Hops,
 }
 
@@ -74,7 +84,7 @@ pub struct Hop {
 /// (status, the one-hop header, body), or, when its own call failed, as a hop that gave up.
 pub async fn forward(State(hop): State<Arc<Hop>>, headers: HeaderMap) -> Response {
     let id = headers.get(REQUEST_ID).cloned();
-    let outcome = fetch(&mut hop.client.clone(), &hop.next, id).await;
+    let outcome = fetch(&mut hop.client.clone(), id).await;
     match (hop.hops, outcome) {
         (Hops::Presets | Hops::Deaf, outcome) => upstream(outcome),
         // Every hop retrying on its own: what it got, or a plain 503.
@@ -105,11 +115,16 @@ pub async fn leaf(State(leaf): State<Arc<Leaf>>, headers: HeaderMap) -> (StatusC
     (StatusCode::SERVICE_UNAVAILABLE, "down")
 }
 
-pub async fn serve(app: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}/")
+/// A connector to `app`: each connection a pipe that hyper serves `app` on.
+pub fn serve(app: Router) -> PipeConnector {
+    PipeConnector::new(move |io| {
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(io), service)
+                .await;
+        });
+    })
 }
 
 pub fn server_timeout(hops: Hops) -> ServerTimeoutLayer {
@@ -122,42 +137,39 @@ pub fn server_timeout(hops: Hops) -> ServerTimeoutLayer {
     }
 }
 
-/// Starts leaf, B and A; the URL of A.
-pub async fn chain(hops: Hops, leaf_work: Duration) -> (String, Arc<Leaf>) {
+/// Starts leaf, B and A; a connector to A.
+pub fn chain(hops: Hops, leaf_work: Duration) -> (PipeConnector, Arc<Leaf>) {
     let leaf_state = Arc::new(Leaf {
         work: leaf_work,
         ..Leaf::default()
     });
-    let leaf_url = serve(
+    let mut next = serve(
         Router::new()
             .route("/", get(leaf))
             .with_state(leaf_state.clone())
             .layer(server_timeout(hops)),
-    )
-    .await;
-    let mut next = leaf_url;
+    );
     for _ in ["B", "A"] {
         let hop = Arc::new(Hop {
-            next,
-            client: resilient(hops, Duration::from_secs(5)),
+            client: resilient(hops, Duration::from_secs(5), next),
             hops,
         });
         let app = Router::new()
             .route("/", get(forward))
             .with_state(hop)
             .layer(server_timeout(hops));
-        next = serve(app).await;
+        next = serve(app);
     }
     (next, leaf_state)
 }
 
-/// A GET of `url` through `client`, with the request's id if it has one; the body streams on.
+/// A GET of the next hop through `client`, with the request's id if it has one; the body
+/// streams on.
 async fn fetch(
-    client: &mut HyperResilience,
-    url: &str,
+    client: &mut Resilient,
     id: Option<http::HeaderValue>,
 ) -> Result<Response, tower::BoxError> {
-    let mut request = Request::get(url).body(Full::<Bytes>::default()).unwrap();
+    let mut request = Request::get(URL).body(Full::<Bytes>::default()).unwrap();
     if let Some(id) = id {
         request.headers_mut().insert(REQUEST_ID, id);
     }
@@ -165,25 +177,25 @@ async fn fetch(
     Ok(response.map(Body::new))
 }
 
-pub async fn send(client: &mut HyperResilience, url: &str, id: u64) -> Result<StatusCode, String> {
-    let outcome = fetch(client, url, Some(id.into())).await;
+pub async fn send(client: &mut Resilient, id: u64) -> Result<StatusCode, String> {
+    let outcome = fetch(client, Some(id.into())).await;
     outcome.map(|r| r.status()).map_err(|e| e.to_string())
 }
 
 /// Leaf calls for one request in an idle system, the leaf down.
 pub async fn lone(hops: Hops) -> u64 {
-    let (url, leaf) = chain(hops, Duration::ZERO).await;
-    let mut client = resilient(hops, Duration::from_secs(5));
-    let _ = send(&mut client, &url, 1).await;
+    let (a, leaf) = chain(hops, Duration::ZERO);
+    let mut client = resilient(hops, Duration::from_secs(5), a);
+    let _ = send(&mut client, 1).await;
     leaf.calls.load(Ordering::SeqCst)
 }
 
 /// Leaf calls for `requests` requests one after another, the leaf down all along.
 pub async fn steady(hops: Hops, requests: u64) -> u64 {
-    let (url, leaf) = chain(hops, Duration::ZERO).await;
-    let mut client = resilient(hops, Duration::from_secs(5));
+    let (a, leaf) = chain(hops, Duration::ZERO);
+    let mut client = resilient(hops, Duration::from_secs(5), a);
     for id in 0..requests {
-        let _ = send(&mut client, &url, id).await;
+        let _ = send(&mut client, id).await;
     }
     leaf.calls.load(Ordering::SeqCst)
 }
@@ -193,12 +205,12 @@ pub async fn steady(hops: Hops, requests: u64) -> u64 {
 /// 60 ms to fail: the leaf calls, those that started after their caller's deadline, and the
 /// statuses the caller got.
 pub async fn late(hops: Hops, requests: u64) -> (usize, usize, Vec<StatusCode>) {
-    let (url, leaf) = chain(hops, Duration::from_millis(60)).await;
-    let plain = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let (a, leaf) = chain(hops, Duration::from_millis(60));
+    let plain = Client::builder(TokioExecutor::new()).build::<_, Full<Bytes>>(a);
     let left = Duration::from_millis(100);
     let (mut gave_up, mut statuses) = (Vec::new(), Vec::new());
     for id in 0..requests {
-        let request = Request::get(&url)
+        let request = Request::get(URL)
             .header(REQUEST_ID, id)
             .header(DEADLINE, left.as_millis() as u64)
             .body(Full::default())
