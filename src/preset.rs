@@ -12,7 +12,7 @@ mod live;
 pub(crate) mod settings;
 
 pub use self::builder::ResilienceBuilder;
-pub(crate) use self::live::{Build, Carry, Live, Reloading};
+pub(crate) use self::live::{Build, Carry, Live, Reload, Reloading};
 use crate::breaker::NoBreaker;
 use crate::classify::DefaultClassifier;
 use crate::deadline::Deadline;
@@ -141,11 +141,14 @@ impl<C: Clone, P: Clone, L: Clone + Carry> ResilienceLayer<C, P, L> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn reload(&self, mut next: Self) {
-        // `next` may be a clone of this layer: a cell of its own, so that the cell it is
-        // stored in is not one it holds.
-        next.live = Live::new();
+    pub fn reload(&self, next: Self) {
         self.live.reload(self, next);
+    }
+}
+
+impl<C, P, L: Carry> Reload for ResilienceLayer<C, P, L> {
+    fn cell(&mut self) -> &mut Live<Self> {
+        &mut self.live
     }
 }
 

@@ -22,7 +22,9 @@ use crate::http::{
     AttemptHeader, AttemptHeaderLayer, ByAuthority, DEFAULT_REPLAY_CAP, HttpEdge, HttpReplay,
     ReplayBody,
 };
-use crate::preset::{Build, Carry, Live, Reloading, ResilienceBuilder, ResilienceLayer, attempts};
+use crate::preset::{
+    Build, Carry, Live, Reload, Reloading, ResilienceBuilder, ResilienceLayer, attempts,
+};
 #[cfg(feature = "serde")]
 use crate::retry::RetryBudget;
 use crate::retry::{Retry, RetryLayer};
@@ -146,11 +148,14 @@ impl GrpcResilienceLayer {
     /// Swaps the settings of every service this layer (or a clone) made for `next`'s, keeping
     /// each host's budget and circuit where their settings are the same; see
     /// [`ResilienceLayer::reload`].
-    pub fn reload(&self, mut next: Self) {
-        // `next` may be a clone of this layer: a cell of its own, so that the cell it is
-        // stored in is not one it holds.
-        next.live = Live::new();
+    pub fn reload(&self, next: Self) {
         self.live.reload(self, next);
+    }
+}
+
+impl Reload for GrpcResilienceLayer {
+    fn cell(&mut self) -> &mut Live<Self> {
+        &mut self.live
     }
 }
 

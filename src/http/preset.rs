@@ -10,7 +10,9 @@ use super::replay::{DEFAULT_REPLAY_CAP, HttpReplay};
 use super::service::{AttemptHeader, AttemptHeaderLayer};
 use crate::breaker::{CircuitBreaker, CircuitBreakerLayer};
 use crate::error::ConfigError;
-use crate::preset::{Build, Carry, Live, Reloading, ResilienceBuilder, ResilienceLayer, attempts};
+use crate::preset::{
+    Build, Carry, Live, Reload, Reloading, ResilienceBuilder, ResilienceLayer, attempts,
+};
 use crate::retry::{Retry, RetryLayer};
 use crate::timeout::Timeout;
 
@@ -128,11 +130,14 @@ impl HttpResilienceLayer {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn reload(&self, mut next: Self) {
-        // `next` may be a clone of this layer: a cell of its own, so that the cell it is
-        // stored in is not one it holds.
-        next.live = Live::new();
+    pub fn reload(&self, next: Self) {
         self.live.reload(self, next);
+    }
+}
+
+impl Reload for HttpResilienceLayer {
+    fn cell(&mut self) -> &mut Live<Self> {
+        &mut self.live
     }
 }
 

@@ -36,8 +36,14 @@ pub trait Build<S> {
     fn build(&self, client: S) -> Self::Stack;
 }
 
-/// The cell that a preset layer and its clones share.
-pub(crate) struct Live<L> {
+/// A preset layer that a reload can replace: the cell it shares with its clones.
+pub trait Reload: Carry + Sized {
+    /// This layer's cell.
+    fn cell(&mut self) -> &mut Live<Self>;
+}
+
+/// The cell that a preset layer and its clones share. Not nameable outside the crate.
+pub struct Live<L> {
     shared: Arc<Shared<L>>,
 }
 
@@ -80,8 +86,11 @@ impl<L> Live<L> {
     /// where the settings are the same.
     pub(crate) fn reload(&self, layer: &L, mut next: L)
     where
-        L: Carry,
+        L: Reload,
     {
+        // `next` may be a clone of a layer of this cell: it gets a cell of its own, so that the
+        // cell it is stored in is not one it holds (a cycle of `Arc`s, never freed).
+        *next.cell() = Live::new();
         match self.current() {
             Some(current) => next.carry_state(&current),
             None => next.carry_state(layer),
