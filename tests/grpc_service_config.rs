@@ -3,6 +3,8 @@
 //! A6's retry throttling counts as grpc-go's own test has it, pushback is exact, hedging and
 //! the entry's timeout apply.
 
+mod a6;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -214,12 +216,11 @@ async fn an_entry_retries_its_codes_only() {
     assert_eq!(seen.lock().unwrap().len(), 3);
 }
 
-/// grpc-go's `TestRetryThrottling`, over a real server: four attempts a call, `maxTokens` 10
-/// and `tokenRatio` 0.5; the server answers its calls 0, 3, 6, 10–14, 16 and 18.
+/// grpc-go's `TestRetryThrottling` (`a6`), over a real server and a service config.
 #[tokio::test]
 async fn retry_throttling_counts_as_grpc_go_tests_it() {
     let (addr, seen) = start(|n, _| {
-        if [0, 3, 6, 10, 11, 12, 13, 14, 16, 18].contains(&n) {
+        if a6::ANSWERED.contains(&n) {
             Answer::Serve
         } else {
             Answer::Fail(Code::Unavailable, None)
@@ -235,21 +236,7 @@ async fn retry_throttling_counts_as_grpc_go_tests_it() {
         .build()
         .unwrap();
     let mut health = client(&layer, addr);
-    let expected = [
-        (true, 1),
-        (true, 4),
-        (true, 7),
-        (false, 9),
-        (false, 10),
-        (true, 11),
-        (true, 12),
-        (true, 13),
-        (true, 14),
-        (true, 15),
-        (true, 17),
-        (false, 18),
-    ];
-    for (call, (ok, count)) in expected.into_iter().enumerate() {
+    for (call, (ok, count)) in a6::CALLS.into_iter().enumerate() {
         let outcome = check(&mut health).await;
         assert_eq!(outcome.is_ok(), ok, "call {}: {outcome:?}", call + 1);
         assert_eq!(seen.lock().unwrap().len(), count, "call {}", call + 1);

@@ -22,6 +22,7 @@ pub struct PipeConnector {
 }
 
 impl PipeConnector {
+    /// A connector whose every connection is a new pipe, its server end handed to `serve`.
     pub fn new(serve: impl Fn(DuplexStream) + Send + Sync + 'static) -> Self {
         PipeConnector {
             serve: Arc::new(serve),
