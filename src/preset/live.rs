@@ -4,7 +4,7 @@
 //! first reload, the layer to build from. Each service a preset makes ([`Reloading`]) keeps the
 //! client it was given, the stack it built over it, and the generation that stack was built
 //! at. Before each call it reads the generation, one atomic load; only when a reload has bumped
-//! it does it take the lock, clone the new layer and build a new stack over its client. A call
+//! it does it load the latest layer (no lock) and build a new stack over its client. A call
 //! in flight is a future of the stack it started on, so it keeps that stack's settings to its
 //! end; state that a reload carries over (budgets, circuits) is shared by the old stack and the
 //! new one.
@@ -12,10 +12,9 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use arc_swap::ArcSwapOption;
 use std::task::{Context, Poll};
 
+use arc_swap::ArcSwapOption;
 use tower_service::Service;
 
 /// Carries the state a reload keeps (budgets, circuits) from the layer in force to the one
@@ -102,7 +101,7 @@ impl<L> Live<L> {
     /// the latest reload's.
     pub(crate) fn service<S: Clone>(&self, layer: &L, client: S) -> Reloading<L, S, L::Stack>
     where
-        L: Build<S> + Clone,
+        L: Build<S>,
     {
         // The generation first: a reload after this read is seen at the first call.
         let seen = self.generation();
@@ -166,7 +165,7 @@ impl<L, S, T: fmt::Debug> fmt::Debug for Reloading<L, S, T> {
 
 impl<L, S, T, R> Service<R> for Reloading<L, S, T>
 where
-    L: Build<S, Stack = T> + Clone,
+    L: Build<S, Stack = T>,
     S: Clone,
     T: Service<R>,
 {
@@ -191,7 +190,7 @@ where
 
 impl<L, S, T> Reloading<L, S, T>
 where
-    L: Build<S, Stack = T> + Clone,
+    L: Build<S, Stack = T>,
     S: Clone,
 {
     /// Builds the stack again from the latest layer: out of line, since it happens once per
