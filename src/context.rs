@@ -96,7 +96,7 @@ pub(crate) fn enter<R>(bound: Bound, f: impl FnOnce() -> R) -> R {
 
 /// Runs `f` with `attempt` as the attempt being sent: for a retry layer, while it calls the
 /// service inside.
-#[inline]
+#[inline(always)]
 pub(crate) fn with_attempt<R>(attempt: Attempt, f: impl FnOnce() -> R) -> R {
     let packed = (u64::from(attempt.number) << 32) | u64::from(attempt.max);
     let _restore = RestoreAttempt(ATTEMPT.replace(packed));

@@ -190,7 +190,7 @@ impl Config {
 
     /// Sends `request` as `attempt` through `service`: an event, and the attempt in scope for
     /// the layers inside while they make the call (an attempt header reads it there).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn send<S: Service<Req>, Req>(
         &self,
         service: &mut S,

@@ -167,6 +167,18 @@ impl<V> Scopes<V> {
         }
     }
 
+    /// Runs `f` on every key's state, for work done away from the calls (a throttle's ticker).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&V)) {
+        match self {
+            Scopes::Single(single) => f(single),
+            Scopes::PerKey(per_key) => {
+                for chain in per_key.buckets.iter().filter_map(ArcSwapOption::load_full) {
+                    chain.iter().for_each(|slot| f(slot));
+                }
+            }
+        }
+    }
+
     /// The keys' states, for snapshots.
     pub(crate) fn all(&self) -> Vec<Arc<Slot<V>>> {
         match self {

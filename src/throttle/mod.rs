@@ -20,6 +20,13 @@
 //! doubling what it sends each window; with the cap a tenth gets through, and a recovered
 //! dependency is sent everything again within a few windows.
 //!
+//! The window is ten slices, each a tenth of its length, and a call reads no clock: one task
+//! per layer (started by its first call in a tokio runtime, gone with the layer) slides every
+//! window of the layer at the end of each slice. A call that is let through reads the window
+//! and adds its outcome to the slice being filled, with one atomic add; an outcome counts in the
+//! slice it comes in. Outside a tokio runtime nothing slides the window, and it counts every
+//! call since the layer was made.
+//!
 //! What is accepted comes from the stack's one classifier: a success, or a fatal outcome the
 //! server answered (a 404 is an answer). Not accepted: every retryable outcome (a 429, a 503,
 //! `RESOURCE_EXHAUSTED`, an open circuit, a reset), and timeouts, an attempt's or the deadline's
@@ -60,7 +67,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::time::Instant;
 use tower_layer::Layer;
 
 use crate::classify::{Classification, Reason};
@@ -68,8 +74,10 @@ use crate::error::{ConfigError, ConfigProblem};
 use crate::scope::{DEFAULT_MAX_KEYS, Scopes, Unscoped};
 
 mod service;
+mod ticker;
 mod window;
 
+use self::ticker::Windows;
 use self::window::{Tally, Window};
 
 /// Adaptive throttling's settings: `K` and the window; see [the module](self).
@@ -107,8 +115,8 @@ impl Throttle {
         self
     }
 
-    /// How much history the rates are taken over (at least a second). Longer reacts slower, and
-    /// stays throttled longer after the dependency recovers.
+    /// How much history the rates are taken over (a second to an hour). Longer reacts slower,
+    /// and stays throttled longer after the dependency recovers.
     pub const fn window(mut self, window: Duration) -> Self {
         self.window = window;
         self
@@ -160,11 +168,11 @@ impl Throttle {
             };
             return Err(ConfigError::new("throttle.max_rejection", problem));
         }
-        if self.window < Duration::from_secs(1) {
+        if !(Duration::from_secs(1)..=MAX_WINDOW).contains(&self.window) {
             let problem = ConfigProblem::OutOfRange {
                 value: self.window.as_secs_f64(),
                 min: 1.0,
-                max: f64::INFINITY,
+                max: MAX_WINDOW.as_secs_f64(),
             };
             return Err(ConfigError::new("throttle.window (seconds)", problem));
         }
@@ -175,23 +183,38 @@ impl Throttle {
     }
 }
 
+/// The longest window: a tenth of it, one slice, then holds the counts of twelve million
+/// outcomes a second (see `window.rs`).
+const MAX_WINDOW: Duration = Duration::from_secs(60 * 60);
+
 /// `K` and the highest rejection probability, shared by every window of a layer, so that
-/// [`ThrottleLayer::reload`] changes them in place: each as its `f64`'s bits.
+/// [`ThrottleLayer::reload`] changes them in place: each as its `f64`'s bits, and `K` also in
+/// 1/65 536ths, rounded down, for the test that admits most calls in integers.
 struct Thresholds {
     k: AtomicU64,
+    k_fixed: AtomicU64,
     max_rejection: AtomicU64,
 }
 
+/// `K`'s fraction bits in `Thresholds::k_fixed`.
+const K_FRACTION: u32 = 16;
+
 impl Thresholds {
     fn new(throttle: &Throttle) -> Self {
-        Thresholds {
-            k: AtomicU64::new(throttle.k.to_bits()),
-            max_rejection: AtomicU64::new(throttle.max_rejection.to_bits()),
-        }
+        let thresholds = Thresholds {
+            k: AtomicU64::new(0),
+            k_fixed: AtomicU64::new(0),
+            max_rejection: AtomicU64::new(0),
+        };
+        thresholds.set(throttle);
+        thresholds
     }
 
     fn set(&self, throttle: &Throttle) {
         self.k.store(throttle.k.to_bits(), Ordering::Relaxed);
+        // `as` saturates: a `K` too large for 48 bits admits everything, as it would anyway.
+        let k_fixed = (throttle.k * f64::from(1u32 << K_FRACTION)) as u64;
+        self.k_fixed.store(k_fixed, Ordering::Relaxed);
         let max = throttle.max_rejection.to_bits();
         self.max_rejection.store(max, Ordering::Relaxed);
     }
@@ -207,15 +230,24 @@ pub(crate) struct Throttler<C> {
 }
 
 impl<C> Throttler<C> {
-    /// The window's tally now, and whether a new request is to be rejected.
+    /// Whether a new request is to be rejected, and if so the window's tally.
     #[inline]
-    fn admit(&self, tick: u64) -> Result<(), Tally> {
-        let tally = self.window.tally(tick);
-        let k = f64::from_bits(self.thresholds.k.load(Ordering::Relaxed));
-        let excess = tally.requests as f64 - k * tally.accepts as f64;
-        if excess <= 0.0 {
+    fn admit(&self) -> Result<(), Tally> {
+        let tally = self.window.tally();
+        // No more requests than K × accepts: nothing to reject. `K` rounded down only makes
+        // this test stricter than the formula's.
+        let k_fixed = self.thresholds.k_fixed.load(Ordering::Relaxed);
+        if tally.requests << K_FRACTION <= tally.accepts.saturating_mul(k_fixed) {
             return Ok(());
         }
+        self.draw(tally)
+    }
+
+    /// The formula's draw, for a window with more requests than `K` × accepts.
+    #[cold]
+    fn draw(&self, tally: Tally) -> Result<(), Tally> {
+        let k = f64::from_bits(self.thresholds.k.load(Ordering::Relaxed));
+        let excess = tally.requests as f64 - k * tally.accepts as f64;
         let max_rejection = f64::from_bits(self.thresholds.max_rejection.load(Ordering::Relaxed));
         let p = (excess / (tally.requests + 1) as f64).min(max_rejection);
         if draw(&self.draws) < p {
@@ -250,7 +282,7 @@ fn accepted(classification: Classification) -> bool {
 
 /// Adaptive throttling for every call, or per key; see [the module](self).
 pub struct ThrottleLayer<C, K = Unscoped> {
-    windows: Arc<Scopes<Throttler<C>>>,
+    windows: Arc<Windows<C>>,
     scope: K,
     // What the layer was built with: the window and the keys stay; `K` and the cap can change.
     settings: Throttle,
@@ -299,12 +331,11 @@ impl<C> ThrottleLayer<C> {
         throttle.check()?;
         let thresholds = Arc::new(Thresholds::new(&throttle));
         let throttler = throttler(
-            &throttle,
             Arc::new(classifier),
             (thresholds.clone(), new_draws(&throttle)),
         );
         Ok(ThrottleLayer {
-            windows: Arc::new(Scopes::single(throttler)),
+            windows: Arc::new(Windows::new(Scopes::single(throttler), throttle.window)),
             scope: Unscoped,
             settings: throttle,
             thresholds,
@@ -324,9 +355,10 @@ impl<C> ThrottleLayer<C> {
         let thresholds = Arc::new(Thresholds::new(&throttle));
         let shared = (thresholds.clone(), new_draws(&throttle));
         let classifier = Arc::new(classifier);
-        let make = move || throttler(&throttle, classifier.clone(), shared.clone());
+        let make = move || throttler(classifier.clone(), shared.clone());
+        let scopes = Scopes::per_key(throttle.keys(), make);
         Ok(ThrottleLayer {
-            windows: Arc::new(Scopes::per_key(throttle.keys(), make)),
+            windows: Arc::new(Windows::new(scopes, throttle.window)),
             scope,
             settings: throttle,
             thresholds,
@@ -341,12 +373,11 @@ fn new_draws(throttle: &Throttle) -> Arc<AtomicU64> {
 }
 
 fn throttler<C>(
-    throttle: &Throttle,
     classifier: Arc<C>,
     (thresholds, draws): (Arc<Thresholds>, Arc<AtomicU64>),
 ) -> Throttler<C> {
     Throttler {
-        window: Window::new(throttle.window),
+        window: Window::new(),
         classifier,
         thresholds,
         draws,
@@ -378,12 +409,6 @@ impl<S, C, K: Clone> Layer<S> for ThrottleLayer<C, K> {
     fn layer(&self, inner: S) -> Self::Service {
         service::Throttled::new(inner, self.windows.clone(), self.scope.clone())
     }
-}
-
-/// When the call is counted: the window's tick now.
-#[inline]
-fn tick_now<C>(throttler: &Throttler<C>) -> u64 {
-    throttler.window.tick(Instant::now())
 }
 
 #[cfg(test)]

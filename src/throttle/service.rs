@@ -5,21 +5,23 @@ use std::task::{Context, Poll};
 
 use tower_service::Service;
 
-use super::{Throttler, accepted, tick_now};
+use super::ticker::Windows;
+use super::window::Tally;
+use super::{Throttler, accepted};
 use crate::classify::ClassifyOutcome;
 use crate::error::{BoxError, Error, ErrorKind};
 use crate::gate::{GateFuture, Settle};
-use crate::scope::{ScopeKey, Scopes, Slot};
+use crate::scope::{ScopeKey, Slot};
 
 /// Throttles the calls to `S`; see [`ThrottleLayer`](super::ThrottleLayer).
 pub struct Throttled<S, C, K> {
     inner: S,
-    windows: Arc<Scopes<Throttler<C>>>,
+    windows: Arc<Windows<C>>,
     scope: K,
 }
 
 impl<S, C, K> Throttled<S, C, K> {
-    pub(super) fn new(inner: S, windows: Arc<Scopes<Throttler<C>>>, scope: K) -> Self {
+    pub(super) fn new(inner: S, windows: Arc<Windows<C>>, scope: K) -> Self {
         Throttled {
             inner,
             windows,
@@ -51,7 +53,7 @@ impl<S, C, K, Req> Service<Req> for Throttled<S, C, K>
 where
     S: Service<Req>,
     S::Error: Into<BoxError>,
-    C: ClassifyOutcome<S::Response>,
+    C: ClassifyOutcome<S::Response> + Send + Sync + 'static,
     K: ScopeKey<Req>,
 {
     type Response = S::Response;
@@ -65,38 +67,38 @@ where
 
     #[inline]
     fn call(&mut self, request: Req) -> Self::Future {
-        let slot = self.windows.get(&self.scope, &request);
-        let tick = tick_now(&slot);
-        match slot.admit(tick) {
-            Ok(()) => {
-                ResponseFuture::admitted(self.inner.call(request), Some(Counted { slot, tick }))
-            }
-            Err(tally) => {
-                // A rejected request is a request all the same.
-                slot.window.record(tick, false);
-                #[cfg(feature = "metrics")]
-                crate::metrics::rejected("throttle", slot.name());
-                let kind = ErrorKind::Throttled {
-                    requests: tally.requests,
-                    accepts: tally.accepts,
-                };
-                ResponseFuture::rejected(Error::new(kind).into())
-            }
+        self.windows.keep_sliding();
+        let slot = self.windows.scopes.get(&self.scope, &request);
+        match slot.admit() {
+            Ok(()) => ResponseFuture::admitted(self.inner.call(request), Some(Counted { slot })),
+            Err(tally) => ResponseFuture::rejected(reject(&slot, tally)),
         }
     }
 }
 
-/// What a call the throttle let through owes its window: its outcome, counted at the tick it
-/// was made (the window's tally was read then).
+/// Counts a rejected request (a request all the same) and says why it was rejected.
+#[cold]
+fn reject<C>(slot: &Slot<Throttler<C>>, tally: Tally) -> BoxError {
+    slot.window.record(false);
+    #[cfg(feature = "metrics")]
+    crate::metrics::rejected("throttle", slot.name());
+    let kind = ErrorKind::Throttled {
+        requests: tally.requests,
+        accepts: tally.accepts,
+    };
+    Error::new(kind).into()
+}
+
+/// What a call the throttle let through owes its window: its outcome, counted in the slice
+/// it comes in.
 pub struct Counted<C> {
     slot: Arc<Slot<Throttler<C>>>,
-    tick: u64,
 }
 
 impl<C: ClassifyOutcome<Res>, Res> Settle<Res> for Counted<C> {
     fn settle(&mut self, outcome: Result<&Res, &BoxError>) {
         let accepted = accepted(self.slot.classifier.classify_outcome(outcome));
-        self.slot.window.record(self.tick, accepted);
+        self.slot.window.record(accepted);
     }
 }
 

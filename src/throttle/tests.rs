@@ -232,9 +232,115 @@ fn bad_settings_name_their_field() {
         field(Throttle::new().window(Duration::from_millis(500))),
         "throttle.window (seconds)"
     );
+    // A slice, a tenth of the window, holds 2^32 outcomes: an hour's window keeps that out of
+    // reach.
+    assert_eq!(
+        field(Throttle::new().window(Duration::from_secs(3601))),
+        "throttle.window (seconds)"
+    );
+    assert!(ThrottleLayer::new(Throttle::new().window(Duration::from_secs(3600)), ()).is_ok());
     assert_eq!(field(Throttle::new().max_keys(0)), "throttle.max_keys");
     assert_eq!(
         field(Throttle::new().max_rejection(1.5)),
         "throttle.max_rejection"
     );
+}
+
+/// The tally of a layer's one window.
+fn tally<C>(layer: &ThrottleLayer<C>) -> (u64, u64) {
+    let mut tally = None;
+    layer
+        .windows
+        .scopes
+        .for_each(|throttler| tally = Some(throttler.window.tally()));
+    tally.map_or((0, 0), |t| (t.requests, t.accepts))
+}
+
+async fn calls<S: Service<(), Error = BoxError>>(svc: &mut S, n: usize) {
+    for _ in 0..n {
+        let _ = svc.ready().await.unwrap().call(()).await;
+    }
+}
+
+fn echo() -> impl Service<(), Response = (), Error = BoxError> + Clone {
+    service_fn(|()| async { Ok::<(), BoxError>(()) })
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_window_slides_once_a_slice_with_no_call_reading_the_clock() {
+    let layer = ThrottleLayer::new(Throttle::new(), DefaultClassifier).unwrap();
+    let mut svc = layer.layer(echo());
+    // The ticker starts with the first call, at 0 s: slices end at 1 s, 2 s, ...
+    calls(&mut svc, 3).await;
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    calls(&mut svc, 2).await;
+    assert_eq!(tally(&layer), (5, 5));
+    // At 10 s the first slice leaves the ten-second window; at 15 s the second.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(tally(&layer), (5, 5), "at 9.5 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(tally(&layer), (2, 2), "at 10.5 s");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(tally(&layer), (0, 0), "at 15.5 s");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clock_advanced_past_the_window_empties_it() {
+    let layer = ThrottleLayer::new(Throttle::new(), DefaultClassifier).unwrap();
+    let mut svc = layer.layer(echo());
+    calls(&mut svc, 4).await;
+    // One wake of the ticker, for a year of slices: it slides a whole window, not a year's.
+    tokio::time::advance(Duration::from_secs(365 * 24 * 3600)).await;
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(tally(&layer), (0, 0));
+    calls(&mut svc, 1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(tally(&layer), (1, 1), "and goes on sliding on time");
+}
+
+#[test]
+fn a_layer_used_in_a_later_runtime_slides_there() {
+    let paused = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    };
+    let layer = ThrottleLayer::new(Throttle::new(), DefaultClassifier).unwrap();
+    let mut svc = layer.layer(echo());
+    paused().block_on(async {
+        calls(&mut svc, 3).await;
+        tokio::time::sleep(Duration::from_millis(10_500)).await;
+        assert_eq!(tally(&layer), (0, 0));
+        calls(&mut svc, 3).await;
+    });
+    // The first runtime, and its ticker, are gone: a second one starts its own.
+    paused().block_on(async {
+        calls(&mut svc, 2).await;
+        assert_eq!(tally(&layer), (5, 5));
+        tokio::time::sleep(Duration::from_millis(10_500)).await;
+        assert_eq!(tally(&layer), (0, 0));
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_ticker_ends_with_the_layer() {
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let layer = ThrottleLayer::new(Throttle::new(), DefaultClassifier).unwrap();
+    let mut svc = layer.layer(echo());
+    calls(&mut svc, 1).await;
+    let clone = svc.clone();
+    calls(&mut layer.layer(echo()), 1).await;
+    assert_eq!(tasks(), 1, "one ticker for the layer and its services");
+    drop((layer, svc));
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(tasks(), 1, "a clone of a service keeps it");
+    drop(clone);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(tasks(), 0);
 }

@@ -1,0 +1,99 @@
+//! The ticker: one task per layer that slides every window of the layer once a slice.
+//!
+//! A window over time must be slid as time passes. Sliding it from the calls would make each
+//! call read the clock, and a clock reading costs a call more than the rest of the throttle
+//! together (`BENCHMARKS.md`). So the time is read here instead, once a slice (a second by
+//! default) for all the layer's windows, and a call touches only the slice being filled.
+//!
+//! The task starts with the layer's first call made in a tokio runtime, and holds the windows
+//! weakly: it ends once the layer and its services are dropped, or with its runtime (a layer
+//! used in a later runtime starts a new task there). Outside a tokio runtime no window slides,
+//! and the throttle counts every call since the layer was made.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::time::Instant;
+
+use super::Throttler;
+use super::window::SLICES;
+use crate::scope::Scopes;
+
+/// A layer's windows (one, or one per key), and whether a ticker is sliding them.
+pub(crate) struct Windows<C> {
+    pub(super) scopes: Scopes<Throttler<C>>,
+    slice: Duration,
+    ticking: AtomicBool,
+}
+
+impl<C> Windows<C> {
+    /// `scopes`, whose windows are `window` long.
+    pub(super) fn new(scopes: Scopes<Throttler<C>>, window: Duration) -> Self {
+        Windows {
+            scopes,
+            slice: window / SLICES,
+            ticking: AtomicBool::new(false),
+        }
+    }
+}
+
+impl<C: Send + Sync + 'static> Windows<C> {
+    /// Starts the ticker if none is running: every call asks, at the cost of one load.
+    #[inline]
+    pub(super) fn keep_sliding(self: &Arc<Self>) {
+        if !self.ticking.load(Ordering::Relaxed) {
+            self.start();
+        }
+    }
+
+    #[cold]
+    fn start(self: &Arc<Self>) {
+        let Ok(runtime) = Handle::try_current() else {
+            return;
+        };
+        if !self.ticking.swap(true, Ordering::Relaxed) {
+            // The first slice began with this call, not when the task first runs.
+            let first_end = Instant::now() + self.slice;
+            runtime.spawn(tick(Arc::downgrade(self), self.slice, first_end));
+        }
+    }
+}
+
+/// Slides the windows at the end of each slice, the first ending at `next`, while they are in
+/// use.
+async fn tick<C>(windows: Weak<Windows<C>>, slice: Duration, mut next: Instant) {
+    let _stopped = Stopped(windows.clone());
+    loop {
+        tokio::time::sleep_until(next).await;
+        let Some(live) = windows.upgrade() else {
+            return;
+        };
+        // The slices that ended while this task waited for its turn (one, unless the runtime
+        // was busy, or a paused clock was advanced past several): each is slid, up to a whole
+        // window, which empties it.
+        let now = Instant::now();
+        let late = (now - next).as_nanos();
+        let ended = 1 + late / slice.as_nanos();
+        let into_next = Duration::from_nanos((late % slice.as_nanos()) as u64);
+        next = now + (slice - into_next);
+        for _ in 0..ended.min(u128::from(SLICES)) {
+            live.scopes.for_each(|throttler| throttler.window.slide());
+        }
+    }
+}
+
+/// Lets the next call start a ticker once this one has stopped with its runtime. Not after a
+/// panic: that one would only come round again.
+struct Stopped<C>(Weak<Windows<C>>);
+
+impl<C> Drop for Stopped<C> {
+    fn drop(&mut self) {
+        if !std::thread::panicking()
+            && let Some(windows) = self.0.upgrade()
+        {
+            windows.ticking.store(false, Ordering::Relaxed);
+        }
+    }
+}
