@@ -71,14 +71,18 @@ where
         let slot = self.windows.scopes.get(&self.scope, &request);
         match slot.admit() {
             Ok(()) => ResponseFuture::admitted(self.inner.call(request), Some(Counted { slot })),
-            Err(tally) => ResponseFuture::rejected(reject(&slot, tally)),
+            Err(tally) => ResponseFuture::rejected(reject(slot, tally)),
         }
     }
 }
 
 /// Counts a rejected request (a request all the same) and says why it was rejected.
+///
+/// Takes the slot by value: given a reference to `call`'s local, this cold function kept the
+/// compiler from building the admitted call's future in place, and every call paid three copies
+/// of the preset's future for it (135 instructions on the success path, under callgrind).
 #[cold]
-fn reject<C>(slot: &Slot<Throttler<C>>, tally: Tally) -> BoxError {
+fn reject<C>(slot: Arc<Slot<Throttler<C>>>, tally: Tally) -> BoxError {
     slot.window.record(false);
     #[cfg(feature = "metrics")]
     crate::metrics::rejected("throttle", slot.name());
