@@ -62,8 +62,9 @@ impl Drop for RestoreBounds {
     }
 }
 
-/// Puts the enclosing attempt back, even if what ran inside panicked.
-struct RestoreAttempt(u64);
+/// Puts the enclosing attempt back when dropped, even if what ran inside panicked.
+#[must_use = "the attempt is in scope only until this is dropped"]
+pub(crate) struct RestoreAttempt(u64);
 
 impl Drop for RestoreAttempt {
     #[inline]
@@ -94,13 +95,13 @@ pub(crate) fn enter<R>(bound: Bound, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Runs `f` with `attempt` as the attempt being sent: for a retry layer, while it calls the
-/// service inside.
+/// Makes `attempt` the attempt being sent until the returned guard is dropped: for a retry
+/// layer, while it calls the service inside. A guard rather than a closure, so that the call
+/// it scopes is inlined with the rest of the retry's `call`, and its future built in place.
 #[inline(always)]
-pub(crate) fn with_attempt<R>(attempt: Attempt, f: impl FnOnce() -> R) -> R {
+pub(crate) fn enter_attempt(attempt: Attempt) -> RestoreAttempt {
     let packed = (u64::from(attempt.number) << 32) | u64::from(attempt.max);
-    let _restore = RestoreAttempt(ATTEMPT.replace(packed));
-    f()
+    RestoreAttempt(ATTEMPT.replace(packed))
 }
 
 /// `now + budget`, or an instant too far off to matter when that overflows.
@@ -210,12 +211,19 @@ mod tests {
     #[test]
     fn an_attempt_is_seen_inside_and_not_after() {
         let second = Attempt { number: 2, max: 3 };
-        with_attempt(second, || {
+        {
+            let _attempt = enter_attempt(second);
             assert_eq!(current_attempt(), Some(second));
             let bound = Bound::Unstarted(Duration::from_secs(1));
             enter(bound, || assert_eq!(current_attempt(), Some(second)));
-        });
+        }
         assert_eq!(current_attempt(), None, "nothing flows back up");
+        let caught = std::panic::catch_unwind(|| {
+            let _attempt = enter_attempt(second);
+            panic!("boom");
+        });
+        assert!(caught.is_err());
+        assert_eq!(current_attempt(), None, "nor after a panic");
     }
 
     #[test]

@@ -198,7 +198,8 @@ impl Config {
         attempt: Attempt,
     ) -> S::Future {
         self.emit(|| Event::Attempt { attempt });
-        crate::context::with_attempt(attempt, || service.call(request))
+        let _attempt = crate::context::enter_attempt(attempt);
+        service.call(request)
     }
 
     /// A random source for one request's jitter.

@@ -65,7 +65,7 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    #[inline]
+    #[inline(always)]
     fn call(&mut self, request: Req) -> Self::Future {
         self.windows.keep_sliding();
         let slot = self.windows.scopes.get(&self.scope, &request);

@@ -51,7 +51,7 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    #[inline]
+    #[inline(always)]
     fn call(&mut self, req: Req) -> Self::Future {
         ResponseFuture::new(self.inner.call(req), self.timeout)
     }
