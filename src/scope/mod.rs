@@ -159,7 +159,7 @@ impl<V> Scopes<V> {
     }
 
     /// The state of `request`'s key, made if the key is new.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get<Req, K: ScopeKey<Req>>(&self, scope: &K, request: &Req) -> Arc<Slot<V>> {
         match self {
             Scopes::Single(single) => single.clone(),
