@@ -25,7 +25,9 @@
 //! window of the layer at the end of each slice. A call that is let through reads the window
 //! and adds its outcome to the slice being filled, with one atomic add; an outcome counts in the
 //! slice it comes in. Outside a tokio runtime nothing slides the window, and it counts every
-//! call since the layer was made.
+//! call since the layer was made (and past 2³² outcomes its count starts again). The task needs
+//! the runtime's timers (`enable_time`), as every timeout of this crate does, and so the layer's
+//! classifier is `Send + Sync + 'static`.
 //!
 //! What is accepted comes from the stack's one classifier: a success, or a fatal outcome the
 //! server answered (a 404 is an answer). Not accepted: every retryable outcome (a 429, a 503,
@@ -97,7 +99,7 @@ impl Default for Throttle {
 }
 
 impl Throttle {
-    /// `K = 2` over a 10 s window (ten buckets of a second), at most 1024 keys when kept per key.
+    /// `K = 2` over a 10 s window (ten slices of a second), at most 1024 keys when kept per key.
     pub const fn new() -> Self {
         Throttle {
             k: 2.0,

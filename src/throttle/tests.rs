@@ -295,7 +295,60 @@ async fn a_clock_advanced_past_the_window_empties_it() {
     assert_eq!(tally(&layer), (0, 0));
     calls(&mut svc, 1).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(tally(&layer), (1, 1), "and goes on sliding on time");
+    assert_eq!(tally(&layer), (1, 1));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(tally(&layer), (0, 0), "and goes on sliding");
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_key_s_window_slides() {
+    let layer = ThrottleLayer::per_key(
+        Throttle::new(),
+        DefaultClassifier,
+        key_fn(|host: &u8| *host),
+    )
+    .unwrap();
+    let mut svc = layer.layer(service_fn(|_: u8| async { Ok::<(), BoxError>(()) }));
+    for host in [1, 2, 3, 2] {
+        svc.ready().await.unwrap().call(host).await.unwrap();
+    }
+    let tallies = || {
+        let mut tallies = Vec::new();
+        (layer.windows.scopes).for_each(|t| tallies.push(t.window.tally().requests));
+        tallies.sort();
+        tallies
+    };
+    assert_eq!(tallies(), [1, 1, 2]);
+    tokio::time::sleep(Duration::from_millis(10_500)).await;
+    assert_eq!(tallies(), [0, 0, 0]);
+}
+
+#[test]
+fn without_timers_the_ticker_is_not_started_again_and_calls_go_on() {
+    // A runtime with no time driver: the ticker panics arming its first timer (tokio reports
+    // it), once; the calls are let through and counted, over a window that does not slide.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let layer = ThrottleLayer::new(Throttle::new(), DefaultClassifier).unwrap();
+    let mut svc = layer.layer(echo());
+    runtime.block_on(async {
+        calls(&mut svc, 1).await;
+        tokio::task::yield_now().await;
+        assert!(
+            layer.windows.ticking(),
+            "the ticker that could not start is not forgotten"
+        );
+        calls(&mut svc, 2).await;
+        tokio::task::yield_now().await;
+        assert_eq!(
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks(),
+            0
+        );
+    });
+    assert_eq!(tally(&layer), (3, 3));
 }
 
 #[test]
@@ -321,6 +374,30 @@ fn a_layer_used_in_a_later_runtime_slides_there() {
         assert_eq!(tally(&layer), (5, 5));
         tokio::time::sleep(Duration::from_millis(10_500)).await;
         assert_eq!(tally(&layer), (0, 0));
+    });
+}
+
+#[test]
+fn a_runtime_dropped_before_its_ticker_ran_leaves_room_for_the_next() {
+    let paused = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap()
+    };
+    let layer = ThrottleLayer::new(Throttle::new(), DefaultClassifier).unwrap();
+    let mut svc = layer.layer(echo());
+    // The call spawns the ticker, and the runtime goes before the task is ever polled.
+    paused().block_on(calls(&mut svc, 1));
+    paused().block_on(async {
+        calls(&mut svc, 2).await;
+        tokio::time::sleep(Duration::from_millis(10_500)).await;
+        assert_eq!(
+            tally(&layer),
+            (0, 0),
+            "a ticker slides in the second runtime"
+        );
     });
 }
 

@@ -8,7 +8,8 @@
 //! The task starts with the layer's first call made in a tokio runtime, and holds the windows
 //! weakly: it ends once the layer and its services are dropped, or with its runtime (a layer
 //! used in a later runtime starts a new task there). Outside a tokio runtime no window slides,
-//! and the throttle counts every call since the layer was made.
+//! and the throttle counts every call since the layer was made; in a runtime without timers
+//! the task cannot arm its first, and it is not started again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -39,6 +40,14 @@ impl<C> Windows<C> {
     }
 }
 
+#[cfg(test)]
+impl<C> Windows<C> {
+    /// Whether a ticker has been started and not stopped.
+    pub(super) fn ticking(&self) -> bool {
+        self.ticking.load(Ordering::Relaxed)
+    }
+}
+
 impl<C: Send + Sync + 'static> Windows<C> {
     /// Starts the ticker if none is running: every call asks, at the cost of one load.
     #[inline]
@@ -56,17 +65,25 @@ impl<C: Send + Sync + 'static> Windows<C> {
         if !self.ticking.swap(true, Ordering::Relaxed) {
             // The first slice began with this call, not when the task first runs.
             let first_end = Instant::now() + self.slice;
-            runtime.spawn(tick(Arc::downgrade(self), self.slice, first_end));
+            let stopped = Stopped {
+                windows: Arc::downgrade(self),
+                arming: false,
+            };
+            runtime.spawn(tick(stopped, self.slice, first_end));
         }
     }
 }
 
 /// Slides the windows at the end of each slice, the first ending at `next`, while they are in
-/// use.
-async fn tick<C>(windows: Weak<Windows<C>>, slice: Duration, mut next: Instant) {
-    let _stopped = Stopped(windows.clone());
+/// use. The guard is an argument, so that it is dropped with the task even if the task is never
+/// polled (a runtime dropped right after the call that spawned it).
+async fn tick<C>(mut stopped: Stopped<C>, slice: Duration, mut next: Instant) {
+    let windows = stopped.windows.clone();
     loop {
-        tokio::time::sleep_until(next).await;
+        stopped.arming = true;
+        let end_of_slice = tokio::time::sleep_until(next);
+        stopped.arming = false;
+        end_of_slice.await;
         let Some(live) = windows.upgrade() else {
             return;
         };
@@ -84,14 +101,19 @@ async fn tick<C>(windows: Weak<Windows<C>>, slice: Duration, mut next: Instant) 
     }
 }
 
-/// Lets the next call start a ticker once this one has stopped with its runtime. Not after a
-/// panic: that one would only come round again.
-struct Stopped<C>(Weak<Windows<C>>);
+/// Lets the next call start a ticker once this one has stopped, with its runtime, even if it
+/// never ran. Not if it could not arm its timer (a runtime without `enable_time` panics there,
+/// the one place `arming` is left set): each call would only start one more, to fail the same
+/// way.
+struct Stopped<C> {
+    windows: Weak<Windows<C>>,
+    arming: bool,
+}
 
 impl<C> Drop for Stopped<C> {
     fn drop(&mut self) {
-        if !std::thread::panicking()
-            && let Some(windows) = self.0.upgrade()
+        if !self.arming
+            && let Some(windows) = self.windows.upgrade()
         {
             windows.ticking.store(false, Ordering::Relaxed);
         }
