@@ -1,6 +1,6 @@
 //! The throttle's sliding window: requests and accepts over the last ten slices of the window.
 //!
-//! A call reads the window (two words) and counts its outcome (one atomic add), and reads no
+//! A call reads the window (three words) and counts its outcome (one atomic add), and reads no
 //! clock: the window is slid by the layer's ticker ([`super::ticker`]), once a slice, not by
 //! the calls. So a call only ever touches the slice being filled, and what it adds is never
 //! lost or split: the ticker takes the slice whole with one swap.
