@@ -81,7 +81,7 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    #[inline]
+    #[inline(always)]
     fn call(&mut self, request: Req) -> Self::Future {
         match &self.circuits {
             None => ResponseFuture::admitted(self.inner.call(request), None),
@@ -95,7 +95,7 @@ where
 
 impl<S, C, K> CircuitBreaker<S, C, K> {
     /// A call through a circuit that is switched on: let through, or rejected.
-    #[inline]
+    #[inline(always)]
     fn call_through<Req>(
         &mut self,
         circuit: Arc<Slot<Counted<C>>>,
