@@ -88,12 +88,11 @@ where
         let request = request.map(|body| ReplayBody::new(body, cap));
         // The stack inside (retry, every attempt's timeout) ends the call at the deadline.
         let enforcer = Enforcer::Inside;
-        let call = || UnderDeadline::call(self.total, enforcer, || self.inner.call(request));
-        // With no subscriber for it the span is disabled: entering it would be for nothing.
-        let inner = if span.is_disabled() {
-            call()
-        } else {
-            span.in_scope(call)
+        let inner = {
+            // With no subscriber for it the span is disabled: entering it would be for nothing.
+            // A guard rather than `in_scope`'s closure, so that the future is built in place.
+            let _entered = (!span.is_disabled()).then(|| span.enter());
+            UnderDeadline::call(self.total, enforcer, || self.inner.call(request))
         };
         HttpEdgeFuture {
             inner,
