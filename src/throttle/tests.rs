@@ -351,25 +351,27 @@ fn without_timers_the_ticker_is_not_started_again_and_calls_go_on() {
     assert_eq!(tally(&layer), (3, 3));
 }
 
+/// A runtime of its own, on a paused clock: for the tests that use a layer in two of them.
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn a_layer_used_in_a_later_runtime_slides_there() {
-    let paused = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap()
-    };
     let layer = ThrottleLayer::new(Throttle::new(), DefaultClassifier).unwrap();
     let mut svc = layer.layer(echo());
-    paused().block_on(async {
+    paused_runtime().block_on(async {
         calls(&mut svc, 3).await;
         tokio::time::sleep(Duration::from_millis(10_500)).await;
         assert_eq!(tally(&layer), (0, 0));
         calls(&mut svc, 3).await;
     });
     // The first runtime, and its ticker, are gone: a second one starts its own.
-    paused().block_on(async {
+    paused_runtime().block_on(async {
         calls(&mut svc, 2).await;
         assert_eq!(tally(&layer), (5, 5));
         tokio::time::sleep(Duration::from_millis(10_500)).await;
@@ -379,18 +381,11 @@ fn a_layer_used_in_a_later_runtime_slides_there() {
 
 #[test]
 fn a_runtime_dropped_before_its_ticker_ran_leaves_room_for_the_next() {
-    let paused = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap()
-    };
     let layer = ThrottleLayer::new(Throttle::new(), DefaultClassifier).unwrap();
     let mut svc = layer.layer(echo());
     // The call spawns the ticker, and the runtime goes before the task is ever polled.
-    paused().block_on(calls(&mut svc, 1));
-    paused().block_on(async {
+    paused_runtime().block_on(calls(&mut svc, 1));
+    paused_runtime().block_on(async {
         calls(&mut svc, 2).await;
         tokio::time::sleep(Duration::from_millis(10_500)).await;
         assert_eq!(
