@@ -66,21 +66,22 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use tower_layer::Layer;
 
-use crate::classify::{Classification, Reason};
 use crate::error::{ConfigError, ConfigProblem};
 use crate::scope::{DEFAULT_MAX_KEYS, Scopes, Unscoped};
 
+mod admit;
 mod service;
 mod ticker;
 mod window;
 
+use self::admit::{Thresholds, Throttler};
 use self::ticker::Windows;
-use self::window::{Tally, Window};
+use self::window::Window;
 
 /// Adaptive throttling's settings: `K` and the window; see [the module](self).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -188,99 +189,6 @@ impl Throttle {
 /// The longest window: a tenth of it, one slice, then holds the counts of twelve million
 /// outcomes a second (see `window.rs`).
 const MAX_WINDOW: Duration = Duration::from_secs(60 * 60);
-
-/// `K` and the highest rejection probability, shared by every window of a layer, so that
-/// [`ThrottleLayer::reload`] changes them in place: each as its `f64`'s bits, and `K` also in
-/// 1/65 536ths, rounded down, for the test that admits most calls in integers.
-struct Thresholds {
-    k: AtomicU64,
-    k_fixed: AtomicU64,
-    max_rejection: AtomicU64,
-}
-
-/// `K`'s fraction bits in `Thresholds::k_fixed`.
-const K_FRACTION: u32 = 16;
-
-impl Thresholds {
-    fn new(throttle: &Throttle) -> Self {
-        let thresholds = Thresholds {
-            k: AtomicU64::new(0),
-            k_fixed: AtomicU64::new(0),
-            max_rejection: AtomicU64::new(0),
-        };
-        thresholds.set(throttle);
-        thresholds
-    }
-
-    fn set(&self, throttle: &Throttle) {
-        self.k.store(throttle.k.to_bits(), Ordering::Relaxed);
-        // `as` saturates: a `K` too large for 48 bits admits everything, as it would anyway.
-        let k_fixed = (throttle.k * f64::from(1u32 << K_FRACTION)) as u64;
-        self.k_fixed.store(k_fixed, Ordering::Relaxed);
-        let max = throttle.max_rejection.to_bits();
-        self.max_rejection.store(max, Ordering::Relaxed);
-    }
-}
-
-/// One window's state, the classifier that counts into it, and what the throttle's windows
-/// share: the thresholds and the draws.
-pub(crate) struct Throttler<C> {
-    window: Window,
-    classifier: Arc<C>,
-    thresholds: Arc<Thresholds>,
-    draws: Arc<AtomicU64>,
-}
-
-impl<C> Throttler<C> {
-    /// Whether a new request is to be rejected, and if so the window's tally.
-    #[inline]
-    fn admit(&self) -> Result<(), Tally> {
-        let tally = self.window.tally();
-        // No more requests than K × accepts: nothing to reject. `K` rounded down only makes
-        // this test stricter than the formula's.
-        let k_fixed = self.thresholds.k_fixed.load(Ordering::Relaxed);
-        if tally.requests << K_FRACTION <= tally.accepts.saturating_mul(k_fixed) {
-            return Ok(());
-        }
-        self.draw(tally)
-    }
-
-    /// The formula's draw, for a window with more requests than `K` × accepts.
-    #[cold]
-    fn draw(&self, tally: Tally) -> Result<(), Tally> {
-        let k = f64::from_bits(self.thresholds.k.load(Ordering::Relaxed));
-        let excess = tally.requests as f64 - k * tally.accepts as f64;
-        let max_rejection = f64::from_bits(self.thresholds.max_rejection.load(Ordering::Relaxed));
-        let p = (excess / (tally.requests + 1) as f64).min(max_rejection);
-        if draw(&self.draws) < p {
-            Err(tally)
-        } else {
-            Ok(())
-        }
-    }
-}
-
-/// A uniform draw in `[0, 1)` from the layer's sequence (SplitMix64): lock-free, and the same
-/// sequence for the same seed.
-fn draw(state: &AtomicU64) -> f64 {
-    let mut z = state
-        .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-        .wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    (z ^ (z >> 31)) as f64 / (u64::MAX as f64 + 1.0)
-}
-
-/// Whether the dependency accepted an outcome: see [the module](self).
-fn accepted(classification: Classification) -> bool {
-    match classification {
-        Classification::Success => true,
-        Classification::Retryable { .. } => false,
-        Classification::Fatal { reason } => {
-            !matches!(reason, Reason::Timeout(_) | Reason::NeverSent(_))
-        }
-    }
-}
 
 /// Adaptive throttling for every call, or per key; see [the module](self).
 pub struct ThrottleLayer<C, K = Unscoped> {

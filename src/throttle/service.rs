@@ -5,9 +5,9 @@ use std::task::{Context, Poll};
 
 use tower_service::Service;
 
+use super::admit::{Throttler, accepted};
 use super::ticker::Windows;
 use super::window::Tally;
-use super::{Throttler, accepted};
 use crate::classify::ClassifyOutcome;
 use crate::error::{BoxError, Error, ErrorKind};
 use crate::gate::{GateFuture, Settle};
