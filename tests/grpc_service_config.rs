@@ -155,17 +155,25 @@ fn retry_entry(method: &str, attempts: u32, codes: &str) -> String {
     )
 }
 
+/// A service config of these `methodConfig` entries, and more top-level fields (`rest`, from
+/// its leading comma) when there are any.
+fn config(entries: &[&str], rest: &str) -> String {
+    format!(r#"{{ "methodConfig": [ {} ]{rest} }}"#, entries.join(", "))
+}
+
+/// The gRPC preset built with a service config.
+fn configured(config: &str) -> GrpcResilienceLayer {
+    ResilienceLayer::grpc()
+        .service_config(config)
+        .build()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn each_method_gets_its_own_entry() {
     let (addr, seen) = start(|_, _| Answer::Fail(Code::Unavailable, None)).await;
-    let config = format!(
-        r#"{{ "methodConfig": [ {{ "name": [{{}}] }}, {} ] }}"#,
-        retry_entry("Check", 3, r#"["UNAVAILABLE"]"#)
-    );
-    let layer = ResilienceLayer::grpc()
-        .service_config(&config)
-        .build()
-        .unwrap();
+    let check_entry = retry_entry("Check", 3, r#"["UNAVAILABLE"]"#);
+    let layer = configured(&config(&[r#"{ "name": [{}] }"#, &check_entry], ""));
     let mut health = client(&layer, addr);
     let status = check(&mut health).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
@@ -187,14 +195,8 @@ async fn each_method_gets_its_own_entry() {
 #[tokio::test]
 async fn an_entry_retries_its_codes_only() {
     let (addr, seen) = start(|_, _| Answer::Fail(Code::Internal, None)).await;
-    let config = format!(
-        r#"{{ "methodConfig": [ {} ] }}"#,
-        retry_entry("", 4, r#"["UNAVAILABLE"]"#)
-    );
-    let layer = ResilienceLayer::grpc()
-        .service_config(&config)
-        .build()
-        .unwrap();
+    let entry = retry_entry("", 4, r#"["UNAVAILABLE"]"#);
+    let layer = configured(&config(&[&entry], ""));
     let status = check(&mut client(&layer, addr)).await.unwrap_err();
     assert_eq!(status.code(), Code::Internal);
     assert_eq!(seen.lock().unwrap().len(), 1);
@@ -204,14 +206,8 @@ async fn an_entry_retries_its_codes_only() {
         _ => Answer::Serve,
     })
     .await;
-    let config = format!(
-        r#"{{ "methodConfig": [ {} ] }}"#,
-        retry_entry("", 4, r#"["internal", 14]"#)
-    );
-    let layer = ResilienceLayer::grpc()
-        .service_config(&config)
-        .build()
-        .unwrap();
+    let entry = retry_entry("", 4, r#"["internal", 14]"#);
+    let layer = configured(&config(&[&entry], ""));
     check(&mut client(&layer, addr)).await.unwrap();
     assert_eq!(seen.lock().unwrap().len(), 3);
 }
@@ -227,14 +223,9 @@ async fn retry_throttling_counts_as_grpc_go_tests_it() {
         }
     })
     .await;
-    let config = format!(
-        r#"{{ "methodConfig": [ {} ], "retryThrottling": {{ "maxTokens": 10, "tokenRatio": 0.5 }} }}"#,
-        retry_entry("", 4, r#"["UNAVAILABLE"]"#)
-    );
-    let layer = ResilienceLayer::grpc()
-        .service_config(&config)
-        .build()
-        .unwrap();
+    let entry = retry_entry("", 4, r#"["UNAVAILABLE"]"#);
+    let throttling = r#", "retryThrottling": { "maxTokens": 10, "tokenRatio": 0.5 }"#;
+    let layer = configured(&config(&[&entry], throttling));
     let mut health = client(&layer, addr);
     for (call, (ok, count)) in a6::CALLS.into_iter().enumerate() {
         let outcome = check(&mut health).await;
@@ -310,11 +301,7 @@ async fn hedging_and_the_timeout_of_an_entry_apply() {
     );
 
     let (addr, _) = start(|_, _| Answer::Stall(Duration::from_secs(30))).await;
-    let config = r#"{ "methodConfig": [{ "name": [{}], "timeout": "0.2s" }] }"#;
-    let layer = ResilienceLayer::grpc()
-        .service_config(config)
-        .build()
-        .unwrap();
+    let layer = configured(r#"{ "methodConfig": [{ "name": [{}], "timeout": "0.2s" }] }"#);
     let status = check(&mut client(&layer, addr)).await.unwrap_err();
     assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
     assert!(
@@ -338,13 +325,10 @@ fn an_invalid_config_is_refused_when_the_layer_is_built() {
 async fn a_reload_brings_a_new_service_config() {
     let (addr, seen) = start(|_, _| Answer::Fail(Code::Unavailable, None)).await;
     let layer = |attempts: u32| {
-        let config = format!(
-            r#"{{ "methodConfig": [ {} ] }}"#,
-            retry_entry("Check", attempts, r#"["UNAVAILABLE"]"#)
-        );
+        let entry = retry_entry("Check", attempts, r#"["UNAVAILABLE"]"#);
         ResilienceLayer::grpc()
             .no_budget()
-            .service_config(&config)
+            .service_config(&config(&[&entry], ""))
             .build()
             .unwrap()
     };
