@@ -62,7 +62,8 @@ where
         match self.project().state.project() {
             StateProj::Admitted { future, ticket } => {
                 let outcome = ready!(future.poll(cx)).map_err(Into::into);
-                if let Some(ticket) = ticket {
+                // Taken, so that a poll after completion cannot count the outcome twice.
+                if let Some(mut ticket) = ticket.take() {
                     ticket.settle(outcome.as_ref());
                 }
                 Poll::Ready(outcome)
@@ -71,5 +72,33 @@ where
                 .take()
                 .unwrap_or_else(|| "polled after completion".into()))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Counting(std::rc::Rc<std::cell::Cell<u32>>);
+
+    impl Settle<u8> for Counting {
+        fn settle(&mut self, _: Result<&u8, &BoxError>) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+
+    #[test]
+    fn an_outcome_is_settled_once_however_often_it_is_polled() {
+        let settled = std::rc::Rc::default();
+        let inner = std::future::poll_fn(|_| Poll::Ready(Ok::<u8, BoxError>(1)));
+        let mut future = std::pin::pin!(GateFuture::admitted(
+            inner,
+            Some(Counting(std::rc::Rc::clone(&settled)))
+        ));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        for _ in 0..3 {
+            assert!(matches!(future.as_mut().poll(&mut cx), Poll::Ready(Ok(1))));
+        }
+        assert_eq!(settled.get(), 1);
     }
 }
