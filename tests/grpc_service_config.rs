@@ -279,7 +279,7 @@ async fn hedging_and_the_timeout_of_an_entry_apply() {
     })
     .await;
     let config = r#"{ "methodConfig": [{ "name": [{ "service": "grpc.health.v1.Health" }],
-        "hedgingPolicy": { "maxAttempts": 3, "hedgingDelay": "0.05s" } }] }"#;
+        "hedgingPolicy": { "maxAttempts": 2, "hedgingDelay": "0.05s" } }] }"#;
     let hedges = Arc::new(AtomicU32::new(0));
     let counted = hedges.clone();
     let layer = ResilienceLayer::grpc()

@@ -340,9 +340,23 @@ async fn the_throttles_thresholds_change_in_place() {
     assert_eq!(throttled(50).await, 0);
     assert_eq!(calls.swap(0, Ordering::SeqCst), 50);
 
-    // Back to the cap of 0.9: the window still holds the failures, so rejections resume at once.
+    // Back to the cap of 0.9: the window still holds the failures, so rejections resume at once,
+    // and the first rejection counts all 250 requests (a new window would count a few).
     layer.reload(Throttle::new().seed(3)).unwrap();
-    assert!(throttled(50).await > 30);
+    let mut first = None;
+    for i in 0..10 {
+        let err = svc.ready().await.unwrap().call(i).await.unwrap_err();
+        if let Some(ErrorKind::Throttled { requests, accepts }) = kind(&err) {
+            first = Some((i, requests, accepts));
+            break;
+        }
+    }
+    let (at, requests, accepts) = first.expect("a rejection within 10 calls at 0.9");
+    assert!(
+        requests >= 250,
+        "{requests} requests in the window at call {at}"
+    );
+    assert_eq!(accepts, 0);
 
     let err = layer
         .reload(Throttle::new().seed(3).window(Duration::from_secs(60)))

@@ -10,14 +10,14 @@ use crate::error::BoxError;
 use crate::scope::key_fn;
 use crate::throttle::{Throttle, ThrottleLayer};
 
-/// The tally of a layer's one window.
+/// The tally of a layer's one window (which must be there).
 fn tally<C>(layer: &ThrottleLayer<C>) -> (u64, u64) {
-    let mut tally = None;
-    layer
-        .windows
-        .scopes
-        .for_each(|throttler| tally = Some(throttler.window.tally()));
-    tally.map_or((0, 0), |t| (t.requests, t.accepts))
+    let mut tallies = Vec::new();
+    (layer.windows.scopes).for_each(|throttler| tallies.push(throttler.window.tally()));
+    let [tally] = tallies[..] else {
+        panic!("one window expected, found {}", tallies.len())
+    };
+    (tally.requests, tally.accepts)
 }
 
 async fn calls<S: Service<(), Error = BoxError>>(svc: &mut S, n: usize) {
@@ -96,21 +96,22 @@ fn without_timers_the_ticker_is_not_started_again_and_calls_go_on() {
         .unwrap();
     let layer = ThrottleLayer::new(Throttle::new(), DefaultClassifier).unwrap();
     let mut svc = layer.layer(echo());
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
     runtime.block_on(async {
         calls(&mut svc, 1).await;
+        assert_eq!(tasks(), 1, "the call started a ticker");
         tokio::task::yield_now().await;
+        assert_eq!(tasks(), 0, "which failed arming its timer");
         assert!(
             layer.windows.ticking(),
             "the ticker that could not start is not forgotten"
         );
         calls(&mut svc, 2).await;
-        tokio::task::yield_now().await;
-        assert_eq!(
-            tokio::runtime::Handle::current()
-                .metrics()
-                .num_alive_tasks(),
-            0
-        );
+        assert_eq!(tasks(), 0, "and no call starts another");
     });
     assert_eq!(tally(&layer), (3, 3));
 }
