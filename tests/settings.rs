@@ -140,15 +140,15 @@ fn a_value_out_of_range_is_the_builders_error_naming_the_field() {
         ),
         (
             r#"{ "budget": { "ratio": 0.1, "floor": 1, "window": "1s" }, "no_budget": true }"#,
-            "set exactly one of budget, no_budget",
+            "set at most one of budget, no_budget",
         ),
         (
             r#"{ "total_timeout": "1s", "no_total_timeout": true }"#,
-            "set exactly one of total_timeout, no_total_timeout",
+            "set at most one of total_timeout, no_total_timeout",
         ),
         (
             r#"{ "hedge": { "after": "10ms", "floor": "1ms" } }"#,
-            "hedge.floor",
+            "hedge.floor only applies with hedge.percentile",
         ),
         (
             r#"{ "backoff": { "initial": "1s", "multiplier": 2.0, "max": "2s", "jitter": { "spread": 2.0 } } }"#,

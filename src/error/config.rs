@@ -51,13 +51,18 @@ pub(crate) enum ConfigProblem {
         /// The bounding field's value.
         limit: Duration,
     },
-    /// A setting this preset does not take (in a settings document), or a pair that excludes
-    /// each other.
+    /// A setting this preset does not take (in a settings document).
     #[cfg_attr(not(feature = "serde"), allow(dead_code))]
     NotHere,
     /// Two settings of which exactly one must be set.
     #[cfg_attr(not(feature = "serde"), allow(dead_code))]
     ExactlyOne,
+    /// Two settings that exclude each other: either, or neither.
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
+    AtMostOne,
+    /// A setting that only applies with another one, which is not set.
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
+    Needs(&'static str),
     /// A header name that is not one.
     #[cfg_attr(not(all(feature = "serde", feature = "http")), allow(dead_code))]
     NotAHeader,
@@ -83,6 +88,18 @@ impl ConfigError {
     #[cfg(feature = "serde")]
     pub(crate) fn exactly_one(fields: &'static str) -> Self {
         ConfigError::new(fields, ConfigProblem::ExactlyOne)
+    }
+
+    /// At most one of the settings `fields` names may be set.
+    #[cfg(feature = "serde")]
+    pub(crate) fn at_most_one(fields: &'static str) -> Self {
+        ConfigError::new(fields, ConfigProblem::AtMostOne)
+    }
+
+    /// `field` only applies with `other`, which is not set.
+    #[cfg(feature = "serde")]
+    pub(crate) fn needs(field: &'static str, other: &'static str) -> Self {
+        ConfigError::new(field, ConfigProblem::Needs(other))
     }
 
     /// `field` is not a setting of this preset (a settings document named it).
@@ -119,6 +136,15 @@ impl fmt::Display for ConfigError {
             ConfigProblem::ZeroDuration => write!(f, "{field} must be longer than zero"),
             ConfigProblem::NotHere => write!(f, "{field} is not a setting of this preset"),
             ConfigProblem::ExactlyOne => write!(f, "set exactly one of {field}"),
+            ConfigProblem::AtMostOne => {
+                write!(f, "set at most one of {field}: they exclude each other")
+            }
+            ConfigProblem::Needs(other) => {
+                write!(
+                    f,
+                    "{field} only applies with {other}: set {other}, or leave {field} out"
+                )
+            }
             ConfigProblem::NotAHeader => write!(f, "{field} is not a valid header name"),
             #[cfg(all(feature = "grpc", feature = "serde"))]
             ConfigProblem::ServiceConfig(why) => write!(f, "{field}: {why}"),

@@ -143,10 +143,10 @@ impl Settings {
         mut b: ResilienceBuilder<C, P, X>,
     ) -> Result<ResilienceBuilder<C, P, X>, ConfigError> {
         if self.total_timeout.is_some() && self.no_total_timeout {
-            return Err(ConfigError::exactly_one("total_timeout, no_total_timeout"));
+            return Err(ConfigError::at_most_one("total_timeout, no_total_timeout"));
         }
         if self.budget.is_some() && self.no_budget {
-            return Err(ConfigError::exactly_one("budget, no_budget"));
+            return Err(ConfigError::at_most_one("budget, no_budget"));
         }
         if let Some(total) = self.total_timeout {
             b = b.total_timeout(total);
@@ -242,9 +242,7 @@ impl HedgeSettings {
     fn hedge(&self) -> Result<Hedge, ConfigError> {
         let hedge = match (self.after, self.percentile) {
             (Some(_), None) if self.floor.is_some() => {
-                return Err(ConfigError::not_here(
-                    "hedge.floor (a fixed delay has none)",
-                ));
+                return Err(ConfigError::needs("hedge.floor", "hedge.percentile"));
             }
             (Some(after), None) => Hedge::after(after),
             (None, Some(percentile)) => {
