@@ -114,3 +114,31 @@ async fn a_client_with_the_middleware_retries_and_keeps_reqwest_responses() {
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+/// A reload reaches a client built with the middleware: a clone of the layer is the handle.
+#[tokio::test]
+async fn a_reload_reaches_the_middleware_from_the_next_request() {
+    let (base, calls) = serve().await;
+    let handle = layer();
+    let client = ClientBuilder::new(http()).with(handle.clone()).build();
+    let status = |fail: u32| {
+        let request = client.get(format!("{base}/flaky/{fail}"));
+        async move { request.send().await.unwrap().status() }
+    };
+    // Three attempts by default: two 503s are retried.
+    assert_eq!(status(2).await, StatusCode::OK);
+    assert_eq!(calls.swap(0, Ordering::SeqCst), 3);
+
+    let once = ResilienceLayer::http()
+        .max_attempts(1)
+        .no_budget()
+        .build()
+        .unwrap();
+    handle.reload(once);
+    assert_eq!(status(1).await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one attempt after the reload"
+    );
+}

@@ -62,8 +62,9 @@ impl Methods {
 /// entry. A request goes to its method's. Only the preset's own stack is readied by
 /// `poll_ready` (the one every call without an entry takes); a call to an entry's method
 /// readies a clone of that entry's stack in its future, as retry readies a clone for each
-/// attempt, so that a client holds no more of the channel's capacity than one call's worth.
-/// Reached as the preset's `Service` type.
+/// attempt. Such a call holds two calls' worth of the channel's capacity while it readies
+/// (a tonic `Channel` is a buffer: the preset's own stack keeps the slot `poll_ready` took for
+/// the next call), and one once it is sent. Reached as the preset's `Service` type.
 pub struct Routed<T> {
     default: T,
     methods: Vec<T>,

@@ -167,6 +167,15 @@ impl Default for HttpResilienceLayer {
     }
 }
 
+impl HttpResilienceLayer {
+    /// The stack over `client` for one call, with the latest settings: for the reqwest
+    /// middleware, which makes one per request and so needs no reloading wrapper.
+    #[cfg(feature = "reqwest-middleware")]
+    pub(crate) fn stack_for_one_call<S: Clone>(&self, client: S) -> HttpEdge<Stack<S>> {
+        self.live.build_now(self, client)
+    }
+}
+
 impl<S: Clone> Layer<S> for HttpResilienceLayer {
     type Service = HttpResilience<S>;
 

@@ -54,7 +54,6 @@ mod middleware {
     use bytes::Bytes;
     use http::Extensions;
     use reqwest_middleware::{Middleware, Next};
-    use tower_layer::Layer;
     use tower_service::Service;
 
     use crate::error::BoxError;
@@ -64,16 +63,20 @@ mod middleware {
     /// `reqwest-middleware`), so that a `ClientWithMiddleware` adopts the whole stack in one
     /// line. Every attempt runs the middlewares after this one and then the client, with a copy
     /// of the request's extensions; retry budgets and circuits are shared by every request
-    /// through it.
+    /// through it. Keep a clone of the layer to [`reload`](HttpResilienceLayer::reload) it: each
+    /// request builds its stack from the latest settings.
     ///
     /// ```
     /// use reqwest_middleware::ClientBuilder;
     /// use tower_tenacity::ResilienceLayer;
     ///
     /// # fn main() -> Result<(), tower_tenacity::ConfigError> {
+    /// let layer = ResilienceLayer::http().build()?;
     /// let client = ClientBuilder::new(reqwest::Client::new())
-    ///     .with(ResilienceLayer::http().build()?)
+    ///     .with(layer.clone())
     ///     .build();
+    /// // Later, from a settings file read again:
+    /// layer.reload(ResilienceLayer::http().max_attempts(5).build()?);
     /// # let _ = client;
     /// # Ok(())
     /// # }
@@ -90,7 +93,7 @@ mod middleware {
                 next,
                 extensions: extensions.clone(),
             };
-            let mut stack = self.layer(downstream);
+            let mut stack = self.stack_for_one_call(downstream);
             let request = http::Request::<reqwest::Body>::try_from(request)?;
             poll_fn(|cx| Service::<http::Request<reqwest::Body>>::poll_ready(&mut stack, cx))
                 .await

@@ -10,8 +10,8 @@
 //! new one.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use arc_swap::ArcSwapOption;
@@ -50,6 +50,9 @@ struct Shared<L> {
     generation: AtomicU64,
     // `None` until the first reload: services build from the layer that made them.
     current: ArcSwapOption<L>,
+    // Held by a reload from the state it reads to the swap, so that two reloads at once do
+    // not both carry the same old state (and lose one of them). Never taken by a call.
+    reloading: Mutex<()>,
 }
 
 impl<L> Live<L> {
@@ -58,6 +61,7 @@ impl<L> Live<L> {
             shared: Arc::new(Shared {
                 generation: AtomicU64::new(0),
                 current: ArcSwapOption::empty(),
+                reloading: Mutex::new(()),
             }),
         }
     }
@@ -66,10 +70,11 @@ impl<L> Live<L> {
         self.shared.generation.load(Ordering::Acquire)
     }
 
-    /// The layer of the latest reload, if there was one: no lock, so that a layer that makes a
-    /// service per request (the reqwest middleware) pays no more than a load for it.
-    pub(crate) fn current(&self) -> Option<Arc<L>> {
-        self.shared.current.load_full()
+    /// The layer of the latest reload, if there was one: a lock-free load that takes no
+    /// reference count, so that a layer that makes a service per request (the reqwest
+    /// middleware) pays no more than that for it.
+    pub(crate) fn current(&self) -> arc_swap::Guard<Option<Arc<L>>> {
+        self.shared.current.load()
     }
 
     /// Makes `next` the layer that every service of this cell builds from, from its next call.
@@ -90,11 +95,24 @@ impl<L> Live<L> {
         // `next` may be a clone of a layer of this cell: it gets a cell of its own, so that the
         // cell it is stored in is not one it holds (a cycle of `Arc`s, never freed).
         *next.cell() = Live::new();
-        match self.current() {
-            Some(current) => next.carry_state(&current),
+        let _one_at_a_time = (self.shared.reloading.lock()).unwrap_or_else(PoisonError::into_inner);
+        match &*self.current() {
+            Some(current) => next.carry_state(current),
             None => next.carry_state(layer),
         }
         self.swap(next);
+    }
+
+    /// The stack over `client` with the latest settings (`layer`'s, or the latest reload's),
+    /// for one call only: no reloading wrapper, no copy of the client.
+    pub(crate) fn build_now<S>(&self, layer: &L, client: S) -> L::Stack
+    where
+        L: Build<S>,
+    {
+        match &*self.current() {
+            Some(current) => current.build(client),
+            None => layer.build(client),
+        }
     }
 
     /// A service of this cell over `client`, built from the latest settings: `layer`'s, or
@@ -105,7 +123,7 @@ impl<L> Live<L> {
     {
         // The generation first: a reload after this read is seen at the first call.
         let seen = self.generation();
-        let stack = match self.current() {
+        let stack = match &*self.current() {
             Some(current) => current.build(client.clone()),
             None => layer.build(client.clone()),
         };
@@ -198,7 +216,7 @@ where
     #[cold]
     #[inline(never)]
     fn reload(&mut self, generation: u64) {
-        if let Some(layer) = self.live.current() {
+        if let Some(layer) = &*self.live.current() {
             self.stack = layer.build(self.client.clone());
         }
         self.seen = generation;
