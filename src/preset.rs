@@ -121,8 +121,9 @@ impl<C: Clone, P: Clone, L: Clone + Carry> ResilienceLayer<C, P, L> {
     ///
     /// What the calls share carries over where its settings are the same: the retry budget
     /// (per host in the HTTP and gRPC presets) and the breaker's circuits, open ones included.
-    /// A budget or a breaker with new settings starts afresh, as a new layer's would (circuits
-    /// kept go on counting with the classifier they were built with); a
+    /// A budget or a breaker with new settings (or a new cap on keys) starts afresh, as a new
+    /// layer's would; circuits kept go on counting with the classifier they were built with,
+    /// and report to their observer. A
     /// [`BreakerHandle`](crate::breaker::BreakerHandle) taken before then still holds the
     /// circuits it was taken from, so take one from `next`. The settings come whole from
     /// `next`, as from a file read again (see `guides::configuration`).

@@ -308,6 +308,27 @@ async fn the_http_preset_keeps_each_hosts_circuit() {
         "{err}"
     );
     assert_eq!(server.stats.requests_to("/status/503"), 2, "nothing sent");
+
+    // The same thresholds over another cap on hosts: new circuits, closed.
+    let fewer_hosts = ResilienceLayer::http()
+        .max_attempts(3)
+        .backoff(ExponentialBackoff::new(ms(1), 1.0, ms(1)).with_jitter(Jitter::None))
+        .no_budget()
+        .circuit_breaker(
+            BreakerConfig::new()
+                .consecutive_failures(2)
+                .break_duration(Duration::from_secs(60))
+                .max_keys(10),
+        )
+        .build()
+        .unwrap();
+    layer.reload(fewer_hosts);
+    get_503(&mut svc, &server).await.unwrap_err();
+    assert_eq!(
+        server.stats.requests_to("/status/503"),
+        2 + 2,
+        "sent again, until the new circuit opened in its turn"
+    );
 }
 
 /// The throttle's thresholds change in place, keeping what its window counted; its window

@@ -76,12 +76,14 @@ impl<C: Send + Sync + 'static, K> CircuitBreakerLayer<C, K> {
 }
 
 impl<C, K> Carry for CircuitBreakerLayer<C, K> {
-    /// Keeps the circuits, their states and what they counted (and the classifier they count
-    /// with), when the settings are the same: a reload that changes other settings leaves an
-    /// open circuit open. New settings start new circuits.
+    /// Keeps the circuits, their states and what they counted (and the classifier and the
+    /// observer they report to), when the settings and the cap on keys are the same: a reload
+    /// that changes other settings leaves an open circuit open. New settings, or a new cap,
+    /// start new circuits.
     fn carry_state(&mut self, old: &Self) {
         if let (Some(new), Some(old)) = (&self.circuits, &old.circuits)
             && new.shared.settings == old.shared.settings
+            && new.scopes.cap() == old.scopes.cap()
         {
             self.circuits = Some(old.clone());
         }

@@ -167,6 +167,14 @@ impl<V> Scopes<V> {
         }
     }
 
+    /// The most keys kept: 1 for the single scope.
+    pub(crate) fn cap(&self) -> usize {
+        match self {
+            Scopes::Single(_) => 1,
+            Scopes::PerKey(per_key) => per_key.cap,
+        }
+    }
+
     /// Runs `f` on every key's state, for work done away from the calls (a throttle's ticker).
     pub(crate) fn for_each(&self, mut f: impl FnMut(&V)) {
         match self {
