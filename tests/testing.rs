@@ -240,6 +240,90 @@ async fn a_body_is_cut_after_its_bytes_and_the_rest_pass() {
     assert_eq!(none.cut(), 0);
 }
 
+/// At a rate, the bodies a seed chooses are the same on every run, `cut()` counts those reset,
+/// and stacked over a `FaultLayer` of the same seed and rate it still cuts bodies: the two
+/// layers do not pick the same requests.
+#[tokio::test]
+async fn a_seed_chooses_the_cut_bodies_and_a_fault_layer_picks_others() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use tower_tenacity::testing::ResetBodyLayer;
+
+    let inner = service_fn(|_: Request<()>| async {
+        Ok::<_, BoxError>(Response::new(Full::new(Bytes::from(vec![1u8; 100]))))
+    });
+    // Which of 100 bodies are cut; `None` for a request that failed before any body.
+    let run = async |cut: &ResetBodyLayer, faults: Option<FaultLayer<Response<Full<Bytes>>>>| {
+        let mut seen = Vec::new();
+        for _ in 0..100 {
+            let svc = inner;
+            let outcome = match &faults {
+                Some(faults) => cut.layer(faults.layer(svc)).oneshot(Request::new(())).await,
+                None => cut.layer(svc).oneshot(Request::new(())).await,
+            };
+            seen.push(match outcome {
+                Ok(response) => Some(response.into_body().collect().await.is_err()),
+                Err(_) => None,
+            });
+        }
+        seen
+    };
+    let cut = ResetBodyLayer::new(0.5, 10).seed(7);
+    let first = run(&cut, None).await;
+    let cut_bodies = first.iter().filter(|c| **c == Some(true)).count() as u64;
+    assert!(
+        (30..=70).contains(&cut_bodies),
+        "{cut_bodies} of 100 at 0.5"
+    );
+    assert_eq!(cut.cut(), cut_bodies);
+    assert_eq!(
+        run(&ResetBodyLayer::new(0.5, 10).seed(7), None).await,
+        first
+    );
+
+    let cut = ResetBodyLayer::new(0.5, 10).seed(7);
+    let faults = FaultLayer::builder()
+        .seed(7)
+        .error(0.5, io::ErrorKind::ConnectionReset)
+        .build()
+        .unwrap();
+    let stacked = run(&cut, Some(faults)).await;
+    let failed = stacked.iter().filter(|c| c.is_none()).count();
+    assert!((30..=70).contains(&failed), "{failed} of 100 failed at 0.5");
+    assert!(
+        cut.cut() >= 10,
+        "{} bodies cut of those that came",
+        cut.cut()
+    );
+}
+
+/// A body shorter than the cut arrives whole, trailers and all, and is not counted as cut.
+#[tokio::test]
+async fn a_body_shorter_than_the_cut_keeps_its_trailers() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::body::Frame;
+    use tower_tenacity::testing::ResetBodyLayer;
+
+    let inner = service_fn(|_: Request<()>| async {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", "0".parse().unwrap());
+        let frames = [
+            Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"short"))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        Ok::<_, BoxError>(Response::new(StreamBody::new(futures_util::stream::iter(
+            frames,
+        ))))
+    });
+    let cut = ResetBodyLayer::new(1.0, 1000);
+    let response = cut.layer(inner).oneshot(Request::new(())).await.unwrap();
+    let collected = response.into_body().collect().await.unwrap();
+    assert_eq!(collected.trailers().unwrap()["grpc-status"], "0");
+    assert_eq!(collected.to_bytes(), "short");
+    assert_eq!(cut.cut(), 0);
+}
+
 /// The harness keeps at most `concurrency` calls in flight, reports them in the order they
 /// were made, and times them on the paused clock.
 #[tokio::test(start_paused = true)]

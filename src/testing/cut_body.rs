@@ -58,7 +58,8 @@ impl ResetBodyLayer {
         self
     }
 
-    /// How many bodies were cut so far.
+    /// How many bodies were cut so far: reset after their bytes, not only chosen to be (a body
+    /// shorter than the cut, or one never read that far, is not counted).
     pub fn cut(&self) -> u64 {
         self.cut.load(Ordering::Relaxed)
     }
@@ -100,22 +101,25 @@ where
     fn call(&mut self, request: Request<ReqB>) -> Self::Future {
         let layer = &self.layer;
         let n = layer.drawn.fetch_add(1, Ordering::Relaxed);
-        let draw =
-            fastrand::Rng::with_seed(layer.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).f64();
+        let draw = super::plan::nth_rng(layer.seed, SALT, n).f64();
         let cut_after = (draw < layer.rate).then_some(layer.after);
-        if cut_after.is_some() {
-            layer.cut.fetch_add(1, Ordering::Relaxed);
-        }
+        let counter = cut_after.map(|_| layer.cut.clone());
         let future = self.inner.call(request);
         Box::pin(async move {
             let response = future.await.map_err(Into::into)?;
             Ok(response.map(|inner| CutBody {
                 inner,
                 left: cut_after,
+                counter,
             }))
         })
     }
 }
+
+/// What this layer's draws add to the seed, so that stacked under a `FaultLayer` with the
+/// same seed it does not pick the very requests that layer picks (and cut only bodies of
+/// requests that had already failed).
+const SALT: u64 = 0xC0DE_B0D1_E5C0_7700;
 
 pin_project_lite::pin_project! {
     /// A response body that may fail with a reset connection after some bytes; see
@@ -126,6 +130,8 @@ pin_project_lite::pin_project! {
         inner: B,
         // Bytes still to pass before the cut, if this body is cut.
         left: Option<usize>,
+        // The layer's count, taken when the body is reset (once).
+        counter: Option<Arc<AtomicU64>>,
     }
 }
 
@@ -143,6 +149,9 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
         if *this.left == Some(0) {
+            if let Some(counter) = this.counter.take() {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
             return Poll::Ready(Some(Err(
                 io::Error::from(io::ErrorKind::ConnectionReset).into()
             )));
@@ -164,13 +173,9 @@ where
                 *left -= data.len();
                 Poll::Ready(Some(Ok(Frame::data(data))))
             }
-            // Trailers come after the whole body: a cut body never gets to them.
-            Err(_) => {
-                *left = 0;
-                Poll::Ready(Some(Err(
-                    io::Error::from(io::ErrorKind::ConnectionReset).into()
-                )))
-            }
+            // Trailers come after the whole body: a body shorter than the cut (a gRPC answer,
+            // say) arrived whole, and keeps them.
+            Err(trailers) => Poll::Ready(Some(Ok(trailers))),
         }
     }
 

@@ -249,7 +249,7 @@ impl<Res> Plan<Res> {
     /// order, each its rate's slice.
     pub(super) fn draw(&self) -> (Option<Fault<Res>>, f64) {
         let n = self.drawn.fetch_add(1, Ordering::Relaxed);
-        let mut rng = fastrand::Rng::with_seed(self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = nth_rng(self.seed, 0, n);
         let (draw, spread) = (rng.f64(), rng.f64());
         let elapsed = self.start.elapsed();
         let mut floor = 0.0;
@@ -267,4 +267,11 @@ impl<Res> Plan<Res> {
         }
         (None, spread)
     }
+}
+
+/// The random source of draw `n` of a fault kit layer seeded `seed`, the same on every run: a
+/// layer other than `FaultLayer` passes a `salt` of its own, so that two layers stacked with the
+/// same seed do not pick the same requests.
+pub(super) fn nth_rng(seed: u64, salt: u64, n: u64) -> fastrand::Rng {
+    fastrand::Rng::with_seed(seed ^ salt ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
