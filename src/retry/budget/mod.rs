@@ -1,4 +1,7 @@
-//! A retry budget: retries as a share of recent requests, plus a small floor.
+//! A retry budget, of one of two kinds: retries as a share of recent requests, plus a small
+//! floor ([`RetryBudget::new`], what this page describes and the presets use), or gRFC A6's
+//! token bucket ([`RetryBudget::tokens`], which a gRPC service config's `retryThrottling`
+//! asks for; its doc says how it counts).
 //!
 //! Per-request limits (attempts, elapsed time) bound what one caller does, but not what a fleet
 //! of callers does to a server that is already failing: with three attempts each, every client
@@ -129,7 +132,7 @@ impl RetryBudget {
     ///
     /// let budget = RetryBudget::tokens(10, 0.1).unwrap();
     /// assert_eq!(budget.retries_left(), 4); // 10 → 6 tokens, each above the threshold of 5
-    /// assert!(RetryBudget::tokens(0, 0.1).is_err());
+    /// assert_eq!(RetryBudget::tokens(0, 0.1).unwrap_err().field(), "budget.max_tokens");
     /// assert!(RetryBudget::tokens(10, 0.0004).is_err()); // 0 thousandths
     /// ```
     pub fn tokens(max_tokens: u32, token_ratio: f64) -> Result<Self, ConfigError> {
@@ -139,11 +142,11 @@ impl RetryBudget {
                 min: 1.0,
                 max: 1000.0,
             };
-            return Err(ConfigError::new("retryThrottling.maxTokens", problem));
+            return Err(ConfigError::new("budget.max_tokens", problem));
         }
         if !token_ratio.is_finite() {
             let problem = ConfigProblem::NotFinite(token_ratio);
-            return Err(ConfigError::new("retryThrottling.tokenRatio", problem));
+            return Err(ConfigError::new("budget.token_ratio", problem));
         }
         let ratio = tokens::thousandths(token_ratio.max(0.0));
         if ratio == 0 {
@@ -152,7 +155,7 @@ impl RetryBudget {
                 min: 0.001,
                 max: f64::INFINITY,
             };
-            return Err(ConfigError::new("retryThrottling.tokenRatio", problem));
+            return Err(ConfigError::new("budget.token_ratio", problem));
         }
         let bucket = Tokens::new(max_tokens, ratio);
         Ok(RetryBudget {
