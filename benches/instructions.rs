@@ -334,7 +334,8 @@ fn success_tenacity(n: u64) {
 }
 
 /// The same stack with adaptive throttling inside it (one window, the defaults: a client
-/// that never meets overload, so nothing is rejected; the window is slid by its ticker, not by calls).
+/// that never meets overload, so nothing is rejected. The runtime is entered, not driven: the
+/// ticker that slides the window never runs here, and what is counted is the call's own work).
 fn success_throttle(n: u64) {
     let rt = timer_runtime(false);
     let _context = rt.enter();

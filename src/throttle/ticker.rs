@@ -49,7 +49,8 @@ impl<C> Windows<C> {
 }
 
 impl<C: Send + Sync + 'static> Windows<C> {
-    /// Starts the ticker if none is running: every call asks, at the cost of one load.
+    /// Starts the ticker if none is running: every call asks, at the cost of one load (outside
+    /// a tokio runtime, where none can start, each call also looks for a runtime).
     #[inline]
     pub(super) fn keep_sliding(self: &Arc<Self>) {
         if !self.ticking.load(Ordering::Relaxed) {
