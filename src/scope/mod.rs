@@ -175,27 +175,29 @@ impl<V> Scopes<V> {
         }
     }
 
-    /// Runs `f` on every key's state, for work done away from the calls (a throttle's ticker).
-    pub(crate) fn for_each(&self, mut f: impl FnMut(&V)) {
+    /// Runs `f` on every key's slot, for work done away from the calls (a throttle's ticker,
+    /// a snapshot).
+    pub(crate) fn for_each_slot(&self, mut f: impl FnMut(&Arc<Slot<V>>)) {
         match self {
             Scopes::Single(single) => f(single),
             Scopes::PerKey(per_key) => {
                 for chain in per_key.buckets.iter().filter_map(ArcSwapOption::load_full) {
-                    chain.iter().for_each(|slot| f(slot));
+                    chain.iter().for_each(&mut f);
                 }
             }
         }
     }
 
+    /// Runs `f` on every key's state.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&V)) {
+        self.for_each_slot(|slot| f(slot));
+    }
+
     /// The keys' states, for snapshots.
     pub(crate) fn all(&self) -> Vec<Arc<Slot<V>>> {
-        match self {
-            Scopes::Single(single) => vec![single.clone()],
-            Scopes::PerKey(per_key) => (per_key.buckets.iter())
-                .filter_map(|bucket| bucket.load_full())
-                .flat_map(|chain| chain.iter().cloned().collect::<Vec<_>>())
-                .collect(),
-        }
+        let mut all = Vec::new();
+        self.for_each_slot(|slot| all.push(slot.clone()));
+        all
     }
 }
 

@@ -70,7 +70,7 @@ where
         self.windows.keep_sliding();
         let slot = self.windows.scopes.get(&self.scope, &request);
         match slot.admit() {
-            Ok(()) => ResponseFuture::admitted(self.inner.call(request), Some(Counted { slot })),
+            Ok(()) => ResponseFuture::admitted(self.inner.call(request), Some(Ticket { slot })),
             Err(tally) => ResponseFuture::rejected(reject(slot, tally)),
         }
     }
@@ -95,11 +95,11 @@ fn reject<C>(slot: Arc<Slot<Throttler<C>>>, tally: Tally) -> BoxError {
 
 /// What a call the throttle let through owes its window: its outcome, counted in the slice
 /// it comes in.
-pub struct Counted<C> {
+pub struct Ticket<C> {
     slot: Arc<Slot<Throttler<C>>>,
 }
 
-impl<C: ClassifyOutcome<Res>, Res> Settle<Res> for Counted<C> {
+impl<C: ClassifyOutcome<Res>, Res> Settle<Res> for Ticket<C> {
     fn settle(&mut self, outcome: Result<&Res, &BoxError>) {
         let accepted = accepted(self.slot.classifier.classify_outcome(outcome));
         self.slot.window.record(accepted);
@@ -108,4 +108,4 @@ impl<C: ClassifyOutcome<Res>, Res> Settle<Res> for Counted<C> {
 
 /// The future of a throttled call: the inner call, whose outcome the window counts, or a
 /// rejection, ready at once.
-pub type ResponseFuture<F, C> = GateFuture<F, Counted<C>>;
+pub type ResponseFuture<F, C> = GateFuture<F, Ticket<C>>;
