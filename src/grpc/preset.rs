@@ -147,7 +147,23 @@ impl GrpcResilienceLayer {
 
     /// Swaps the settings of every service this layer (or a clone) made for `next`'s, keeping
     /// each host's budget and circuit where their settings are the same; see
-    /// [`ResilienceLayer::reload`].
+    /// [`ResilienceLayer::reload`]. A service config read again is applied this way.
+    ///
+    /// ```
+    /// use tower::Layer;
+    /// use tower_tenacity::ResilienceLayer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let layer = ResilienceLayer::grpc().build().unwrap();
+    /// let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:50051").connect_lazy();
+    /// let client = layer.layer(channel); // give it to a generated client, as usual
+    /// // Later, the service config as it is now:
+    /// let config = r#"{ "methodConfig": [{ "name": [{}], "timeout": "1s" }] }"#;
+    /// layer.reload(ResilienceLayer::grpc().service_config(config).build().unwrap());
+    /// # let _ = client;
+    /// # }
+    /// ```
     pub fn reload(&self, next: Self) {
         self.live.reload(self, next);
     }
@@ -290,7 +306,8 @@ impl<B: crate::breaker::BreakerSlot<GrpcClassifier>>
     /// builder's retries for its methods: A6's backoff (`initialBackoff` × `backoffMultiplier`
     /// per retry, at most `maxBackoff`, each delay times 0.8 to 1.2), its status codes, and at
     /// most 5 attempts; a pushback sets one delay exactly, and the backoff starts over after it.
-    /// The builder's attempt timeout stays, within each entry's `timeout`.
+    /// The builder's attempt timeout stays, within each entry's `timeout`. A `retryThrottling`
+    /// replaces the builder's [`budget`](ResilienceBuilder::budget), whichever was set first.
     ///
     /// The config is checked when the layer is built, and refused whole if any rule of A6 is
     /// broken (gRFC A21), with an error naming where; fields A6 does not define are ignored.

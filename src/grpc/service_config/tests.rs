@@ -201,6 +201,11 @@ fn what_a6_does_not_define_is_ignored_and_nameless_entries_name_nothing() {
         ] }"#,
     )
     .unwrap();
+    // Both entries are read and checked (the first's policy is kept), and neither is found for
+    // any method, having no name.
+    assert_eq!(config.methods.len(), 2);
+    assert!(matches!(config.methods[0].policy, Policy::Retry { .. }));
+    assert!(matches!(config.methods[1].policy, Policy::None));
     assert!(config.index.is_empty());
     assert_eq!(config.throttling, None);
 }

@@ -59,7 +59,8 @@ impl Tokens {
 
     /// A successful call: `ratio` more, never past the top. A plain load when full.
     pub(super) fn succeeded(&self) {
-        if self.ratio == 0 || self.left.load(Ordering::Relaxed) >= self.max {
+        // `RetryBudget::tokens` refuses a ratio of zero thousandths, so a success always adds.
+        if self.left.load(Ordering::Relaxed) >= self.max {
             return;
         }
         let _ = self
