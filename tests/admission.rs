@@ -3,6 +3,8 @@
 //! `UNAVAILABLE` with a pushback) without reaching the handler, and once a place is free the
 //! next one is served.
 
+mod grpc_support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
@@ -11,6 +13,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use bytes::Bytes;
+use grpc_support::serve_health;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
@@ -18,7 +21,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::Notify;
 use tonic::Code;
-use tonic::transport::{Endpoint, Server};
+use tonic::transport::Endpoint;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 use tower_tenacity::admission::{AdaptiveLimit, AdmissionLayer};
@@ -84,10 +87,6 @@ async fn an_axum_app_answers_503_while_its_limit_is_taken() {
 
 #[tokio::test]
 async fn a_tonic_server_answers_unavailable_with_a_pushback_while_its_limit_is_taken() {
-    let (_reporter, health) = tonic_health::server::health_reporter();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
     // The first call is held inside the limit until the test lets it go; the others are not.
     let gate = Arc::new(Handler::default());
     let first_call = Arc::new(AtomicBool::new(true));
@@ -106,15 +105,7 @@ async fn a_tonic_server_answers_unavailable_with_a_pushback_while_its_limit_is_t
             }
         })
         .into_inner();
-    tokio::spawn(async move {
-        let _keep = _reporter;
-        Server::builder()
-            .layer(stall)
-            .add_service(health)
-            .serve_with_incoming(incoming)
-            .await
-            .unwrap();
-    });
+    let addr = serve_health(stall).await;
     let channel = Endpoint::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect_lazy();

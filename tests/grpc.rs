@@ -5,7 +5,7 @@
 mod grpc_support;
 mod h2_server;
 
-use grpc_support::{decode_grpc_timeout, tonic_body};
+use grpc_support::{decode_grpc_timeout, serve_health, tonic_body};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use tonic::Code;
 use tonic::body::Body;
-use tonic::transport::{Channel, Endpoint, Server};
+use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -174,10 +174,6 @@ fn status_headers(code: Code) -> HeaderMap {
 }
 
 async fn start(faults: Arc<Faults>, deadline: Option<GrpcDeadlineLayer>) -> SocketAddr {
-    let (_reporter, health) = tonic_health::server::health_reporter();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
     // The deadline's bodies are tonic's again, so that the stack has one body type either way.
     let deadline = deadline.map(|layer| {
         ServiceBuilder::new()
@@ -185,19 +181,11 @@ async fn start(faults: Arc<Faults>, deadline: Option<GrpcDeadlineLayer>) -> Sock
             .layer(layer)
             .into_inner()
     });
-    tokio::spawn(async move {
-        let _keep = _reporter;
-        let layers = ServiceBuilder::new()
-            .option_layer(deadline)
-            .layer(FaultLayer(faults));
-        Server::builder()
-            .layer(layers)
-            .add_service(health)
-            .serve_with_incoming(incoming)
-            .await
-            .unwrap();
-    });
-    addr
+    let layers = ServiceBuilder::new()
+        .option_layer(deadline)
+        .layer(FaultLayer(faults))
+        .into_inner();
+    serve_health(layers).await
 }
 
 fn channel(addr: SocketAddr) -> Channel {

@@ -4,6 +4,7 @@
 //! the entry's timeout apply.
 
 mod a6;
+mod grpc_support;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,10 +14,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use grpc_support::serve_health;
 use http::{Request, Response};
 use tonic::Code;
 use tonic::body::Body;
-use tonic::transport::{Endpoint, Server};
+use tonic::transport::Endpoint;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 use tower::{BoxError, Layer, Service};
@@ -102,21 +104,8 @@ impl<S> Layer<S> for ScriptLayer {
 
 /// A health server on 127.0.0.1 that answers as `script` says; what it saw.
 async fn start(script: impl Fn(u32, &str) -> Answer + Send + Sync + 'static) -> (SocketAddr, Seen) {
-    let (_reporter, health) = tonic_health::server::health_reporter();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let incoming = tonic::transport::server::TcpIncoming::from(listener);
     let seen = Seen::default();
-    let layer = ScriptLayer(Arc::new(script), seen.clone());
-    tokio::spawn(async move {
-        let _keep = _reporter;
-        Server::builder()
-            .layer(layer)
-            .add_service(health)
-            .serve_with_incoming(incoming)
-            .await
-            .unwrap();
-    });
+    let addr = serve_health(ScriptLayer(Arc::new(script), seen.clone())).await;
     (addr, seen)
 }
 

@@ -1,11 +1,45 @@
-//! What the gRPC tests share: reading a `grpc-timeout` back, and tonic's body again.
+//! What the gRPC tests share: a health server behind a test's layer, reading a `grpc-timeout`
+//! back (with a decoder of its own, so that the crate's encoder is checked against something
+//! other than itself), and tonic's body again.
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use http::Response;
+use bytes::Bytes;
+use http::{Request, Response};
 use tonic::body::Body;
-use tower::BoxError;
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tower::{BoxError, Layer, Service};
+
+/// tonic-health's server on 127.0.0.1 behind `layer`, serving for the rest of the test: its
+/// address.
+pub async fn serve_health<L, ResBody>(layer: L) -> SocketAddr
+where
+    L: Layer<Routes> + Clone + Send + 'static,
+    L::Service: Service<Request<Body>, Response = Response<ResBody>> + Clone + Send + 'static,
+    <L::Service as Service<Request<Body>>>::Future: Send,
+    <L::Service as Service<Request<Body>>>::Error: Into<BoxError> + Send,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    let (reporter, health) = tonic_health::server::health_reporter();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = TcpIncoming::from(listener);
+    tokio::spawn(async move {
+        let _keep = reporter;
+        Server::builder()
+            .layer(layer)
+            .add_service(health)
+            .serve_with_incoming(incoming)
+            .await
+            .unwrap();
+    });
+    addr
+}
 
 /// A `grpc-timeout` value read back (digits and a unit), as the server saw it.
 pub fn decode_grpc_timeout(value: &[u8]) -> Option<Duration> {
