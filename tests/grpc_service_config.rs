@@ -6,18 +6,16 @@
 mod a6;
 mod grpc_support;
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use grpc_support::serve_health;
+use grpc_support::{front, serve_health};
 use http::{Request, Response};
 use tonic::Code;
 use tonic::body::Body;
+use tonic::service::Routes;
 use tonic::transport::Endpoint;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -34,40 +32,22 @@ enum Answer {
     Stall(Duration),
 }
 
-type Script = Arc<dyn Fn(u32, &str) -> Answer + Send + Sync>;
-
 /// The server's record: each call's path, in order.
 type Seen = Arc<Mutex<Vec<String>>>;
 
-#[derive(Clone)]
-struct Scripted<S> {
-    inner: S,
-    script: Script,
-    count: Arc<AtomicU32>,
-    seen: Seen,
-}
-
-impl<S> Service<Request<Body>> for Scripted<S>
-where
-    S: Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
-    S::Future: Send,
-    S::Error: Into<BoxError>,
-{
-    type Response = Response<Body>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
+/// A health server on 127.0.0.1 that answers as `script` says; what it saw.
+async fn start(script: impl Fn(u32, &str) -> Answer + Send + Sync + 'static) -> (SocketAddr, Seen) {
+    let (script, seen, count) = (
+        Arc::new(script),
+        Seen::default(),
+        Arc::new(AtomicU32::new(0)),
+    );
+    let record = seen.clone();
+    let scripted = front(move |request: Request<Body>, mut routes: Routes| {
         let path = request.uri().path().to_owned();
-        let n = self.count.fetch_add(1, Ordering::SeqCst);
-        let answer = (self.script)(n, &path);
-        self.seen.lock().unwrap().push(path);
-        let mut inner = self.inner.clone();
-        Box::pin(async move {
+        let answer = script(count.fetch_add(1, Ordering::SeqCst), &path);
+        record.lock().unwrap().push(path);
+        async move {
             match answer {
                 Answer::Fail(code, pushback) => {
                     let mut response = Response::builder()
@@ -81,32 +61,10 @@ where
                 Answer::Stall(stall) => tokio::time::sleep(stall).await,
                 Answer::Serve => {}
             }
-            inner.call(request).await.map_err(Into::into)
-        })
-    }
-}
-
-#[derive(Clone)]
-struct ScriptLayer(Script, Seen);
-
-impl<S> Layer<S> for ScriptLayer {
-    type Service = Scripted<S>;
-
-    fn layer(&self, inner: S) -> Scripted<S> {
-        Scripted {
-            inner,
-            script: self.0.clone(),
-            count: Arc::default(),
-            seen: self.1.clone(),
+            routes.call(request).await.map_err(Into::into)
         }
-    }
-}
-
-/// A health server on 127.0.0.1 that answers as `script` says; what it saw.
-async fn start(script: impl Fn(u32, &str) -> Answer + Send + Sync + 'static) -> (SocketAddr, Seen) {
-    let seen = Seen::default();
-    let addr = serve_health(ScriptLayer(Arc::new(script), seen.clone())).await;
-    (addr, seen)
+    });
+    (serve_health(scripted).await, seen)
 }
 
 fn client(

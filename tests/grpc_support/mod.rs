@@ -3,7 +3,9 @@
 //! other than itself), and tonic's body again.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,6 +15,45 @@ use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tower::{BoxError, Layer, Service};
+
+/// A layer for a test server that hands each request, with a clone of tonic's routes, to
+/// `answer`, which serves it, fails it or holds it as the test scripts: the wrapper service a
+/// test would otherwise write out.
+pub fn front<F, Fut>(answer: F) -> impl Layer<Routes, Service = Front<F>> + Clone
+where
+    F: Fn(Request<Body>, Routes) -> Fut + Clone,
+    Fut: Future<Output = Result<Response<Body>, BoxError>> + Send + 'static,
+{
+    tower::layer::layer_fn(move |routes| Front {
+        routes,
+        answer: answer.clone(),
+    })
+}
+
+/// See [`front`].
+#[derive(Clone)]
+pub struct Front<F> {
+    routes: Routes,
+    answer: F,
+}
+
+impl<F, Fut> Service<Request<Body>> for Front<F>
+where
+    F: Fn(Request<Body>, Routes) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, BoxError>> + Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = BoxError;
+    type Future = Fut;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Service::<Request<Body>>::poll_ready(&mut self.routes, cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Fut {
+        (self.answer)(request, self.routes.clone())
+    }
+}
 
 /// tonic-health's server on 127.0.0.1 behind `layer`, serving for the rest of the test: its
 /// address.
