@@ -1,7 +1,11 @@
 //! The HTTP stack against a real hyper server on 127.0.0.1 (the demo's flaky server), through a
 //! real hyper-util client. These run in real time, so every delay is short, and timing is
-//! checked through the retry events (the delay the loop chose), never by measuring a sleep.
+//! checked through the retry events (the delay the loop chose), never by measuring a sleep; the
+//! tests that time a response body talk to the same server over an in-memory pipe instead, on
+//! tokio's paused clock, where the gaps are exact.
 
+#[path = "../examples/demo_client/pipe.rs"]
+mod pipe;
 #[path = "../examples/demo_client/server.rs"]
 mod server;
 
@@ -91,6 +95,20 @@ async fn send_through(
         Client::builder(TokioExecutor::new()).build_http();
     let mut svc = layer.layer(client);
     svc.ready().await?.call(request).await
+}
+
+/// Sends `request` through `layer` to the demo's server over an in-memory pipe, for the tests
+/// that time a body: on tokio's paused clock, the pipe delivers at once and only the server's
+/// own sleeps take time.
+async fn send_piped(
+    layer: HttpResilienceLayer,
+    request: Request<Body>,
+) -> Result<<Preset as Service<Request<Body>>>::Response, BoxError> {
+    let handler = server::Handler::new(0);
+    let connector = pipe::PipeConnector::new(move |io| handler.serve(io));
+    let client: Client<pipe::PipeConnector, ReplayBody<Body>> =
+        Client::builder(TokioExecutor::new()).build(connector);
+    layer.layer(client).oneshot(request).await
 }
 
 fn get(url: String) -> Request<Body> {
@@ -565,41 +583,52 @@ async fn the_preset_boxes_and_its_calls_spawn() {
 }
 
 /// tower-http's body timeout does the job of the crate's former `BodyTimeoutLayer` idle timeout
-/// on the preset's response bodies: a drip-fed body trips it, a patient reader gets all of it.
-#[tokio::test]
+/// on the preset's response bodies: a drip-fed body trips it, a patient reader gets all of it
+/// (the demo's server over a pipe, on the paused clock: the gaps are exact).
+#[tokio::test(start_paused = true)]
 async fn a_drip_fed_body_trips_the_idle_timeout() {
     use tower_http::timeout::{TimeoutBody, TimeoutError};
 
-    let server = FlakyServer::start().await.unwrap();
-    let response = send!(fast!(), get(server.url("/drip/5/300")))
-        .await
-        .unwrap();
-    let body = TimeoutBody::new(ms(50), response.into_body());
+    let response = send_piped(
+        fast!().build().unwrap(),
+        get(PIPED.to_owned() + "/drip/5/300"),
+    )
+    .await
+    .unwrap();
+    let start = tokio::time::Instant::now();
+    let body = TimeoutBody::new(ms(299), response.into_body());
     let err = body.collect().await.unwrap_err();
     assert!(err.is::<TimeoutError>(), "{err}");
+    assert_eq!(start.elapsed(), ms(299), "the first gap is 300 ms");
 
-    // A patient reader gets all of it.
-    let response = send!(fast!(), get(server.url("/drip/3/20"))).await.unwrap();
-    let body = TimeoutBody::new(ms(1000), response.into_body());
+    // A reader patient for one gap gets all of it.
+    let response = send_piped(
+        fast!().build().unwrap(),
+        get(PIPED.to_owned() + "/drip/3/300"),
+    )
+    .await
+    .unwrap();
+    let body = TimeoutBody::new(ms(301), response.into_body());
     let bytes = body.collect().await.unwrap().to_bytes();
     assert_eq!(&bytes[..], b"drip\ndrip\ndrip\n");
 }
 
+/// The host the piped tests name: any will do, the pipe goes to the demo's server.
+const PIPED: &str = "http://flaky.test";
+
 /// A body slower than the whole call's budget is cut by the preset's total timeout when it
 /// covers the body, with the error that says so.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_slow_body_trips_the_total_body_timeout() {
-    let server = FlakyServer::start().await.unwrap();
-    let url = server.url("/drip/10/40");
-    let response = send!(
-        fast!()
-            .total_timeout(ms(100))
-            .attempt_timeout(ms(100))
-            .total_timeout_covers_body(),
-        get(url.clone()),
-    )
-    .await
-    .unwrap();
+    let url = PIPED.to_owned() + "/drip/10/40";
+    let layer = fast!()
+        .total_timeout(ms(100))
+        .attempt_timeout(ms(100))
+        .total_timeout_covers_body()
+        .build()
+        .unwrap();
+    let start = tokio::time::Instant::now();
+    let response = send_piped(layer, get(url.clone())).await.unwrap();
     let err = response.into_body().collect().await.unwrap_err();
     let error = Error::find(err.as_ref()).unwrap();
     assert_eq!(
@@ -613,4 +642,5 @@ async fn a_slow_body_trips_the_total_body_timeout() {
         error.to_string(),
         format!("GET {url} exceeded its total deadline of 100ms (attempt 1 of 3)")
     );
+    assert_eq!(start.elapsed(), ms(100), "cut at the deadline, not after");
 }
