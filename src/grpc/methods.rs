@@ -28,7 +28,7 @@ pub(crate) struct MethodLayers {
 
 /// Every entry's layers, and which entry serves a path.
 pub(crate) struct Methods {
-    pub(crate) index: HashMap<Box<str>, usize>,
+    pub(crate) index: HashMap<Box<str>, usize, foldhash::quality::RandomState>,
     pub(crate) layers: Vec<MethodLayers>,
 }
 

@@ -20,8 +20,9 @@ const MAX_ATTEMPTS: u64 = 5;
 pub(crate) struct ServiceConfig {
     /// Each named entry's settings.
     pub(crate) methods: Vec<MethodConfig>,
-    /// Which entry serves a path: `/service/method`, `/service/` or `` (the default).
-    pub(crate) index: HashMap<Box<str>, usize>,
+    /// Which entry serves a path: `/service/method`, `/service/` or `` (the default). Hashed
+    /// with foldhash, as the scopes are: a routed call looks up to three paths.
+    pub(crate) index: HashMap<Box<str>, usize, foldhash::quality::RandomState>,
     /// `retryThrottling`: `maxTokens` and `tokenRatio`.
     pub(crate) throttling: Option<(u32, f64)>,
 }
@@ -68,7 +69,7 @@ impl ServiceConfig {
         };
         let mut config = ServiceConfig {
             methods: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             throttling: throttling(&root)?,
         };
         let entries = match root.get("methodConfig") {
