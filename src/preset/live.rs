@@ -105,6 +105,7 @@ impl<L> Live<L> {
 
     /// The stack over `client` with the latest settings (`layer`'s, or the latest reload's),
     /// for one call only: no reloading wrapper, no copy of the client.
+    #[cfg(feature = "reqwest-middleware")]
     pub(crate) fn build_now<S>(&self, layer: &L, client: S) -> L::Stack
     where
         L: Build<S>,
