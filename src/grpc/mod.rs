@@ -17,6 +17,7 @@ mod preset;
 #[cfg(feature = "serde")]
 mod service_config;
 mod status;
+mod tonic_body;
 
 pub use self::classify::GrpcClassifier;
 pub use self::deadline::GrpcDeadlineLayer;

@@ -1,13 +1,10 @@
 //! The standard gRPC client pipeline: [`ResilienceLayer::grpc`].
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::Request;
 use http::header::HeaderName;
 use tower_layer::{Layer, Stack};
-use tower_service::Service;
 
 use super::classify::GrpcClassifier;
 use super::deadline::{GrpcTimeout, GrpcTimeoutLayer};
@@ -16,11 +13,11 @@ use super::peek::{PeekTrailers, PeekTrailersLayer};
 #[cfg(feature = "serde")]
 use super::service_config::ServiceConfig;
 use super::status::{GrpcStatus, GrpcStatusLayer};
+use super::tonic_body::TonicBody;
 use crate::breaker::{CircuitBreaker, CircuitBreakerLayer};
-use crate::error::{BoxError, ConfigError};
+use crate::error::ConfigError;
 use crate::http::{
     AttemptHeader, AttemptHeaderLayer, ByAuthority, DEFAULT_REPLAY_CAP, HttpEdge, HttpReplay,
-    ReplayBody,
 };
 use crate::preset::{
     Build, Carry, Live, Reload, Reloading, ResilienceBuilder, ResilienceLayer, attempts,
@@ -232,7 +229,7 @@ impl GrpcResilienceLayer {
         (total, attempt): (Option<Duration>, Duration),
         channel: S,
     ) -> GrpcStack<S> {
-        let peeked = PeekTrailersLayer::new().layer(TonicBody { inner: channel });
+        let peeked = PeekTrailersLayer::new().layer(TonicBody::new(channel));
         let previous = HeaderName::from_static("grpc-previous-rpc-attempts");
         let around = Stack::new(
             GrpcTimeoutLayer,
@@ -248,31 +245,6 @@ impl GrpcResilienceLayer {
             retry.max_attempts(),
         );
         GrpcStatusLayer.layer(edge)
-    }
-}
-
-/// Hands a channel the `tonic::body::Body` it takes, made of the replayable body.
-#[derive(Debug, Clone)]
-pub struct TonicBody<S> {
-    inner: S,
-}
-
-impl<S, B> Service<Request<ReplayBody<B>>> for TonicBody<S>
-where
-    S: Service<Request<tonic::body::Body>>,
-    B: http_body::Body + Send + Unpin + 'static,
-    B::Error: Into<BoxError>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReplayBody<B>>) -> Self::Future {
-        self.inner.call(request.map(tonic::body::Body::new))
     }
 }
 
