@@ -333,15 +333,29 @@ fn success_tenacity(n: u64) {
     repeat(n, || call_ready(&mut svc));
 }
 
-/// The same stack with adaptive throttling inside it (one window, the defaults: a client
-/// that never meets overload, so nothing is rejected. The runtime is entered, not driven: the
-/// ticker that slides the window never runs here, and what is counted is the call's own work).
+/// The same stack with adaptive throttling inside it (one window, the defaults), in the state of
+/// a client that never meets overload: its window has been slid with a history of successes,
+/// more than the calls measured. (Before its first slide, a window is tested whole on every
+/// call; that first slice is a second in a client's life.)
 fn success_throttle(n: u64) {
-    let rt = timer_runtime(false);
+    assert!(
+        WARM_UP + n < THROTTLE_HISTORY,
+        "more calls than the history leaves room for"
+    );
+    let rt = timer_runtime(true);
     let _context = rt.enter();
     let mut svc = tenacity(true).layer(throttle().layer(always_ready()));
+    for _ in 0..THROTTLE_HISTORY {
+        call_ready(&mut svc);
+    }
+    // The first call started the layer's ticker, which slides the window a slice (a second)
+    // later: on the paused clock, this lets it, once.
+    rt.block_on(tokio::time::sleep(Duration::from_millis(1500)));
     repeat(n, || call_ready(&mut svc));
 }
+
+/// Successes in the throttle's window before the count: more than the calls counted.
+const THROTTLE_HISTORY: u64 = 20_000;
 
 fn throttle() -> ThrottleLayer<DefaultClassifier> {
     ThrottleLayer::new(Throttle::new(), DefaultClassifier).unwrap()

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Throttle;
-use super::window::{Tally, Window};
+use super::window::{K_FRACTION, Tally, Window};
 use crate::classify::{Classification, Reason};
 
 /// `K` and the highest rejection probability, shared by every window of a layer, so that
@@ -16,9 +16,6 @@ pub(super) struct Thresholds {
     k_fixed: AtomicU64,
     max_rejection: AtomicU64,
 }
-
-/// `K`'s fraction bits in `Thresholds::k_fixed`.
-const K_FRACTION: u32 = 16;
 
 impl Thresholds {
     pub(super) fn new(throttle: &Throttle) -> Self {
@@ -39,6 +36,11 @@ impl Thresholds {
         let max = throttle.max_rejection.to_bits();
         self.max_rejection.store(max, Ordering::Relaxed);
     }
+
+    /// `K` in 1/65 536ths, rounded down.
+    pub(super) fn k_fixed(&self) -> u64 {
+        self.k_fixed.load(Ordering::Relaxed)
+    }
 }
 
 /// One window's state, the classifier that counts into it, and what the throttle's windows
@@ -51,13 +53,13 @@ pub(crate) struct Throttler<C> {
 }
 
 impl<C> Throttler<C> {
-    /// Whether a new request is to be rejected, and if so the window's tally.
-    #[inline]
+    /// Whether a new request is to be rejected, and if so the window's tally: the whole
+    /// window's test, for a slice past its headroom ([`Window::has_headroom`]).
     pub(super) fn admit(&self) -> Result<(), Tally> {
         let tally = self.window.tally();
         // No more requests than K × accepts: nothing to reject. `K` rounded down only makes
         // this test stricter than the formula's.
-        let k_fixed = self.thresholds.k_fixed.load(Ordering::Relaxed);
+        let k_fixed = self.thresholds.k_fixed();
         if tally.requests << K_FRACTION <= tally.accepts.saturating_mul(k_fixed) {
             return Ok(());
         }

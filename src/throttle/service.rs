@@ -67,13 +67,25 @@ where
 
     #[inline(always)]
     fn call(&mut self, request: Req) -> Self::Future {
-        self.windows.keep_sliding();
         let slot = self.windows.scopes.get(&self.scope, &request);
-        match slot.admit() {
-            Ok(()) => ResponseFuture::admitted(self.inner.call(request), Some(Ticket { slot })),
-            Err(tally) => ResponseFuture::rejected(reject(slot, tally)),
+        if !slot.window.has_headroom()
+            && let Err(tally) = past_headroom(&self.windows, &slot)
+        {
+            return ResponseFuture::rejected(reject(slot, tally));
         }
+        ResponseFuture::admitted(self.inner.call(request), Some(Ticket { slot }))
     }
+}
+
+/// A call that the window's headroom does not admit: it starts the ticker if none slides the
+/// windows (a window with no ticker has no headroom), and is tested against the whole window.
+#[cold]
+fn past_headroom<C: Send + Sync + 'static>(
+    windows: &Arc<Windows<C>>,
+    throttler: &Throttler<C>,
+) -> Result<(), Tally> {
+    windows.keep_sliding();
+    throttler.admit()
 }
 
 /// Counts a rejected request (a request all the same) and says why it was rejected.

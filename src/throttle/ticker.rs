@@ -49,8 +49,9 @@ impl<C> Windows<C> {
 }
 
 impl<C: Send + Sync + 'static> Windows<C> {
-    /// Starts the ticker if none is running: every call asks, at the cost of one load (outside
-    /// a tokio runtime, where none can start, each call also looks for a runtime).
+    /// Starts the ticker if none is running: asked by every call that finds its window with no
+    /// headroom, which every window has none until a ticker slides it (outside a tokio runtime,
+    /// where none can start, each call also looks for a runtime).
     #[inline]
     pub(super) fn keep_sliding(self: &Arc<Self>) {
         if !self.ticking.load(Ordering::Relaxed) {
@@ -97,7 +98,8 @@ async fn tick<C>(mut stopped: Stopped<C>, slice: Duration, mut next: Instant) {
         let into_next = Duration::from_nanos((late % slice.as_nanos()) as u64);
         next = now + (slice - into_next);
         for _ in 0..ended.min(u128::from(SLICES)) {
-            live.scopes.for_each(|throttler| throttler.window.slide());
+            live.scopes
+                .for_each(|throttler| throttler.window.slide(|| throttler.thresholds.k_fixed()));
         }
     }
 }
@@ -116,6 +118,11 @@ impl<C> Drop for Stopped<C> {
         if !self.arming
             && let Some(windows) = self.windows.upgrade()
         {
+            // The windows no longer slide, so no headroom is left to admit calls on: the next
+            // call reads its whole window, and starts a ticker if it can.
+            windows
+                .scopes
+                .for_each(|throttler| throttler.window.unslid());
             windows.ticking.store(false, Ordering::Relaxed);
         }
     }

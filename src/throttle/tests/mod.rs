@@ -219,6 +219,27 @@ async fn each_key_has_its_own_window() {
     assert_eq!((rejected[1], served[1]), (0, 1_000));
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_lower_k_applies_in_the_slice_being_filled() {
+    let layer = ThrottleLayer::new(Throttle::new().seed(9), statuses()).unwrap();
+    let mut n = 0;
+    let mut svc = layer.layer(service_fn(move |()| {
+        n += 1;
+        let status = if n <= 60 { 200 } else { 503 };
+        async move { Ok::<u16, BoxError>(status) }
+    }));
+    assert_eq!(offer(&mut svc, 100, 1).await, (60, 40, 0));
+    // Slid at 1 s: 100 requests, 60 accepted. K = 2 leaves room for 20 more failures with
+    // nothing rejected; K = 1 rejects about four calls in ten at once, not from the next slice.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    layer.reload(Throttle::new().seed(9).k(1.0)).unwrap();
+    let mut throttled = 0;
+    for _ in 0..20 {
+        throttled += u32::from(svc.ready().await.unwrap().call(()).await.is_err());
+    }
+    assert!(throttled >= 4, "{throttled} of 20 rejected");
+}
+
 #[test]
 fn bad_settings_name_their_field() {
     let field = |t: Throttle| {

@@ -145,6 +145,26 @@ fn a_layer_used_in_a_later_runtime_slides_there() {
 }
 
 #[test]
+fn a_window_slid_in_a_runtime_now_gone_starts_a_ticker_in_the_next() {
+    let layer = ThrottleLayer::new(Throttle::new(), DefaultClassifier).unwrap();
+    let mut svc = layer.layer(echo());
+    paused_runtime().block_on(async {
+        calls(&mut svc, 5).await;
+        // Slid once: five successes in the past, so the next calls are admitted on headroom.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+    });
+    paused_runtime().block_on(async {
+        calls(&mut svc, 1).await;
+        tokio::time::sleep(Duration::from_millis(10_500)).await;
+        assert_eq!(
+            tally(&layer),
+            (0, 0),
+            "the call found no headroom, and started a ticker here"
+        );
+    });
+}
+
+#[test]
 fn a_runtime_dropped_before_its_ticker_ran_leaves_room_for_the_next() {
     let layer = ThrottleLayer::new(Throttle::new(), DefaultClassifier).unwrap();
     let mut svc = layer.layer(echo());
