@@ -330,32 +330,41 @@ fn success_tenacity(n: u64) {
     let rt = timer_runtime(false);
     let _context = rt.enter();
     let mut svc = tenacity(true).layer(always_ready());
+    steady(&rt, &mut svc, n);
     repeat(n, || call_ready(&mut svc));
 }
 
 /// The same stack with adaptive throttling inside it (one window, the defaults), in the state of
-/// a client that never meets overload: its window has been slid with a history of successes,
-/// more than the calls measured. (Before its first slide, a window is tested whole on every
+/// a client that never meets overload: its window has been slid over a history of successes,
+/// more than the calls counted. (Before its first slide, a window is tested whole on every
 /// call; that first slice is a second in a client's life.)
 fn success_throttle(n: u64) {
-    assert!(
-        WARM_UP + n < THROTTLE_HISTORY,
-        "more calls than the history leaves room for"
-    );
-    let rt = timer_runtime(true);
+    let rt = timer_runtime(false);
     let _context = rt.enter();
     let mut svc = tenacity(true).layer(throttle().layer(always_ready()));
-    for _ in 0..THROTTLE_HISTORY {
-        call_ready(&mut svc);
-    }
-    // The first call started the layer's ticker, which slides the window a slice (a second)
-    // later: on the paused clock, this lets it, once.
-    rt.block_on(tokio::time::sleep(Duration::from_millis(1500)));
+    steady(&rt, &mut svc, n);
     repeat(n, || call_ready(&mut svc));
 }
 
-/// Successes in the throttle's window before the count: more than the calls counted.
-const THROTTLE_HISTORY: u64 = 20_000;
+/// Brings a stack of the success path to the state of a client that has run for a while:
+/// `HISTORY` successes, then a second and a half of its runtime's time, in which a throttle's
+/// ticker (started by the first call) slides its window. The stacks with and without a throttle
+/// both get it, so that their rows differ by the throttle alone (the retry budget is full in
+/// both, for one).
+fn steady<S: Service<u64>>(rt: &tokio::runtime::Runtime, svc: &mut S, n: u64) {
+    assert!(
+        WARM_UP + n < HISTORY,
+        "more calls than the history leaves room for"
+    );
+    for _ in 0..HISTORY {
+        call_ready(svc);
+    }
+    rt.block_on(tokio::time::sleep(Duration::from_millis(1500)));
+}
+
+/// Successes before the count on the success path, where the throttle is compared: more than
+/// the calls counted.
+const HISTORY: u64 = 20_000;
 
 fn throttle() -> ThrottleLayer<DefaultClassifier> {
     ThrottleLayer::new(Throttle::new(), DefaultClassifier).unwrap()

@@ -9,8 +9,9 @@ use super::window::{K_FRACTION, Tally, Window};
 use crate::classify::{Classification, Reason};
 
 /// `K` and the highest rejection probability, shared by every window of a layer, so that
-/// [`ThrottleLayer::reload`](super::ThrottleLayer::reload) changes them in place: each as its `f64`'s bits, and `K` also in
-/// 1/65 536ths, rounded down, for the test that admits most calls in integers.
+/// [`ThrottleLayer::reload`](super::ThrottleLayer::reload) changes them in place: each as its
+/// `f64`'s bits, and `K` also in 1/65 536ths, rounded down, for the tests in integers (the
+/// window's headroom, and the whole window's test past it).
 pub(super) struct Thresholds {
     k: AtomicU64,
     k_fixed: AtomicU64,
@@ -57,10 +58,7 @@ impl<C> Throttler<C> {
     /// window's test, for a slice past its headroom ([`Window::has_headroom`]).
     pub(super) fn admit(&self) -> Result<(), Tally> {
         let tally = self.window.tally();
-        // No more requests than K × accepts: nothing to reject. `K` rounded down only makes
-        // this test stricter than the formula's.
-        let k_fixed = self.thresholds.k_fixed();
-        if tally.requests << K_FRACTION <= tally.accepts.saturating_mul(k_fixed) {
+        if tally.rejects_nothing(self.thresholds.k_fixed()) {
             return Ok(());
         }
         self.draw(tally)

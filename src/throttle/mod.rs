@@ -25,11 +25,11 @@
 //! window of the layer at the end of each slice. A call that is let through adds its outcome to
 //! the slice being filled, with one atomic add; an outcome counts in the slice it comes in. When
 //! it slides a window, the task also works out how many failures the new slice can take with
-//! nothing rejected, whatever the slice holds: while it holds fewer, a call is admitted on a
-//! compare, and only past that is the whole window read and tested. Outside a tokio runtime nothing slides the window, and it counts every
-//! call since the layer was made (and past 2³² outcomes its count starts again). The task needs
-//! the runtime's timers (`enable_time`), as every timeout of this crate does, and so the layer's
-//! classifier is `Send + Sync + 'static`.
+//! nothing rejected: while it holds fewer, a call is admitted on a compare, and only past that
+//! is the whole window read and tested. Outside a tokio runtime nothing slides the window, and
+//! it counts every call since the layer was made (and past 2³² outcomes its count starts
+//! again). The task needs the runtime's timers (`enable_time`), as every timeout of this crate
+//! does, and so the layer's classifier is `Send + Sync + 'static`.
 //!
 //! What is accepted comes from the stack's one classifier: a success, or a fatal outcome the
 //! server answered (a 404 is an answer). Not accepted: every retryable outcome (a 429, a 503,
@@ -233,10 +233,8 @@ impl<C, K> ThrottleLayer<C, K> {
             return Err(ConfigError::new(field, ConfigProblem::FixedOnceBuilt));
         }
         self.thresholds.set(&throttle);
-        let k_fixed = self.thresholds.k_fixed();
-        self.windows
-            .scopes
-            .for_each(|throttler| throttler.window.set_k(k_fixed));
+        (self.windows.scopes)
+            .for_each(|throttler| throttler.window.set_k(|| throttler.thresholds.k_fixed()));
         Ok(())
     }
 }

@@ -10,7 +10,9 @@
 //! While the slice holds fewer, a call is admitted on two loads and a compare
 //! ([`Window::has_headroom`]); only past it (a dependency failing, a window no ticker has slid
 //! yet, a new key) does it read the whole window and test it against `K`. The headroom is a
-//! bound from below: with it, a call is only ever admitted where the formula admits it too.
+//! bound from below: with it, a call is only admitted where the whole window's test admits it
+//! too, except in the instant of a slide (see [`Window::has_headroom`]), as with
+//! [`Window::tally`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -32,8 +34,10 @@ pub(crate) struct Window {
     /// The slice being filled.
     current: AtomicU64,
     /// Outcomes the slice being filled can count, all of them failures, while the window
-    /// surely admits every request: 0 until a ticker first slides the window, and whenever it
-    /// is being slid, or no ticker slides it.
+    /// surely admits every request: 0 until a ticker first slides the window, while it is being
+    /// slid, and once its ticker has stopped. (A ticker whose runtime is not being driven leaves
+    /// it in place, and it still holds: the past it was worked out from has not changed, and
+    /// the slice only grows.)
     headroom: AtomicU64,
     /// The nine slices before it, summed, for the calls to read.
     past_requests: AtomicU64,
@@ -47,6 +51,16 @@ pub(crate) struct Window {
 pub(crate) struct Tally {
     pub(crate) requests: u64,
     pub(crate) accepts: u64,
+}
+
+impl Tally {
+    /// Whether the formula rejects nothing at this tally: no more requests than `K` × accepts,
+    /// with `K` in 1/65 536ths, rounded down, so that this is never looser than the formula. A
+    /// window's requests stay below 2³⁶ (ten slices of 2³²), so the shift cannot overflow.
+    #[inline]
+    pub(crate) fn rejects_nothing(self, k_fixed: u64) -> bool {
+        self.requests << K_FRACTION <= self.accepts.saturating_mul(k_fixed)
+    }
 }
 
 impl Window {
@@ -91,10 +105,11 @@ impl Window {
     /// Whether the slice being filled has counted fewer outcomes than the headroom the ticker
     /// left it: then the window admits a new request, whatever those outcomes were.
     ///
-    /// Relaxed, like [`tally`](Self::tally): a call in the instant the ticker slides reads a
-    /// headroom of 0 (the ticker clears it before it moves the slice) or, on a processor that
-    /// reorders loads, may pair the new slice with the last headroom, for the few calls of that
-    /// instant.
+    /// Relaxed, like [`tally`](Self::tally): a call in the instant the ticker slides mostly reads
+    /// a headroom of 0, as the ticker clears it before it moves the slice. But relaxed stores
+    /// and loads may be seen out of order (the compiler may reorder them, and so may a processor
+    /// such as ARM), so a call may pair the new slice with the old headroom: the few calls of
+    /// that instant may be admitted where the whole window's test would have drawn.
     #[inline]
     pub(crate) fn has_headroom(&self) -> bool {
         (self.current.load(Ordering::Relaxed) >> 32) < self.headroom.load(Ordering::Relaxed)
@@ -119,10 +134,12 @@ impl Window {
         self.headroom.store(headroom, Ordering::Relaxed);
     }
 
-    /// Works the headroom out again for a new `K` (in 1/65 536ths, rounded down), for the rest
-    /// of the slice. A window with none keeps none: one that no ticker slides must not gain any,
-    /// and one that had none for the old `K` is tested whole anyway, with the new one.
-    pub(crate) fn set_k(&self, k_fixed: u64) {
+    /// Works the headroom out again for the rest of the slice, after a reload changed `K`
+    /// (`k_fixed`, read under the lock like [`slide`](Self::slide)'s, so that of two reloads at
+    /// once the last to take the lock sees the `K` that stays). A window with none keeps none:
+    /// one that no ticker slides must not gain any, and one that had none for the old `K` is
+    /// tested whole anyway, with the new one.
+    pub(crate) fn set_k(&self, k_fixed: impl FnOnce() -> u64) {
         let _past = self.past.lock().unwrap_or_else(PoisonError::into_inner);
         if self.headroom.load(Ordering::Relaxed) == 0 {
             return;
@@ -130,7 +147,7 @@ impl Window {
         let requests = self.past_requests.load(Ordering::Relaxed);
         let accepts = self.past_accepts.load(Ordering::Relaxed);
         self.headroom
-            .store(headroom(requests, accepts, k_fixed), Ordering::Relaxed);
+            .store(headroom(requests, accepts, k_fixed()), Ordering::Relaxed);
     }
 
     /// Takes the headroom away, so that every call reads the whole window (and looks for a
@@ -164,11 +181,6 @@ mod tests {
         Tally { requests, accepts }
     }
 
-    /// The formula's condition for rejecting nothing, in the admission test's integers.
-    fn rejects_nothing(tally: Tally, k_fixed: u64) -> bool {
-        u128::from(tally.requests) << K_FRACTION <= u128::from(tally.accepts) * u128::from(k_fixed)
-    }
-
     /// A window slid once, with `requests` outcomes of which `accepts` accepted in its past.
     fn with_past(requests: u64, accepts: u64, k_fixed: u64) -> Window {
         let window = Window::new();
@@ -186,26 +198,29 @@ mod tests {
         fn the_headroom_admits_only_what_the_window_admits(
             requests in 0u64..1 << 32,
             accepted_share in 0.0f64..=1.0,
-            k in 1.0f64..20.0,
+            // K from 1 to 20, or any larger, up to one too large for the headroom's 64 bits.
+            k_fixed in proptest::prop_oneof![
+                (1u64 << K_FRACTION)..(20 << K_FRACTION),
+                (20u64 << K_FRACTION)..=u64::MAX,
+            ],
             in_slice in 0u64..1 << 20,
         ) {
             let accepts = (requests as f64 * accepted_share) as u64;
-            let k_fixed = (k * f64::from(1u32 << K_FRACTION)) as u64;
             let window = with_past(requests, accepts, k_fixed);
             // The slice's outcomes, none accepted: the worst the headroom allows for.
             window.current.store(in_slice << 32, Ordering::Relaxed);
-            let headroom = window.headroom.load(Ordering::Relaxed);
-            proptest::prop_assert_eq!(window.has_headroom(), in_slice < headroom);
             if window.has_headroom() {
-                proptest::prop_assert!(rejects_nothing(window.tally(), k_fixed));
+                proptest::prop_assert!(window.tally().rejects_nothing(k_fixed));
             }
-            // At its edge: the last failure it allows for leaves nothing rejected, one more could.
-            if headroom > 0 {
+            // At its edge, where a window can count that many: the last failure it allows for
+            // leaves nothing rejected, and one more could.
+            let headroom = window.headroom.load(Ordering::Relaxed);
+            if headroom > 0 && headroom <= (1 << 36) - requests {
                 let last = tally(requests + headroom - 1, accepts);
-                proptest::prop_assert!(rejects_nothing(last, k_fixed));
+                proptest::prop_assert!(last.rejects_nothing(k_fixed));
+                let past_it = tally(requests + headroom, accepts);
+                proptest::prop_assert!(!past_it.rejects_nothing(k_fixed));
             }
-            let past_it = tally(requests + headroom, accepts);
-            proptest::prop_assert!(!rejects_nothing(past_it, k_fixed));
         }
     }
 
@@ -217,20 +232,20 @@ mod tests {
         let window = with_past(10, 8, K2);
         for _ in 0..=6 {
             assert!(window.has_headroom());
-            assert!(rejects_nothing(window.tally(), K2));
+            assert!(window.tally().rejects_nothing(K2));
             window.record(false);
         }
         assert!(!window.has_headroom());
-        assert!(!rejects_nothing(window.tally(), K2));
+        assert!(!window.tally().rejects_nothing(K2));
         // A new K takes effect in the slice being filled.
-        window.set_k(3 << K_FRACTION);
+        window.set_k(|| 3 << K_FRACTION);
         assert!(window.has_headroom(), "K = 3: up to 14 failures");
         window.unslid();
         assert!(
             !window.has_headroom(),
             "a window no ticker slides has no headroom"
         );
-        window.set_k(2 << K_FRACTION);
+        window.set_k(|| 2 << K_FRACTION);
         assert!(!window.has_headroom(), "nor does a new K give it any");
     }
 
