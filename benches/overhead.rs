@@ -31,6 +31,7 @@ use tower_tenacity::ResilienceLayer;
 use tower_tenacity::breaker::BreakerConfig;
 use tower_tenacity::classify::DefaultClassifier;
 use tower_tenacity::retry::{ExponentialBackoff as TenacityBackoff, Jitter};
+use tower_tenacity::throttle::{Throttle, ThrottleLayer};
 
 /// Fails the first two attempts of each request: the request carries its own attempt counter,
 /// so that concurrent requests do not disturb each other's pattern.
@@ -110,6 +111,17 @@ fn success(c: &mut Criterion) {
     let mut tenacity_breaker = with_breaker.layer(always_ready());
     group.bench_function("tenacity_with_breaker", |b| {
         b.iter(|| call_ready(&mut tenacity_breaker, std::hint::black_box(7)))
+    });
+    // A client that never meets overload: its window slid over a history of successes (the
+    // first call starts the ticker, which slides it a second later).
+    let throttle = ThrottleLayer::new(Throttle::new(), DefaultClassifier).expect("valid");
+    let mut tenacity_throttle = ours(true).layer(throttle.layer(always_ready()));
+    for n in 0..20_000 {
+        call_ready(&mut tenacity_throttle, n).expect("a success");
+    }
+    rt.block_on(tokio::time::sleep(Duration::from_millis(1_500)));
+    group.bench_function("tenacity_with_throttle", |b| {
+        b.iter(|| call_ready(&mut tenacity_throttle, std::hint::black_box(7)))
     });
     group.finish();
 }
