@@ -54,7 +54,7 @@ async fn an_axum_app_answers_503_while_its_limit_is_taken() {
             }),
         )
         .with_state(handler.clone())
-        .layer(AdmissionLayer::http(one_at_a_time()));
+        .layer(AdmissionLayer::http(one_at_a_time()).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -92,7 +92,7 @@ async fn a_tonic_server_answers_unavailable_with_a_pushback_while_its_limit_is_t
     let first_call = Arc::new(AtomicBool::new(true));
     let hold = gate.clone();
     let stall = tower::ServiceBuilder::new()
-        .layer(AdmissionLayer::http(one_at_a_time()))
+        .layer(AdmissionLayer::http(one_at_a_time()).unwrap())
         .map_future(move |future| {
             let first = first_call.swap(false, Ordering::SeqCst);
             let hold = hold.clone();

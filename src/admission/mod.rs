@@ -31,9 +31,13 @@
 //! use axum::{routing::get, Router};
 //! use tower_tenacity::admission::{AdaptiveLimit, AdmissionLayer};
 //!
+//! # fn main() -> Result<(), tower_tenacity::ConfigError> {
+//! let admission = AdmissionLayer::http(AdaptiveLimit::aimd(Duration::from_millis(250)))?;
 //! let app: Router = Router::new()
 //!     .route("/", get(|| async { "hello" }))
-//!     .layer(AdmissionLayer::http(AdaptiveLimit::aimd(Duration::from_millis(250))));
+//!     .layer(admission);
+//! # Ok(())
+//! # }
 //! ```
 
 use std::sync::Arc;
@@ -44,7 +48,7 @@ use tokio::time::Instant;
 
 mod service;
 
-pub use self::service::AdmissionLayer;
+pub use self::service::{AdmissionLayer, Http, Plain};
 
 /// The settings of an adaptive concurrency limit; see [the module](self).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -22,11 +22,13 @@ pub struct AdmissionLayer<M = Plain> {
     _mode: M,
 }
 
-/// Turned-away calls fail with [`ErrorKind::Overloaded`].
+/// An [`AdmissionLayer`] for any tower service ([`AdmissionLayer::new`]): turned-away calls
+/// fail with [`ErrorKind::Overloaded`].
 #[derive(Debug, Clone, Copy)]
 pub struct Plain;
 
-/// Turned-away requests are answered: 503 with `Retry-After`, or gRPC's `UNAVAILABLE`.
+/// An [`AdmissionLayer`] for an HTTP server ([`AdmissionLayer::http`]): turned-away requests
+/// are answered, 503 with `Retry-After`, or gRPC's `UNAVAILABLE`.
 #[derive(Debug, Clone, Copy)]
 pub struct Http;
 
@@ -41,16 +43,14 @@ impl AdmissionLayer {
     }
 
     /// For an HTTP server (axum, tonic): a turned-away request is answered at once, and the
-    /// handler keeps its `Infallible` error type. Panics on settings out of range (a server's
-    /// layers are built once, at start): see [`AdmissionLayer::new`] for the checked form.
-    pub fn http(limit: AdaptiveLimit) -> AdmissionLayer<Http> {
-        if let Err(err) = limit.check() {
-            panic!("{err}");
-        }
-        AdmissionLayer {
+    /// handler keeps its `Infallible` error type. Settings out of range are an error naming the
+    /// field, as with [`AdmissionLayer::new`].
+    pub fn http(limit: AdaptiveLimit) -> Result<AdmissionLayer<Http>, ConfigError> {
+        limit.check()?;
+        Ok(AdmissionLayer {
             limiter: Arc::new(Limiter::new(limit)),
             _mode: Http,
-        }
+        })
     }
 }
 

@@ -71,7 +71,7 @@ async fn an_http_server_answers_503_and_a_grpc_one_unavailable() {
     let limit = AdaptiveLimit::aimd(Duration::from_secs(1))
         .initial(1)
         .bounds(1, 1);
-    let layer = AdmissionLayer::http(limit);
+    let layer = AdmissionLayer::http(limit).unwrap();
     let mut svc = layer.layer(service_fn(|_: http::Request<()>| async {
         tokio::time::sleep(Duration::from_secs(1)).await;
         Ok::<_, Infallible>(http::Response::new(String::from("served")))
@@ -104,4 +104,7 @@ fn bad_settings_name_their_field() {
         field(AdaptiveLimit::aimd(Duration::ZERO)),
         "admission.latency"
     );
+    // The HTTP server's form checks the same, and does not panic.
+    let err = AdmissionLayer::http(aimd.backoff(1.0)).unwrap_err();
+    assert_eq!(err.field(), "admission.backoff");
 }

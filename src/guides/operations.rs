@@ -60,7 +60,7 @@
 ///             .deadline_header(LEFT)
 ///             .min_remaining(Duration::from_millis(20)),
 ///     )
-///     .layer(AdmissionLayer::http(AdaptiveLimit::aimd(Duration::from_millis(250))));
+///     .layer(AdmissionLayer::http(AdaptiveLimit::aimd(Duration::from_millis(250))).unwrap());
 /// # let _ = app;
 /// # }
 /// ```
