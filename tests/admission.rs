@@ -1,7 +1,7 @@
 //! The server-side admission limit in a real axum app and a real tonic server on 127.0.0.1:
-//! with the limit taken, a request is answered at once (503 with `Retry-After`, or gRPC's
-//! `UNAVAILABLE` with a pushback) without reaching the handler, and once a place is free the
-//! next one is served.
+//! with the limit taken, a request is answered at once (503 with `x-envoy-overloaded`, or gRPC's
+//! `UNAVAILABLE` with a negative pushback: do not retry) without reaching the handler, and once a
+//! place is free the next one is served.
 
 mod grpc_support;
 
@@ -24,7 +24,10 @@ use tonic::Code;
 use tonic::transport::Endpoint;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
+use tower::ServiceExt;
+use tower_tenacity::ResilienceLayer;
 use tower_tenacity::admission::{AdaptiveLimit, AdmissionLayer};
+use tower_tenacity::http::{Attempts, ReplayBody};
 
 /// One call in flight at most.
 fn one_at_a_time() -> AdaptiveLimit {
@@ -71,10 +74,23 @@ async fn an_axum_app_answers_503_while_its_limit_is_taken() {
     let turned_away = get().await.unwrap();
     assert_eq!(turned_away.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(turned_away.headers()["retry-after"], "1");
+    assert_eq!(turned_away.headers()["x-envoy-overloaded"], "true");
+    // Through the HTTP preset, a GET it would retry on a 503: it is not sent again, as a call
+    // turned away in-process is not, so that the load being shed does not come back.
+    let preset = ResilienceLayer::http()
+        .build()
+        .unwrap()
+        .hyper(Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>());
+    let request = Request::get(format!("http://{addr}/"))
+        .body(Full::default())
+        .unwrap();
+    let shed = preset.oneshot(request).await.unwrap();
+    assert_eq!(shed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(shed.extensions().get::<Attempts>(), None, "one attempt");
     assert_eq!(
         handler.entered.load(Ordering::SeqCst),
         1,
-        "the handler never saw it"
+        "the handler never saw them"
     );
     handler.release.notify_one();
     assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
@@ -86,7 +102,7 @@ async fn an_axum_app_answers_503_while_its_limit_is_taken() {
 }
 
 #[tokio::test]
-async fn a_tonic_server_answers_unavailable_with_a_pushback_while_its_limit_is_taken() {
+async fn a_tonic_server_answers_unavailable_not_to_be_retried_while_its_limit_is_taken() {
     // The first call is held inside the limit until the test lets it go; the others are not.
     let gate = Arc::new(Handler::default());
     let first_call = Arc::new(AtomicBool::new(true));
@@ -125,7 +141,8 @@ async fn a_tonic_server_answers_unavailable_with_a_pushback_while_its_limit_is_t
     assert_eq!(status.message(), "overloaded");
     assert_eq!(
         status.metadata().get("grpc-retry-pushback-ms").unwrap(),
-        "1000"
+        "-1",
+        "do not retry"
     );
     gate.release.notify_one();
     assert!(first.await.unwrap().is_ok());

@@ -22,9 +22,12 @@
 //!   sent): a caller in the same process fails fast rather than add to the load being shed;
 //!   in the fleet simulation, retrying it raised the peak load from 1.00× to 1.12×;
 //! * through [`AdmissionLayer::http`], an HTTP server (an axum `Router`, a tonic `Server`):
-//!   `503 Service Unavailable` with `Retry-After: 1`, or for a gRPC request (`content-type:
-//!   application/grpc…`) a Trailers-Only `UNAVAILABLE` with `grpc-retry-pushback-ms`: each
-//!   protocol's way of telling any client to wait before it tries again.
+//!   the same answer over the wire, each protocol's way of telling a client not to send the
+//!   request again. `503 Service Unavailable` with `x-envoy-overloaded: true` (Envoy's mark on
+//!   the 503s it sheds, which this crate's HTTP classifier does not retry) and `Retry-After: 1`
+//!   for clients that know only that; for a gRPC request (`content-type: application/grpc…`),
+//!   a Trailers-Only `UNAVAILABLE` with `grpc-retry-pushback-ms: -1` (gRFC A6's "do not
+//!   retry"). Still failures to the caller's breaker and throttle, which count them.
 //!
 //! ```
 //! use std::time::Duration;

@@ -28,7 +28,7 @@ pub struct AdmissionLayer<M = Plain> {
 pub struct Plain;
 
 /// An [`AdmissionLayer`] for an HTTP server ([`AdmissionLayer::http`]): turned-away requests
-/// are answered, 503 with `Retry-After`, or gRPC's `UNAVAILABLE`.
+/// are answered, 503 or gRPC's `UNAVAILABLE`, marked not to be retried.
 #[derive(Debug, Clone, Copy)]
 pub struct Http;
 
@@ -162,9 +162,13 @@ where
 }
 
 #[cfg(feature = "http")]
-/// The answer to a request turned away: gRPC's `UNAVAILABLE` with a pushback of a second (as
-/// Trailers-Only headers), or HTTP's 503 with `Retry-After: 1`. No allocation but the map's.
+/// The answer to a request turned away, which tells a client not to retry it, as a call turned
+/// away in-process is not retried: gRPC's `UNAVAILABLE` with a negative pushback (gRFC A6: do
+/// not retry; as Trailers-Only headers), or HTTP's 503 with `x-envoy-overloaded` (Envoy's mark
+/// on the 503s it sheds, which the HTTP classifier does not retry) and `Retry-After: 1` for
+/// clients that know neither. No allocation but the map's.
 fn turned_away<B, ResB: Default>(request: &http::Request<B>) -> http::Response<ResB> {
+    use crate::http::OVERLOADED;
     use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
     let grpc = (request.headers().get(CONTENT_TYPE))
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
@@ -177,9 +181,10 @@ fn turned_away<B, ResB: Default>(request: &http::Request<B>) -> http::Response<R
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         headers.insert("grpc-status", HeaderValue::from_static("14"));
         headers.insert("grpc-message", HeaderValue::from_static("overloaded"));
-        headers.insert("grpc-retry-pushback-ms", HeaderValue::from_static("1000"));
+        headers.insert("grpc-retry-pushback-ms", HeaderValue::from_static("-1"));
     } else {
         headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        headers.insert(OVERLOADED, HeaderValue::from_static("true"));
     }
     response
 }

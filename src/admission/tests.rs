@@ -82,6 +82,7 @@ async fn an_http_server_answers_503_and_a_grpc_one_unavailable() {
     let answer = svc.call(http::Request::new(())).await.unwrap();
     assert_eq!(answer.status(), 503);
     assert_eq!(answer.headers()["retry-after"], "1");
+    assert_eq!(answer.headers()["x-envoy-overloaded"], "true");
     let grpc = http::Request::builder()
         .header("content-type", "application/grpc+proto")
         .body(())
@@ -89,7 +90,7 @@ async fn an_http_server_answers_503_and_a_grpc_one_unavailable() {
     let answer = svc.call(grpc).await.unwrap();
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.headers()["grpc-status"], "14");
-    assert_eq!(answer.headers()["grpc-retry-pushback-ms"], "1000");
+    assert_eq!(answer.headers()["grpc-retry-pushback-ms"], "-1");
     assert_eq!(busy.await.unwrap().into_body(), "served");
 }
 

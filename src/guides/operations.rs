@@ -6,7 +6,7 @@
 /// | where | outermost first | what it does under overload |
 /// |---|---|---|
 /// | client stack | the preset: deadline → retry (budget) → breaker → attempt timeout (a `ThrottleLayer` goes beside the breaker in a stack of your own) | bounds its retries (the budget), stops calling a dependency that is down (the breaker), sends the time it has left (`deadline_header`), does not retry a hop that already did (`x-envoy-overloaded`, a negative gRPC pushback) |
-/// | server stack | [`AdmissionLayer`](crate::admission::AdmissionLayer) → [`ServerTimeoutLayer`](crate::http::ServerTimeoutLayer) (reading the caller's deadline) → handler | turns away at once what it cannot serve in time (503 / `UNAVAILABLE`, with `Retry-After` / pushback) and what its caller will not wait for (504) |
+/// | server stack | [`AdmissionLayer`](crate::admission::AdmissionLayer) → [`ServerTimeoutLayer`](crate::http::ServerTimeoutLayer) (reading the caller's deadline) → handler | turns away at once what it cannot serve in time (503 / `UNAVAILABLE`, marked not to be retried) and what its caller will not wait for (504) |
 /// | middle tier | its server stack, then in the handler the client stack, and [`upstream`](crate::http::upstream) on the way back | hands the caller's deadline to its own calls, and tells its caller not to retry what it already retried: in a call graph, the hop next to the failure retries and no other |
 ///
 /// Client-side adaptive throttling ([`ThrottleLayer`](crate::throttle::ThrottleLayer)) is for a
