@@ -160,6 +160,24 @@ pub(crate) fn deadline_passed() -> bool {
             .is_some_and(|(deadline, _)| Instant::now() >= deadline)
 }
 
+/// The attempt the code running now is for, counting from 1: inside a retry layer, the attempt
+/// it is sending; in a server's handler, the attempt its caller said this request is, as
+/// [`ServerTimeoutLayer::attempt_header`](crate::http::ServerTimeoutLayer::attempt_header) or
+/// [`GrpcDeadlineLayer`](crate::grpc::GrpcDeadlineLayer) (`grpc-previous-rpc-attempts`) read it.
+/// `None` where nobody said: a first attempt, to a caller that sends the number on retries only
+/// (this crate's presets do).
+pub fn attempt() -> Option<u32> {
+    let number = (ATTEMPT.get() >> 32) as u32;
+    (number > 0).then_some(number)
+}
+
+/// Enters a caller's attempt number, read from a request by a server layer, for the handler:
+/// the caller does not say how many it may make.
+#[cfg(any(feature = "http", test))]
+pub(crate) fn enter_callers_attempt(number: Option<u32>) -> Option<RestoreAttempt> {
+    number.map(|number| enter_attempt(Attempt { number, max: 0 }))
+}
+
 /// The time left before the enclosing deadline, if there is one; zero once it has passed.
 ///
 /// Reads the clock. Layers that forward the budget to a server (a `grpc-timeout` header, say)

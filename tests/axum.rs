@@ -244,3 +244,50 @@ async fn the_callers_deadline_is_read_and_too_little_is_refused_at_once() {
     assert!(body.parse::<u64>().unwrap() > 4_000, "{body}");
     assert_eq!(called.load(Ordering::SeqCst), 2);
 }
+
+/// The attempt crosses the hop: the HTTP preset sends its number on a retry, and a handler
+/// behind `ServerTimeoutLayer::attempt_header` reads it from the call context. A first attempt
+/// carries none, and a value that is not a number from 1 up is ignored.
+#[tokio::test]
+async fn the_callers_attempt_is_read_into_the_handlers_context() {
+    const ATTEMPT: http::HeaderName = http::HeaderName::from_static("x-envoy-attempt-count");
+    let app = Router::new()
+        .route(
+            "/",
+            get(|| async {
+                match tower_tenacity::context::attempt() {
+                    // A first attempt fails, so that the preset retries it.
+                    None => (StatusCode::SERVICE_UNAVAILABLE, String::new()),
+                    Some(attempt) => (StatusCode::OK, attempt.to_string()),
+                }
+            }),
+        )
+        .layer(ServerTimeoutLayer::new(Duration::from_secs(5)).attempt_header(ATTEMPT));
+    let addr = serve(app).await;
+    let no_wait = ExponentialBackoff::new(Duration::from_millis(1), 1.0, Duration::from_millis(1))
+        .with_jitter(Jitter::None);
+    let preset = ResilienceLayer::http()
+        .attempt_header(ATTEMPT)
+        .backoff(no_wait)
+        .build()
+        .unwrap()
+        .hyper(Client::builder(TokioExecutor::new()).build_http::<ReplayBody<Full<Bytes>>>());
+    let request = Request::get(format!("http://{addr}/"))
+        .body(Full::default())
+        .unwrap();
+    let response = preset.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "2", "the handler saw the retry as attempt 2");
+    // Sent by hand: what is not a whole number from 1 up is no attempt.
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    for (value, status) in [("7", 200), ("0", 503), ("-1", 503), ("99999999999", 503)] {
+        let request = Request::get(format!("http://{addr}/"))
+            .header(ATTEMPT, value)
+            .body(Full::default())
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        assert_eq!(response.status(), status, "{value}");
+    }
+}

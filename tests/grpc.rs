@@ -452,6 +452,78 @@ async fn the_server_refuses_at_once_a_request_with_too_little_time_left() {
     );
 }
 
+/// A margin comes off the caller's time before anything else: the handler, and the calls it
+/// makes, get what is left, and a request left with nothing is refused at once.
+#[tokio::test(start_paused = true)]
+async fn the_servers_margin_comes_off_the_callers_time() {
+    let handler = tower::service_fn(|_: Request<Body>| async {
+        let left = tower_tenacity::context::remaining().unwrap();
+        let mut response = Response::new(Body::empty());
+        let millis = left.as_millis().to_string();
+        response
+            .headers_mut()
+            .insert("x-left-ms", millis.parse().unwrap());
+        Ok::<_, BoxError>(response)
+    });
+    let mut server = GrpcDeadlineLayer::new()
+        .margin(Duration::from_millis(10))
+        .layer(handler);
+    let mut ask = async |timeout: &str| {
+        let request = Request::builder()
+            .header("grpc-timeout", timeout)
+            .body(Body::empty())
+            .unwrap();
+        tower::ServiceExt::oneshot(&mut server, request)
+            .await
+            .unwrap()
+    };
+    assert_eq!(ask("100m").await.headers()["x-left-ms"], "90");
+    assert_eq!(
+        ask("10m").await.headers()["grpc-status"],
+        "4",
+        "nothing left"
+    );
+}
+
+/// The caller's attempt crosses the hop: a handler behind `GrpcDeadlineLayer` in a real tonic
+/// server reads it from the call context (`grpc-previous-rpc-attempts` plus one), none on the
+/// first attempt.
+#[tokio::test]
+async fn the_callers_attempt_is_read_into_the_handlers_context() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let handler = grpc_support::front(move |request: Request<Body>, routes| {
+        let record = record.clone();
+        async move {
+            let attempt = tower_tenacity::context::attempt();
+            record.lock().unwrap().push(attempt);
+            if attempt.is_none() {
+                // The first attempt fails, so that the preset retries it.
+                let unavailable = Response::builder()
+                    .header("content-type", "application/grpc")
+                    .header("grpc-status", "14")
+                    .body(Body::empty())
+                    .unwrap();
+                return Ok(unavailable);
+            }
+            tower::ServiceExt::oneshot(routes, request)
+                .await
+                .map_err(Into::into)
+        }
+    });
+    let layers = ServiceBuilder::new()
+        .map_response(tonic_body)
+        .layer(GrpcDeadlineLayer::new())
+        .layer(handler)
+        .into_inner();
+    let addr = serve_health(layers).await;
+    assert_eq!(
+        check!(fast!(), addr, None).await.unwrap(),
+        ServingStatus::Serving
+    );
+    assert_eq!(*seen.lock().unwrap(), [None, Some(2)]);
+}
+
 #[tokio::test]
 async fn budget_exhaustion_says_so() {
     // Nothing listens there: every attempt is refused, and a budget of no retries stops it.

@@ -12,9 +12,9 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::context::remaining;
+use crate::context::{enter_callers_attempt, remaining};
 use crate::deadline::{Enforcer, Polled, UnderDeadline};
-use crate::http::Alarm;
+use crate::http::{Alarm, whole_number};
 
 /// The request header that carries a gRPC deadline.
 pub const GRPC_TIMEOUT: &str = "grpc-timeout";
@@ -112,7 +112,11 @@ where
 /// trailers. Calls the handler makes through a resilient client see the time left. Requests
 /// without `grpc-timeout` (and no `max`) run as they are. A request whose `grpc-timeout` is
 /// zero, or under [`min_remaining`](Self::min_remaining), is answered `DEADLINE_EXCEEDED` at
-/// once, without calling the handler: nobody would wait for its work.
+/// once, without calling the handler: nobody would wait for its work. A
+/// [`margin`](Self::margin) comes off the caller's time first, for the answer's way back.
+///
+/// The caller's attempt (`grpc-previous-rpc-attempts`, which a gRPC client sends on retries
+/// and hedges) is in scope while the handler runs: [`context::attempt`](crate::context::attempt).
 ///
 /// ```
 /// use tower_tenacity::grpc::GrpcDeadlineLayer;
@@ -125,6 +129,7 @@ where
 pub struct GrpcDeadlineLayer {
     max: Option<Duration>,
     min_remaining: Duration,
+    margin: Duration,
 }
 
 impl GrpcDeadlineLayer {
@@ -133,11 +138,19 @@ impl GrpcDeadlineLayer {
         GrpcDeadlineLayer {
             max: None,
             min_remaining: Duration::ZERO,
+            margin: Duration::ZERO,
         }
     }
 
-    /// Answers `DEADLINE_EXCEEDED` at once to a request whose `grpc-timeout` is under `min`
-    /// (default zero: only one with no time at all).
+    /// Takes `margin` off the caller's `grpc-timeout`, for the answer's way back (default
+    /// zero): the handler, and the calls it makes, get what is left.
+    pub const fn margin(mut self, margin: Duration) -> Self {
+        self.margin = margin;
+        self
+    }
+
+    /// Answers `DEADLINE_EXCEEDED` at once to a request whose `grpc-timeout`, less the margin,
+    /// is under `min` (default zero: only one with no time at all).
     pub const fn min_remaining(mut self, min: Duration) -> Self {
         self.min_remaining = min;
         self
@@ -156,8 +169,7 @@ impl<S> Layer<S> for GrpcDeadlineLayer {
     fn layer(&self, inner: S) -> Self::Service {
         GrpcDeadline {
             inner,
-            max: self.max,
-            min_remaining: self.min_remaining,
+            layer: *self,
         }
     }
 }
@@ -166,8 +178,7 @@ impl<S> Layer<S> for GrpcDeadlineLayer {
 #[derive(Debug, Clone)]
 pub struct GrpcDeadline<S> {
     inner: S,
-    max: Option<Duration>,
-    min_remaining: Duration,
+    layer: GrpcDeadlineLayer,
 }
 
 impl<S, ReqB, ResB> Service<Request<ReqB>> for GrpcDeadline<S>
@@ -183,22 +194,32 @@ where
     }
 
     fn call(&mut self, request: Request<ReqB>) -> Self::Future {
-        let asked = request
-            .headers()
-            .get(GRPC_TIMEOUT)
-            .and_then(|v| decode_grpc_timeout(v.as_bytes()));
-        if asked.is_some_and(|asked| asked.is_zero() || asked < self.min_remaining) {
+        let GrpcDeadlineLayer {
+            max,
+            min_remaining,
+            margin,
+        } = self.layer;
+        let asked = (request.headers().get(GRPC_TIMEOUT))
+            .and_then(|v| decode_grpc_timeout(v.as_bytes()))
+            .map(|asked| asked.saturating_sub(margin));
+        if asked.is_some_and(|asked| asked.is_zero() || asked < min_remaining) {
             tracing::debug!("gRPC request refused: its caller's deadline leaves too little time");
-            return GrpcDeadlineFuture { inner: None };
+            return GrpcDeadlineFuture {
+                inner: None,
+                attempt: None,
+            };
         }
-        let budget = match (asked, self.max) {
+        let budget = match (asked, max) {
             (Some(asked), Some(max)) => Some(asked.min(max)),
             (asked, max) => asked.or(max),
         };
+        let attempt = callers_attempt(request.headers());
+        let _attempt = enter_callers_attempt(attempt);
         GrpcDeadlineFuture {
             inner: Some(UnderDeadline::call(budget, Enforcer::Timer, || {
                 self.inner.call(request)
             })),
+            attempt,
         }
     }
 }
@@ -211,7 +232,15 @@ pin_project! {
         // `None`: answered at once.
         #[pin]
         inner: Option<UnderDeadline<F>>,
+        // The caller's attempt, in scope while the handler runs.
+        attempt: Option<u32>,
     }
+}
+
+/// The caller's attempt: one more than the `grpc-previous-rpc-attempts` it sent, if it did.
+fn callers_attempt(headers: &HeaderMap) -> Option<u32> {
+    let previous = whole_number(headers.get("grpc-previous-rpc-attempts")?.as_bytes(), 10)?;
+    u32::try_from(previous).ok()?.checked_add(1)
 }
 
 impl<F, ResB, E> Future for GrpcDeadlineFuture<F>
@@ -221,6 +250,7 @@ where
     type Output = Result<Response<GrpcDeadlineBody<ResB>>, E>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let _attempt = enter_callers_attempt(self.attempt);
         let Some(mut inner) = self.as_mut().project().inner.as_pin_mut() else {
             return Poll::Ready(Ok(deadline_exceeded()));
         };

@@ -44,6 +44,8 @@ pub use self::host::ByAuthority;
 pub use self::preset::{HttpResilience, HttpResilienceLayer};
 pub use self::replay::ReplayBody;
 pub use self::server::ServerTimeoutLayer;
+#[cfg(feature = "grpc")]
+pub(crate) use self::server::whole_number;
 pub use self::service::Attempts;
 
 // The crate's own: the classifier's parts, the preset's replay and options, and the bodies and

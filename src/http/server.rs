@@ -12,6 +12,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::context::enter_callers_attempt;
 use crate::deadline::{Enforcer, Polled, UnderDeadline};
 
 /// The server-side form of [`TimeoutLayer`](crate::timeout::TimeoutLayer) and
@@ -53,6 +54,7 @@ pub struct ServerTimeoutLayer {
     status: StatusCode,
     body: &'static str,
     deadline_header: Option<HeaderName>,
+    attempt_header: Option<HeaderName>,
     margin: Duration,
     min_remaining: Duration,
 }
@@ -65,6 +67,7 @@ impl ServerTimeoutLayer {
             status: StatusCode::SERVICE_UNAVAILABLE,
             body: "request timed out",
             deadline_header: None,
+            attempt_header: None,
             margin: Duration::from_millis(5),
             min_remaining: Duration::ZERO,
         }
@@ -86,6 +89,16 @@ impl ServerTimeoutLayer {
     /// that is not a number of milliseconds is ignored.
     pub fn deadline_header(mut self, header: HeaderName) -> Self {
         self.deadline_header = Some(header);
+        self
+    }
+
+    /// Reads the caller's attempt number from `header` (off by default), as the HTTP preset's
+    /// [`attempt_header`](crate::ResilienceBuilder::attempt_header) sends it on retries (Envoy's
+    /// name for it is `x-envoy-attempt-count`), so that the handler can ask for it with
+    /// [`context::attempt`](crate::context::attempt). A value that is not a whole number from 1
+    /// up is ignored.
+    pub fn attempt_header(mut self, header: HeaderName) -> Self {
+        self.attempt_header = Some(header);
         self
     }
 
@@ -119,13 +132,25 @@ impl ServerTimeoutLayer {
     }
 }
 
-/// Whole milliseconds, as digits only (at most 12 of them: 30 years).
+/// The caller's attempt number, when the layer reads one and the request has a readable one.
+fn callers_attempt(header: Option<&HeaderName>, headers: &http::HeaderMap) -> Option<u32> {
+    let number = whole_number(headers.get(header?)?.as_bytes(), 10)?;
+    u32::try_from(number).ok().filter(|n| *n > 0)
+}
+
+/// Whole milliseconds (at most 12 digits: 30 years).
 fn parse_millis(value: &[u8]) -> Option<Duration> {
-    if value.is_empty() || value.len() > 12 || !value.iter().all(u8::is_ascii_digit) {
+    whole_number(value, 12).map(Duration::from_millis)
+}
+
+/// A header's whole number: ASCII digits only, at most `max_digits` of them (19 at most, so
+/// that it fits).
+pub(crate) fn whole_number(value: &[u8], max_digits: usize) -> Option<u64> {
+    if value.is_empty() || value.len() > max_digits.min(19) || !value.iter().all(u8::is_ascii_digit)
+    {
         return None;
     }
-    let millis = value.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-    Some(Duration::from_millis(millis))
+    Some(value.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
 impl<S> Layer<S> for ServerTimeoutLayer {
@@ -167,14 +192,18 @@ where
                 inner: None,
                 answer: (StatusCode::GATEWAY_TIMEOUT, "deadline too close to start"),
                 timeout: Duration::ZERO,
+                attempt: None,
             };
         };
+        let attempt = callers_attempt(config.attempt_header.as_ref(), request.headers());
+        let _attempt = enter_callers_attempt(attempt);
         ServerTimeoutFuture {
             inner: Some(UnderDeadline::call(Some(budget), Enforcer::Timer, || {
                 self.inner.call(request)
             })),
             answer: (config.status, config.body),
             timeout: budget,
+            attempt,
         }
     }
 }
@@ -189,6 +218,8 @@ pin_project! {
         inner: Option<UnderDeadline<F>>,
         answer: (StatusCode, &'static str),
         timeout: Duration,
+        // The caller's attempt, in scope while the handler runs.
+        attempt: Option<u32>,
     }
 }
 
@@ -202,6 +233,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let (status, body) = *this.answer;
+        let _attempt = enter_callers_attempt(*this.attempt);
         if let Some(inner) = this.inner.as_pin_mut() {
             match inner.poll(cx) {
                 Polled::Ready(out) => return Poll::Ready(out),
