@@ -7,7 +7,10 @@
 //! timeout) does not take back the server's work, which is still spent on it. So once the
 //! queue is longer than the clients' patience, the server works only on calls nobody waits for
 //! any more, and its goodput falls to nothing: overload turns into failure. Clients send at a
-//! steady rate (an open loop, as real traffic does), each through a stack of its own.
+//! steady rate (an open loop, as real traffic does), each through a stack of its own, to the
+//! server's stack: the model server, behind this crate's admission limit in the setup that has
+//! one (in-process, where a turned-away call is an error; an HTTP or gRPC server's answer says
+//! the same on the wire, and the presets do not retry it either).
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -220,16 +223,20 @@ pub async fn simulate(fleet: Fleet, setup: Setup) -> Outcome {
     let start = server.start;
     let interval = Duration::from_secs_f64(1.0 / fleet.rate);
     let mut drivers = Vec::new();
-    // One limit for the one server, whichever client calls it. Turning a call away costs the
-    // model server nothing: it takes no place in its queue.
-    let admission = AdmissionLayer::new(AdaptiveLimit::aimd(Duration::from_millis(250))).unwrap();
+    // The server's stack, which every client calls: the model server, behind the admission
+    // limit when the setup has one. Turning a call away costs the model server nothing: it takes
+    // no place in its queue.
+    let target = server.clone();
+    let model = service_fn(move |()| target.clone().call());
+    let server_stack = tower::util::BoxCloneService::new(match setup {
+        Setup::DefaultsWithAdmission => {
+            let limit = AdaptiveLimit::aimd(Duration::from_millis(250));
+            tower::util::Either::Left(AdmissionLayer::new(limit).unwrap().layer(model))
+        }
+        _ => tower::util::Either::Right(ServiceExt::map_err(model, BoxError::from)),
+    });
     for client in 0..fleet.clients {
-        let target = server.clone();
-        let inner = service_fn(move |()| target.clone().call());
-        let inner = tower::util::BoxCloneService::new(match setup {
-            Setup::DefaultsWithAdmission => tower::util::Either::Left(admission.layer(inner)),
-            _ => tower::util::Either::Right(ServiceExt::map_err(inner, BoxError::from)),
-        });
+        let inner = server_stack.clone();
         let svc = match setup {
             Setup::DefaultsWithBreaker => {
                 let breaker = BreakerConfig::new()
