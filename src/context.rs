@@ -1,7 +1,8 @@
 //! The call context: what the owners of a call's values tell the layers below them, and
 //! nothing else. A [`DeadlineLayer`](crate::deadline::DeadlineLayer)'s service (or a preset's
-//! edge) owns the call's deadline, a retry layer owns the attempt it is on; each enters a scope
-//! with its value while it calls (or polls) the service inside, and layers below read it: the
+//! edge, or a server's timeout layer) owns the call's deadline, a retry layer owns the attempt
+//! it is on (and a server layer that reads the caller's attempt, the handler's); each enters a
+//! scope with its value while it calls (or polls) the service inside, and layers below read it: the
 //! attempt timeout caps itself at the deadline, a `grpc-timeout` header carries what is left, an
 //! attempt header says which attempt this is, and your own code asks for the time left with
 //! [`remaining`]. Nothing is written back up: what a layer below learns reaches the layers above
@@ -160,12 +161,13 @@ pub(crate) fn deadline_passed() -> bool {
             .is_some_and(|(deadline, _)| Instant::now() >= deadline)
 }
 
-/// The attempt the code running now is for, counting from 1: inside a retry layer, the attempt
-/// it is sending; in a server's handler, the attempt its caller said this request is, as
-/// [`ServerTimeoutLayer::attempt_header`](crate::http::ServerTimeoutLayer::attempt_header) or
-/// [`GrpcDeadlineLayer`](crate::grpc::GrpcDeadlineLayer) (`grpc-previous-rpc-attempts`) read it.
-/// `None` where nobody said: a first attempt, to a caller that sends the number on retries only
-/// (this crate's presets do).
+/// The attempt the code running now is for, counting from 1. In the layers a retry layer calls,
+/// while it calls them (their `call`, not the polls of their futures), the attempt it is sending.
+/// In a server's handler, while it is called and polled, the attempt its caller said this
+/// request is, as `ServerTimeoutLayer::attempt_header` (HTTP) or `GrpcDeadlineLayer`
+/// (`grpc-previous-rpc-attempts`) read it: so a future polled in a handler sees the handler's
+/// attempt, not that of a retry layer it goes through. `None` where nobody said: a first
+/// attempt, from a caller that sends the number on retries only (this crate's presets do).
 pub fn attempt() -> Option<u32> {
     let number = (ATTEMPT.get() >> 32) as u32;
     (number > 0).then_some(number)
@@ -173,7 +175,7 @@ pub fn attempt() -> Option<u32> {
 
 /// Enters a caller's attempt number, read from a request by a server layer, for the handler:
 /// the caller does not say how many it may make.
-#[cfg(any(feature = "http", test))]
+#[cfg(feature = "http")]
 pub(crate) fn enter_callers_attempt(number: Option<u32>) -> Option<RestoreAttempt> {
     number.map(|number| enter_attempt(Attempt { number, max: 0 }))
 }

@@ -24,9 +24,10 @@ use tonic::Code;
 use tonic::transport::Endpoint;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
-use tower::ServiceExt;
+use tower::{Layer, ServiceExt};
 use tower_tenacity::ResilienceLayer;
 use tower_tenacity::admission::{AdaptiveLimit, AdmissionLayer};
+use tower_tenacity::grpc::GrpcDeadlineLayer;
 use tower_tenacity::http::{Attempts, ReplayBody};
 
 /// One call in flight at most.
@@ -107,8 +108,17 @@ async fn a_tonic_server_answers_unavailable_not_to_be_retried_while_its_limit_is
     let gate = Arc::new(Handler::default());
     let first_call = Arc::new(AtomicBool::new(true));
     let hold = gate.clone();
+    // The server's stack under overload, as the tonic guide has it: admission, then the
+    // deadline (whose body type the admission's answer must be able to make).
+    let arrived = Arc::new(AtomicU32::new(0));
+    let count = arrived.clone();
     let stall = tower::ServiceBuilder::new()
+        .map_request(move |request| {
+            count.fetch_add(1, Ordering::SeqCst);
+            request
+        })
         .layer(AdmissionLayer::http(one_at_a_time()).unwrap())
+        .layer(GrpcDeadlineLayer::new().min_remaining(Duration::from_millis(20)))
         .map_future(move |future| {
             let first = first_call.swap(false, Ordering::SeqCst);
             let hold = hold.clone();
@@ -144,6 +154,16 @@ async fn a_tonic_server_answers_unavailable_not_to_be_retried_while_its_limit_is
         "-1",
         "do not retry"
     );
+    // Through the gRPC preset, which retries UNAVAILABLE: sent once, not again.
+    let before = arrived.load(Ordering::SeqCst);
+    let preset = ResilienceLayer::grpc().build().unwrap();
+    let mut client = HealthClient::new(preset.layer(channel.clone()));
+    let request = tonic::Request::new(HealthCheckRequest {
+        service: String::new(),
+    });
+    let status = client.check(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(arrived.load(Ordering::SeqCst) - before, 1, "one attempt");
     gate.release.notify_one();
     assert!(first.await.unwrap().is_ok());
     assert!(check().await.is_ok(), "a place is free again");

@@ -27,7 +27,10 @@
 //!   the 503s it sheds, which this crate's HTTP classifier does not retry) and `Retry-After: 1`
 //!   for clients that know only that; for a gRPC request (`content-type: application/grpc…`),
 //!   a Trailers-Only `UNAVAILABLE` with `grpc-retry-pushback-ms: -1` (gRFC A6's "do not
-//!   retry"). Still failures to the caller's breaker and throttle, which count them.
+//!   retry"). Still failures to the caller's breaker and throttle, which count them. Not
+//!   retrying is right for one server, as in the fleet simulation; a server that is one of
+//!   several replicas behind a balancer may ask for the retry that could reach another, with
+//!   [`AdmissionLayer::retry_after`].
 //!
 //! ```
 //! use std::time::Duration;

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
@@ -28,9 +29,12 @@ pub struct AdmissionLayer<M = Plain> {
 pub struct Plain;
 
 /// An [`AdmissionLayer`] for an HTTP server ([`AdmissionLayer::http`]): turned-away requests
-/// are answered, 503 or gRPC's `UNAVAILABLE`, marked not to be retried.
+/// are answered, 503 or gRPC's `UNAVAILABLE`, marked not to be retried (or, with
+/// [`retry_after`](AdmissionLayer::retry_after), to be retried after a delay).
 #[derive(Debug, Clone, Copy)]
-pub struct Http;
+pub struct Http {
+    retry_after: Option<Duration>,
+}
 
 impl AdmissionLayer {
     /// For any tower service: a turned-away call fails with [`ErrorKind::Overloaded`].
@@ -49,8 +53,32 @@ impl AdmissionLayer {
         limit.check()?;
         Ok(AdmissionLayer {
             limiter: Arc::new(Limiter::new(limit)),
-            _mode: Http,
+            _mode: Http { retry_after: None },
         })
+    }
+}
+
+impl AdmissionLayer<Http> {
+    /// Tells a client whose request is turned away to send it again after `after`, rather than
+    /// not at all: for a server that is one of several replicas behind a balancer, where the
+    /// retry may reach one with room. The answer is then 503 with `Retry-After` (whole seconds,
+    /// rounded up) and no `x-envoy-overloaded`, or `UNAVAILABLE` with a pushback of `after`,
+    /// and the presets retry it, within their budgets. Against one server, as in the fleet
+    /// simulation, retried rejections come back when the capacity does (a peak of 1.12× to
+    /// 1.21× the steady load, where not retrying them kept it at 1.00×): the default is not to.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_tenacity::admission::{AdaptiveLimit, AdmissionLayer};
+    ///
+    /// let limit = AdaptiveLimit::aimd(Duration::from_millis(250));
+    /// let layer = AdmissionLayer::http(limit)?.retry_after(Duration::from_millis(500));
+    /// # let _ = layer;
+    /// # Ok::<(), tower_tenacity::ConfigError>(())
+    /// ```
+    pub fn retry_after(mut self, after: Duration) -> Self {
+        self._mode.retry_after = Some(after);
+        self
     }
 }
 
@@ -155,19 +183,23 @@ where
             None => {
                 #[cfg(feature = "metrics")]
                 crate::metrics::rejected("admission", None);
-                AdmissionFuture::rejected(Ok(turned_away(&request)))
+                AdmissionFuture::rejected(Ok(turned_away(&request, self._mode.retry_after)))
             }
         }
     }
 }
 
 #[cfg(feature = "http")]
-/// The answer to a request turned away, which tells a client not to retry it, as a call turned
-/// away in-process is not retried: gRPC's `UNAVAILABLE` with a negative pushback (gRFC A6: do
-/// not retry; as Trailers-Only headers), or HTTP's 503 with `x-envoy-overloaded` (Envoy's mark
-/// on the 503s it sheds, which the HTTP classifier does not retry) and `Retry-After: 1` for
-/// clients that know neither. No allocation but the map's.
-fn turned_away<B, ResB: Default>(request: &http::Request<B>) -> http::Response<ResB> {
+/// The answer to a request turned away. With no `retry_after`, it tells a client not to retry
+/// it, as a call turned away in-process is not retried: gRPC's `UNAVAILABLE` with a negative
+/// pushback (gRFC A6: do not retry; as Trailers-Only headers), or HTTP's 503 with
+/// `x-envoy-overloaded` (Envoy's mark on the 503s it sheds, which the HTTP classifier does not
+/// retry) and `Retry-After: 1` for clients that know neither. No allocation but the map's (and
+/// a hint's other than those).
+fn turned_away<B, ResB: Default>(
+    request: &http::Request<B>,
+    retry_after: Option<Duration>,
+) -> http::Response<ResB> {
     use crate::http::OVERLOADED;
     use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
     let grpc = (request.headers().get(CONTENT_TYPE))
@@ -181,10 +213,20 @@ fn turned_away<B, ResB: Default>(request: &http::Request<B>) -> http::Response<R
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
         headers.insert("grpc-status", HeaderValue::from_static("14"));
         headers.insert("grpc-message", HeaderValue::from_static("overloaded"));
-        headers.insert("grpc-retry-pushback-ms", HeaderValue::from_static("-1"));
+        let pushback = match retry_after {
+            None => HeaderValue::from_static("-1"),
+            Some(after) => HeaderValue::from(u64::try_from(after.as_millis()).unwrap_or(u64::MAX)),
+        };
+        headers.insert("grpc-retry-pushback-ms", pushback);
     } else {
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
-        headers.insert(OVERLOADED, HeaderValue::from_static("true"));
+        let seconds = match retry_after {
+            None => HeaderValue::from_static("1"),
+            Some(after) => HeaderValue::from(after.as_secs() + u64::from(after.subsec_nanos() > 0)),
+        };
+        headers.insert(RETRY_AFTER, seconds);
+        if retry_after.is_none() {
+            headers.insert(OVERLOADED, HeaderValue::from_static("true"));
+        }
     }
     response
 }

@@ -94,6 +94,38 @@ async fn an_http_server_answers_503_and_a_grpc_one_unavailable() {
     assert_eq!(busy.await.unwrap().into_body(), "served");
 }
 
+/// Behind a balancer, a server may ask for the retry that might reach a replica with room.
+#[tokio::test(start_paused = true)]
+async fn a_server_among_replicas_can_ask_for_a_retry_after_a_delay() {
+    let limit = AdaptiveLimit::aimd(Duration::from_secs(1))
+        .initial(1)
+        .bounds(1, 1);
+    let layer = AdmissionLayer::http(limit)
+        .unwrap()
+        .retry_after(Duration::from_millis(1_500));
+    let mut svc = layer.layer(service_fn(|_: http::Request<()>| async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Ok::<_, Infallible>(http::Response::new(String::new()))
+    }));
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut busy = pin!(svc.call(http::Request::new(())));
+    assert!(busy.as_mut().poll(&mut cx).is_pending());
+    let answer = svc.call(http::Request::new(())).await.unwrap();
+    assert_eq!(answer.status(), 503);
+    assert_eq!(
+        answer.headers()["retry-after"],
+        "2",
+        "whole seconds, rounded up"
+    );
+    assert!(answer.headers().get("x-envoy-overloaded").is_none());
+    let grpc = http::Request::builder()
+        .header("content-type", "application/grpc")
+        .body(())
+        .unwrap();
+    let answer = svc.call(grpc).await.unwrap();
+    assert_eq!(answer.headers()["grpc-retry-pushback-ms"], "1500");
+}
+
 #[test]
 fn bad_settings_name_their_field() {
     let field = |limit: AdaptiveLimit| AdmissionLayer::new(limit).unwrap_err().field();

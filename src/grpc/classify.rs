@@ -22,7 +22,8 @@ pub const PUSHBACK: &str = "grpc-retry-pushback-ms";
 /// the preset's trailer peeking). `OK` is a success; the retryable codes
 /// (`UNAVAILABLE` by default) are retried; every other code is fatal and reaches the caller as
 /// the status it is. A server's `grpc-retry-pushback-ms` is the delay before the next attempt,
-/// and a negative or unreadable one means no retry. A stream the server reset has the code the
+/// and a negative or unreadable one means no retry (still a failure to a circuit breaker or a
+/// throttle, which judge the dependency). A stream the server reset has the code the
 /// gRPC spec gives its HTTP/2 error (`INTERNAL_ERROR` is `INTERNAL`, `CANCEL` is `CANCELLED`,
 /// `ENHANCE_YOUR_CALM` is `RESOURCE_EXHAUSTED`, a `GOAWAY` is `UNAVAILABLE`), classified as
 /// that status. Other transport errors are classified as for HTTP: a connection never made or a
@@ -85,7 +86,16 @@ impl GrpcClassifier {
         code != Code::Ok && self.retryable & (1 << code as u32) != 0
     }
 
-    fn classify_status(&self, code: Code, metadata: &[&HeaderMap]) -> Classification {
+    /// `refusal` is what a server's "do not retry" (a negative or unreadable pushback) makes of
+    /// a retryable status: fatal for the retry loop, which must not send it again; a failure
+    /// still for the breaker and the throttle, which judge the dependency (a server shedding
+    /// load, or a hop that gave up on its own dependency, is not a healthy answer).
+    fn classify_status(
+        &self,
+        code: Code,
+        metadata: &[&HeaderMap],
+        refusal: Refusal,
+    ) -> Classification {
         if code == Code::Ok {
             return Classification::Success;
         }
@@ -95,11 +105,49 @@ impl GrpcClassifier {
         }
         match metadata.iter().find_map(|headers| headers.get(PUSHBACK)) {
             None => Classification::retryable(reason),
-            Some(value) => match pushback(value.as_bytes()) {
-                Some(after) => Classification::retry_after(reason, after),
-                // The server said not to retry.
-                None => Classification::fatal(reason),
+            Some(value) => match (pushback(value.as_bytes()), refusal) {
+                (Some(after), _) => Classification::retry_after(reason, after),
+                (None, Refusal::Fatal) => Classification::fatal(reason),
+                (None, Refusal::Failure) => Classification::retryable(reason),
             },
+        }
+    }
+
+    /// The classification of `outcome`, with a server's refusal to be retried made `refusal`.
+    fn judge<ResB>(
+        &self,
+        outcome: Result<&Response<ResB>, &BoxError>,
+        refusal: Refusal,
+    ) -> Classification {
+        match outcome {
+            Ok(response) => match response_status(response) {
+                None => Classification::Success,
+                Some(code) => {
+                    let trailers = response.extensions().get::<PeekedTrailers>();
+                    match trailers {
+                        Some(PeekedTrailers(trailers)) => {
+                            self.classify_status(code, &[response.headers(), trailers], refusal)
+                        }
+                        None => self.classify_status(code, &[response.headers()], refusal),
+                    }
+                }
+            },
+            Err(err) => {
+                let err = err.as_ref();
+                match causes(err).find_map(|cause| cause.downcast_ref::<tonic::Status>()) {
+                    Some(status) => {
+                        let metadata = [status.metadata().as_ref()];
+                        self.classify_status(status.code(), &metadata, refusal)
+                    }
+                    None => match causes(err)
+                        .find_map(|cause| cause.downcast_ref::<h2::Error>())
+                        .and_then(h2_code)
+                    {
+                        Some(code) => self.classify_status(code, &[], refusal),
+                        None => classify_http_error(err),
+                    },
+                }
+            }
         }
     }
 }
@@ -174,42 +222,22 @@ impl<B, ResB> Classify<Request<B>, Response<ResB>> for GrpcClassifier {
         _request: &Request<B>,
         outcome: Result<&Response<ResB>, &BoxError>,
     ) -> Classification {
-        self.classify_outcome(outcome)
+        self.judge(outcome, Refusal::Fatal)
     }
 }
 
 impl<ResB> ClassifyOutcome<Response<ResB>> for GrpcClassifier {
     fn classify_outcome(&self, outcome: Result<&Response<ResB>, &BoxError>) -> Classification {
-        match outcome {
-            Ok(response) => match response_status(response) {
-                None => Classification::Success,
-                Some(code) => {
-                    let trailers = response.extensions().get::<PeekedTrailers>();
-                    match trailers {
-                        Some(PeekedTrailers(trailers)) => {
-                            self.classify_status(code, &[response.headers(), trailers])
-                        }
-                        None => self.classify_status(code, &[response.headers()]),
-                    }
-                }
-            },
-            Err(err) => {
-                let err = err.as_ref();
-                match causes(err).find_map(|cause| cause.downcast_ref::<tonic::Status>()) {
-                    Some(status) => {
-                        self.classify_status(status.code(), &[status.metadata().as_ref()])
-                    }
-                    None => match causes(err)
-                        .find_map(|cause| cause.downcast_ref::<h2::Error>())
-                        .and_then(h2_code)
-                    {
-                        Some(code) => self.classify_status(code, &[]),
-                        None => classify_http_error(err),
-                    },
-                }
-            }
-        }
+        self.judge(outcome, Refusal::Failure)
     }
+}
+
+/// What a retryable status that its server said not to retry is: see
+/// `GrpcClassifier::classify_status`.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    Fatal,
+    Failure,
 }
 
 /// The [`Reason`] of a gRPC status code: its number and name.
@@ -289,8 +317,14 @@ mod tests {
             Classification::retry_after(grpc_reason(Code::Unavailable), Duration::from_millis(250))
         );
         for refusal in ["-1", "soon", ""] {
-            assert!(
-                classify(&response(&[("grpc-status", "14"), (PUSHBACK, refusal)])).is_fatal(),
+            let refused = response(&[("grpc-status", "14"), (PUSHBACK, refusal)]);
+            assert!(classify(&refused).is_fatal(), "{refusal:?}");
+            // Not retried, but a failure all the same to the breaker and the throttle, which
+            // judge the dependency: a server that sheds load is not a healthy one.
+            let judged = GrpcClassifier::new().classify_outcome(Ok(&refused));
+            assert_eq!(
+                judged,
+                Classification::retryable(grpc_reason(Code::Unavailable)),
                 "{refusal:?}"
             );
         }

@@ -283,6 +283,17 @@ pin_project! {
     }
 }
 
+/// An empty body with no deadline over it: what a layer outside this one (an
+/// [`AdmissionLayer`](crate::admission::AdmissionLayer) turning a request away) answers with.
+impl<B: Default> Default for GrpcDeadlineBody<B> {
+    fn default() -> Self {
+        GrpcDeadlineBody {
+            inner: Some(B::default()),
+            alarm: None,
+        }
+    }
+}
+
 impl<B> fmt::Debug for GrpcDeadlineBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GrpcDeadlineBody")

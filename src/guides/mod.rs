@@ -142,8 +142,8 @@ pub mod with_reqwest {}
 /// context. Under overload, a tonic server's stack is the same as an axum app's
 /// ([`under_overload`]): admission outermost, then the deadline. A
 /// request turned away gets `UNAVAILABLE` with a negative pushback, which the gRPC preset does
-/// not retry; one whose caller has less than `min_remaining` left gets `DEADLINE_EXCEEDED` at
-/// once; the handler runs under what is left less the margin, and so do the calls it makes
+/// not retry; one whose caller has less than `min_remaining` left after the margin gets
+/// `DEADLINE_EXCEEDED` at once; the handler runs under what is left less the margin, and so do the calls it makes
 /// through the gRPC preset (their `grpc-timeout` says so). In a middle tier, a handler that
 /// returns the status of its own call through the preset passes on a negative pushback when
 /// that call was retried as far as it could go: the hop next to the failure retries, and no
@@ -154,20 +154,21 @@ pub mod with_reqwest {}
 /// use tower_tenacity::admission::{AdaptiveLimit, AdmissionLayer};
 /// use tower_tenacity::grpc::GrpcDeadlineLayer;
 ///
-/// # fn main() -> Result<(), tower_tenacity::ConfigError> {
-/// let (_reporter, health) = tonic_health::server::health_reporter();
-/// let server = tonic::transport::Server::builder()
-///     .layer(AdmissionLayer::http(AdaptiveLimit::aimd(Duration::from_millis(250)))?)
-///     .layer(
-///         GrpcDeadlineLayer::new()
-///             .margin(Duration::from_millis(5))
-///             .min_remaining(Duration::from_millis(20)),
-///     )
-///     .add_service(health);
-/// // server.serve("127.0.0.1:50051".parse().unwrap()).await?;
-/// # let _ = server;
-/// # Ok(())
-/// # }
+/// async fn serve() -> Result<(), Box<dyn std::error::Error>> {
+///     let (_reporter, health) = tonic_health::server::health_reporter();
+///     tonic::transport::Server::builder()
+///         .layer(AdmissionLayer::http(AdaptiveLimit::aimd(Duration::from_millis(250)))?)
+///         .layer(
+///             GrpcDeadlineLayer::new()
+///                 .margin(Duration::from_millis(5))
+///                 .min_remaining(Duration::from_millis(20)),
+///         )
+///         .add_service(health)
+///         .serve("127.0.0.1:50051".parse()?)
+///         .await?;
+///     Ok(())
+/// }
+/// # let _ = serve;
 /// ```
 #[cfg(feature = "grpc")]
 pub mod with_tonic {}
