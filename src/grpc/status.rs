@@ -194,6 +194,9 @@ mod tests {
             accepts: 1,
         });
         assert_eq!(pushback(&to_status(throttled.into())), Some("-1"));
+        // Turned away by the dependency's admission limit, in-process: it is overloaded.
+        let turned_away = Error::new(ErrorKind::Overloaded { limit: 8 });
+        assert_eq!(pushback(&to_status(turned_away.into())), Some("-1"));
         let late = Error::timeout(
             crate::error::TimeoutScope::Total,
             std::time::Duration::from_secs(1),

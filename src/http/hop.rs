@@ -26,7 +26,8 @@ pub(crate) const OVERLOADED: &str = "x-envoy-overloaded";
 ///   server reads it: see
 ///   [`ServerTimeoutLayer::deadline_header`](super::ServerTimeoutLayer::deadline_header));
 ///   `503 Service Unavailable` with `x-envoy-overloaded` when this hop gave up on a dependency
-///   that kept failing (retries spent, the budget empty, a circuit open, throttled); `502 Bad
+///   that kept failing (retries spent, the budget empty, a circuit open, throttled) or was
+///   turned away by its admission limit; `502 Bad
 ///   Gateway` otherwise. Its body is the error's sentence, which names the request without its
 ///   query or userinfo.
 ///
@@ -96,7 +97,10 @@ pub(crate) fn retried_here(err: &Error) -> bool {
     match err.kind() {
         // Stopped for want of time, or never retried: not this hop's retrying to multiply.
         ErrorKind::GaveUp { why, .. } => !matches!(why, GiveUp::NotReplayable | GiveUp::Deadline),
+        // Stopped from calling it: a circuit open, the throttle, an admission limit that turned
+        // the call away in-process (the dependency is overloaded).
         ErrorKind::CircuitOpen { .. } | ErrorKind::Throttled { .. } => true,
-        ErrorKind::Timeout { .. } | ErrorKind::Overloaded { .. } => false,
+        ErrorKind::Overloaded { .. } => true,
+        ErrorKind::Timeout { .. } => false,
     }
 }
