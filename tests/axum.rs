@@ -291,3 +291,28 @@ async fn the_callers_attempt_is_read_into_the_handlers_context() {
         assert_eq!(response.status(), status, "{value}");
     }
 }
+
+/// The caller's attempt is in scope only while the server layer calls and polls its handler:
+/// code around the layer, in the same task, sees none before, between and after.
+#[tokio::test]
+async fn the_callers_attempt_stays_with_the_handler() {
+    use tower_tenacity::context::attempt;
+    let handler = tower::service_fn(|_: Request<()>| async {
+        tokio::task::yield_now().await;
+        Ok::<_, std::convert::Infallible>(http::Response::new(format!("{:?}", attempt())))
+    });
+    let mut server = ServerTimeoutLayer::new(Duration::from_secs(5))
+        .attempt_header(http::HeaderName::from_static("x-attempt"))
+        .layer(handler);
+    let request = Request::get("/").header("x-attempt", "3").body(()).unwrap();
+    let mut future = std::pin::pin!(server.call(request));
+    assert_eq!(attempt(), None, "after the call");
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(future.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(attempt(), None, "between polls");
+    let std::task::Poll::Ready(Ok(response)) = future.as_mut().poll(&mut cx) else {
+        panic!("the handler answers on its second poll");
+    };
+    assert_eq!(response.into_body(), "Some(3)");
+    assert_eq!(attempt(), None, "after the answer");
+}
