@@ -2,11 +2,11 @@
 //! nothing else. A [`DeadlineLayer`](crate::deadline::DeadlineLayer)'s service (or a preset's
 //! edge, or a server's timeout layer) owns the call's deadline, a retry layer owns the attempt
 //! it is on (and a server layer that reads the caller's attempt, the handler's); each enters a
-//! scope with its value while it calls (or polls) the service inside, and layers below read it: the
-//! attempt timeout caps itself at the deadline, a `grpc-timeout` header carries what is left, an
-//! attempt header says which attempt this is, and your own code asks for the time left with
-//! [`remaining`]. Nothing is written back up: what a layer below learns reaches the layers above
-//! only in the response or the error it returns.
+//! scope with its value while it calls (or polls) the service inside, and layers below read it:
+//! the attempt timeout caps itself at the deadline, a `grpc-timeout` header carries what is
+//! left, an attempt header says which attempt this is, and your own code asks for the time left
+//! with [`remaining`] (and for the attempt with [`attempt`]). Nothing is written back up: what a
+//! layer below learns reaches the layers above only in the response or the error it returns.
 //!
 //! It is a tokio task-local in shape, cut down to two thread-local `Cell`s of plain words (the
 //! deadlines in force, the attempt) so that entering it on every poll costs a few moves and no
@@ -114,7 +114,6 @@ pub(crate) fn after(now: Instant, budget: Duration) -> Instant {
 
 /// The attempt a retry layer around this call is sending, read from a layer inside it (to tell
 /// the server, in a header, which attempt this is).
-#[cfg(any(feature = "http", test))]
 #[inline]
 pub(crate) fn current_attempt() -> Option<Attempt> {
     let packed = ATTEMPT.get();
@@ -169,8 +168,7 @@ pub(crate) fn deadline_passed() -> bool {
 /// attempt, not that of a retry layer it goes through. `None` where nobody said: a first
 /// attempt, from a caller that sends the number on retries only (this crate's presets do).
 pub fn attempt() -> Option<u32> {
-    let number = (ATTEMPT.get() >> 32) as u32;
-    (number > 0).then_some(number)
+    current_attempt().map(|attempt| attempt.number)
 }
 
 /// Enters a caller's attempt number, read from a request by a server layer, for the handler:

@@ -20,7 +20,7 @@ use crate::error::{BoxError, ConfigError, Error, ErrorKind};
 /// see [the module](super). Clones share the limit: put one layer on a server.
 pub struct AdmissionLayer<M = Plain> {
     limiter: Arc<Limiter>,
-    _mode: M,
+    mode: M,
 }
 
 /// An [`AdmissionLayer`] for any tower service ([`AdmissionLayer::new`]): turned-away calls
@@ -42,7 +42,7 @@ impl AdmissionLayer {
         limit.check()?;
         Ok(AdmissionLayer {
             limiter: Arc::new(Limiter::new(limit)),
-            _mode: Plain,
+            mode: Plain,
         })
     }
 
@@ -53,7 +53,7 @@ impl AdmissionLayer {
         limit.check()?;
         Ok(AdmissionLayer {
             limiter: Arc::new(Limiter::new(limit)),
-            _mode: Http { retry_after: None },
+            mode: Http { retry_after: None },
         })
     }
 }
@@ -77,7 +77,7 @@ impl AdmissionLayer<Http> {
     /// # Ok::<(), tower_tenacity::ConfigError>(())
     /// ```
     pub fn retry_after(mut self, after: Duration) -> Self {
-        self._mode.retry_after = Some(after);
+        self.mode.retry_after = Some(after);
         self
     }
 }
@@ -93,7 +93,7 @@ impl<M: Clone> Clone for AdmissionLayer<M> {
     fn clone(&self) -> Self {
         AdmissionLayer {
             limiter: self.limiter.clone(),
-            _mode: self._mode.clone(),
+            mode: self.mode.clone(),
         }
     }
 }
@@ -102,7 +102,7 @@ impl<M: fmt::Debug> fmt::Debug for AdmissionLayer<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AdmissionLayer")
             .field("limit", &self.limit())
-            .field("mode", &self._mode)
+            .field("mode", &self.mode)
             .finish()
     }
 }
@@ -114,7 +114,7 @@ impl<S, M: Clone> Layer<S> for AdmissionLayer<M> {
         Admission {
             inner,
             limiter: self.limiter.clone(),
-            _mode: self._mode.clone(),
+            mode: self.mode.clone(),
         }
     }
 }
@@ -124,7 +124,9 @@ impl<S, M: Clone> Layer<S> for AdmissionLayer<M> {
 pub struct Admission<S, M> {
     inner: S,
     limiter: Arc<Limiter>,
-    _mode: M,
+    // What a turned-away request is answered with: read by the HTTP mode only.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    mode: M,
 }
 
 impl<S: fmt::Debug, M> fmt::Debug for Admission<S, M> {
@@ -183,7 +185,7 @@ where
             None => {
                 #[cfg(feature = "metrics")]
                 crate::metrics::rejected("admission", None);
-                AdmissionFuture::rejected(Ok(turned_away(&request, self._mode.retry_after)))
+                AdmissionFuture::rejected(Ok(turned_away(&request, self.mode.retry_after)))
             }
         }
     }

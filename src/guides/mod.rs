@@ -140,11 +140,11 @@ pub mod with_reqwest {}
 /// On the server, [`GrpcDeadlineLayer`](crate::grpc::GrpcDeadlineLayer) honours the
 /// `grpc-timeout` a caller sends, streams included, and puts the caller's attempt in the call
 /// context. Under overload, a tonic server's stack is the same as an axum app's
-/// ([`under_overload`]): admission outermost, then the deadline. A
-/// request turned away gets `UNAVAILABLE` with a negative pushback, which the gRPC preset does
-/// not retry; one whose caller has less than `min_remaining` left after the margin gets
-/// `DEADLINE_EXCEEDED` at once; the handler runs under what is left less the margin, and so do the calls it makes
-/// through the gRPC preset (their `grpc-timeout` says so). In a middle tier, a handler that
+/// ([`under_overload`]): admission outermost, then the deadline. A request turned away gets
+/// `UNAVAILABLE` with a negative pushback, which the gRPC preset does not retry; one whose caller
+/// has less than `min_remaining` left after the margin gets `DEADLINE_EXCEEDED` at once; the
+/// handler runs under what is left less the margin, and so do the calls it makes through the
+/// gRPC preset (their `grpc-timeout` says so). In a middle tier, a handler that
 /// returns the status of its own call through the preset passes on a negative pushback when
 /// that call was retried as far as it could go: the hop next to the failure retries, and no
 /// other.

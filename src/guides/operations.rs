@@ -67,9 +67,8 @@
 ///
 /// `cargo run --release --example chain` runs a client → A → B → leaf chain of such hops (real
 /// hyper and axum, over in-memory pipes on a paused clock), beside every hop retrying on its
-/// own. A tonic server's stack is the same, with
-/// `grpc::GrpcDeadlineLayer` for the server timeout: see `guides::with_tonic` (feature
-/// `grpc`).
+/// own. A tonic server's stack is the same, with `grpc::GrpcDeadlineLayer` for the server
+/// timeout: see `guides::with_tonic` (feature `grpc`).
 #[cfg(feature = "http")]
 pub mod under_overload {}
 

@@ -27,9 +27,8 @@ pub(crate) const OVERLOADED: &str = "x-envoy-overloaded";
 ///   [`ServerTimeoutLayer::deadline_header`](super::ServerTimeoutLayer::deadline_header));
 ///   `503 Service Unavailable` with `x-envoy-overloaded` when this hop gave up on a dependency
 ///   that kept failing (retries spent, the budget empty, a circuit open, throttled) or was
-///   turned away by its admission limit; `502 Bad
-///   Gateway` otherwise. Its body is the error's sentence, which names the request without its
-///   query or userinfo.
+///   turned away by its admission limit; `502 Bad Gateway` otherwise. Its body is the error's
+///   sentence, which names the request without its query or userinfo.
 ///
 /// ```
 /// use tower_tenacity::http::upstream;
@@ -99,8 +98,9 @@ pub(crate) fn retried_here(err: &Error) -> bool {
         ErrorKind::GaveUp { why, .. } => !matches!(why, GiveUp::NotReplayable | GiveUp::Deadline),
         // Stopped from calling it: a circuit open, the throttle, an admission limit that turned
         // the call away in-process (the dependency is overloaded).
-        ErrorKind::CircuitOpen { .. } | ErrorKind::Throttled { .. } => true,
-        ErrorKind::Overloaded { .. } => true,
+        ErrorKind::CircuitOpen { .. }
+        | ErrorKind::Throttled { .. }
+        | ErrorKind::Overloaded { .. } => true,
         ErrorKind::Timeout { .. } => false,
     }
 }

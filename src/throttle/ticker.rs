@@ -7,10 +7,11 @@
 //!
 //! The task is started by a call that finds its window with no headroom, as every window is
 //! until a ticker slides it: the layer's first call made in a tokio runtime, or the first after
-//! a ticker stopped. It holds the windows weakly: it ends once the layer and its services are dropped, or with its runtime (a layer
-//! used in a later runtime starts a new task there). Outside a tokio runtime no window slides,
-//! and the throttle counts every call since the layer was made; in a runtime without timers
-//! the task cannot arm its first, and it is not started again.
+//! a ticker stopped. It holds the windows weakly: it ends once the layer and its services are
+//! dropped, or with its runtime (a layer used in a later runtime starts a new task there).
+//! Outside a tokio runtime no window slides, and the throttle counts every call since the layer
+//! was made; in a runtime without timers the task cannot arm its first, and it is not started
+//! again.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
