@@ -331,6 +331,47 @@ async fn the_http_preset_keeps_each_hosts_circuit() {
     );
 }
 
+/// Each host's budget is kept across a reload that leaves its settings and the cap on hosts
+/// as they were, and starts afresh with a new cap (which the HTTP preset takes from the breaker).
+#[tokio::test]
+async fn the_http_preset_keeps_each_hosts_budget_unless_the_cap_on_hosts_changes() {
+    let server = FlakyServer::start().await.unwrap();
+    let build = |max_keys: usize| {
+        ResilienceLayer::http()
+            .max_attempts(3)
+            .backoff(ExponentialBackoff::new(ms(1), 1.0, ms(1)).with_jitter(Jitter::None))
+            // No ratio: one retry a minute from the floor, and nothing earned.
+            .budget(RetryBudget::new(0.0, 1, Duration::from_secs(60)).unwrap())
+            .circuit_breaker(
+                BreakerConfig::new()
+                    .consecutive_failures(100)
+                    .max_keys(max_keys),
+            )
+            .build()
+            .unwrap()
+    };
+    let layer = build(1024);
+    let mut svc = layer.layer(Client::builder(TokioExecutor::new()).build_http());
+    get_503(&mut svc, &server).await.unwrap();
+    assert_eq!(server.stats.requests_to("/status/503"), 2, "one retry");
+
+    layer.reload(build(1024));
+    get_503(&mut svc, &server).await.unwrap();
+    assert_eq!(
+        server.stats.requests_to("/status/503"),
+        2 + 1,
+        "the host's budget is still spent"
+    );
+
+    layer.reload(build(10));
+    get_503(&mut svc, &server).await.unwrap();
+    assert_eq!(
+        server.stats.requests_to("/status/503"),
+        3 + 2,
+        "a new cap on hosts: a new budget, full"
+    );
+}
+
 /// The throttle's thresholds change in place, keeping what its window counted; its window
 /// does not.
 #[tokio::test(start_paused = true)]

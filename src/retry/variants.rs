@@ -58,7 +58,8 @@ impl<C, P: Clone, K: Clone> RetryLayer<C, P, K> {
 }
 
 impl<C, P, K> Carry for RetryLayer<C, P, K> {
-    /// Keeps the budget (each key's, with a budget per key) when its settings are the same.
+    /// Keeps the budget when its settings are the same; with a budget per key, each key's
+    /// when the cap on keys is the same too.
     fn carry_state(&mut self, old: &Self) {
         let (Some(new), Some(kept)) = (self.shared.budget.as_ref(), old.shared.budget.as_ref())
         else {
@@ -68,8 +69,10 @@ impl<C, P, K> Carry for RetryLayer<C, P, K> {
             return;
         }
         self.shared = Arc::new(self.shared.with_budget(Some(kept.clone())));
-        if self.keyed.is_some() {
-            self.keyed = old.keyed.clone();
+        if let (Some(new), Some(kept)) = (&self.keyed, &old.keyed)
+            && new.cap() == kept.cap()
+        {
+            self.keyed = Some(kept.clone());
         }
     }
 }
