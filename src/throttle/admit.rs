@@ -1,5 +1,5 @@
-//! The throttle's decision: the thresholds a layer's windows share, and whether a window admits
-//! a request; whether an outcome was an accept.
+//! The throttle's decision: the formula a layer's windows share, and whether a window admits a
+//! request; whether an outcome was an accept.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,29 +8,30 @@ use super::Throttle;
 use super::window::{K_FRACTION, Tally, Window};
 use crate::classify::{Classification, Reason};
 
-/// `K` and the highest rejection probability, shared by every window of a layer, so that
-/// [`ThrottleLayer::reload`](super::ThrottleLayer::reload) changes them in place: each as its
-/// `f64`'s bits, and `K` also in 1/65 536ths, rounded down, for the tests in integers (the
-/// window's headroom, and the whole window's test past it).
-pub(super) struct Thresholds {
-    k: AtomicU64,
+/// The formula's inputs that every window of a layer shares: `K` (in 1/65 536ths, rounded
+/// down, for the tests in integers: the window's headroom, and the whole window's test past it)
+/// and the highest rejection probability, which
+/// [`ThrottleLayer::reload`](super::ThrottleLayer::reload) changes in place, and the sequence
+/// of draws.
+pub(super) struct Formula {
     k_fixed: AtomicU64,
     max_rejection: AtomicU64,
+    draws: AtomicU64,
 }
 
-impl Thresholds {
+impl Formula {
     pub(super) fn new(throttle: &Throttle) -> Self {
-        let thresholds = Thresholds {
-            k: AtomicU64::new(0),
+        let formula = Formula {
             k_fixed: AtomicU64::new(0),
             max_rejection: AtomicU64::new(0),
+            draws: AtomicU64::new(throttle.seed.unwrap_or_else(|| fastrand::u64(..))),
         };
-        thresholds.set(throttle);
-        thresholds
+        formula.set(throttle);
+        formula
     }
 
+    /// Takes `throttle`'s `K` and cap (not its seed: the draws go on).
     pub(super) fn set(&self, throttle: &Throttle) {
-        self.k.store(throttle.k.to_bits(), Ordering::Relaxed);
         // `as` saturates: a `K` too large for 48 bits admits everything, as it would anyway.
         let k_fixed = (throttle.k * f64::from(1u32 << K_FRACTION)) as u64;
         self.k_fixed.store(k_fixed, Ordering::Relaxed);
@@ -42,34 +43,24 @@ impl Thresholds {
     pub(super) fn k_fixed(&self) -> u64 {
         self.k_fixed.load(Ordering::Relaxed)
     }
-}
 
-/// One window's state, the classifier that counts into it, and what the throttle's windows
-/// share: the thresholds and the draws.
-pub(crate) struct Throttler<C> {
-    pub(super) window: Window,
-    pub(super) classifier: Arc<C>,
-    pub(super) thresholds: Arc<Thresholds>,
-    pub(super) draws: Arc<AtomicU64>,
-}
-
-impl<C> Throttler<C> {
-    /// Whether a new request is to be rejected, and if so the window's tally: the whole
-    /// window's test, for a slice past its headroom ([`Window::has_headroom`]).
-    pub(super) fn admit(&self) -> Result<(), Tally> {
-        let tally = self.window.tally();
-        if tally.rejects_nothing(self.thresholds.k_fixed()) {
+    /// Whether a new request is to be rejected, and if so `window`'s tally: the whole window's
+    /// test, for a slice past its headroom ([`Window::has_headroom`]).
+    pub(super) fn admit(&self, window: &Window) -> Result<(), Tally> {
+        let tally = window.tally();
+        if tally.rejects_nothing(self.k_fixed()) {
             return Ok(());
         }
         self.draw(tally)
     }
 
-    /// The formula's draw, for a window with more requests than `K` × accepts.
+    /// The formula's draw, for a window with more requests than `K` × accepts; with the same
+    /// `K`, rounded down, as the tests in integers.
     #[cold]
     fn draw(&self, tally: Tally) -> Result<(), Tally> {
-        let k = f64::from_bits(self.thresholds.k.load(Ordering::Relaxed));
+        let k = self.k_fixed() as f64 / f64::from(1u32 << K_FRACTION);
         let excess = tally.requests as f64 - k * tally.accepts as f64;
-        let max_rejection = f64::from_bits(self.thresholds.max_rejection.load(Ordering::Relaxed));
+        let max_rejection = f64::from_bits(self.max_rejection.load(Ordering::Relaxed));
         let p = (excess / (tally.requests + 1) as f64).min(max_rejection);
         if draw(&self.draws) < p {
             Err(tally)
@@ -77,6 +68,12 @@ impl<C> Throttler<C> {
             Ok(())
         }
     }
+}
+
+/// One window's state, and the classifier that counts into it.
+pub(crate) struct Throttler<C> {
+    pub(super) window: Window,
+    pub(super) classifier: Arc<C>,
 }
 
 /// A uniform draw in `[0, 1)` from the layer's sequence (SplitMix64): lock-free, and the same

@@ -68,7 +68,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use tower_layer::Layer;
@@ -81,7 +80,7 @@ mod service;
 mod ticker;
 mod window;
 
-use self::admit::{Thresholds, Throttler};
+use self::admit::{Formula, Throttler};
 use self::ticker::Windows;
 use self::window::Window;
 
@@ -198,7 +197,6 @@ pub struct ThrottleLayer<C, K = Unscoped> {
     scope: K,
     // What the layer was built with: the window and the keys stay; `K` and the cap can change.
     settings: Throttle,
-    thresholds: Arc<Thresholds>,
 }
 
 impl<C, K> ThrottleLayer<C, K> {
@@ -232,9 +230,9 @@ impl<C, K> ThrottleLayer<C, K> {
         if let Some(field) = changed {
             return Err(ConfigError::new(field, ConfigProblem::FixedOnceBuilt));
         }
-        self.thresholds.set(&throttle);
-        (self.windows.scopes)
-            .for_each(|throttler| throttler.window.set_k(|| throttler.thresholds.k_fixed()));
+        let formula = &self.windows.formula;
+        formula.set(&throttle);
+        (self.windows.scopes).for_each(|throttler| throttler.window.set_k(|| formula.k_fixed()));
         Ok(())
     }
 }
@@ -243,16 +241,11 @@ impl<C> ThrottleLayer<C> {
     /// One window for every call, counting what `classifier` calls accepted.
     pub fn new(throttle: Throttle, classifier: C) -> Result<Self, ConfigError> {
         throttle.check()?;
-        let thresholds = Arc::new(Thresholds::new(&throttle));
-        let throttler = throttler(
-            Arc::new(classifier),
-            (thresholds.clone(), new_draws(&throttle)),
-        );
+        let scopes = Scopes::single(throttler(Arc::new(classifier)));
         Ok(ThrottleLayer {
-            windows: Arc::new(Windows::new(Scopes::single(throttler), throttle.window)),
+            windows: windows(scopes, &throttle),
             scope: Unscoped,
             settings: throttle,
-            thresholds,
         })
     }
 
@@ -266,35 +259,28 @@ impl<C> ThrottleLayer<C> {
         C: Send + Sync + 'static,
     {
         throttle.check()?;
-        let thresholds = Arc::new(Thresholds::new(&throttle));
-        let shared = (thresholds.clone(), new_draws(&throttle));
         let classifier = Arc::new(classifier);
-        let make = move || throttler(classifier.clone(), shared.clone());
-        let scopes = Scopes::per_key(throttle.keys(), make);
+        let scopes = Scopes::per_key(throttle.keys(), move || throttler(classifier.clone()));
         Ok(ThrottleLayer {
-            windows: Arc::new(Windows::new(scopes, throttle.window)),
+            windows: windows(scopes, &throttle),
             scope,
             settings: throttle,
-            thresholds,
         })
     }
 }
 
-fn new_draws(throttle: &Throttle) -> Arc<AtomicU64> {
-    Arc::new(AtomicU64::new(
-        throttle.seed.unwrap_or_else(|| fastrand::u64(..)),
+fn windows<C>(scopes: Scopes<Throttler<C>>, throttle: &Throttle) -> Arc<Windows<C>> {
+    Arc::new(Windows::new(
+        scopes,
+        Formula::new(throttle),
+        throttle.window,
     ))
 }
 
-fn throttler<C>(
-    classifier: Arc<C>,
-    (thresholds, draws): (Arc<Thresholds>, Arc<AtomicU64>),
-) -> Throttler<C> {
+fn throttler<C>(classifier: Arc<C>) -> Throttler<C> {
     Throttler {
         window: Window::new(),
         classifier,
-        thresholds,
-        draws,
     }
 }
 
@@ -304,7 +290,6 @@ impl<C, K: Clone> Clone for ThrottleLayer<C, K> {
             windows: self.windows.clone(),
             scope: self.scope.clone(),
             settings: self.settings,
-            thresholds: self.thresholds.clone(),
         }
     }
 }

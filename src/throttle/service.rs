@@ -7,7 +7,7 @@ use tower_service::Service;
 
 use super::admit::{Throttler, accepted};
 use super::ticker::Windows;
-use super::window::Tally;
+use super::window::{Tally, Window};
 use crate::classify::ClassifyOutcome;
 use crate::error::{BoxError, Error, ErrorKind};
 use crate::gate::{GateFuture, Settle};
@@ -69,7 +69,7 @@ where
     fn call(&mut self, request: Req) -> Self::Future {
         let slot = self.windows.scopes.get(&self.scope, &request);
         if !slot.window.has_headroom()
-            && let Err(tally) = past_headroom(&self.windows, &slot)
+            && let Err(tally) = past_headroom(&self.windows, &slot.window)
         {
             return ResponseFuture::rejected(reject(slot, tally));
         }
@@ -82,10 +82,10 @@ where
 #[cold]
 fn past_headroom<C: Send + Sync + 'static>(
     windows: &Arc<Windows<C>>,
-    throttler: &Throttler<C>,
+    window: &Window,
 ) -> Result<(), Tally> {
     windows.keep_sliding();
-    throttler.admit()
+    windows.formula.admit(window)
 }
 
 /// Counts a rejected request (a request all the same) and says why it was rejected.

@@ -11,7 +11,9 @@
 //! dropped, or with its runtime (a layer used in a later runtime starts a new task there).
 //! Outside a tokio runtime no window slides, and the throttle counts every call since the layer
 //! was made; in a runtime without timers the task cannot arm its first, and it is not started
-//! again.
+//! again. It finds that out by tokio's panic on arming a timer there, which tokio catches for
+//! the task; built with `panic = "abort"`, that ends the process, so a throttle needs
+//! `enable_time` as every timeout of this crate does.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -21,21 +23,24 @@ use tokio::runtime::Handle;
 use tokio::time::Instant;
 
 use super::Throttler;
+use super::admit::Formula;
 use super::window::SLICES;
 use crate::scope::Scopes;
 
 /// A layer's windows (one, or one per key), and whether a ticker is sliding them.
 pub(crate) struct Windows<C> {
     pub(super) scopes: Scopes<Throttler<C>>,
+    pub(super) formula: Formula,
     slice: Duration,
     ticking: AtomicBool,
 }
 
 impl<C> Windows<C> {
     /// `scopes`, whose windows are `window` long.
-    pub(super) fn new(scopes: Scopes<Throttler<C>>, window: Duration) -> Self {
+    pub(super) fn new(scopes: Scopes<Throttler<C>>, formula: Formula, window: Duration) -> Self {
         Windows {
             scopes,
+            formula,
             slice: window / SLICES,
             ticking: AtomicBool::new(false),
         }
@@ -82,13 +87,12 @@ impl<C: Send + Sync + 'static> Windows<C> {
 /// use. The guard is an argument, so that it is dropped with the task even if the task is never
 /// polled (a runtime dropped right after the call that spawned it).
 async fn tick<C>(mut stopped: Stopped<C>, slice: Duration, mut next: Instant) {
-    let windows = stopped.windows.clone();
     loop {
         stopped.arming = true;
         let end_of_slice = tokio::time::sleep_until(next);
         stopped.arming = false;
         end_of_slice.await;
-        let Some(live) = windows.upgrade() else {
+        let Some(live) = stopped.windows.upgrade() else {
             return;
         };
         // The slices that ended while this task waited for its turn (one, unless the runtime
@@ -101,7 +105,7 @@ async fn tick<C>(mut stopped: Stopped<C>, slice: Duration, mut next: Instant) {
         next = now + (slice - into_next);
         for _ in 0..ended.min(u128::from(SLICES)) {
             live.scopes
-                .for_each(|throttler| throttler.window.slide(|| throttler.thresholds.k_fixed()));
+                .for_each(|throttler| throttler.window.slide(|| live.formula.k_fixed()));
         }
     }
 }
