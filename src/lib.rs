@@ -151,6 +151,7 @@ pub mod http;
 mod metrics;
 mod preset;
 pub mod retry;
+mod rng;
 pub mod scope;
 #[cfg(feature = "testing")]
 pub mod testing;

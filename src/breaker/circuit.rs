@@ -338,7 +338,7 @@ impl Circuit {
     fn random(&self, guarded: &mut Guarded) -> f64 {
         let n = guarded.breaks;
         guarded.breaks += 1;
-        fastrand::Rng::with_seed(self.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)).f64()
+        crate::rng::nth(self.seed, n).f64()
     }
 
     fn on_probe(&self, pass: Pass, failed: bool, now_us: Option<u64>, key: Option<&str>) {

@@ -26,9 +26,13 @@ pub(crate) struct MethodLayers {
     pub(crate) retry: RetryLayer<GrpcClassifier, HttpReplay, ByAuthority>,
 }
 
+/// Which entry serves a path, by its position: what a routed call looks up. Hashed with
+/// foldhash, as the scopes are.
+pub(crate) type PathIndex = HashMap<Box<str>, usize, foldhash::quality::RandomState>;
+
 /// Every entry's layers, and which entry serves a path.
 pub(crate) struct Methods {
-    pub(crate) index: HashMap<Box<str>, usize, foldhash::quality::RandomState>,
+    pub(crate) index: PathIndex,
     pub(crate) layers: Vec<MethodLayers>,
 }
 

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use tonic::Code;
 
 use super::classify::GRPC_CODES;
+use super::methods::PathIndex;
 use crate::error::{ConfigError, ConfigProblem};
 
 /// The client's own cap on attempts: A6 treats a larger `maxAttempts` as 5.
@@ -22,7 +23,7 @@ pub(crate) struct ServiceConfig {
     pub(crate) methods: Vec<MethodConfig>,
     /// Which entry serves a path: `/service/method`, `/service/` or `` (the default). Hashed
     /// with foldhash, as the scopes are: a routed call looks up to three paths.
-    pub(crate) index: HashMap<Box<str>, usize, foldhash::quality::RandomState>,
+    pub(crate) index: PathIndex,
     /// `retryThrottling`: `maxTokens` and `tokenRatio`.
     pub(crate) throttling: Option<(u32, f64)>,
 }

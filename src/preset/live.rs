@@ -104,8 +104,7 @@ impl<L> Live<L> {
     }
 
     /// The stack over `client` with the latest settings (`layer`'s, or the latest reload's),
-    /// for one call only: no reloading wrapper, no copy of the client.
-    #[cfg(feature = "reqwest-middleware")]
+    /// for one call only (the reqwest middleware's), or for a reloading service to hold.
     pub(crate) fn build_now<S>(&self, layer: &L, client: S) -> L::Stack
     where
         L: Build<S>,
@@ -124,10 +123,7 @@ impl<L> Live<L> {
     {
         // The generation first: a reload after this read is seen at the first call.
         let seen = self.generation();
-        let stack = match &*self.current() {
-            Some(current) => current.build(client.clone()),
-            None => layer.build(client.clone()),
-        };
+        let stack = self.build_now(layer, client.clone());
         Reloading {
             live: self.clone(),
             seen,

@@ -207,7 +207,7 @@ impl Config {
         match self.seed {
             Some(seed) => {
                 let n = self.sequence.fetch_add(1, Ordering::Relaxed);
-                fastrand::Rng::with_seed(seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                crate::rng::nth(seed, n)
             }
             None => fastrand::Rng::new(),
         }

@@ -273,5 +273,5 @@ impl<Res> Plan<Res> {
 /// layer other than `FaultLayer` passes a `salt` of its own, so that two layers stacked with the
 /// same seed do not pick the same requests.
 pub(super) fn nth_rng(seed: u64, salt: u64, n: u64) -> fastrand::Rng {
-    fastrand::Rng::with_seed(seed ^ salt ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    crate::rng::nth(seed ^ salt, n)
 }

@@ -26,6 +26,13 @@ async fn calls<S: Service<(), Error = BoxError>>(svc: &mut S, n: usize) {
     }
 }
 
+/// The tasks alive in the current runtime: a ticker, when a test spawned nothing else.
+fn tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
 fn echo() -> impl Service<(), Response = (), Error = BoxError> + Clone {
     service_fn(|()| async { Ok::<(), BoxError>(()) })
 }
@@ -96,11 +103,6 @@ fn without_timers_the_ticker_is_not_started_again_and_calls_go_on() {
         .unwrap();
     let layer = ThrottleLayer::new(Throttle::new(), DefaultClassifier).unwrap();
     let mut svc = layer.layer(echo());
-    let tasks = || {
-        tokio::runtime::Handle::current()
-            .metrics()
-            .num_alive_tasks()
-    };
     runtime.block_on(async {
         calls(&mut svc, 1).await;
         assert_eq!(tasks(), 1, "the call started a ticker");
@@ -183,11 +185,6 @@ fn a_runtime_dropped_before_its_ticker_ran_leaves_room_for_the_next() {
 
 #[tokio::test(start_paused = true)]
 async fn the_ticker_ends_with_the_layer() {
-    let tasks = || {
-        tokio::runtime::Handle::current()
-            .metrics()
-            .num_alive_tasks()
-    };
     let layer = ThrottleLayer::new(Throttle::new(), DefaultClassifier).unwrap();
     let mut svc = layer.layer(echo());
     calls(&mut svc, 1).await;
